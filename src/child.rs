@@ -1,0 +1,193 @@
+//! The container's side of `rocker run`. It runs in the cloned child, which
+//! is already PID 1 of the new namespaces, and ends either in `execve` of the
+//! command or in a `Failed` message to the monitor (see `channel` for the
+//! handshake). Each step is named; the order matters and is explained.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{open, OFlag};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::prctl;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::{
+    chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, getcwd, sethostname, setresgid,
+    setresuid, setsid, Gid, Uid,
+};
+
+use crate::channel::Channel;
+use crate::error::exit_status_of;
+use crate::mountplan::MountOp;
+use crate::spec::{ContainerSpec, NetworkMode};
+use crate::sys::{self, Forked};
+use crate::{capabilities, program, reaper, rootfs};
+
+/// Never returns: the process becomes the container's command, or reports
+/// why it could not and exits with the status rocker will end with.
+pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: &SigSet) -> ! {
+    let prepared = match prepare(&channel, spec, mounts) {
+        Ok(prepared) => prepared,
+        Err(err) => fail(&channel, err),
+    };
+    if spec.init {
+        match sys::fork() {
+            Ok(Forked::Parent(command)) => {
+                // The reaper keeps nothing of the command's: with its copy of
+                // the channel closed, the monitor reads end of stream as soon
+                // as the command has exec'd.
+                drop(channel);
+                drop(prepared);
+                reaper::supervise(command, signals)
+            }
+            Ok(Forked::Child) => {}
+            Err(err) => fail(&channel, anyhow::Error::new(err).context("forking under --init")),
+        }
+    }
+    let err = match exec(prepared, spec.process.stdin) {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    fail(&channel, err)
+}
+
+fn fail(channel: &Channel, err: anyhow::Error) -> ! {
+    let status = exit_status_of(&err);
+    let _ = channel.failed(status, format!("{err:#}"));
+    sys::exit_now(status)
+}
+
+/// What is left to do once the container is set up: start the command.
+struct Prepared {
+    console: Option<OwnedFd>,
+    name: String,
+    executable: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+/// Everything up to the command: namespaces filled in, privileges reduced.
+fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<Prepared> {
+    // A container must not outlive the monitor that answers for it. Should
+    // the monitor already be gone, the wait below reads end of stream.
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+    channel.wait_for_mapping()?;
+
+    let user = spec.process.user;
+    let gid = Gid::from_raw(user.gid);
+    let uid = Uid::from_raw(user.uid);
+    setresgid(gid, gid, gid).with_context(|| format!("becoming gid {gid} in the container"))?;
+    setresuid(uid, uid, uid).with_context(|| format!("becoming uid {uid} in the container"))?;
+
+    rootfs::enter(&spec.rootfs, mounts, spec.read_only)?;
+    sethostname(&spec.hostname).context("setting the hostname")?;
+    if spec.network == NetworkMode::None {
+        sys::set_loopback_up().context("bringing up the loopback interface")?;
+    }
+    // The pty comes from the container's own devpts, so `tty` inside names it.
+    let console = match spec.process.terminal {
+        true => Some(open_console(channel)?),
+        false => None,
+    };
+    enter_working_directory(&spec.process.cwd)?;
+
+    let env = &spec.process.env;
+    let path = env
+        .iter()
+        .find(|(name, _)| name == "PATH")
+        .map_or(program::DEFAULT_PATH, |(_, value)| value.as_str());
+    let name = spec.process.args[0].clone();
+    let executable = program::find(&name, path)?;
+
+    capabilities::restrict_to_default()?;
+    prctl::set_no_new_privs().context("setting no_new_privs")?;
+    // Until exec replaces it, this process is rocker's binary: keep its
+    // /proc/PID/exe out of reach of the container (CVE-2019-5736). Changing
+    // capabilities above also cleared the parent-death signal: set it again.
+    prctl::set_dumpable(false).context("marking the process non-dumpable")?;
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+
+    Ok(Prepared {
+        console,
+        name,
+        executable: CString::new(executable.into_os_string().into_encoded_bytes())?,
+        args: c_strings(spec.process.args.iter().map(String::as_str))?,
+        env: c_strings(env.iter().map(|(k, v)| format!("{k}={v}")))?,
+    })
+}
+
+/// Connects stdio and replaces this process with the command.
+fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
+    // A new session with no controlling terminal: the command cannot push
+    // input into the caller's terminal with TIOCSTI (CVE-2017-5226).
+    setsid().context("starting a new session")?;
+    match prepared.console {
+        Some(terminal) => attach_terminal(terminal)?,
+        None if !pass_stdin => {
+            let null = open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .context("opening /dev/null for stdin")?;
+            dup2_stdin(&null).context("connecting stdin to /dev/null")?;
+        }
+        None => {}
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .context("unblocking signals")?;
+    sys::reset_signal_to_default(Signal::SIGPIPE).context("restoring SIGPIPE")?;
+    // Only 0, 1 and 2 may reach the command (CVE-2024-21626).
+    sys::cloexec_from(3).context("closing inherited descriptors")?;
+    let errno = execve(&prepared.executable, &prepared.args, &prepared.env).unwrap_err();
+    Err(program::exec_error(&prepared.name, errno).into())
+}
+
+fn c_strings<S: Into<Vec<u8>>>(items: impl Iterator<Item = S>) -> Result<Vec<CString>> {
+    items
+        .map(|s| CString::new(s).context("an argument or variable contains a NUL byte"))
+        .collect()
+}
+
+/// Opens a pty in the container's devpts, hands the master to the monitor
+/// and returns the slave once the monitor has set its window size.
+fn open_console(channel: &Channel) -> Result<OwnedFd> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .context("opening /dev/ptmx in the container")?;
+    grantpt(&master).context("grantpt")?;
+    unlockpt(&master).context("unlockpt")?;
+    let slave_path = ptsname_r(&master).context("ptsname")?;
+    let slave = open(
+        slave_path.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {slave_path}"))?;
+    channel.send_console(master.as_fd())?;
+    drop(master);
+    channel.wait_for_console_sized()?;
+    Ok(slave)
+}
+
+fn attach_terminal(terminal: OwnedFd) -> Result<()> {
+    sys::set_controlling_terminal(&terminal).context("making the pty the controlling terminal")?;
+    dup2_stdin(&terminal).context("connecting stdin to the pty")?;
+    dup2_stdout(&terminal).context("connecting stdout to the pty")?;
+    dup2_stderr(&terminal).context("connecting stderr to the pty")?;
+    Ok(())
+}
+
+/// Changes to the working directory, creating it when missing (docker does
+/// too). The lookup happens after pivot_root, so it cannot leave the rootfs;
+/// the getcwd check catches a directory reached through a descriptor that
+/// still points outside (CVE-2024-21626).
+fn enter_working_directory(cwd: &str) -> Result<()> {
+    if let Err(err) = std::fs::create_dir_all(cwd) {
+        if !std::path::Path::new(cwd).is_dir() {
+            return Err(err).with_context(|| format!("creating the working directory {cwd}"));
+        }
+    }
+    chdir(cwd).with_context(|| format!("changing to the working directory {cwd}"))?;
+    match getcwd() {
+        Ok(path) if path.is_absolute() => Ok(()),
+        _ => bail!("the working directory {cwd} is outside the container"),
+    }
+}

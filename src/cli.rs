@@ -1,0 +1,119 @@
+//! The command line, as clap structs only; `commands/` does the work.
+//! Flags follow docker/podman so their users feel at home.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rocker",
+    version,
+    about = "Rootless containers: no root, no setuid helper, no daemon"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a new container
+    Run(RunArgs),
+    /// Show what this host offers rootless containers
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    /// A network namespace of its own with only loopback
+    None,
+    /// Share the caller's network
+    Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+// `-h` is --hostname here, as in docker run; help stays on --help.
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Directory to use as the container's root file system
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: PathBuf,
+
+    /// Accepted for compatibility: nothing of a container is kept after it exits yet
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Keep stdin open and pass it to the container
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Give the container a pseudo-terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Set an environment variable (NAME=VALUE, or NAME to copy it from here)
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Read environment variables from a file, one NAME=VALUE a line
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// User (and group) to run as inside the container: names or ids
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Override the command's entrypoint ("" for none)
+    #[arg(long, value_name = "COMMAND")]
+    pub entrypoint: Option<String>,
+
+    /// The container's hostname (default: its short id)
+    #[arg(short = 'h', long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Bind-mount a host path: HOST_PATH:CONTAINER_PATH[:ro|rw]
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
+    pub volumes: Vec<String>,
+
+    /// Mount a tmpfs: CONTAINER_PATH[:OPTIONS]
+    #[arg(long, value_name = "DST[:OPTS]")]
+    pub tmpfs: Vec<String>,
+
+    /// Mount the root file system read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+
+    /// Network mode
+    #[arg(long, alias = "net", value_enum, default_value_t = Network::None)]
+    pub network: Network,
+
+    /// Run a small init as PID 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    pub init: bool,
+
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}

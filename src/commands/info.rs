@@ -1,0 +1,69 @@
+//! `rocker info`: what this host offers a rootless user, checked live.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::{Format, InfoArgs};
+use crate::dirs::Dirs;
+use crate::hostcheck::{self, Cgroups, Check};
+
+#[derive(Serialize)]
+struct Report {
+    version: &'static str,
+    kernel: String,
+    uid: u32,
+    user_namespaces: Check,
+    overlay_in_userns: Check,
+    fuse_overlayfs: Check,
+    dev_fuse: Check,
+    slirp4netns: Check,
+    dev_net_tun: Check,
+    cgroups: Cgroups,
+    directories: Dirs,
+}
+
+pub fn run(args: InfoArgs) -> Result<i32> {
+    let dirs = Dirs::discover()?;
+    let report = Report {
+        version: env!("CARGO_PKG_VERSION"),
+        kernel: hostcheck::kernel_release()?,
+        uid: nix::unistd::getuid().as_raw(),
+        user_namespaces: hostcheck::user_namespaces(),
+        overlay_in_userns: hostcheck::overlay_in_userns(dirs.ensure_runtime()?),
+        fuse_overlayfs: hostcheck::program("fuse-overlayfs", "fuse-overlayfs"),
+        dev_fuse: hostcheck::device("/dev/fuse"),
+        slirp4netns: hostcheck::program("slirp4netns", "slirp4netns"),
+        dev_net_tun: hostcheck::device("/dev/net/tun"),
+        cgroups: hostcheck::cgroups(),
+        directories: dirs,
+    };
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print_text(&report),
+    }
+    Ok(0)
+}
+
+fn line(label: &str, check: &Check) {
+    let verdict = if check.ok { "yes" } else { "no" };
+    println!("  {label:<20} {verdict}: {}", check.detail);
+}
+
+fn print_text(report: &Report) {
+    println!("rocker {} on Linux {} as uid {}", report.version, report.kernel, report.uid);
+    println!("Isolation:");
+    line("user namespaces", &report.user_namespaces);
+    println!("Root file systems:");
+    line("overlay in userns", &report.overlay_in_userns);
+    line("fuse-overlayfs", &report.fuse_overlayfs);
+    line("/dev/fuse", &report.dev_fuse);
+    println!("Networking:");
+    line("slirp4netns", &report.slirp4netns);
+    line("/dev/net/tun", &report.dev_net_tun);
+    println!("Resource limits (cgroups {}):", report.cgroups.layout);
+    line("delegated cgroup", &report.cgroups.limits);
+    println!("Directories:");
+    println!("  {:<20} {}", "data", report.directories.data.display());
+    println!("  {:<20} {}", "config", report.directories.config.display());
+    println!("  {:<20} {}", "runtime", report.directories.runtime.display());
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand: each turns parsed arguments into work.
+
+pub mod info;
+pub mod run;

@@ -1,0 +1,77 @@
+//! The per-container /etc/hosts, /etc/hostname and /etc/resolv.conf. They
+//! are generated outside the rootfs and bind-mounted over it, so the rootfs
+//! directory (which may be shared) is never modified.
+
+use crate::spec::NetworkMode;
+
+pub fn hostname_file(hostname: &str) -> String {
+    format!("{hostname}\n")
+}
+
+/// With its own network the container gets a fresh hosts file; on the host
+/// network it sees the host's entries, plus its own name.
+pub fn hosts_file(hostname: &str, network: NetworkMode, host_hosts: Option<&str>) -> String {
+    let base = match (network, host_hosts) {
+        (NetworkMode::Host, Some(text)) => text.to_string(),
+        _ => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string(),
+    };
+    let mut text = base;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    text
+}
+
+/// On the host network the host's resolver works as it is. In a network
+/// namespace of its own a loopback nameserver (systemd-resolved's
+/// 127.0.0.53, a local dnsmasq) would be the container's own loopback, where
+/// nothing listens, so those lines are dropped.
+pub fn resolv_conf(network: NetworkMode, host_resolv: Option<&str>) -> String {
+    let host = host_resolv.unwrap_or("");
+    match network {
+        NetworkMode::Host => host.to_string(),
+        NetworkMode::None => host
+            .lines()
+            .filter(|line| !is_loopback_nameserver(line))
+            .map(|line| format!("{line}\n"))
+            .collect(),
+    }
+}
+
+fn is_loopback_nameserver(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("nameserver") {
+        return false;
+    }
+    words
+        .next()
+        .and_then(|addr| addr.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|addr| addr.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let own = hosts_file("box", NetworkMode::None, Some("10.0.0.1 other\n"));
+        assert!(own.starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(own.ends_with("127.0.1.1\tbox\n"));
+        assert!(!own.contains("other"));
+        let shared = hosts_file("box", NetworkMode::Host, Some("10.0.0.1 other"));
+        assert_eq!(shared, "10.0.0.1 other\n127.0.1.1\tbox\n");
+    }
+
+    #[test]
+    fn resolv_drops_loopback_servers_only_in_own_namespace() {
+        let host = "search lan\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.1\n";
+        assert_eq!(
+            resolv_conf(NetworkMode::None, Some(host)),
+            "search lan\nnameserver 192.0.2.1\n"
+        );
+        assert_eq!(resolv_conf(NetworkMode::Host, Some(host)), host);
+        assert_eq!(resolv_conf(NetworkMode::None, None), "");
+    }
+}

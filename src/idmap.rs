@@ -1,0 +1,51 @@
+//! The user namespace's id maps, written by the parent with plain writes.
+//!
+//! An unprivileged process may map exactly one id: its own. So the map is one
+//! line putting the container's user (root by default) on the caller's uid,
+//! with no /etc/subuid and no setuid `newuidmap`. Before an unprivileged
+//! process may write `gid_map` it must give up `setgroups(2)` in the
+//! namespace: otherwise it could drop a group that a file's permissions deny
+//! it through (CVE-2014-8989).
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use nix::unistd::Pid;
+
+/// One `uid_map`/`gid_map` line: `inside` in the namespace is `outside` on
+/// the host, for one id.
+pub fn map_line(inside: u32, outside: u32) -> String {
+    format!("{inside} {outside} 1\n")
+}
+
+/// Writes setgroups, uid_map and gid_map of `pid`, in the order the kernel
+/// requires.
+pub fn write_id_maps(pid: Pid, uid: (u32, u32), gid: (u32, u32)) -> Result<()> {
+    let proc_dir = format!("/proc/{pid}");
+    write_proc_file(&format!("{proc_dir}/setgroups"), "deny")?;
+    write_proc_file(&format!("{proc_dir}/uid_map"), &map_line(uid.0, uid.1))?;
+    write_proc_file(&format!("{proc_dir}/gid_map"), &map_line(gid.0, gid.1))?;
+    Ok(())
+}
+
+/// These files take their whole content in a single write(2).
+fn write_proc_file(path: &str, content: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {path}"))?;
+    file.write_all(content.as_bytes())
+        .with_context(|| format!("writing {content:?} to {path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_map_one_id() {
+        assert_eq!(map_line(0, 1000), "0 1000 1\n");
+        assert_eq!(map_line(1000, 1000), "1000 1000 1\n");
+        assert_eq!(map_line(33, 4242), "33 4242 1\n");
+    }
+}

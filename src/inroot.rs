@@ -1,0 +1,133 @@
+//! Path resolution inside a root file system that may be hostile.
+//!
+//! A rootfs is untrusted: `/etc` may be a symlink to `/home/me`, a volume's
+//! destination may climb out with `../..`. Every path inside it is resolved
+//! with `openat2(RESOLVE_IN_ROOT)`, which treats the rootfs as `/` for
+//! absolute symlinks and `..` alike, so a lookup can never leave it (crun
+//! does the same). Mounts then target `/proc/self/fd/N` of the resolved fd.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{mkdirat, Mode};
+
+/// What to create when a path is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Directory,
+    File,
+}
+
+fn how(flags: OFlag) -> OpenHow {
+    OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+}
+
+fn relative(path: &str) -> &str {
+    match path.trim_start_matches('/') {
+        "" => ".",
+        rest => rest,
+    }
+}
+
+/// Opens `path` (absolute inside the root) as an `O_PATH` descriptor.
+pub fn open(root: impl AsFd, path: &str) -> nix::Result<OwnedFd> {
+    openat2(root, relative(path), how(OFlag::O_PATH))
+}
+
+/// Opens `path` inside the root, creating it (and missing parents) as `kind`
+/// when absent. Each component is created relative to an already-resolved
+/// parent, so a symlink planted in the rootfs is followed only within it.
+pub fn open_or_create(root: impl AsFd, path: &str, kind: Kind) -> nix::Result<OwnedFd> {
+    let root = root.as_fd();
+    match open(root, path) {
+        Err(Errno::ENOENT) => {}
+        other => return other,
+    }
+    let as_path = Path::new(path);
+    let (Some(parent), Some(name)) = (as_path.parent(), as_path.file_name()) else {
+        return Err(Errno::ENOENT);
+    };
+    let parent = open_or_create(root, &parent.to_string_lossy(), Kind::Directory)?;
+    let created = match kind {
+        Kind::Directory => mkdirat(&parent, name, Mode::from_bits_truncate(0o755)),
+        Kind::File => openat(
+            &parent,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map(drop),
+    };
+    match created {
+        Ok(()) | Err(Errno::EEXIST) => open(root, path),
+        Err(err) => Err(err),
+    }
+}
+
+/// Reads a small text file inside the root; `None` when it does not exist.
+pub fn read_to_string(root: &Path, path: &str) -> std::io::Result<Option<String>> {
+    let root = std::fs::File::open(root)?;
+    match openat2(&root, relative(path), how(OFlag::O_RDONLY)) {
+        Ok(fd) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text)?;
+            Ok(Some(text))
+        }
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The path through which the kernel reaches what `fd` refers to.
+pub fn fd_path(fd: &impl std::os::fd::AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("rocker-inroot-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("root/etc")).unwrap();
+        std::fs::create_dir_all(dir.join("outside")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn symlinks_stay_inside_the_root() {
+        let dir = scratch("symlink");
+        let root_path = dir.join("root");
+        std::fs::write(dir.join("outside/secret"), "host").unwrap();
+        std::fs::write(root_path.join("etc/secret"), "container").unwrap();
+        // Both an absolute link and one climbing with .. land inside the root.
+        symlink("/etc", root_path.join("abs")).unwrap();
+        symlink("../../../../../etc", root_path.join("climb")).unwrap();
+        for path in ["/abs/secret", "/climb/secret", "/../../etc/secret"] {
+            let got = read_to_string(&root_path, path).unwrap();
+            assert_eq!(got.as_deref(), Some("container"), "{path}");
+        }
+        assert_eq!(read_to_string(&root_path, "/missing").unwrap(), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn creation_follows_links_only_within_the_root() {
+        let dir = scratch("create");
+        let root_path = dir.join("root");
+        symlink(dir.join("outside"), root_path.join("escape")).unwrap();
+        let root = std::fs::File::open(&root_path).unwrap();
+        open_or_create(&root, "/escape/made/file", Kind::File).unwrap();
+        // The absolute host path in the link was taken as a path in the root.
+        let inside = root_path.join(dir.strip_prefix("/").unwrap()).join("outside/made/file");
+        assert!(inside.is_file(), "{}", inside.display());
+        assert!(!dir.join("outside/made").exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

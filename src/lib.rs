@@ -1,0 +1,60 @@
+//! rocker: rootless OCI containers for ordinary users.
+//!
+//! The binary is a thin `main` over [`main`]. The modules, in the order a
+//! `rocker run` touches them: `cli` (flags) -> `commands::run` (a
+//! `spec::ContainerSpec`) -> `monitor` (the parent: clone, id maps, signals,
+//! terminal) and `child` (the container side: `rootfs` carries out the
+//! `mountplan`, then capabilities and exec), talking over `channel`.
+//! `sys` holds every raw system call that needs `unsafe`.
+
+pub mod capabilities;
+pub mod channel;
+pub mod child;
+pub mod cli;
+pub mod commands;
+pub mod console;
+pub mod dirs;
+pub mod error;
+pub mod etcfiles;
+pub mod hostcheck;
+pub mod idmap;
+pub mod inroot;
+pub mod monitor;
+pub mod mountplan;
+pub mod options;
+pub mod program;
+pub mod reaper;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+pub mod sys;
+pub mod users;
+
+use clap::Parser;
+
+/// Parses the command line, runs the command and returns the exit status.
+pub fn main() -> i32 {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // docker exits 125 on bad flags; help and version are no error.
+            return if err.use_stderr() {
+                error::EXIT_ROCKER_FAILED
+            } else {
+                0
+            };
+        }
+    };
+    let result = match cli.command {
+        cli::Command::Run(args) => commands::run::run(args),
+        cli::Command::Info(args) => commands::info::run(args),
+    };
+    match result {
+        Ok(status) => status,
+        Err(err) => {
+            eprintln!("rocker: {err:#}");
+            error::exit_status_of(&err)
+        }
+    }
+}

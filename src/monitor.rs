@@ -1,0 +1,224 @@
+//! The parent side of `rocker run`: creates the container, writes its id
+//! maps, watches its setup, then forwards signals (and relays the terminal)
+//! until it exits. Every resource is held by a guard, so any failure on the
+//! way out kills the container, reaps it and removes its live directory,
+//! in reverse order of acquisition.
+
+use std::os::fd::AsFd;
+
+use anyhow::{Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{getgid, getuid, Pid};
+
+use crate::channel::Channel;
+use crate::console::Console;
+use crate::dirs::Dirs;
+use crate::error::wait_status_to_exit_code;
+use crate::spec::{ContainerSpec, NetworkMode};
+use crate::state::ContainerDir;
+use crate::sys::{self, Forked};
+use crate::{child, hostcheck, idmap, mountplan};
+
+/// Signals that, sent to `rocker run`, are meant for the container.
+const FORWARDED: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// The user namespace comes first: it is what makes the others possible
+/// without privilege, and it owns them.
+fn namespace_flags(network: NetworkMode) -> CloneFlags {
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    if network != NetworkMode::Host {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// Runs the container to completion and returns its exit status.
+pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
+    let live_dir = ContainerDir::create(dirs.ensure_runtime()?, &spec.id)?;
+    let files = live_dir.write_etc_files(spec)?;
+    let mounts = mountplan::plan(spec, &files);
+    let (channel, child_end) = Channel::pair()?;
+
+    // Blocked before the clone, so no signal is lost before the loop below
+    // reads them; the child inherits the mask and clears it before exec.
+    let mut signals: SigSet = FORWARDED.iter().copied().collect();
+    signals.add(Signal::SIGCHLD);
+    let _mask = BlockedSignals::block(&signals)?;
+
+    let pid = match sys::clone_into_namespaces(namespace_flags(spec.network)) {
+        Ok(Forked::Child) => {
+            drop(channel);
+            child::run(child_end, spec, &mounts, &signals)
+        }
+        Ok(Forked::Parent(pid)) => pid,
+        Err(err) => {
+            return Err(err).context(format!(
+                "creating the container's namespaces{}",
+                hostcheck::userns_hint()
+            ))
+        }
+    };
+    drop(child_end);
+    let mut container = ContainerProcess { pid, reaped: false };
+
+    let user = spec.process.user;
+    idmap::write_id_maps(
+        pid,
+        (user.uid, getuid().as_raw()),
+        (user.gid, getgid().as_raw()),
+    )
+    .with_context(|| format!("writing the id maps{}", hostcheck::userns_hint()))?;
+    channel.mapping_written()?;
+
+    let mut console = match spec.process.terminal {
+        true => {
+            let console = Console::new(channel.wait_for_console()?);
+            channel.console_sized()?;
+            Some(console)
+        }
+        false => None,
+    };
+    channel.wait_for_exec()?;
+
+    if let Some(console) = console.as_mut() {
+        console.enter_raw_mode()?;
+    }
+    let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("creating a signalfd")?;
+    let status = supervise(&mut container, &signal_fd, console.as_ref(), spec.process.stdin)?;
+    drop(console);
+    Ok(status)
+}
+
+/// Waits for the container's PID 1 to exit, forwarding signals and relaying
+/// the terminal meanwhile.
+fn supervise(
+    container: &mut ContainerProcess,
+    signal_fd: &SignalFd,
+    console: Option<&Console>,
+    forward_input: bool,
+) -> Result<i32> {
+    let mut output_open = console.is_some();
+    let mut input_open = console.is_some() && forward_input;
+    let stdin = std::io::stdin();
+    loop {
+        let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+        if let (Some(console), true) = (console, output_open) {
+            fds.push(PollFd::new(console.master(), PollFlags::POLLIN));
+        }
+        if input_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => other.context("waiting for the container")?,
+        };
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut index = 1;
+        if let (Some(console), true) = (console, output_open) {
+            if ready[index] {
+                output_open = console.copy_output();
+            }
+            index += 1;
+        }
+        if input_open && ready[index] {
+            input_open = console.is_some_and(|c| c.copy_input());
+        }
+        if !ready[0] {
+            continue;
+        }
+        while let Ok(Some(info)) = signal_fd.read_signal() {
+            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            match (signal, console) {
+                (Signal::SIGCHLD, _) => {
+                    if let Some(status) = container.try_wait()? {
+                        if let Some(console) = console {
+                            console.drain();
+                        }
+                        return Ok(status);
+                    }
+                }
+                // The kernel signals the container's foreground job itself
+                // when its terminal's size changes.
+                (Signal::SIGWINCH, Some(console)) => console.sync_window_size(),
+                (signal, _) => container.signal(signal),
+            }
+        }
+    }
+}
+
+/// The container's PID 1, killed and reaped if we leave before it exits.
+struct ContainerProcess {
+    pid: Pid,
+    reaped: bool,
+}
+
+impl ContainerProcess {
+    fn try_wait(&mut self) -> Result<Option<i32>> {
+        let status = waitpid(self.pid, Some(WaitPidFlag::WNOHANG))
+            .context("waiting for the container")?;
+        if matches!(status, WaitStatus::StillAlive) {
+            return Ok(None);
+        }
+        let code = wait_status_to_exit_code(status);
+        self.reaped = code.is_some();
+        Ok(code)
+    }
+
+    /// Our own unreaped child cannot be a recycled pid, so kill() is safe.
+    fn signal(&self, signal: Signal) {
+        let _ = kill(self.pid, signal);
+    }
+}
+
+impl Drop for ContainerProcess {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
+    }
+}
+
+/// A blocked signal mask, restored on drop.
+struct BlockedSignals {
+    previous: SigSet,
+}
+
+impl BlockedSignals {
+    fn block(signals: &SigSet) -> Result<BlockedSignals> {
+        let mut previous = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(signals), Some(&mut previous))
+            .context("blocking signals")?;
+        Ok(BlockedSignals { previous })
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
+    }
+}

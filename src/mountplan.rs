@@ -1,0 +1,290 @@
+//! The container's file system layout as a list of steps, bubblewrap style:
+//! `plan` decides (pure, tested here), `rootfs::enter` carries it out.
+//! Paths are absolute inside the container.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use nix::mount::MsFlags;
+
+use crate::spec::{ContainerSpec, NetworkMode, UserMount};
+
+/// One step of the layout, applied in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// A new instance of a kernel file system.
+    Filesystem {
+        fstype: &'static str,
+        destination: String,
+        flags: MsFlags,
+        data: String,
+    },
+    /// A host path bound into the container; the destination is created as a
+    /// file or directory like the source.
+    Bind {
+        source: PathBuf,
+        destination: String,
+        recursive: bool,
+        read_only: bool,
+    },
+    Symlink {
+        target: String,
+        link: String,
+    },
+    /// Hides a path: /dev/null over a file, an empty read-only tmpfs over a
+    /// directory. Missing paths are skipped.
+    Mask { path: String },
+    /// Makes an existing path read-only. Missing paths are skipped.
+    ReadOnly { path: String },
+}
+
+impl fmt::Display for MountOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MountOp::Filesystem {
+                fstype,
+                destination,
+                ..
+            } => write!(f, "mounting {fstype} on {destination}"),
+            MountOp::Bind {
+                source,
+                destination,
+                ..
+            } => write!(f, "bind-mounting {} on {destination}", source.display()),
+            MountOp::Symlink { target, link } => write!(f, "linking {link} to {target}"),
+            MountOp::Mask { path } => write!(f, "masking {path}"),
+            MountOp::ReadOnly { path } => write!(f, "making {path} read-only"),
+        }
+    }
+}
+
+/// Paths hidden from the container, as podman hides them: they leak host
+/// information or offer kernel interfaces a container has no business with.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/dev/block",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+    "/sys/fs/selinux",
+];
+
+/// Paths the container may read but not write, as podman has them.
+pub const READ_ONLY_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Device nodes bound from the host: an unprivileged user may not mknod.
+pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The per-container files generated outside the rootfs.
+#[derive(Debug, Clone)]
+pub struct GeneratedFiles {
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+    pub resolv_conf: PathBuf,
+}
+
+fn filesystem(fstype: &'static str, destination: &str, flags: MsFlags, data: &str) -> MountOp {
+    MountOp::Filesystem {
+        fstype,
+        destination: destination.to_string(),
+        flags,
+        data: data.to_string(),
+    }
+}
+
+fn bind(source: impl Into<PathBuf>, destination: &str, recursive: bool, ro: bool) -> MountOp {
+    MountOp::Bind {
+        source: source.into(),
+        destination: destination.to_string(),
+        recursive,
+        read_only: ro,
+    }
+}
+
+/// The whole layout of `spec`'s container, in the order it must be applied.
+pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
+    let secure = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut ops = vec![filesystem("proc", "/proc", secure, "")];
+
+    ops.push(filesystem(
+        "tmpfs",
+        "/dev",
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        "mode=755,size=65536k",
+    ));
+    for device in DEVICES {
+        ops.push(bind(format!("/dev/{device}"), &format!("/dev/{device}"), false, false));
+    }
+    // Only the caller's own gid is mapped, so devpts cannot be told gid=5.
+    ops.push(filesystem(
+        "devpts",
+        "/dev/pts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620",
+    ));
+    ops.push(filesystem("tmpfs", "/dev/shm", secure, "mode=1777,size=65536k"));
+    ops.push(filesystem("mqueue", "/dev/mqueue", secure, ""));
+    for (link, target) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(MountOp::Symlink {
+            target: target.to_string(),
+            link: link.to_string(),
+        });
+    }
+
+    // sysfs shows the network namespace it is mounted from, and only a
+    // namespace we own may mount it; on the host network, bind the host's.
+    ops.push(match spec.network {
+        NetworkMode::None => filesystem("sysfs", "/sys", secure | MsFlags::MS_RDONLY, ""),
+        NetworkMode::Host => bind("/sys", "/sys", true, true),
+    });
+
+    // Parents before children, so /data is mounted before /data/cache.
+    let mut user_mounts: Vec<&UserMount> = spec.mounts.iter().collect();
+    user_mounts.sort_by_key(|m| m.destination().split('/').filter(|c| !c.is_empty()).count());
+    for mount in &user_mounts {
+        ops.push(match mount {
+            UserMount::Bind {
+                source,
+                destination,
+                read_only,
+            } => bind(source.clone(), destination, true, *read_only),
+            UserMount::Tmpfs {
+                destination,
+                options,
+            } => {
+                let mut flags = MsFlags::empty();
+                flags.set(MsFlags::MS_RDONLY, options.read_only);
+                flags.set(MsFlags::MS_NOEXEC, options.noexec);
+                flags.set(MsFlags::MS_NOSUID, options.nosuid);
+                flags.set(MsFlags::MS_NODEV, options.nodev);
+                filesystem("tmpfs", destination, flags, &options.data)
+            }
+        });
+    }
+
+    // A volume the user put on one of these files wins over ours.
+    for (source, destination) in [
+        (&files.hosts, "/etc/hosts"),
+        (&files.hostname, "/etc/hostname"),
+        (&files.resolv_conf, "/etc/resolv.conf"),
+    ] {
+        if !user_mounts.iter().any(|m| m.destination() == destination) {
+            ops.push(bind(source.clone(), destination, false, false));
+        }
+    }
+
+    ops.extend(MASKED_PATHS.iter().map(|p| MountOp::Mask {
+        path: p.to_string(),
+    }));
+    ops.extend(READ_ONLY_PATHS.iter().map(|p| MountOp::ReadOnly {
+        path: p.to_string(),
+    }));
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{ContainerUser, ProcessSpec, TmpfsOptions};
+
+    fn spec(network: NetworkMode, mounts: Vec<UserMount>) -> ContainerSpec {
+        ContainerSpec {
+            id: "0".repeat(64),
+            rootfs: "/rootfs".into(),
+            process: ProcessSpec {
+                args: vec!["sh".into()],
+                env: vec![],
+                cwd: "/".into(),
+                user: ContainerUser { uid: 0, gid: 0 },
+                terminal: false,
+                stdin: false,
+            },
+            hostname: "box".into(),
+            mounts,
+            read_only: false,
+            network,
+            init: false,
+        }
+    }
+
+    fn files() -> GeneratedFiles {
+        GeneratedFiles {
+            hosts: "/run/c/hosts".into(),
+            hostname: "/run/c/hostname".into(),
+            resolv_conf: "/run/c/resolv.conf".into(),
+        }
+    }
+
+    fn position(ops: &[MountOp], text: &str) -> usize {
+        ops.iter()
+            .position(|op| op.to_string() == text)
+            .unwrap_or_else(|| panic!("no step {text:?} in {ops:#?}"))
+    }
+
+    #[test]
+    fn proc_and_dev_come_first_masks_last() {
+        let ops = plan(&spec(NetworkMode::None, vec![]), &files());
+        assert_eq!(ops[0].to_string(), "mounting proc on /proc");
+        assert!(position(&ops, "mounting tmpfs on /dev") < position(&ops, "mounting devpts on /dev/pts"));
+        assert!(position(&ops, "bind-mounting /dev/null on /dev/null") > 1);
+        assert!(matches!(ops.last(), Some(MountOp::ReadOnly { .. })));
+        assert!(position(&ops, "masking /proc/kcore") > position(&ops, "mounting proc on /proc"));
+        position(&ops, "making /proc/sys read-only");
+        position(&ops, "bind-mounting /run/c/resolv.conf on /etc/resolv.conf");
+    }
+
+    #[test]
+    fn sysfs_depends_on_the_network_namespace() {
+        let own = plan(&spec(NetworkMode::None, vec![]), &files());
+        assert!(own.iter().any(|op| matches!(op, MountOp::Filesystem { fstype: "sysfs", flags, .. } if flags.contains(MsFlags::MS_RDONLY))));
+        let host = plan(&spec(NetworkMode::Host, vec![]), &files());
+        assert!(host.contains(&bind("/sys", "/sys", true, true)));
+    }
+
+    #[test]
+    fn user_mounts_parents_first_and_override_generated_files() {
+        let tmpfs = |d: &str| UserMount::Tmpfs {
+            destination: d.into(),
+            options: TmpfsOptions {
+                read_only: false,
+                noexec: true,
+                nosuid: true,
+                nodev: true,
+                data: "mode=1777".into(),
+            },
+        };
+        let mounts = vec![
+            tmpfs("/data/cache"),
+            tmpfs("/data"),
+            UserMount::Bind {
+                source: "/home/me/hosts".into(),
+                destination: "/etc/hosts".into(),
+                read_only: true,
+            },
+        ];
+        let ops = plan(&spec(NetworkMode::None, mounts), &files());
+        assert!(position(&ops, "mounting tmpfs on /data") < position(&ops, "mounting tmpfs on /data/cache"));
+        position(&ops, "bind-mounting /home/me/hosts on /etc/hosts");
+        assert!(!ops.iter().any(|op| op.to_string().contains("/run/c/hosts")));
+    }
+}

@@ -1,0 +1,325 @@
+//! Parsing of `run` options that carry their own syntax (`-e`, `--env-file`,
+//! `-v`, `--tmpfs`, `-u`). Pure functions with table tests; nothing here
+//! touches the system except reading an env file and checking a volume source.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::spec::{TmpfsOptions, UserMount};
+
+/// An ordered environment in which a later `set` of a name replaces the
+/// earlier value in place (docker's rule: the command line wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment(Vec<(String, String)>);
+
+impl Environment {
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => self.0.push((name.to_string(), value.to_string())),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn into_vec(self) -> Vec<(String, String)> {
+        self.0
+    }
+}
+
+/// One `-e` value: `NAME=VALUE`, or `NAME` alone to copy the caller's value
+/// (skipped when the caller has none, as docker does).
+pub fn parse_env_entry(
+    entry: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(String, String)>> {
+    let (name, value) = match entry.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_string())),
+        None => (entry, None),
+    };
+    if name.is_empty() || name.contains(char::is_whitespace) || name.contains('\0') {
+        bail!("invalid environment variable {entry:?}: expected NAME=VALUE or NAME");
+    }
+    if value.as_deref().is_some_and(|v| v.contains('\0')) {
+        bail!("invalid environment variable {name:?}: the value contains a NUL byte");
+    }
+    Ok(value.or_else(|| lookup(name)).map(|v| (name.to_string(), v)))
+}
+
+/// The entries of an `--env-file`: one `NAME=VALUE` or `NAME` a line; blank
+/// lines and lines starting with `#` are skipped.
+pub fn parse_env_file(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(|line| line.trim_start())
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+}
+
+pub fn read_env_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading env file {}", path.display()))
+}
+
+/// Checks a path inside the container: absolute, and no NUL bytes.
+pub fn container_path(path: &str, what: &str) -> Result<String> {
+    if !path.starts_with('/') || path.contains('\0') {
+        bail!("{what} {path:?} must be an absolute path inside the container");
+    }
+    Ok(path.to_string())
+}
+
+/// One `-v SRC:DST[:OPTS]`. SRC is a host path (absolute, or relative to
+/// `cwd` when it starts with `.`) that must exist; OPTS is `ro` or `rw`.
+pub fn parse_volume(spec: &str, cwd: &Path) -> Result<UserMount> {
+    const FORM: &str = "expected -v HOST_PATH:CONTAINER_PATH[:ro|rw]";
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, destination, options) = match parts.as_slice() {
+        [source, destination] => (*source, *destination, ""),
+        [source, destination, options] => (*source, *destination, *options),
+        [_] => bail!("invalid volume {spec:?}: anonymous volumes are not supported; {FORM}"),
+        _ => bail!("invalid volume {spec:?}: {FORM}"),
+    };
+    if source.is_empty() || destination.is_empty() {
+        bail!("invalid volume {spec:?}: {FORM}");
+    }
+    if !source.starts_with('/') && !source.starts_with('.') {
+        bail!(
+            "invalid volume {spec:?}: named volumes are not supported yet; give a host path \
+             (absolute, or starting with ./)"
+        );
+    }
+    let mut read_only = false;
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        match option {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            other => bail!("invalid volume {spec:?}: unknown option {other:?} (known: ro, rw)"),
+        }
+    }
+    let destination = container_path(destination, "volume destination")?;
+    let source = cwd.join(source);
+    let source = std::fs::canonicalize(&source).with_context(|| {
+        format!(
+            "volume source {} does not exist; create it first",
+            source.display()
+        )
+    })?;
+    Ok(UserMount::Bind {
+        source,
+        destination,
+        read_only,
+    })
+}
+
+/// One `--tmpfs DST[:OPTS]`. OPTS are mount flags (`ro`, `rw`, `exec`,
+/// `noexec`, `suid`, `nosuid`, `dev`, `nodev`) and tmpfs settings (`size=`,
+/// `mode=`, `nr_inodes=`, `uid=`, `gid=`). The default is docker's:
+/// `rw,noexec,nosuid,nodev,mode=1777`.
+pub fn parse_tmpfs(spec: &str) -> Result<UserMount> {
+    let (destination, options) = spec.split_once(':').unwrap_or((spec, ""));
+    let destination = container_path(destination, "tmpfs destination")?;
+    let mut parsed = TmpfsOptions {
+        read_only: false,
+        noexec: true,
+        nosuid: true,
+        nodev: true,
+        data: String::new(),
+    };
+    let mut data = vec![];
+    let mut has_mode = false;
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        let key = option.split_once('=').map_or(option, |(k, _)| k);
+        match option {
+            "ro" => parsed.read_only = true,
+            "rw" => parsed.read_only = false,
+            "exec" => parsed.noexec = false,
+            "noexec" => parsed.noexec = true,
+            "suid" => parsed.nosuid = false,
+            "nosuid" => parsed.nosuid = true,
+            "dev" => parsed.nodev = false,
+            "nodev" => parsed.nodev = true,
+            _ if option.contains('=')
+                && matches!(key, "size" | "mode" | "nr_inodes" | "uid" | "gid") =>
+            {
+                has_mode |= key == "mode";
+                data.push(option.to_string());
+            }
+            _ => bail!(
+                "invalid tmpfs option {option:?} in {spec:?} (known: ro, rw, exec, noexec, \
+                 suid, nosuid, dev, nodev, size=, mode=, nr_inodes=, uid=, gid=)"
+            ),
+        }
+    }
+    if !has_mode {
+        data.push("mode=1777".to_string());
+    }
+    parsed.data = data.join(",");
+    Ok(UserMount::Tmpfs {
+        destination,
+        options: parsed,
+    })
+}
+
+/// The `-u` value: `USER[:GROUP]`, each a number or a name to look up in the
+/// container's /etc/passwd and /etc/group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+pub fn parse_user(spec: &str) -> Result<UserSpec> {
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let valid = |s: &str| !s.is_empty() && !s.contains([':', '\0', '/', '\n']);
+    if !valid(user) || group.is_some_and(|g| !valid(g)) {
+        bail!("invalid user {spec:?}: expected -u USER[:GROUP] (names or numeric ids)");
+    }
+    Ok(UserSpec {
+        user: user.to_string(),
+        group: group.map(str::to_string),
+    })
+}
+
+/// Makes a relative host path absolute against `cwd`, for error messages and
+/// for `--rootfs`.
+pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn env_entries() {
+        let host = |name: &str| (name == "HOSTVAR").then(|| "from-host".to_string());
+        let cases: &[(&str, Option<(&str, &str)>)] = &[
+            ("A=1", Some(("A", "1"))),
+            ("A=", Some(("A", ""))),
+            ("A=b=c", Some(("A", "b=c"))),
+            ("HOSTVAR", Some(("HOSTVAR", "from-host"))),
+            ("UNSET", None),
+        ];
+        for (entry, want) in cases {
+            let got = parse_env_entry(entry, host).unwrap();
+            let want = want.map(|(n, v)| (n.to_string(), v.to_string()));
+            assert_eq!(got, want, "{entry}");
+        }
+        for bad in ["", "=x", "A B=1", "A\0=1"] {
+            assert!(parse_env_entry(bad, no_env).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn later_env_wins_in_place() {
+        let mut env = Environment::default();
+        env.set("PATH", "/bin");
+        env.set("A", "1");
+        env.set("PATH", "/usr/bin");
+        assert_eq!(
+            env.into_vec(),
+            vec![
+                ("PATH".into(), "/usr/bin".into()),
+                ("A".into(), "1".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn env_file_lines() {
+        let text = "# comment\n\nA=1\n  B=two words\nC\n";
+        assert_eq!(parse_env_file(text), vec!["A=1", "B=two words", "C"]);
+    }
+
+    #[test]
+    fn volumes() {
+        let tmp = std::env::temp_dir();
+        let tmp = std::fs::canonicalize(tmp).unwrap();
+        let got = parse_volume(&format!("{}:/data:ro", tmp.display()), Path::new("/")).unwrap();
+        assert_eq!(
+            got,
+            UserMount::Bind {
+                source: tmp.clone(),
+                destination: "/data".into(),
+                read_only: true
+            }
+        );
+        let got = parse_volume("./:/cwd", &tmp).unwrap();
+        assert_eq!(got.destination(), "/cwd");
+        let errors = [
+            ("/data", "anonymous volumes"),
+            ("name:/data", "named volumes"),
+            ("/tmp:relative", "absolute path"),
+            ("/tmp:/x:rx", "unknown option"),
+            ("/tmp:/x:ro:extra", "expected -v"),
+            (":/x", "expected -v"),
+            ("/no/such/rocker/dir:/x", "does not exist"),
+        ];
+        for (spec, message) in errors {
+            let err = format!("{:#}", parse_volume(spec, Path::new("/")).unwrap_err());
+            assert!(err.contains(message), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn tmpfs_defaults_and_options() {
+        let UserMount::Tmpfs {
+            destination,
+            options,
+        } = parse_tmpfs("/run").unwrap()
+        else {
+            panic!("not a tmpfs")
+        };
+        assert_eq!(destination, "/run");
+        assert!(options.noexec && options.nosuid && options.nodev && !options.read_only);
+        assert_eq!(options.data, "mode=1777");
+
+        let UserMount::Tmpfs { options, .. } = parse_tmpfs("/x:exec,size=1m,mode=700,ro").unwrap()
+        else {
+            panic!("not a tmpfs")
+        };
+        assert!(!options.noexec && options.read_only);
+        assert_eq!(options.data, "size=1m,mode=700");
+
+        assert!(parse_tmpfs("x").is_err());
+        assert!(parse_tmpfs("/x:bogus").is_err());
+        assert!(parse_tmpfs("/x:size").is_err());
+    }
+
+    #[test]
+    fn users() {
+        assert_eq!(
+            parse_user("1000").unwrap(),
+            UserSpec {
+                user: "1000".into(),
+                group: None
+            }
+        );
+        assert_eq!(
+            parse_user("app:staff").unwrap(),
+            UserSpec {
+                user: "app".into(),
+                group: Some("staff".into())
+            }
+        );
+        for bad in ["", ":1", "1:", "a:b:c", "../x"] {
+            assert!(parse_user(bad).is_err(), "{bad:?}");
+        }
+    }
+}

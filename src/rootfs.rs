@@ -1,0 +1,167 @@
+//! Carries out a mount plan inside the container's fresh mount namespace and
+//! makes the rootfs its `/`.
+//!
+//! Runs in the child, after the id maps are written (mounting needs the
+//! capabilities the user namespace grants) and before anything of the
+//! container runs. Every destination is resolved inside the rootfs (see
+//! `inroot`), so a hostile image cannot point a mount at a host path.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{open, AtFlags, OFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
+use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
+
+use crate::inroot::{self, fd_path, Kind};
+use crate::mountplan::MountOp;
+use crate::sys;
+
+const NONE: Option<&str> = None;
+
+/// Mounts everything `plan` says onto `rootfs`, then pivots into it. On
+/// return the process's root and working directory are the container's `/`
+/// and the host's tree is no longer reachable.
+pub fn enter(rootfs: &Path, plan: &[MountOp], read_only: bool) -> Result<()> {
+    // Nothing mounted from here on may propagate back to the caller.
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+        .context("making the container's mounts private")?;
+    // pivot_root needs the new root to be a mount point of its own.
+    mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .with_context(|| format!("bind-mounting the rootfs {}", rootfs.display()))?;
+    let root = open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening the rootfs {}", rootfs.display()))?;
+    refuse_symlinked_mount_points(&root)?;
+
+    for op in plan {
+        apply(&root, op).with_context(|| op.to_string())?;
+    }
+    if read_only {
+        sys::mount_setattr_readonly(root.as_fd(), false)
+            .context("making the root file system read-only")?;
+    }
+
+    // pivot_root(".", ".") stacks the old root on top of the new one; the
+    // detach then drops it, and with it every path to the host's tree.
+    fchdir(&root).context("entering the rootfs")?;
+    pivot_root(".", ".").context("pivot_root into the rootfs")?;
+    umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
+    chdir("/").context("changing to the new root")?;
+    Ok(())
+}
+
+/// A rootfs whose /proc, /dev, /sys or /dev/null is a symlink could steer
+/// our mounts (CVE-2019-19921 and its kin). Resolution inside the root
+/// already keeps them in the rootfs, but such an image is hostile or broken:
+/// refuse it outright.
+fn refuse_symlinked_mount_points(root: &OwnedFd) -> Result<()> {
+    for path in ["proc", "dev", "sys", "dev/null"] {
+        match fstatat(root, path, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
+                bail!("the rootfs's /{path} is a symbolic link; refusing to mount over it")
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn is_directory(fd: &OwnedFd) -> Result<bool> {
+    let stat = fstat(fd).context("stat")?;
+    Ok(SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+}
+
+fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
+    match op {
+        MountOp::Filesystem {
+            fstype,
+            destination,
+            flags,
+            data,
+        } => {
+            let target = inroot::open_or_create(root, destination, Kind::Directory)?;
+            let data = (!data.is_empty()).then_some(data.as_str());
+            mount(Some(*fstype), fd_path(&target).as_str(), Some(*fstype), *flags, data)?;
+        }
+        MountOp::Bind {
+            source,
+            destination,
+            recursive,
+            read_only,
+        } => {
+            let kind = match std::fs::metadata(source) {
+                Ok(meta) if meta.is_dir() => Kind::Directory,
+                Ok(_) => Kind::File,
+                Err(err) => return Err(err).context(format!("{}", source.display())),
+            };
+            let target = inroot::open_or_create(root, destination, kind)?;
+            let mut flags = MsFlags::MS_BIND;
+            flags.set(MsFlags::MS_REC, *recursive);
+            mount(Some(source.as_path()), fd_path(&target).as_str(), NONE, flags, NONE)?;
+            if *read_only {
+                // Reopen: the old descriptor still names what lies beneath.
+                let mounted = inroot::open(root, destination)?;
+                sys::mount_setattr_readonly(mounted.as_fd(), *recursive)?;
+            }
+        }
+        MountOp::Symlink { target, link } => {
+            let link = Path::new(link);
+            let parent = link.parent().map_or("/".into(), |p| p.to_string_lossy());
+            let parent = inroot::open_or_create(root, &parent, Kind::Directory)?;
+            let name = link.file_name().context("symlink without a name")?;
+            symlinkat(target.as_str(), parent.as_fd(), name)?;
+        }
+        MountOp::Mask { path } => {
+            let Some(target) = open_existing(root, path)? else {
+                return Ok(());
+            };
+            if is_directory(&target)? {
+                mount(
+                    Some("tmpfs"),
+                    fd_path(&target).as_str(),
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    Some("size=0,mode=0555"),
+                )?;
+            } else {
+                mount(Some("/dev/null"), fd_path(&target).as_str(), NONE, MsFlags::MS_BIND, NONE)?;
+            }
+        }
+        MountOp::ReadOnly { path } => {
+            let Some(target) = open_existing(root, path)? else {
+                return Ok(());
+            };
+            let target_path = fd_path(&target);
+            mount(
+                Some(target_path.as_str()),
+                target_path.as_str(),
+                NONE,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                NONE,
+            )?;
+            let mounted = inroot::open(root, path)?;
+            sys::mount_setattr_readonly(mounted.as_fd(), true)?;
+        }
+    }
+    Ok(())
+}
+
+fn open_existing(root: &OwnedFd, path: &str) -> Result<Option<OwnedFd>> {
+    match inroot::open(root, path) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,92 @@
+//! What a container is, once every option has been parsed and checked.
+//!
+//! `rocker run --rootfs DIR` fills this from the command line; running an
+//! image fills the same struct from the image config plus the command line,
+//! so everything downstream (mount plan, child, monitor) stays the same.
+
+use std::path::PathBuf;
+
+/// Everything the runtime needs to start one container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// 64 lowercase hex digits.
+    pub id: String,
+    /// The host directory that becomes the container's `/`.
+    pub rootfs: PathBuf,
+    pub process: ProcessSpec,
+    pub hostname: String,
+    /// Volumes and tmpfs mounts the user asked for, in command-line order.
+    pub mounts: Vec<UserMount>,
+    /// Mount the root file system read-only (`--read-only`).
+    pub read_only: bool,
+    pub network: NetworkMode,
+    /// Run a small reaper as PID 1 (`--init`).
+    pub init: bool,
+}
+
+/// The process started inside the container.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// The program and its arguments; never empty.
+    pub args: Vec<String>,
+    /// The final environment, in order, without duplicate names.
+    pub env: Vec<(String, String)>,
+    /// Absolute working directory inside the container.
+    pub cwd: String,
+    /// The ids the caller becomes inside the container.
+    pub user: ContainerUser,
+    /// Give the process a pseudo-terminal (`-t`).
+    pub terminal: bool,
+    /// Pass the caller's stdin through (`-i`); otherwise stdin is /dev/null.
+    pub stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerUser {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A mount the user asked for with `-v` or `--tmpfs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserMount {
+    Bind {
+        source: PathBuf,
+        destination: String,
+        read_only: bool,
+    },
+    Tmpfs {
+        destination: String,
+        options: TmpfsOptions,
+    },
+}
+
+impl UserMount {
+    pub fn destination(&self) -> &str {
+        match self {
+            UserMount::Bind { destination, .. } | UserMount::Tmpfs { destination, .. } => {
+                destination
+            }
+        }
+    }
+}
+
+/// `--tmpfs` options: mount flags plus the data string handed to tmpfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsOptions {
+    pub read_only: bool,
+    pub noexec: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    /// `size=..,mode=..` and the like, passed to the kernel as they are.
+    pub data: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A network namespace of its own with only loopback.
+    None,
+    /// The caller's network namespace.
+    Host,
+}

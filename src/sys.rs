@@ -1,0 +1,189 @@
+//! The raw system calls rocker needs that `nix` does not wrap safely.
+//!
+//! This is the only module allowed to use `unsafe`; every block says why it
+//! is sound. Everything else in the crate goes through these functions.
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, Signal};
+use nix::unistd::Pid;
+
+/// Where a fork-like call returns.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// Forking is only sound while the process has one thread: a second thread
+/// could hold the allocator lock and leave the child deadlocked.
+fn ensure_single_threaded() -> nix::Result<()> {
+    match std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()) {
+        Ok(threads) if threads > 1 => Err(Errno::EBUSY),
+        _ => Ok(()),
+    }
+}
+
+/// `clone(2)` with fork semantics: the child gets a copy of the address space
+/// and returns here too, already inside the namespaces named by `flags`.
+/// Unlike `unshare`, this puts the child itself (not only its children) in
+/// the new pid namespace, as its PID 1.
+pub fn clone_into_namespaces(flags: CloneFlags) -> nix::Result<Forked> {
+    ensure_single_threaded()?;
+    let raw_flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a null stack makes clone behave like fork: the child runs on a
+    // copy of this stack. The process has a single thread (checked above), so
+    // no lock can be held by a thread that does not exist in the child.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            raw_flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match Errno::result(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Plain `fork(2)`, for the `--init` reaper and for host probes.
+pub fn fork() -> nix::Result<Forked> {
+    ensure_single_threaded()?;
+    // SAFETY: the process has a single thread (checked above), so the child
+    // cannot inherit a lock held by another thread.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so that only what
+/// the caller dup'ed below it reaches the next program (CVE-2024-21626).
+pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags; no memory is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `struct mount_attr` from linux/mount.h.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes the mount that `fd` is the root of read-only (and every mount below
+/// it when `recursive`), leaving its other flags alone. Those flags may be
+/// locked in a user namespace, so a plain MS_REMOUNT that drops them fails.
+pub fn mount_setattr_readonly(fd: BorrowedFd<'_>, recursive: bool) -> nix::Result<()> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: the path is a valid NUL-terminated empty string and `attr` is a
+    // correctly laid out struct whose size is passed alongside it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Brings the loopback interface of the current network namespace up.
+pub fn set_loopback_up() -> nix::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads into the ifreq we own, which names "lo".
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the flags member is the one SIOCGIFFLAGS just filled in.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
+/// A terminal's window size.
+pub type WindowSize = libc::winsize;
+
+pub fn window_size(tty: BorrowedFd<'_>) -> nix::Result<WindowSize> {
+    // SAFETY: winsize is plain old data; all-zero is a valid value.
+    let mut size: WindowSize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
+    Errno::result(unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut size) })?;
+    Ok(size)
+}
+
+pub fn set_window_size(tty: BorrowedFd<'_>, size: &WindowSize) -> nix::Result<()> {
+    // SAFETY: TIOCSWINSZ reads one winsize from the struct we own.
+    Errno::result(unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, size) }).map(drop)
+}
+
+/// Makes `tty` the controlling terminal of this (new) session.
+pub fn set_controlling_terminal(tty: impl AsFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument and touches no memory.
+    Errno::result(unsafe { libc::ioctl(tty.as_fd().as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// Restores the default disposition of `signal`. Rust's runtime ignores
+/// SIGPIPE, and an ignored signal stays ignored across exec: the container's
+/// programs must get the default back.
+pub fn reset_signal_to_default(signal: Signal) -> nix::Result<()> {
+    // SAFETY: SIG_DFL installs no handler code, so nothing can run in signal
+    // context.
+    unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) }.map(drop)
+}
+
+/// Takes ownership of a descriptor that just arrived in an SCM_RIGHTS message.
+pub fn adopt_received_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel installed this descriptor in our table for this
+    // message alone; nothing else refers to it, so we are its only owner.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Ends a forked child at once, without running exit handlers or flushing
+/// stdio buffers that belong to the parent's copy of the process.
+pub fn exit_now(status: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns.
+    unsafe { libc::_exit(status) }
+}
