@@ -6,11 +6,11 @@
 //! absolute symlinks and `..` alike, so a lookup can never leave it (crun
 //! does the same). Mounts then target `/proc/self/fd/N` of the resolved fd.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{mkdirat, Mode};
 
 /// What to create when a path is missing.
@@ -40,18 +40,29 @@ pub fn open(root: impl AsFd, path: &str) -> nix::Result<OwnedFd> {
 
 /// Opens `path` inside the root, creating it (and missing parents) as `kind`
 /// when absent. Each component is created relative to an already-resolved
-/// parent, so a symlink planted in the rootfs is followed only within it.
+/// parent, so a symlink planted in the rootfs is followed only within it; a
+/// dangling one gets its target created, inside the root.
 pub fn open_or_create(root: impl AsFd, path: &str, kind: Kind) -> nix::Result<OwnedFd> {
-    let root = root.as_fd();
+    create_within(root.as_fd(), path, kind, 0)
+}
+
+/// How many dangling symlinks one lookup may create targets for (the
+/// kernel's own limit on nested links).
+const MAX_LINK_DEPTH: u32 = 40;
+
+fn create_within(root: BorrowedFd<'_>, path: &str, kind: Kind, depth: u32) -> nix::Result<OwnedFd> {
     match open(root, path) {
         Err(Errno::ENOENT) => {}
         other => return other,
     }
+    if depth > MAX_LINK_DEPTH {
+        return Err(Errno::ELOOP);
+    }
     let as_path = Path::new(path);
-    let (Some(parent), Some(name)) = (as_path.parent(), as_path.file_name()) else {
+    let (Some(parent_path), Some(name)) = (as_path.parent(), as_path.file_name()) else {
         return Err(Errno::ENOENT);
     };
-    let parent = open_or_create(root, &parent.to_string_lossy(), Kind::Directory)?;
+    let parent = create_within(root, &parent_path.to_string_lossy(), Kind::Directory, depth)?;
     let created = match kind {
         Kind::Directory => mkdirat(&parent, name, Mode::from_bits_truncate(0o755)),
         Kind::File => openat(
@@ -63,7 +74,17 @@ pub fn open_or_create(root: impl AsFd, path: &str, kind: Kind) -> nix::Result<Ow
         .map(drop),
     };
     match created {
-        Ok(()) | Err(Errno::EEXIST) => open(root, path),
+        Ok(()) => open(root, path),
+        Err(Errno::EEXIST) => match open(root, path) {
+            // A dangling symlink: create what it points to, in the root.
+            Err(Errno::ENOENT) => {
+                let target = readlinkat(&parent, name)?;
+                let target = parent_path.join(target);
+                create_within(root, &target.to_string_lossy(), kind, depth + 1)?;
+                open(root, path)
+            }
+            other => other,
+        },
         Err(err) => Err(err),
     }
 }

@@ -1,0 +1,316 @@
+//! The integration-test harness: the real binary, real namespaces, and never
+//! root. When the suite runs as root (CI does), rocker runs as a throwaway
+//! unprivileged uid with its own HOME and XDG dirs, from a copy of the
+//! binary in a world-readable temp dir (the checkout may sit under /root).
+//! Root file systems are built here from Debian's busybox-static.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::os::unix::fs::{chown, symlink, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct Harness {
+    pub base: PathBuf,
+    pub binary: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    /// True when the suite runs as root and rocker as the throwaway uid.
+    pub switch_user: bool,
+    pub rootfs: PathBuf,
+}
+
+static HARNESS: OnceLock<Harness> = OnceLock::new();
+
+pub fn harness() -> &'static Harness {
+    HARNESS.get_or_init(Harness::setup)
+}
+
+/// Fails (never skips) when a prerequisite is missing, naming the package.
+pub fn require(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: install it with `apt-get install {package}`"
+    );
+}
+
+fn throwaway_uid() -> u32 {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let taken: Vec<u32> = passwd
+        .lines()
+        .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+        .collect();
+    (43210..).find(|uid| !taken.contains(uid)).unwrap()
+}
+
+/// Removes base dirs left by earlier runs whose process is gone.
+fn remove_stale_bases() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(pid) = name.strip_prefix("rocker-it-").and_then(|r| r.split('-').next()) {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+impl Harness {
+    fn setup() -> Harness {
+        require("/bin/busybox", "busybox-static");
+        require("/usr/bin/setsid", "util-linux");
+        remove_stale_bases();
+        let switch_user = nix::unistd::geteuid().is_root();
+        let (uid, gid) = if switch_user {
+            let uid = throwaway_uid();
+            (uid, uid)
+        } else {
+            (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let base = std::env::temp_dir().join(format!("rocker-it-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let harness = Harness {
+            binary: base.join("rocker"),
+            rootfs: base.join("rootfs"),
+            base,
+            uid,
+            gid,
+            switch_user,
+        };
+        // The copy belongs to the user rocker runs as, as an installed binary
+        // in ~/.cargo/bin would: the /proc/PID/exe test then means something.
+        std::fs::copy(env!("CARGO_BIN_EXE_rocker"), &harness.binary).unwrap();
+        harness.give(&harness.binary);
+        for dir in ["home", "run", "config", "data"] {
+            let path = harness.base.join(dir);
+            std::fs::create_dir_all(&path).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+            harness.give(&path);
+        }
+        harness.build_busybox_rootfs(&harness.rootfs);
+        harness
+    }
+
+    /// Hands a path to the user rocker runs as.
+    pub fn give(&self, path: &Path) {
+        chown(path, Some(self.uid), Some(self.gid)).unwrap();
+    }
+
+    pub fn give_tree(&self, path: &Path) {
+        let status = Command::new("chown")
+            .args(["-R", "-h", &format!("{}:{}", self.uid, self.gid)])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// A fresh directory under the base, owned by the rocker user.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.base.join("scratch").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        self.give(&self.base.join("scratch"));
+        self.give(&dir);
+        dir
+    }
+
+    /// A minimal distribution: static busybox and its applets, passwd and
+    /// group with root and an `app` user, empty mount points.
+    pub fn build_busybox_rootfs(&self, root: &Path) {
+        for dir in ["bin", "etc", "proc", "dev", "sys", "tmp", "root", "home/app"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8(list.stdout).unwrap().lines() {
+            if applet != "busybox" {
+                let _ = symlink("busybox", root.join("bin").join(applet));
+            }
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\nstaff:x:50:app\n").unwrap();
+        for file in ["hosts", "hostname", "resolv.conf"] {
+            std::fs::write(root.join("etc").join(file), "").unwrap();
+        }
+        std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        self.give_tree(root);
+    }
+
+    /// A private copy of the busybox rootfs, for tests that alter it.
+    pub fn rootfs_copy(&self, name: &str) -> PathBuf {
+        let root = self.base.join("rootfs-copies").join(name);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        self.build_busybox_rootfs(&root);
+        root
+    }
+
+    /// `rocker` as the test user, with its own HOME and XDG dirs.
+    pub fn rocker(&self) -> Command {
+        self.rocker_with_runtime(&self.base.join("run"))
+    }
+
+    pub fn rocker_with_runtime(&self, runtime: &Path) -> Command {
+        let mut command = Command::new(&self.binary);
+        self.prepare(&mut command, runtime);
+        command
+    }
+
+    /// Any program, run as the test user with rocker's environment.
+    pub fn command_as_user(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        self.prepare(&mut command, &self.base.join("run"));
+        command
+    }
+
+    fn prepare(&self, command: &mut Command, runtime: &Path) {
+        command
+            .env_clear()
+            .env("HOME", self.base.join("home"))
+            .env("XDG_RUNTIME_DIR", runtime)
+            .env("XDG_CONFIG_HOME", self.base.join("config"))
+            .env("XDG_DATA_HOME", self.base.join("data"))
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .current_dir(&self.base)
+            .stdin(Stdio::null());
+        if self.switch_user {
+            // std drops supplementary groups when root changes uid.
+            command.uid(self.uid).gid(self.gid);
+        }
+    }
+
+    /// `rocker run --rootfs ROOTFS ARGS...` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut command = self.rocker();
+        command.arg("run").arg("--rootfs").arg(&self.rootfs).args(args);
+        output_within(command, Duration::from_secs(60))
+    }
+}
+
+/// Runs a command to completion, killing it and failing the test if it takes
+/// longer than `limit` (a hang must not stall the suite).
+pub fn output_within(mut command: Command, limit: Duration) -> Output {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("starting rocker");
+    wait_output(child, limit)
+}
+
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let status = wait_within(&mut child, limit);
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+pub fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the command did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// The exit code, or a failure naming what the process printed.
+pub fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or_else(|| {
+        panic!(
+            "rocker itself was killed: {:?}\nstderr: {}",
+            output.status,
+            stderr(output)
+        )
+    })
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(output: Output) -> String {
+    assert_eq!(
+        code(&output),
+        0,
+        "rocker failed\nstdout: {}\nstderr: {}",
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// Pids of live processes whose command line starts with `marker` (so the
+/// rocker process that carries the same words in its arguments is not one).
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.starts_with(marker) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// Waits until a process whose command line starts with `marker` exists.
+pub fn wait_for_process(marker: &str, limit: Duration) -> u32 {
+    let start = Instant::now();
+    loop {
+        if let Some(pid) = processes_with(marker).first() {
+            return *pid;
+        }
+        assert!(start.elapsed() < limit, "no process with {marker:?} appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,367 @@
+//! `rocker run --rootfs`: the real binary in real namespaces, as an
+//! unprivileged user (see common/mod.rs).
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn echo_prints_to_the_callers_stdout() {
+    assert_eq!(ok(harness().run(&["echo", "hello", "world"])), "hello world\n");
+}
+
+#[test]
+fn exit_statuses_follow_docker() {
+    let h = harness();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["true"], 0, ""),
+        (&["sh", "-c", "exit 42"], 42, ""),
+        (&["/etc/passwd"], 126, "permission denied"),
+        (&["/etc"], 126, "is a directory"),
+        (&["no-such-command"], 127, "executable file not found in $PATH"),
+        (&["/no/such/file"], 127, "no such file or directory"),
+        (&["sh", "-c", "kill -TERM $$"], 0, ""),
+    ];
+    for (args, want, message) in cases {
+        let output = h.run(args);
+        assert_eq!(code(&output), *want, "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn a_process_killed_from_outside_gives_137() {
+    let h = harness();
+    let mut command = h.rocker();
+    command.args(["run", "--rootfs"]).arg(&h.rootfs).args(["sleep", "3137"]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().unwrap();
+    let pid = wait_for_process("sleep 3137", Duration::from_secs(20));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let output = wait_output(child, Duration::from_secs(20));
+    assert_eq!(code(&output), 137, "{}", stderr(&output));
+}
+
+#[test]
+fn init_reports_a_command_that_killed_itself() {
+    // Without --init the command is PID 1, which cannot be killed from
+    // inside its namespace; with it, the command is PID 2.
+    let output = harness().run(&["--init", "sh", "-c", "echo pid=$$; kill -9 $$"]);
+    assert_eq!(code(&output), 137, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "pid=2\n");
+}
+
+#[test]
+fn rocker_failures_exit_125_with_a_message() {
+    let h = harness();
+    let missing_source = h.base.join("no-such-volume-source");
+    let missing = format!("{}:/data", missing_source.display());
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["-e".into(), "=x".into(), "true".into()], "invalid environment variable"),
+        (vec!["-v".into(), "relative:/x".into(), "true".into()], "named volumes"),
+        (vec!["-v".into(), missing, "true".into()], "does not exist"),
+        (vec!["--bogus-flag".into(), "true".into()], "--bogus-flag"),
+        (vec!["-w".into(), "/etc/passwd".into(), "true".into()], "working directory /etc/passwd"),
+        (vec!["-u".into(), "nobody-here".into(), "true".into()], "/etc/passwd"),
+        (vec![], "no command given"),
+    ];
+    for (args, message) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = h.run(&args);
+        assert_eq!(code(&output), 125, "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+        assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    }
+    let mut command = h.rocker();
+    command.args(["run", "--rootfs", "/no/such/rootfs", "true"]);
+    let output = output_within(command, Duration::from_secs(20));
+    assert_eq!(code(&output), 125);
+    assert!(stderr(&output).contains("the rootfs /no/such/rootfs does not exist"));
+}
+
+#[test]
+fn the_caller_becomes_root_or_the_user_asked_for() {
+    let h = harness();
+    let map = ok(h.run(&["cat", "/proc/self/uid_map"]));
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(fields, vec!["0", &h.uid.to_string(), "1"]);
+    assert_eq!(ok(h.run(&["id", "-u"])), "0\n");
+    assert_eq!(ok(h.run(&["-u", "1000:1000", "sh", "-c", "id -u; id -g"])), "1000\n1000\n");
+    assert_eq!(ok(h.run(&["-u", "app", "sh", "-c", "id -un; echo $HOME"])), "app\n/home/app\n");
+    assert_eq!(ok(h.run(&["-u", "app:staff", "id", "-g"])), "50\n");
+    assert_eq!(ok(h.run(&["-u", "4242", "sh", "-c", "id -u; id -g; echo $HOME"])), "4242\n0\n/\n");
+}
+
+#[test]
+fn only_the_containers_processes_are_visible() {
+    // The glob expands in the shell before ls starts: the shell alone.
+    let out = ok(harness().run(&["sh", "-c", "echo $$; echo /proc/[0-9]*"]));
+    assert_eq!(out, "1\n/proc/1\n");
+}
+
+#[test]
+fn hostname_is_the_short_id_or_the_one_given() {
+    let h = harness();
+    let out = ok(h.run(&["hostname"]));
+    let name = out.trim();
+    assert_eq!(name.len(), 12, "{name}");
+    assert!(name.chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+    let out = ok(h.run(&[
+        "--hostname",
+        "box",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hostname; grep box /etc/hosts; echo $HOSTNAME",
+    ]));
+    assert_eq!(out, "box\nbox\n127.0.1.1\tbox\nbox\n");
+}
+
+#[test]
+fn stdin_reaches_the_container_only_with_i() {
+    let h = harness();
+    let mut command = h.rocker();
+    command.args(["run", "-i", "--rootfs"]).arg(&h.rootfs).args(["sh", "-c", "cat; echo end"]);
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"piped line\n").unwrap();
+    let output = wait_output(child, Duration::from_secs(30));
+    assert_eq!(stdout(&output), "piped line\nend\n", "{}", stderr(&output));
+
+    let mut command = h.rocker();
+    command.args(["run", "--rootfs"]).arg(&h.rootfs).args(["sh", "-c", "cat; echo end"]);
+    command.stdin(Stdio::piped());
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Without -i the container reads /dev/null, even while ours stays open.
+    let _keep_open = child.stdin.take();
+    let output = wait_output(child, Duration::from_secs(30));
+    assert_eq!(stdout(&output), "end\n");
+}
+
+#[test]
+fn env_workdir_and_entrypoint() {
+    let h = harness();
+    let env_file = h.base.join("test.env");
+    std::fs::write(&env_file, "# a comment\nFROM_FILE=file\nBOTH=file\n").unwrap();
+    let out = ok(h.run(&[
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "-e",
+        "BOTH=flag",
+        "-e",
+        "EMPTY=",
+        "-e",
+        "SPACES=a b",
+        "sh",
+        "-c",
+        "echo $FROM_FILE $BOTH [$EMPTY] $SPACES; echo $PATH; echo $HOME",
+    ]));
+    assert_eq!(
+        out,
+        "file flag [] a b\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/root\n"
+    );
+    assert_eq!(ok(h.run(&["-w", "/tmp", "pwd"])), "/tmp\n");
+    // docker creates a missing working directory.
+    assert_eq!(ok(h.run(&["-w", "/new/dir", "pwd"])), "/new/dir\n");
+    assert_eq!(ok(h.run(&["--entrypoint", "echo", "from", "entrypoint"])), "from entrypoint\n");
+    assert_eq!(ok(h.run(&["--entrypoint", "", "echo", "cleared"])), "cleared\n");
+}
+
+#[test]
+fn volumes_read_write_and_read_only() {
+    let h = harness();
+    let dir = h.scratch("volumes");
+    std::fs::write(dir.join("from-host"), "host data\n").unwrap();
+    h.give(&dir.join("from-host"));
+    let rw = format!("{}:/data", dir.display());
+    let out = ok(h.run(&["-v", &rw, "sh", "-c", "cat /data/from-host; echo written > /data/new"]));
+    assert_eq!(out, "host data\n");
+    let meta = std::fs::metadata(dir.join("new")).unwrap();
+    assert_eq!(meta.uid(), h.uid, "a file written in a volume belongs to the caller");
+    assert_eq!(std::fs::read_to_string(dir.join("new")).unwrap(), "written\n");
+
+    let ro = format!("{}:/data:ro", dir.display());
+    let output = h.run(&["-v", &ro, "sh", "-c", "cat /data/from-host; touch /data/denied"]);
+    assert_ne!(code(&output), 0);
+    assert_eq!(stdout(&output), "host data\n");
+    assert!(stderr(&output).contains("Read-only file system"), "{}", stderr(&output));
+    assert!(!dir.join("denied").exists());
+
+    // A destination inside a path that does not exist yet is created.
+    let nested = format!("{}:/deep/inside/data", dir.display());
+    assert_eq!(ok(h.run(&["-v", &nested, "cat", "/deep/inside/data/from-host"])), "host data\n");
+}
+
+#[test]
+fn read_only_root_and_tmpfs() {
+    let h = harness();
+    let output = h.run(&["--read-only", "touch", "/should-fail"]);
+    assert_ne!(code(&output), 0);
+    assert!(stderr(&output).contains("Read-only file system"), "{}", stderr(&output));
+    assert!(!h.rootfs.join("should-fail").exists());
+
+    let out = ok(h.run(&[
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "--tmpfs",
+        "/sized:size=1m,mode=700",
+        "sh",
+        "-c",
+        "echo ok > /scratch/f && cat /scratch/f; grep -E ' /(scratch|sized) ' /proc/mounts",
+    ]));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("ok"));
+    let scratch = lines.next().unwrap();
+    assert!(scratch.starts_with("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec"), "{scratch}");
+    let sized = lines.next().unwrap();
+    assert!(sized.contains("size=1024k") && sized.contains("mode=700"), "{sized}");
+}
+
+#[test]
+fn proc_and_sys_are_masked_and_read_only() {
+    let h = harness();
+    let script = "for f in /proc/kcore /proc/keys /proc/timer_list; do \
+                    [ -e $f ] && echo $f $(wc -c < $f); done; \
+                  ls /sys/firmware | wc -l; \
+                  echo 1 > /proc/sys/kernel/hostname 2>/dev/null && echo proc-sys-writable; \
+                  touch /sys/x 2>/dev/null && echo sys-writable; \
+                  grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1";
+    let out = ok(h.run(&["sh", "-c", script]));
+    let lines: Vec<&str> = out.lines().collect();
+    for line in &lines[..lines.len() - 2] {
+        assert!(line.ends_with(" 0"), "a masked file has content: {line}");
+    }
+    assert!(out.contains("/proc/keys 0"), "{out}");
+    assert_eq!(&lines[lines.len() - 2..], &["0", "ro"], "{out}");
+}
+
+#[test]
+fn generated_etc_files_leave_the_rootfs_untouched() {
+    let h = harness();
+    let root = h.rootfs_copy("etc-files");
+    let mut command = h.rocker();
+    command.args(["run", "--hostname", "web", "--rootfs"]).arg(&root).args([
+        "sh",
+        "-c",
+        "cat /etc/hosts; echo --; cat /etc/hostname; echo changed >> /etc/hosts",
+    ]);
+    let out = ok(output_within(command, Duration::from_secs(30)));
+    assert!(out.starts_with("127.0.0.1\tlocalhost\n"), "{out}");
+    assert!(out.contains("127.0.1.1\tweb\n--\nweb\n"), "{out}");
+    for file in ["hosts", "hostname", "resolv.conf"] {
+        let content = std::fs::read_to_string(root.join("etc").join(file)).unwrap();
+        assert_eq!(content, "", "/etc/{file} of the rootfs was modified");
+    }
+}
+
+#[test]
+fn nothing_is_left_behind() {
+    let h = harness();
+    let runtime = h.scratch("leftover-runtime");
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for args in [
+        vec!["sh", "-c", "sleep 3141 & sleep 3142 & echo started"],
+        vec!["sh", "-c", "sleep 3143 & exit 3"],
+        vec!["--init", "sh", "-c", "sleep 3144 & exit 4"],
+        vec!["no-such-command"],
+    ] {
+        let mut command = h.rocker_with_runtime(&runtime);
+        command.args(["run", "--rootfs"]).arg(&h.rootfs).args(&args);
+        output_within(command, Duration::from_secs(30));
+    }
+    for marker in ["sleep 3141", "sleep 3142", "sleep 3143", "sleep 3144"] {
+        assert_eq!(processes_with(marker), Vec::<u32>::new(), "{marker} survived");
+    }
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(mounts_before, mounts_after, "mounts changed in the caller's namespace");
+    let left: Vec<_> = std::fs::read_dir(runtime.join("rocker/containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "live dirs left: {left:?}");
+}
+
+#[test]
+fn twenty_runs_in_parallel() {
+    let h = harness();
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let mut command = h.rocker();
+            command
+                .args(["run", "--rootfs"])
+                .arg(&h.rootfs)
+                .args(["sh", "-c", &format!("echo run-{i} $$")]);
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let output = wait_output(child, Duration::from_secs(120));
+        assert_eq!(stdout(&output), format!("run-{i} 1\n"), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn signals_sent_to_rocker_reach_the_container() {
+    let h = harness();
+    let run = |args: &[&str], marker: &str| {
+        let mut command = h.rocker();
+        command.args(["run", "--rootfs"]).arg(&h.rootfs).args(args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = command.spawn().unwrap();
+        wait_for_process(marker, Duration::from_secs(20));
+        // The container's command is up; now signal rocker itself.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        wait_output(child, Duration::from_secs(20))
+    };
+    // A PID 1 with a handler gets the signal.
+    let output = run(
+        // (sh runs a trap only between commands, so the marker runs behind.)
+        &["sh", "-c", "trap 'echo got-term; exit 7' TERM; sleep 3151 & while :; do sleep 0.1; done"],
+        "sleep 3151",
+    );
+    assert_eq!(code(&output), 7, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "got-term\n");
+    // Under --init, a command without handlers dies of it, as outside.
+    let output = run(&["--init", "sleep", "3152"], "sleep 3152");
+    assert_eq!(code(&output), 143, "{}", stderr(&output));
+}
+
+#[test]
+fn capabilities_are_podmans_default_set() {
+    let out = ok(harness().run(&["grep", "-E", "^(Cap|NoNewPrivs)", "/proc/self/status"]));
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    // NET_BIND_SERVICE SYS_CHROOT SETFCAP
+    let want = "CapInh:\t0000000000000000\nCapPrm:\t00000000800405fb\n\
+                CapEff:\t00000000800405fb\nCapBnd:\t00000000800405fb\n\
+                CapAmb:\t0000000000000000\nNoNewPrivs:\t1\n";
+    assert_eq!(out, want);
+    // Another user keeps no effective capability, as under docker.
+    let out = ok(harness().run(&["-u", "1000", "grep", "CapEff", "/proc/self/status"]));
+    assert_eq!(out, "CapEff:\t0000000000000000\n");
+}
+
+#[test]
+fn network_none_has_loopback_up_and_host_shares_ours() {
+    let h = harness();
+    let out = ok(h.run(&["sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate; ip -o link show lo"]));
+    assert!(out.starts_with("lo\n"), "only lo expected: {out}");
+    assert!(out.contains("UP"), "{out}");
+    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let out = ok(h.run(&["--network", "host", "ls", "/sys/class/net"]));
+    assert_eq!(out.lines().count(), host_links, "{out}");
+}
