@@ -37,7 +37,10 @@ enum Message {
     /// The pty master travels with this message.
     Console,
     ConsoleSized,
-    Failed { status: i32, message: String },
+    Failed {
+        status: i32,
+        message: String,
+    },
 }
 
 /// One end of the channel.
@@ -63,7 +66,8 @@ impl Channel {
     fn send(&self, message: &Message, fd: Option<BorrowedFd<'_>>) -> Result<()> {
         let bytes = serde_json::to_vec(message)?;
         let raw = fd.map(|fd| [fd.as_raw_fd()]);
-        let rights: Vec<ControlMessage> = raw.iter().map(|r| ControlMessage::ScmRights(r)).collect();
+        let rights: Vec<ControlMessage> =
+            raw.iter().map(|r| ControlMessage::ScmRights(r)).collect();
         sendmsg::<()>(
             self.socket.as_raw_fd(),
             &[IoSlice::new(&bytes)],
@@ -103,7 +107,8 @@ impl Channel {
         if length == 0 {
             return Ok(None);
         }
-        let message = serde_json::from_slice(&buffer[..length]).context("a malformed sync message")?;
+        let message =
+            serde_json::from_slice(&buffer[..length]).context("a malformed sync message")?;
         Ok(Some((message, fd)))
     }
 

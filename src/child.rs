@@ -14,8 +14,8 @@ use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{
-    chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, getcwd, sethostname, setresgid,
-    setresuid, setsid, Gid, Uid,
+    chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, getcwd, sethostname, setresgid, setresuid,
+    setsid, Gid, Uid,
 };
 
 use crate::channel::Channel;
@@ -43,7 +43,10 @@ pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: 
                 reaper::supervise(command, signals)
             }
             Ok(Forked::Child) => {}
-            Err(err) => fail(&channel, anyhow::Error::new(err).context("forking under --init")),
+            Err(err) => fail(
+                &channel,
+                anyhow::Error::new(err).context("forking under --init"),
+            ),
         }
     }
     let err = match exec(prepared, spec.process.stdin) {
@@ -126,8 +129,12 @@ fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
     match prepared.console {
         Some(terminal) => attach_terminal(terminal)?,
         None if !pass_stdin => {
-            let null = open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                .context("opening /dev/null for stdin")?;
+            let null = open(
+                "/dev/null",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .context("opening /dev/null for stdin")?;
             dup2_stdin(&null).context("connecting stdin to /dev/null")?;
         }
         None => {}

@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in a new container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show what this host offers rootless containers
     Info(InfoArgs),
 }

@@ -49,7 +49,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-    let meta = std::fs::symlink_metadata(dir).with_context(|| format!("checking {}", dir.display()))?;
+    let meta =
+        std::fs::symlink_metadata(dir).with_context(|| format!("checking {}", dir.display()))?;
     let uid = nix::unistd::getuid().as_raw();
     if !meta.is_dir() || meta.uid() != uid {
         bail!(

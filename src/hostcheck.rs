@@ -3,6 +3,7 @@
 //! reuse the hints (rootlesskit's warn.go does the same).
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -110,10 +111,16 @@ fn enter_user_namespace(extra: CloneFlags) -> Result<()> {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     unshare(CloneFlags::CLONE_NEWUSER | extra).context("unshare")?;
     std::fs::write("/proc/self/setgroups", "deny").context("writing setgroups")?;
-    std::fs::write("/proc/self/uid_map", crate::idmap::map_line(0, uid.as_raw()))
-        .context("writing uid_map")?;
-    std::fs::write("/proc/self/gid_map", crate::idmap::map_line(0, gid.as_raw()))
-        .context("writing gid_map")?;
+    std::fs::write(
+        "/proc/self/uid_map",
+        crate::idmap::map_line(0, uid.as_raw()),
+    )
+    .context("writing uid_map")?;
+    std::fs::write(
+        "/proc/self/gid_map",
+        crate::idmap::map_line(0, gid.as_raw()),
+    )
+    .context("writing gid_map")?;
     Ok(())
 }
 
@@ -152,6 +159,12 @@ pub fn overlay_in_userns(scratch: &Path) -> Check {
         .context("mounting overlay with userxattr")?;
         Ok(())
     });
+    // overlayfs leaves work/work behind with mode 000, which would stop
+    // remove_dir_all from listing it.
+    let _ = std::fs::set_permissions(
+        base.join("work/work"),
+        std::fs::Permissions::from_mode(0o700),
+    );
     let _ = std::fs::remove_dir_all(&base);
     match result {
         Ok(()) => Check::yes("kernel overlayfs mounts inside a user namespace"),

@@ -146,7 +146,9 @@ mod tests {
         let root = std::fs::File::open(&root_path).unwrap();
         open_or_create(&root, "/escape/made/file", Kind::File).unwrap();
         // The absolute host path in the link was taken as a path in the root.
-        let inside = root_path.join(dir.strip_prefix("/").unwrap()).join("outside/made/file");
+        let inside = root_path
+            .join(dir.strip_prefix("/").unwrap())
+            .join("outside/made/file");
         assert!(inside.is_file(), "{}", inside.display());
         assert!(!dir.join("outside/made").exists());
         std::fs::remove_dir_all(dir).unwrap();

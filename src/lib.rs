@@ -47,7 +47,7 @@ pub fn main() -> i32 {
         }
     };
     let result = match cli.command {
-        cli::Command::Run(args) => commands::run::run(args),
+        cli::Command::Run(args) => commands::run::run(*args),
         cli::Command::Info(args) => commands::info::run(args),
     };
     match result {

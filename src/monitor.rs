@@ -102,7 +102,12 @@ pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
     }
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("creating a signalfd")?;
-    let status = supervise(&mut container, &signal_fd, console.as_ref(), spec.process.stdin)?;
+    let status = supervise(
+        &mut container,
+        &signal_fd,
+        console.as_ref(),
+        spec.process.stdin,
+    )?;
     drop(console);
     Ok(status)
 }
@@ -178,8 +183,8 @@ struct ContainerProcess {
 
 impl ContainerProcess {
     fn try_wait(&mut self) -> Result<Option<i32>> {
-        let status = waitpid(self.pid, Some(WaitPidFlag::WNOHANG))
-            .context("waiting for the container")?;
+        let status =
+            waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).context("waiting for the container")?;
         if matches!(status, WaitStatus::StillAlive) {
             return Ok(None);
         }

@@ -33,9 +33,13 @@ pub enum MountOp {
     },
     /// Hides a path: /dev/null over a file, an empty read-only tmpfs over a
     /// directory. Missing paths are skipped.
-    Mask { path: String },
+    Mask {
+        path: String,
+    },
     /// Makes an existing path read-only. Missing paths are skipped.
-    ReadOnly { path: String },
+    ReadOnly {
+        path: String,
+    },
 }
 
 impl fmt::Display for MountOp {
@@ -127,7 +131,12 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
         "mode=755,size=65536k",
     ));
     for device in DEVICES {
-        ops.push(bind(format!("/dev/{device}"), &format!("/dev/{device}"), false, false));
+        ops.push(bind(
+            format!("/dev/{device}"),
+            &format!("/dev/{device}"),
+            false,
+            false,
+        ));
     }
     // Only the caller's own gid is mapped, so devpts cannot be told gid=5.
     ops.push(filesystem(
@@ -136,7 +145,12 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620",
     ));
-    ops.push(filesystem("tmpfs", "/dev/shm", secure, "mode=1777,size=65536k"));
+    ops.push(filesystem(
+        "tmpfs",
+        "/dev/shm",
+        secure,
+        "mode=1777,size=65536k",
+    ));
     ops.push(filesystem("mqueue", "/dev/mqueue", secure, ""));
     for (link, target) in [
         ("/dev/ptmx", "pts/ptmx"),
@@ -245,7 +259,10 @@ mod tests {
     fn proc_and_dev_come_first_masks_last() {
         let ops = plan(&spec(NetworkMode::None, vec![]), &files());
         assert_eq!(ops[0].to_string(), "mounting proc on /proc");
-        assert!(position(&ops, "mounting tmpfs on /dev") < position(&ops, "mounting devpts on /dev/pts"));
+        assert!(
+            position(&ops, "mounting tmpfs on /dev")
+                < position(&ops, "mounting devpts on /dev/pts")
+        );
         assert!(position(&ops, "bind-mounting /dev/null on /dev/null") > 1);
         assert!(matches!(ops.last(), Some(MountOp::ReadOnly { .. })));
         assert!(position(&ops, "masking /proc/kcore") > position(&ops, "mounting proc on /proc"));
@@ -283,7 +300,10 @@ mod tests {
             },
         ];
         let ops = plan(&spec(NetworkMode::None, mounts), &files());
-        assert!(position(&ops, "mounting tmpfs on /data") < position(&ops, "mounting tmpfs on /data/cache"));
+        assert!(
+            position(&ops, "mounting tmpfs on /data")
+                < position(&ops, "mounting tmpfs on /data/cache")
+        );
         position(&ops, "bind-mounting /home/me/hosts on /etc/hosts");
         assert!(!ops.iter().any(|op| op.to_string().contains("/run/c/hosts")));
     }

@@ -49,7 +49,9 @@ pub fn parse_env_entry(
     if value.as_deref().is_some_and(|v| v.contains('\0')) {
         bail!("invalid environment variable {name:?}: the value contains a NUL byte");
     }
-    Ok(value.or_else(|| lookup(name)).map(|v| (name.to_string(), v)))
+    Ok(value
+        .or_else(|| lookup(name))
+        .map(|v| (name.to_string(), v)))
 }
 
 /// The entries of an `--env-file`: one `NAME=VALUE` or `NAME` a line; blank
@@ -234,10 +236,7 @@ mod tests {
         env.set("PATH", "/usr/bin");
         assert_eq!(
             env.into_vec(),
-            vec![
-                ("PATH".into(), "/usr/bin".into()),
-                ("A".into(), "1".into())
-            ]
+            vec![("PATH".into(), "/usr/bin".into()), ("A".into(), "1".into())]
         );
     }
 

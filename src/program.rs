@@ -90,9 +90,16 @@ mod tests {
         assert_eq!(find("tool", &path).unwrap_err().status, EXIT_CANNOT_EXECUTE);
         assert_eq!(find("data", &path).unwrap_err().status, EXIT_CANNOT_EXECUTE);
         assert_eq!(find("missing", &path).unwrap_err().status, EXIT_NOT_FOUND);
-        assert_eq!(find("/no/such/file", &path).unwrap_err().status, EXIT_NOT_FOUND);
+        assert_eq!(
+            find("/no/such/file", &path).unwrap_err().status,
+            EXIT_NOT_FOUND
+        );
         let err = find("missing", &path).unwrap_err();
-        assert!(err.message.contains("not found in $PATH"), "{}", err.message);
+        assert!(
+            err.message.contains("not found in $PATH"),
+            "{}",
+            err.message
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

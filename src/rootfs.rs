@@ -69,7 +69,9 @@ pub fn enter(rootfs: &Path, plan: &[MountOp], read_only: bool) -> Result<()> {
 fn refuse_symlinked_mount_points(root: &OwnedFd) -> Result<()> {
     for path in ["proc", "dev", "sys", "dev/null"] {
         match fstatat(root, path, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(stat) if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
+            Ok(stat)
+                if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
+            {
                 bail!("the rootfs's /{path} is a symbolic link; refusing to mount over it")
             }
             _ => {}
@@ -93,7 +95,13 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
         } => {
             let target = inroot::open_or_create(root, destination, Kind::Directory)?;
             let data = (!data.is_empty()).then_some(data.as_str());
-            mount(Some(*fstype), fd_path(&target).as_str(), Some(*fstype), *flags, data)?;
+            mount(
+                Some(*fstype),
+                fd_path(&target).as_str(),
+                Some(*fstype),
+                *flags,
+                data,
+            )?;
         }
         MountOp::Bind {
             source,
@@ -109,7 +117,13 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
             let target = inroot::open_or_create(root, destination, kind)?;
             let mut flags = MsFlags::MS_BIND;
             flags.set(MsFlags::MS_REC, *recursive);
-            mount(Some(source.as_path()), fd_path(&target).as_str(), NONE, flags, NONE)?;
+            mount(
+                Some(source.as_path()),
+                fd_path(&target).as_str(),
+                NONE,
+                flags,
+                NONE,
+            )?;
             if *read_only {
                 // Reopen: the old descriptor still names what lies beneath.
                 let mounted = inroot::open(root, destination)?;
@@ -132,11 +146,20 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
                     Some("tmpfs"),
                     fd_path(&target).as_str(),
                     Some("tmpfs"),
-                    MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
                     Some("size=0,mode=0555"),
                 )?;
             } else {
-                mount(Some("/dev/null"), fd_path(&target).as_str(), NONE, MsFlags::MS_BIND, NONE)?;
+                mount(
+                    Some("/dev/null"),
+                    fd_path(&target).as_str(),
+                    NONE,
+                    MsFlags::MS_BIND,
+                    NONE,
+                )?;
             }
         }
         MountOp::ReadOnly { path } => {

@@ -12,7 +12,10 @@ use common::*;
 
 #[test]
 fn echo_prints_to_the_callers_stdout() {
-    assert_eq!(ok(harness().run(&["echo", "hello", "world"])), "hello world\n");
+    assert_eq!(
+        ok(harness().run(&["echo", "hello", "world"])),
+        "hello world\n"
+    );
 }
 
 #[test]
@@ -23,14 +26,22 @@ fn exit_statuses_follow_docker() {
         (&["sh", "-c", "exit 42"], 42, ""),
         (&["/etc/passwd"], 126, "permission denied"),
         (&["/etc"], 126, "is a directory"),
-        (&["no-such-command"], 127, "executable file not found in $PATH"),
+        (
+            &["no-such-command"],
+            127,
+            "executable file not found in $PATH",
+        ),
         (&["/no/such/file"], 127, "no such file or directory"),
         (&["sh", "-c", "kill -TERM $$"], 0, ""),
     ];
     for (args, want, message) in cases {
         let output = h.run(args);
         assert_eq!(code(&output), *want, "{args:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
     }
 }
 
@@ -38,7 +49,10 @@ fn exit_statuses_follow_docker() {
 fn a_process_killed_from_outside_gives_137() {
     let h = harness();
     let mut command = h.rocker();
-    command.args(["run", "--rootfs"]).arg(&h.rootfs).args(["sleep", "3137"]);
+    command
+        .args(["run", "--rootfs"])
+        .arg(&h.rootfs)
+        .args(["sleep", "3137"]);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = command.spawn().unwrap();
     let pid = wait_for_process("sleep 3137", Duration::from_secs(20));
@@ -66,19 +80,35 @@ fn rocker_failures_exit_125_with_a_message() {
     let missing_source = h.base.join("no-such-volume-source");
     let missing = format!("{}:/data", missing_source.display());
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["-e".into(), "=x".into(), "true".into()], "invalid environment variable"),
-        (vec!["-v".into(), "relative:/x".into(), "true".into()], "named volumes"),
+        (
+            vec!["-e".into(), "=x".into(), "true".into()],
+            "invalid environment variable",
+        ),
+        (
+            vec!["-v".into(), "relative:/x".into(), "true".into()],
+            "named volumes",
+        ),
         (vec!["-v".into(), missing, "true".into()], "does not exist"),
         (vec!["--bogus-flag".into(), "true".into()], "--bogus-flag"),
-        (vec!["-w".into(), "/etc/passwd".into(), "true".into()], "working directory /etc/passwd"),
-        (vec!["-u".into(), "nobody-here".into(), "true".into()], "/etc/passwd"),
+        (
+            vec!["-w".into(), "/etc/passwd".into(), "true".into()],
+            "working directory /etc/passwd",
+        ),
+        (
+            vec!["-u".into(), "nobody-here".into(), "true".into()],
+            "/etc/passwd",
+        ),
         (vec![], "no command given"),
     ];
     for (args, message) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = h.run(&args);
         assert_eq!(code(&output), 125, "{args:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
         assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
     }
     let mut command = h.rocker();
@@ -95,10 +125,19 @@ fn the_caller_becomes_root_or_the_user_asked_for() {
     let fields: Vec<&str> = map.split_whitespace().collect();
     assert_eq!(fields, vec!["0", &h.uid.to_string(), "1"]);
     assert_eq!(ok(h.run(&["id", "-u"])), "0\n");
-    assert_eq!(ok(h.run(&["-u", "1000:1000", "sh", "-c", "id -u; id -g"])), "1000\n1000\n");
-    assert_eq!(ok(h.run(&["-u", "app", "sh", "-c", "id -un; echo $HOME"])), "app\n/home/app\n");
+    assert_eq!(
+        ok(h.run(&["-u", "1000:1000", "sh", "-c", "id -u; id -g"])),
+        "1000\n1000\n"
+    );
+    assert_eq!(
+        ok(h.run(&["-u", "app", "sh", "-c", "id -un; echo $HOME"])),
+        "app\n/home/app\n"
+    );
     assert_eq!(ok(h.run(&["-u", "app:staff", "id", "-g"])), "50\n");
-    assert_eq!(ok(h.run(&["-u", "4242", "sh", "-c", "id -u; id -g; echo $HOME"])), "4242\n0\n/\n");
+    assert_eq!(
+        ok(h.run(&["-u", "4242", "sh", "-c", "id -u; id -g; echo $HOME"])),
+        "4242\n0\n/\n"
+    );
 }
 
 #[test]
@@ -129,17 +168,35 @@ fn hostname_is_the_short_id_or_the_one_given() {
 fn stdin_reaches_the_container_only_with_i() {
     let h = harness();
     let mut command = h.rocker();
-    command.args(["run", "-i", "--rootfs"]).arg(&h.rootfs).args(["sh", "-c", "cat; echo end"]);
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(["run", "-i", "--rootfs"])
+        .arg(&h.rootfs)
+        .args(["sh", "-c", "cat; echo end"]);
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"piped line\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped line\n")
+        .unwrap();
     let output = wait_output(child, Duration::from_secs(30));
     assert_eq!(stdout(&output), "piped line\nend\n", "{}", stderr(&output));
 
     let mut command = h.rocker();
-    command.args(["run", "--rootfs"]).arg(&h.rootfs).args(["sh", "-c", "cat; echo end"]);
+    command
+        .args(["run", "--rootfs"])
+        .arg(&h.rootfs)
+        .args(["sh", "-c", "cat; echo end"]);
     command.stdin(Stdio::piped());
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Without -i the container reads /dev/null, even while ours stays open.
     let _keep_open = child.stdin.take();
     let output = wait_output(child, Duration::from_secs(30));
@@ -171,8 +228,14 @@ fn env_workdir_and_entrypoint() {
     assert_eq!(ok(h.run(&["-w", "/tmp", "pwd"])), "/tmp\n");
     // docker creates a missing working directory.
     assert_eq!(ok(h.run(&["-w", "/new/dir", "pwd"])), "/new/dir\n");
-    assert_eq!(ok(h.run(&["--entrypoint", "echo", "from", "entrypoint"])), "from entrypoint\n");
-    assert_eq!(ok(h.run(&["--entrypoint", "", "echo", "cleared"])), "cleared\n");
+    assert_eq!(
+        ok(h.run(&["--entrypoint", "echo", "from", "entrypoint"])),
+        "from entrypoint\n"
+    );
+    assert_eq!(
+        ok(h.run(&["--entrypoint", "", "echo", "cleared"])),
+        "cleared\n"
+    );
 }
 
 #[test]
@@ -182,22 +245,48 @@ fn volumes_read_write_and_read_only() {
     std::fs::write(dir.join("from-host"), "host data\n").unwrap();
     h.give(&dir.join("from-host"));
     let rw = format!("{}:/data", dir.display());
-    let out = ok(h.run(&["-v", &rw, "sh", "-c", "cat /data/from-host; echo written > /data/new"]));
+    let out = ok(h.run(&[
+        "-v",
+        &rw,
+        "sh",
+        "-c",
+        "cat /data/from-host; echo written > /data/new",
+    ]));
     assert_eq!(out, "host data\n");
     let meta = std::fs::metadata(dir.join("new")).unwrap();
-    assert_eq!(meta.uid(), h.uid, "a file written in a volume belongs to the caller");
-    assert_eq!(std::fs::read_to_string(dir.join("new")).unwrap(), "written\n");
+    assert_eq!(
+        meta.uid(),
+        h.uid,
+        "a file written in a volume belongs to the caller"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("new")).unwrap(),
+        "written\n"
+    );
 
     let ro = format!("{}:/data:ro", dir.display());
-    let output = h.run(&["-v", &ro, "sh", "-c", "cat /data/from-host; touch /data/denied"]);
+    let output = h.run(&[
+        "-v",
+        &ro,
+        "sh",
+        "-c",
+        "cat /data/from-host; touch /data/denied",
+    ]);
     assert_ne!(code(&output), 0);
     assert_eq!(stdout(&output), "host data\n");
-    assert!(stderr(&output).contains("Read-only file system"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Read-only file system"),
+        "{}",
+        stderr(&output)
+    );
     assert!(!dir.join("denied").exists());
 
     // A destination inside a path that does not exist yet is created.
     let nested = format!("{}:/deep/inside/data", dir.display());
-    assert_eq!(ok(h.run(&["-v", &nested, "cat", "/deep/inside/data/from-host"])), "host data\n");
+    assert_eq!(
+        ok(h.run(&["-v", &nested, "cat", "/deep/inside/data/from-host"])),
+        "host data\n"
+    );
 }
 
 #[test]
@@ -205,7 +294,11 @@ fn read_only_root_and_tmpfs() {
     let h = harness();
     let output = h.run(&["--read-only", "touch", "/should-fail"]);
     assert_ne!(code(&output), 0);
-    assert!(stderr(&output).contains("Read-only file system"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Read-only file system"),
+        "{}",
+        stderr(&output)
+    );
     assert!(!h.rootfs.join("should-fail").exists());
 
     let out = ok(h.run(&[
@@ -221,9 +314,15 @@ fn read_only_root_and_tmpfs() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("ok"));
     let scratch = lines.next().unwrap();
-    assert!(scratch.starts_with("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec"), "{scratch}");
+    assert!(
+        scratch.starts_with("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec"),
+        "{scratch}"
+    );
     let sized = lines.next().unwrap();
-    assert!(sized.contains("size=1024k") && sized.contains("mode=700"), "{sized}");
+    assert!(
+        sized.contains("size=1024k") && sized.contains("mode=700"),
+        "{sized}"
+    );
 }
 
 #[test]
@@ -249,11 +348,14 @@ fn generated_etc_files_leave_the_rootfs_untouched() {
     let h = harness();
     let root = h.rootfs_copy("etc-files");
     let mut command = h.rocker();
-    command.args(["run", "--hostname", "web", "--rootfs"]).arg(&root).args([
-        "sh",
-        "-c",
-        "cat /etc/hosts; echo --; cat /etc/hostname; echo changed >> /etc/hosts",
-    ]);
+    command
+        .args(["run", "--hostname", "web", "--rootfs"])
+        .arg(&root)
+        .args([
+            "sh",
+            "-c",
+            "cat /etc/hosts; echo --; cat /etc/hostname; echo changed >> /etc/hosts",
+        ]);
     let out = ok(output_within(command, Duration::from_secs(30)));
     assert!(out.starts_with("127.0.0.1\tlocalhost\n"), "{out}");
     assert!(out.contains("127.0.1.1\tweb\n--\nweb\n"), "{out}");
@@ -279,10 +381,17 @@ fn nothing_is_left_behind() {
         output_within(command, Duration::from_secs(30));
     }
     for marker in ["sleep 3141", "sleep 3142", "sleep 3143", "sleep 3144"] {
-        assert_eq!(processes_with(marker), Vec::<u32>::new(), "{marker} survived");
+        assert_eq!(
+            processes_with(marker),
+            Vec::<u32>::new(),
+            "{marker} survived"
+        );
     }
     let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert_eq!(mounts_before, mounts_after, "mounts changed in the caller's namespace");
+    assert_eq!(
+        mounts_before, mounts_after,
+        "mounts changed in the caller's namespace"
+    );
     let left: Vec<_> = std::fs::read_dir(runtime.join("rocker/containers"))
         .unwrap()
         .flatten()
@@ -297,17 +406,23 @@ fn twenty_runs_in_parallel() {
     let children: Vec<_> = (0..20)
         .map(|i| {
             let mut command = h.rocker();
-            command
-                .args(["run", "--rootfs"])
-                .arg(&h.rootfs)
-                .args(["sh", "-c", &format!("echo run-{i} $$")]);
+            command.args(["run", "--rootfs"]).arg(&h.rootfs).args([
+                "sh",
+                "-c",
+                &format!("echo run-{i} $$"),
+            ]);
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
             command.spawn().unwrap()
         })
         .collect();
     for (i, child) in children.into_iter().enumerate() {
         let output = wait_output(child, Duration::from_secs(120));
-        assert_eq!(stdout(&output), format!("run-{i} 1\n"), "{}", stderr(&output));
+        assert_eq!(
+            stdout(&output),
+            format!("run-{i} 1\n"),
+            "{}",
+            stderr(&output)
+        );
     }
 }
 
@@ -331,7 +446,11 @@ fn signals_sent_to_rocker_reach_the_container() {
     // A PID 1 with a handler gets the signal.
     let output = run(
         // (sh runs a trap only between commands, so the marker runs behind.)
-        &["sh", "-c", "trap 'echo got-term; exit 7' TERM; sleep 3151 & while :; do sleep 0.1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; sleep 3151 & while :; do sleep 0.1; done",
+        ],
         "sleep 3151",
     );
     assert_eq!(code(&output), 7, "{}", stderr(&output));
@@ -358,7 +477,11 @@ fn capabilities_are_podmans_default_set() {
 #[test]
 fn network_none_has_loopback_up_and_host_shares_ours() {
     let h = harness();
-    let out = ok(h.run(&["sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate; ip -o link show lo"]));
+    let out = ok(h.run(&[
+        "sh",
+        "-c",
+        "ls /sys/class/net; cat /sys/class/net/lo/operstate; ip -o link show lo",
+    ]));
     assert!(out.starts_with("lo\n"), "only lo expected: {out}");
     assert!(out.contains("UP"), "{out}");
     let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();

@@ -50,7 +50,10 @@ fn line(label: &str, check: &Check) {
 }
 
 fn print_text(report: &Report) {
-    println!("rocker {} on Linux {} as uid {}", report.version, report.kernel, report.uid);
+    println!(
+        "rocker {} on Linux {} as uid {}",
+        report.version, report.kernel, report.uid
+    );
     println!("Isolation:");
     line("user namespaces", &report.user_namespaces);
     println!("Root file systems:");
@@ -65,5 +68,9 @@ fn print_text(report: &Report) {
     println!("Directories:");
     println!("  {:<20} {}", "data", report.directories.data.display());
     println!("  {:<20} {}", "config", report.directories.config.display());
-    println!("  {:<20} {}", "runtime", report.directories.runtime.display());
+    println!(
+        "  {:<20} {}",
+        "runtime",
+        report.directories.runtime.display()
+    );
 }

@@ -76,7 +76,8 @@ fn build_spec(args: RunArgs) -> Result<ContainerSpec> {
     if command.is_empty() {
         bail!("no command given: rocker run --rootfs DIR COMMAND [ARG...]");
     }
-    let workdir = options::container_path(args.workdir.as_deref().unwrap_or("/"), "working directory")?;
+    let workdir =
+        options::container_path(args.workdir.as_deref().unwrap_or("/"), "working directory")?;
 
     Ok(ContainerSpec {
         id,

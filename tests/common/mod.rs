@@ -53,7 +53,10 @@ fn remove_stale_bases() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(pid) = name.strip_prefix("rocker-it-").and_then(|r| r.split('-').next()) {
+        if let Some(pid) = name
+            .strip_prefix("rocker-it-")
+            .and_then(|r| r.split('-').next())
+        {
             if !Path::new("/proc").join(pid).exists() {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
@@ -71,7 +74,10 @@ impl Harness {
             let uid = throwaway_uid();
             (uid, uid)
         } else {
-            (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+            (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )
         };
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -129,7 +135,9 @@ impl Harness {
     /// A minimal distribution: static busybox and its applets, passwd and
     /// group with root and an `app` user, empty mount points.
     pub fn build_busybox_rootfs(&self, root: &Path) {
-        for dir in ["bin", "etc", "proc", "dev", "sys", "tmp", "root", "home/app"] {
+        for dir in [
+            "bin", "etc", "proc", "dev", "sys", "tmp", "root", "home/app",
+        ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
         std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
@@ -144,11 +152,16 @@ impl Harness {
             "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\nstaff:x:50:app\n").unwrap();
+        std::fs::write(
+            root.join("etc/group"),
+            "root:x:0:\napp:x:1000:\nstaff:x:50:app\n",
+        )
+        .unwrap();
         for file in ["hosts", "hostname", "resolv.conf"] {
             std::fs::write(root.join("etc").join(file), "").unwrap();
         }
-        std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
         self.give_tree(root);
     }
 
@@ -198,7 +211,11 @@ impl Harness {
     /// `rocker run --rootfs ROOTFS ARGS...` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         let mut command = self.rocker();
-        command.arg("run").arg("--rootfs").arg(&self.rootfs).args(args);
+        command
+            .arg("run")
+            .arg("--rootfs")
+            .arg(&self.rootfs)
+            .args(args);
         output_within(command, Duration::from_secs(60))
     }
 }
@@ -310,7 +327,10 @@ pub fn wait_for_process(marker: &str, limit: Duration) -> u32 {
         if let Some(pid) = processes_with(marker).first() {
             return *pid;
         }
-        assert!(start.elapsed() < limit, "no process with {marker:?} appeared");
+        assert!(
+            start.elapsed() < limit,
+            "no process with {marker:?} appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

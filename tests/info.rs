@@ -1,0 +1,74 @@
+//! `rocker info` reports what this host offers, checked live.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn info(format: &str) -> String {
+    let mut command = harness().rocker();
+    command.args(["info", "--format", format]);
+    ok(output_within(command, Duration::from_secs(60)))
+}
+
+#[test]
+fn json_report_matches_the_host() {
+    let h = harness();
+    let report: serde_json::Value = serde_json::from_str(&info("json")).unwrap();
+    assert_eq!(report["uid"], h.uid);
+    assert_eq!(report["user_namespaces"]["ok"], true, "{report:#}");
+    let runtime = h.base.join("run/rocker");
+    assert_eq!(report["directories"]["runtime"], runtime.to_str().unwrap());
+    assert_eq!(
+        report["directories"]["data"],
+        h.base.join("data/rocker").to_str().unwrap()
+    );
+
+    // Each answer agrees with what the test sees for itself.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let layout = if mounts.contains(" /sys/fs/cgroup cgroup2 ") {
+        "v2"
+    } else if mounts.contains(" /sys/fs/cgroup/unified cgroup2 ") {
+        "hybrid"
+    } else {
+        "v1"
+    };
+    assert_eq!(report["cgroups"]["layout"], layout);
+    let installed = |p: &str| std::path::Path::new(p).exists();
+    assert_eq!(
+        report["slirp4netns"]["ok"],
+        installed("/usr/bin/slirp4netns")
+    );
+    assert_eq!(
+        report["fuse_overlayfs"]["ok"],
+        installed("/usr/bin/fuse-overlayfs")
+    );
+    let world_rw = |p: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o006 == 0o006)
+    };
+    assert_eq!(report["dev_fuse"]["ok"], world_rw("/dev/fuse"));
+    assert_eq!(report["dev_net_tun"]["ok"], world_rw("/dev/net/tun"));
+    // The overlay probe leaves nothing behind.
+    let left: Vec<_> = std::fs::read_dir(&runtime)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("overlay-probe"))
+        .collect();
+    assert!(left.is_empty());
+}
+
+#[test]
+fn text_report_names_each_area() {
+    let text = info("text");
+    for area in [
+        "user namespaces",
+        "overlay in userns",
+        "slirp4netns",
+        "cgroups",
+        "runtime",
+    ] {
+        assert!(text.contains(area), "{area} missing from:\n{text}");
+    }
+}

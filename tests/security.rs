@@ -1,0 +1,134 @@
+//! Known container escapes, each tried for real against rocker.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use nix::pty::openpty;
+
+#[test]
+fn only_stdio_reaches_the_container() {
+    // CVE-2024-21626: a descriptor inherited from the caller (or opened by
+    // the runtime) must not reach the container.
+    let h = harness();
+    let mut command = h.command_as_user("/bin/sh");
+    command
+        .args([
+            "-c",
+            "exec 7</etc/hostname 8</ 9>/dev/null; exec \"$0\" \"$@\"",
+        ])
+        .arg(&h.binary)
+        .args(["run", "--rootfs"])
+        .arg(&h.rootfs)
+        // `; true` keeps sh from exec'ing ls in its place: $$ stays the shell.
+        .args(["sh", "-c", "ls /proc/$$/fd; true"]);
+    let out = ok(output_within(command, Duration::from_secs(30)));
+    assert_eq!(out, "0\n1\n2\n");
+}
+
+#[test]
+fn symlinked_proc_dev_or_dev_null_is_refused() {
+    // The CVE-2019-19921 family: a rootfs steering rocker's mounts.
+    let h = harness();
+    for (name, path, target) in [
+        ("proc-link", "proc", "tmp"),
+        ("dev-link", "dev", "tmp"),
+        ("devnull-link", "dev/null", "/tmp/x"),
+    ] {
+        let root = h.rootfs_copy(name);
+        let full = root.join(path);
+        let _ = std::fs::remove_dir_all(&full);
+        symlink(target, &full).unwrap();
+        h.give_tree(&root);
+        let mut command = h.rocker();
+        command.args(["run", "--rootfs"]).arg(&root).arg("true");
+        let output = output_within(command, Duration::from_secs(30));
+        assert_eq!(code(&output), 125, "{name}: {}", stderr(&output));
+        let message = format!("the rootfs's /{path} is a symbolic link");
+        assert!(
+            stderr(&output).contains(&message),
+            "{name}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn symlinks_in_the_rootfs_cannot_point_mounts_or_the_workdir_at_the_host() {
+    let h = harness();
+    let host_dir = h.scratch("escape-target");
+    std::fs::write(host_dir.join("host-secret"), "secret").unwrap();
+    let root = h.rootfs_copy("escape");
+    symlink(&host_dir, root.join("evil")).unwrap();
+    h.give_tree(&root);
+    let volume = h.scratch("escape-volume");
+    std::fs::write(volume.join("payload"), "payload").unwrap();
+
+    let mut command = h.rocker();
+    command
+        .args(["run", "-v", &format!("{}:/evil/mounted", volume.display())])
+        .args(["-w", "/evil", "--rootfs"])
+        .arg(&root)
+        .args(["sh", "-c", "pwd; ls"]);
+    let output = output_within(command, Duration::from_secs(30));
+    assert!(
+        !stdout(&output).contains("host-secret"),
+        "{}",
+        stdout(&output)
+    );
+    // The link was followed inside the rootfs: the host dir is untouched.
+    let entries: Vec<_> = std::fs::read_dir(&host_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, vec![std::ffi::OsString::from("host-secret")]);
+    assert_eq!(ok(output), format!("{}\nmounted\n", host_dir.display()));
+}
+
+#[test]
+fn the_container_has_no_controlling_terminal_without_t() {
+    // CVE-2017-5226: with the caller's terminal as its controlling
+    // terminal, a process could push keystrokes into it with TIOCSTI.
+    let h = harness();
+    let pty = openpty(None, None).unwrap();
+    let mut command = h.command_as_user("setsid");
+    command
+        .arg("-c")
+        .arg(&h.binary)
+        .args(["run", "-i", "--rootfs"])
+        .arg(&h.rootfs)
+        .args(["cat", "/proc/self/stat"])
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::piped());
+    let out = ok(output_within(command, Duration::from_secs(30)));
+    // Fields after the command name: state ppid pgrp session tty_nr.
+    let fields: Vec<&str> = out.rsplit(')').next().unwrap().split_whitespace().collect();
+    assert_eq!(fields[3], "1", "not a session leader: {out}");
+    assert_eq!(fields[4], "0", "has a controlling terminal: {out}");
+}
+
+#[test]
+fn the_rocker_binary_cannot_be_reached_through_proc_exe() {
+    // CVE-2019-5736: under --init, PID 1 is rocker's own binary. The copy
+    // the harness runs belongs to the same user as the container's root, so
+    // only the kernel's ptrace checks stand between them.
+    let h = harness();
+    let before = std::fs::read(&h.binary).unwrap();
+    let out = ok(h.run(&[
+        "--init",
+        "sh",
+        "-c",
+        "cat /proc/1/exe >/dev/null 2>&1 && echo init-readable; \
+         echo x 2>/dev/null >> /proc/1/exe && echo init-writable; \
+         readlink /proc/1/exe >/dev/null 2>&1 && echo init-linkable; \
+         cat /proc/self/exe >/dev/null && echo self-readable",
+    ]));
+    assert_eq!(out, "self-readable\n");
+    assert!(
+        before == std::fs::read(&h.binary).unwrap(),
+        "the binary changed"
+    );
+}

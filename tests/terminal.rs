@@ -1,0 +1,173 @@
+//! `-t`: a real pty on our side, as a user's terminal would be.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::pty::{openpty, Winsize};
+use nix::sys::termios::tcgetattr;
+
+/// rocker running on a pty that is its controlling terminal (via
+/// `setsid -c`), with everything it writes collected.
+struct OnTerminal {
+    child: Child,
+    master: std::fs::File,
+    slave: OwnedFd,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+impl OnTerminal {
+    fn start(args: &[&str]) -> OnTerminal {
+        let h = harness();
+        let size = Winsize {
+            ws_row: 33,
+            ws_col: 97,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = openpty(&size, None).unwrap();
+        let mut command = h.command_as_user("setsid");
+        command
+            .arg("-c")
+            .arg(&h.binary)
+            .args(["run", "--rootfs"])
+            .arg(&h.rootfs)
+            .args(args);
+        command
+            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+        let child = command.spawn().unwrap();
+        drop(command);
+        let master = std::fs::File::from(pty.master);
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = reader.read(&mut buffer) {
+                sink.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+        OnTerminal {
+            child,
+            master,
+            slave: pty.slave,
+            output,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).replace("\r\n", "\n")
+    }
+
+    fn wait_for(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.text().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{needle:?} never appeared; got {:?}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_bytes(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    fn finish(mut self) -> (i32, String) {
+        let status = wait_within(&mut self.child, Duration::from_secs(30));
+        // Let the reader catch up with the last bytes.
+        std::thread::sleep(Duration::from_millis(100));
+        (status.code().expect("rocker was killed"), self.text())
+    }
+}
+
+#[test]
+fn the_container_gets_its_own_pty_with_our_window_size() {
+    let session = OnTerminal::start(&["-t", "sh", "-c", "tty; stty size; echo $TERM"]);
+    let (status, out) = session.finish();
+    assert_eq!(status, 0, "{out}");
+    assert_eq!(out, "/dev/pts/0\n33 97\nxterm\n");
+}
+
+#[test]
+fn ctrl_c_goes_to_the_container_and_the_terminal_is_restored() {
+    let h = harness();
+    let _ = h;
+    let mut session = OnTerminal::start(&[
+        "-it",
+        "sh",
+        "-c",
+        "trap 'echo got-int; exit 3' INT; echo ready; while :; do sleep 0.1; done",
+    ]);
+    let before = tcgetattr(&session.slave).unwrap();
+    session.wait_for("ready");
+    // In raw mode Ctrl-C is a byte for the container's terminal, not a
+    // signal for rocker.
+    let during = tcgetattr(&session.slave).unwrap();
+    assert!(
+        !during
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ISIG),
+        "rocker did not put the terminal in raw mode"
+    );
+    session.type_bytes(b"\x03");
+    let slave = session.slave.try_clone().unwrap();
+    let (status, out) = session.finish();
+    assert_eq!(status, 3, "{out}");
+    assert!(out.contains("got-int"), "{out}");
+    let after = tcgetattr(&slave).unwrap();
+    assert_eq!(
+        before.local_flags, after.local_flags,
+        "terminal left in raw mode"
+    );
+    assert_eq!(before.input_flags, after.input_flags);
+}
+
+#[test]
+fn window_size_changes_follow_the_callers_terminal() {
+    let mut session = OnTerminal::start(&[
+        "-it",
+        "sh",
+        "-c",
+        "trap 'stty size' WINCH; trap 'exit 0' INT; echo ready; while :; do sleep 0.1; done",
+    ]);
+    session.wait_for("ready");
+    let slave_path = nix::unistd::ttyname(&session.slave).unwrap();
+    let status = std::process::Command::new("stty")
+        .arg("-F")
+        .arg(&slave_path)
+        .args(["rows", "40", "cols", "100"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    session.wait_for("40 100");
+    session.type_bytes(b"\x03");
+    let (status, _) = session.finish();
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn input_typed_on_the_terminal_reaches_the_container() {
+    let mut session =
+        OnTerminal::start(&["-it", "sh", "-c", "echo ready; read line; echo got:$line"]);
+    session.wait_for("ready");
+    session.type_bytes(b"typed words\r");
+    let (status, out) = session.finish();
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("got:typed words"), "{out}");
+}
+
+#[test]
+fn tty_works_without_a_terminal_on_our_side() {
+    let out = ok(harness().run(&["-t", "sh", "-c", "tty; echo hi"]));
+    assert_eq!(out.replace("\r\n", "\n"), "/dev/pts/0\nhi\n");
+}
