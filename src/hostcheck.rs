@@ -204,8 +204,26 @@ pub struct Cgroups {
     pub layout: String,
     /// Our own cgroup in the v2 hierarchy, if there is one.
     pub own_cgroup: Option<String>,
+    /// Whether a systemd user manager could delegate a subtree to us.
+    pub systemd_user_manager: Check,
     /// Whether resource limits can be applied, and why not.
     pub limits: Check,
+}
+
+/// A user manager listens on $XDG_RUNTIME_DIR/systemd/private.
+fn systemd_user_manager() -> Check {
+    let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") else {
+        return Check::no("XDG_RUNTIME_DIR is not set: no user session");
+    };
+    let socket = Path::new(&runtime).join("systemd/private");
+    if socket.exists() {
+        Check::yes(format!("listening on {}", socket.display()))
+    } else {
+        Check::no(format!(
+            "none at {}; log in through a systemd session, or keep one with: loginctl enable-linger $USER",
+            socket.display()
+        ))
+    }
 }
 
 fn is_cgroup2(path: &str) -> bool {
@@ -251,6 +269,7 @@ pub fn cgroups() -> Cgroups {
     Cgroups {
         layout: layout.to_string(),
         own_cgroup,
+        systemd_user_manager: systemd_user_manager(),
         limits,
     }
 }

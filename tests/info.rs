@@ -35,6 +35,8 @@ fn json_report_matches_the_host() {
         "v1"
     };
     assert_eq!(report["cgroups"]["layout"], layout);
+    let manager = runtime.parent().unwrap().join("systemd/private").exists();
+    assert_eq!(report["cgroups"]["systemd_user_manager"]["ok"], manager);
     let installed = |p: &str| std::path::Path::new(p).exists();
     assert_eq!(
         report["slirp4netns"]["ok"],

@@ -401,6 +401,32 @@ fn nothing_is_left_behind() {
 }
 
 #[test]
+fn killing_rocker_kills_the_container() {
+    let h = harness();
+    for (init, marker) in [(false, "sleep 3161"), (true, "sleep 3162")] {
+        let mut command = h.rocker();
+        command.args(["run", "--rootfs"]).arg(&h.rootfs);
+        if init {
+            command.arg("--init");
+        }
+        command.args(["sh", "-c", &format!("{marker} & {marker}0")]);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        wait_for_process(marker, Duration::from_secs(20));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !processes_with(marker).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{marker} outlived rocker"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
 fn twenty_runs_in_parallel() {
     let h = harness();
     let children: Vec<_> = (0..20)

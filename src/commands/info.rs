@@ -64,6 +64,7 @@ fn print_text(report: &Report) {
     line("slirp4netns", &report.slirp4netns);
     line("/dev/net/tun", &report.dev_net_tun);
     println!("Resource limits (cgroups {}):", report.cgroups.layout);
+    line("systemd user manager", &report.cgroups.systemd_user_manager);
     line("delegated cgroup", &report.cgroups.limits);
     println!("Directories:");
     println!("  {:<20} {}", "data", report.directories.data.display());
