@@ -90,17 +90,29 @@ fn create_within(root: BorrowedFd<'_>, path: &str, kind: Kind, depth: u32) -> ni
 }
 
 /// Reads a small text file inside the root; `None` when it does not exist.
-pub fn read_to_string(root: &Path, path: &str) -> std::io::Result<Option<String>> {
+/// The rootfs is untrusted: a FIFO must not hang us (O_NONBLOCK, regular
+/// files only) and an endless file must not fill memory (`limit`).
+pub fn read_to_string(root: &Path, path: &str, limit: u64) -> std::io::Result<Option<String>> {
+    use std::io::{Error, ErrorKind, Read};
     let root = std::fs::File::open(root)?;
-    match openat2(&root, relative(path), how(OFlag::O_RDONLY)) {
-        Ok(fd) => {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text)?;
-            Ok(Some(text))
-        }
-        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(None),
-        Err(err) => Err(err.into()),
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let file = match openat2(&root, relative(path), how(flags)) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidData, "not a regular file"));
     }
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    Ok(Some(text))
 }
 
 /// The path through which the kernel reaches what `fd` refers to.
@@ -131,10 +143,19 @@ mod tests {
         symlink("/etc", root_path.join("abs")).unwrap();
         symlink("../../../../../etc", root_path.join("climb")).unwrap();
         for path in ["/abs/secret", "/climb/secret", "/../../etc/secret"] {
-            let got = read_to_string(&root_path, path).unwrap();
+            let got = read_to_string(&root_path, path, 100).unwrap();
             assert_eq!(got.as_deref(), Some("container"), "{path}");
         }
-        assert_eq!(read_to_string(&root_path, "/missing").unwrap(), None);
+        assert_eq!(read_to_string(&root_path, "/missing", 100).unwrap(), None);
+        assert!(
+            read_to_string(&root_path, "/etc/secret", 4).is_err(),
+            "over the limit"
+        );
+        nix::unistd::mkfifo(&root_path.join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(
+            read_to_string(&root_path, "/fifo", 100).is_err(),
+            "a FIFO is refused"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -97,7 +97,9 @@ pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
     };
     channel.wait_for_exec()?;
 
-    if let Some(console) = console.as_mut() {
+    // Raw mode only when we forward input (docker's -it): with -t alone,
+    // Ctrl-C stays a SIGINT for rocker, which forwards it.
+    if let (Some(console), true) = (console.as_mut(), spec.process.stdin) {
         console.enter_raw_mode()?;
     }
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)

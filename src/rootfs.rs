@@ -49,8 +49,7 @@ pub fn enter(rootfs: &Path, plan: &[MountOp], read_only: bool) -> Result<()> {
         apply(&root, op).with_context(|| op.to_string())?;
     }
     if read_only {
-        sys::mount_setattr_readonly(root.as_fd(), false)
-            .context("making the root file system read-only")?;
+        make_read_only(&root, false).context("making the root file system read-only")?;
     }
 
     // pivot_root(".", ".") stacks the old root on top of the new one; the
@@ -127,7 +126,7 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
             if *read_only {
                 // Reopen: the old descriptor still names what lies beneath.
                 let mounted = inroot::open(root, destination)?;
-                sys::mount_setattr_readonly(mounted.as_fd(), *recursive)?;
+                make_read_only(&mounted, *recursive)?;
             }
         }
         MountOp::Symlink { target, link } => {
@@ -175,10 +174,22 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
                 NONE,
             )?;
             let mounted = inroot::open(root, path)?;
-            sys::mount_setattr_readonly(mounted.as_fd(), true)?;
+            make_read_only(&mounted, true)?;
         }
     }
     Ok(())
+}
+
+/// Read-only mounts use mount_setattr(2), which changes only that flag: a
+/// plain remount would also have to repeat every flag the user namespace
+/// locked, and cannot act on a whole tree.
+fn make_read_only(mount_root: &OwnedFd, recursive: bool) -> Result<()> {
+    match sys::mount_setattr_readonly(mount_root.as_fd(), recursive) {
+        Err(nix::errno::Errno::ENOSYS) => {
+            bail!("read-only mounts need Linux 5.12 or later (mount_setattr)")
+        }
+        other => Ok(other?),
+    }
 }
 
 fn open_existing(root: &OwnedFd, path: &str) -> Result<Option<OwnedFd>> {

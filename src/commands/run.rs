@@ -13,6 +13,9 @@ use crate::program::DEFAULT_PATH;
 use crate::spec::{ContainerSpec, NetworkMode, ProcessSpec};
 use crate::{inroot, monitor, users};
 
+/// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
+const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
+
 pub fn run(args: RunArgs) -> Result<i32> {
     let spec = build_spec(args)?;
     monitor::run(&spec, &Dirs::discover()?)
@@ -32,7 +35,7 @@ fn build_spec(args: RunArgs) -> Result<ContainerSpec> {
 
     let user_spec = args.user.as_deref().map(options::parse_user).transpose()?;
     let read = |path| {
-        inroot::read_to_string(&rootfs, path)
+        inroot::read_to_string(&rootfs, path, ACCOUNT_FILE_LIMIT)
             .with_context(|| format!("reading {path} in the rootfs {}", rootfs.display()))
     };
     let user = users::resolve(

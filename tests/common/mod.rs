@@ -334,3 +334,39 @@ pub fn wait_for_process(marker: &str, limit: Duration) -> u32 {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+static DEBIAN: OnceLock<PathBuf> = OnceLock::new();
+
+impl Harness {
+    /// A real distribution: Debian bookworm from debootstrap (minbase), made
+    /// once per test binary and handed to the rocker user. debootstrap
+    /// needs root; as a normal user, point ROCKER_TEST_DEBIAN_ROOTFS at a
+    /// tree made with `sudo debootstrap --variant=minbase bookworm DIR`.
+    pub fn debian_rootfs(&self) -> &Path {
+        DEBIAN.get_or_init(|| {
+            if let Some(dir) = std::env::var_os("ROCKER_TEST_DEBIAN_ROOTFS") {
+                return PathBuf::from(dir);
+            }
+            assert!(
+                self.switch_user,
+                "building the Debian rootfs needs root: run the suite as root, or set \
+                 ROCKER_TEST_DEBIAN_ROOTFS to a tree made with \
+                 `sudo debootstrap --variant=minbase bookworm DIR`"
+            );
+            require("/usr/sbin/debootstrap", "debootstrap");
+            let root = self.base.join("debian");
+            let output = Command::new("/usr/sbin/debootstrap")
+                .args(["--variant=minbase", "bookworm"])
+                .arg(&root)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "debootstrap failed (it needs Debian's package mirror):\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            self.give_tree(&root);
+            root
+        })
+    }
+}
