@@ -62,8 +62,10 @@ impl OnTerminal {
         }
     }
 
+    /// What rocker wrote, without carriage returns: each terminal layer in
+    /// cooked mode adds its own before every newline.
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).replace("\r\n", "\n")
+        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
     }
 
     fn wait_for(&self, needle: &str) {
@@ -88,6 +90,27 @@ impl OnTerminal {
         std::thread::sleep(Duration::from_millis(100));
         (status.code().expect("rocker was killed"), self.text())
     }
+}
+
+#[test]
+fn without_i_the_terminal_stays_cooked_and_ctrl_c_is_forwarded() {
+    let mut session = OnTerminal::start(&[
+        "-t",
+        "sh",
+        "-c",
+        "trap 'echo got-int; exit 5' INT; echo ready; while :; do sleep 0.1; done",
+    ]);
+    session.wait_for("ready");
+    let flags = tcgetattr(&session.slave).unwrap().local_flags;
+    assert!(
+        flags.contains(nix::sys::termios::LocalFlags::ISIG),
+        "raw mode without -i"
+    );
+    // Our terminal turns Ctrl-C into SIGINT for rocker, which forwards it.
+    session.type_bytes(b"\x03");
+    let (status, out) = session.finish();
+    assert_eq!(status, 5, "{out}");
+    assert!(out.contains("got-int"), "{out}");
 }
 
 #[test]
