@@ -18,6 +18,7 @@ pub mod error;
 pub mod etcfiles;
 pub mod hostcheck;
 pub mod idmap;
+pub mod image;
 pub mod inroot;
 pub mod monitor;
 pub mod mountplan;

@@ -1,0 +1,365 @@
+//! OCI and Docker schema 2 manifests, indexes and manifest lists, the image
+//! config fields rocker reads, and picking a platform from an index.
+
+use std::fmt;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::digest::Digest;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// What we send in `Accept` for manifests, best first.
+pub const ACCEPTED: &[&str] = &[OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST];
+
+/// Manifests and configs are small; anything bigger is hostile or broken.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Platform {
+    /// `os/arch[/variant]`, as `--platform` takes it.
+    pub fn parse(text: &str) -> Result<Platform> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let valid =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        match parts.as_slice() {
+            [os, arch] if valid(os) && valid(arch) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, variant] if valid(os) && valid(arch) && valid(variant) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(variant.to_string()),
+            }),
+            _ => bail!("invalid platform {text:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64"),
+        }
+    }
+
+    /// The platform this rocker binary runs on, in OCI's names.
+    pub fn host() -> Platform {
+        let (architecture, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "x86" => ("386", None),
+            "aarch64" => ("arm64", None),
+            "arm" => ("arm", Some("v7")),
+            "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
+            "loongarch64" => ("loong64", None),
+            other => (other, None),
+        };
+        Platform {
+            architecture: architecture.to_string(),
+            os: std::env::consts::OS.to_string(),
+            variant: variant.map(str::to_string),
+        }
+    }
+
+    /// arm64 images often say variant v8, or nothing at all: the same thing.
+    fn normalized_variant(&self) -> Option<&str> {
+        match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("arm64", Some("v8")) => None,
+            (_, variant) => variant,
+        }
+    }
+
+    fn matches(&self, wanted: &Platform, strict_variant: bool) -> bool {
+        self.os == wanted.os
+            && self.architecture == wanted.architecture
+            && (!strict_variant || self.normalized_variant() == wanted.normalized_variant())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageManifest {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: Option<String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Index {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: Option<String>,
+    pub manifests: Vec<Descriptor>,
+}
+
+pub enum Manifest {
+    Image(ImageManifest),
+    Index(Index),
+}
+
+/// Parses a manifest or index; the JSON's own mediaType, the response's
+/// Content-Type, or its shape says which.
+pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType", default)]
+        media_type: Option<String>,
+        #[serde(rename = "schemaVersion", default)]
+        schema_version: Option<u32>,
+        manifests: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).context("the manifest is not valid JSON")?;
+    if probe.schema_version == Some(1) {
+        bail!("Docker schema 1 manifests are not supported (the image is too old: re-push it)");
+    }
+    let media_type = probe
+        .media_type
+        .or_else(|| content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_string()));
+    let is_index = match media_type.as_deref() {
+        Some(OCI_INDEX) | Some(DOCKER_LIST) => true,
+        Some(OCI_MANIFEST) | Some(DOCKER_MANIFEST) => false,
+        _ => probe.manifests.is_some(),
+    };
+    if is_index {
+        Ok(Manifest::Index(
+            serde_json::from_slice(bytes).context("reading the image index")?,
+        ))
+    } else {
+        Ok(Manifest::Image(
+            serde_json::from_slice(bytes).context("reading the image manifest")?,
+        ))
+    }
+}
+
+/// Picks the manifest for `wanted` from an index: an exact variant match
+/// first, then any variant of the same os/arch. The error lists what exists.
+pub fn select<'a>(index: &'a Index, wanted: &Platform, reference: &str) -> Result<&'a Descriptor> {
+    let candidates = || index.manifests.iter().filter(|d| d.platform.is_some());
+    let found = candidates()
+        .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(wanted, true)))
+        .or_else(|| {
+            // Without an asked-for variant, take the first of the family.
+            if wanted.variant.is_some() {
+                return None;
+            }
+            candidates().find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.matches(wanted, false))
+            })
+        });
+    match found {
+        Some(descriptor) => Ok(descriptor),
+        None => {
+            let available: Vec<String> = candidates()
+                .filter_map(|d| d.platform.as_ref())
+                .filter(|p| p.os != "unknown")
+                .map(Platform::to_string)
+                .collect();
+            bail!(
+                "{reference} has no image for {wanted}; available: {} (choose one with --platform)",
+                if available.is_empty() {
+                    "none".to_string()
+                } else {
+                    available.join(", ")
+                }
+            )
+        }
+    }
+}
+
+/// How a layer blob is compressed, from its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+pub fn layer_compression(media_type: &str) -> Result<Compression> {
+    let known = [
+        ("application/vnd.oci.image.layer.v1.tar", Compression::None),
+        (
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Gzip,
+        ),
+        (
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::Zstd,
+        ),
+        (
+            "application/vnd.oci.image.layer.nondistributable.v1.tar",
+            Compression::None,
+        ),
+        (
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            Compression::Gzip,
+        ),
+        (
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+            Compression::Zstd,
+        ),
+        (
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            Compression::Gzip,
+        ),
+        (
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            Compression::Gzip,
+        ),
+        (
+            "application/vnd.docker.image.rootfs.diff.tar",
+            Compression::None,
+        ),
+    ];
+    match known.iter().find(|(name, _)| *name == media_type) {
+        Some((_, compression)) => Ok(*compression),
+        None => bail!("unsupported layer media type {media_type:?}"),
+    }
+}
+
+/// The parts of an image config rocker reads. Unknown fields are kept in
+/// the stored JSON for `image inspect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub config: Option<ContainerConfig>,
+    pub rootfs: RootFs,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    pub diff_ids: Vec<Digest>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+    fn index() -> Index {
+        let json = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":1,"platform":{{"architecture":"amd64","os":"linux"}}}},
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{D2}","size":1,"platform":{{"architecture":"arm","os":"linux","variant":"v6"}}}},
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{D3}","size":1,"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}},
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{D3}","size":1,"platform":{{"architecture":"unknown","os":"unknown"}}}}]}}"#
+        );
+        match parse(json.as_bytes(), None).unwrap() {
+            Manifest::Index(index) => index,
+            Manifest::Image(_) => panic!("parsed as an image"),
+        }
+    }
+
+    #[test]
+    fn platform_selection() {
+        let index = index();
+        let pick = |p: &str| {
+            select(&index, &Platform::parse(p).unwrap(), "img").map(|d| d.digest.to_string())
+        };
+        assert_eq!(pick("linux/amd64").unwrap(), D1);
+        assert_eq!(pick("linux/arm64").unwrap(), D3);
+        assert_eq!(pick("linux/arm64/v8").unwrap(), D3);
+        assert_eq!(pick("linux/arm").unwrap(), D2);
+        let err = pick("linux/arm/v7").unwrap_err().to_string();
+        assert!(
+            err.contains("available: linux/amd64, linux/arm/v6, linux/arm64/v8 "),
+            "{err}"
+        );
+        assert!(pick("linux/s390x").is_err());
+    }
+
+    #[test]
+    fn manifests_by_type_or_shape() {
+        let image = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{D1}","size":2}},"layers":[]}}"#
+        );
+        assert!(matches!(
+            parse(image.as_bytes(), Some(DOCKER_MANIFEST)).unwrap(),
+            Manifest::Image(_)
+        ));
+        assert!(matches!(
+            parse(image.as_bytes(), None).unwrap(),
+            Manifest::Image(_)
+        ));
+        let list = format!(r#"{{"schemaVersion":2,"manifests":[]}}"#);
+        assert!(matches!(
+            parse(list.as_bytes(), Some(DOCKER_LIST)).unwrap(),
+            Manifest::Index(_)
+        ));
+        assert!(parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None).is_err());
+        let bad_digest = r#"{"config":{"digest":"sha256:../etc","size":1},"layers":[]}"#;
+        assert!(parse(bad_digest.as_bytes(), None).is_err());
+    }
+
+    #[test]
+    fn platforms_and_compression() {
+        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("linux/amd64/v1/x").is_err());
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            layer_compression("application/vnd.oci.image.layer.v1.tar+zstd").unwrap(),
+            Compression::Zstd
+        );
+        assert_eq!(
+            layer_compression("application/vnd.docker.image.rootfs.diff.tar.gzip").unwrap(),
+            Compression::Gzip
+        );
+        assert!(layer_compression("application/x-bogus").is_err());
+    }
+}
