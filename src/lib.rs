@@ -16,6 +16,7 @@ pub mod console;
 pub mod dirs;
 pub mod error;
 pub mod etcfiles;
+pub mod fsutil;
 pub mod hostcheck;
 pub mod idmap;
 pub mod image;

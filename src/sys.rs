@@ -187,3 +187,41 @@ pub fn exit_now(status: i32) -> ! {
     // SAFETY: _exit takes no pointers and never returns.
     unsafe { libc::_exit(status) }
 }
+
+/// Sets an extended attribute on an open file.
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> nix::Result<()> {
+    let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: name is NUL-terminated, value's pointer and length describe a
+    // live slice, and fd is a descriptor we borrow for the call.
+    let ret = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Reads an extended attribute of a path, not following a final symlink.
+pub fn lgetxattr(path: &std::path::Path, name: &str) -> nix::Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    let mut buffer = vec![0u8; 4096];
+    // SAFETY: both strings are NUL-terminated and the buffer pointer and
+    // length describe memory we own.
+    let ret = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+        )
+    };
+    let len = Errno::result(ret)?;
+    buffer.truncate(len as usize);
+    Ok(buffer)
+}

@@ -1,6 +1,8 @@
 //! Images: references, registries, manifests, the store and pulling.
 
+pub mod auth;
 pub mod digest;
+pub mod extract;
 pub mod manifest;
 pub mod reference;
 pub mod registries;

@@ -1,0 +1,608 @@
+//! Unpacks one layer tar into its own directory, whatever the tar holds.
+//!
+//! Nothing is ever written outside the layer directory: names are
+//! normalized (`..` refused, leading `/` dropped), and every parent is
+//! opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so neither
+//! a symlink planted by an earlier entry nor a hardlink can lead elsewhere.
+//! Whiteouts become what overlayfs reads in `userxattr` mode: `.wh.NAME` a
+//! 0/0 character device (which an unprivileged user may create) and
+//! `.wh..wh..opq` the `user.overlay.opaque` xattr on its directory.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{
+    fchmodat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{linkat, symlinkat, unlinkat, UnlinkatFlags};
+
+/// Bounds that make a hostile layer fail cleanly instead of filling memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_entries: u64,
+    pub max_name: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 2_000_000,
+            max_name: 4096,
+        }
+    }
+}
+
+/// What an extraction did, for the user and the store.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub entries: u64,
+    /// Device nodes an unprivileged user cannot create.
+    pub skipped_devices: u64,
+    /// Extended attributes outside `user.*`, which we may not set.
+    pub skipped_xattrs: u64,
+}
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Splits an archive name into safe components below the layer root.
+fn normalize(name: &Path, limits: &Limits) -> Result<Vec<PathBuf>> {
+    if name.as_os_str().len() > limits.max_name {
+        bail!("an entry name is longer than {} bytes", limits.max_name);
+    }
+    let mut parts = vec![];
+    for component in name.components() {
+        match component {
+            Component::Normal(part) => parts.push(PathBuf::from(part)),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir => {
+                bail!("entry {} climbs out of the layer with ..", name.display())
+            }
+            Component::Prefix(_) => bail!("entry {} has a prefix", name.display()),
+        }
+    }
+    Ok(parts)
+}
+
+fn beneath(flags: OFlag) -> OpenHow {
+    OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        )
+}
+
+fn join(parts: &[PathBuf]) -> PathBuf {
+    if parts.is_empty() {
+        PathBuf::from(".")
+    } else {
+        parts.iter().collect()
+    }
+}
+
+/// The directory `parts` names, created (0755) where missing. Refuses to
+/// pass through a symlink or a non-directory.
+fn directory(root: &OwnedFd, parts: &[PathBuf]) -> Result<OwnedFd> {
+    let mut current = openat2(root, ".", beneath(OFlag::O_PATH | OFlag::O_DIRECTORY))?;
+    for part in parts {
+        match mkdirat(&current, part.as_path(), Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(err) => return Err(err).with_context(|| format!("creating {}", part.display())),
+        }
+        let next = openat2(
+            &current,
+            part.as_path(),
+            beneath(OFlag::O_PATH | OFlag::O_DIRECTORY),
+        );
+        current = match next {
+            Ok(fd) => fd,
+            Err(err) => {
+                let is_link =
+                    nix::sys::stat::fstatat(&current, part.as_path(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| {
+                            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
+                        });
+                let why = match (is_link, err) {
+                    (true, _) | (_, Errno::ELOOP) | (_, Errno::EXDEV) => {
+                        "is a symbolic link".to_string()
+                    }
+                    (_, Errno::ENOTDIR) => "is not a directory".to_string(),
+                    (_, other) => other.to_string(),
+                };
+                bail!(
+                    "{} {why}; refusing to write through it",
+                    join(parts).display()
+                );
+            }
+        };
+    }
+    Ok(current)
+}
+
+/// Removes whatever is at `name` so an entry can take its place (a later
+/// entry for the same name wins, as in tar). Directories stay.
+fn clear(parent: &OwnedFd, name: &OsStr, keep_directory: bool) -> Result<()> {
+    match unlinkat(parent, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(Errno::EISDIR) if keep_directory => Ok(()),
+        Err(Errno::EISDIR) => {
+            // A directory replaced by a non-directory: remove the tree.
+            let path = parent_path(parent)?.join(name);
+            crate::fsutil::remove_tree(&path)
+        }
+        Err(err) => Err(err).with_context(|| format!("replacing {}", Path::new(name).display())),
+    }
+}
+
+fn parent_path(fd: &OwnedFd) -> Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).context("locating a directory")
+}
+
+/// Extracts `tar` into `root` (an empty directory). Directory modes and
+/// times are applied at the end, so a read-only directory can still be
+/// filled first.
+pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
+    let root_fd = nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", root.display()))?;
+    let mut archive = tar::Archive::new(tar);
+    let mut summary = Summary::default();
+    let mut directories: Vec<(Vec<PathBuf>, u32, i64)> = vec![];
+    for entry in archive.entries().context("reading the layer")? {
+        let mut entry = entry.context("reading a layer entry")?;
+        summary.entries += 1;
+        if summary.entries > limits.max_entries {
+            bail!("the layer has more than {} entries", limits.max_entries);
+        }
+        let name = entry.path().context("an entry name")?.into_owned();
+        let parts = normalize(&name, limits)?;
+        let Some((file_name, parent_parts)) = parts.split_last() else {
+            continue; // the root itself
+        };
+        let file_name = file_name.as_os_str().to_owned();
+        let parent = directory(&root_fd, parent_parts)?;
+        let header = entry.header().clone();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = header.mtime().unwrap_or(0) as i64;
+        let describe = || name.display().to_string();
+
+        let text = file_name.to_string_lossy();
+        if text == OPAQUE_MARKER {
+            set_xattr(&parent, None, "user.overlay.opaque", b"y")
+                .with_context(|| format!("marking {} opaque", join(parent_parts).display()))?;
+            continue;
+        }
+        if let Some(hidden) = text.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.starts_with(".wh.") {
+                continue; // aufs bookkeeping (.wh..wh.plnk and the like)
+            }
+            clear(&parent, OsStr::new(hidden), false)?;
+            mknodat(&parent, hidden, SFlag::S_IFCHR, Mode::empty(), 0).with_context(|| {
+                format!(
+                    "creating the whiteout for {} (needs Linux 5.8 or later)",
+                    describe()
+                )
+            })?;
+            continue;
+        }
+
+        let kind = header.entry_type();
+        match kind {
+            tar::EntryType::Directory => {
+                clear(&parent, &file_name, true)?;
+                let mut dir_parts = parent_parts.to_vec();
+                dir_parts.push(PathBuf::from(&file_name));
+                directory(&root_fd, &dir_parts)?;
+                directories.push((dir_parts, mode, mtime));
+                continue;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                clear(&parent, &file_name, false)?;
+                let fd = openat(
+                    &parent,
+                    file_name.as_os_str(),
+                    OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_WRONLY
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .with_context(|| format!("creating {}", describe()))?;
+                let mut file = std::fs::File::from(fd);
+                std::io::copy(&mut entry, &mut file)
+                    .with_context(|| format!("writing {}", describe()))?;
+            }
+            tar::EntryType::Symlink => {
+                let target = header
+                    .link_name()
+                    .context("a symlink target")?
+                    .context("a symlink without a target")?;
+                if target.as_os_str().len() > limits.max_name {
+                    bail!(
+                        "the symlink {} has a target longer than {} bytes",
+                        describe(),
+                        limits.max_name
+                    );
+                }
+                clear(&parent, &file_name, false)?;
+                symlinkat(target.as_ref(), parent.as_fd(), file_name.as_os_str())
+                    .with_context(|| format!("creating the symlink {}", describe()))?;
+            }
+            tar::EntryType::Link => {
+                let target = header
+                    .link_name()
+                    .context("a hardlink target")?
+                    .context("a hardlink without a target")?;
+                let target_parts = normalize(&target, limits)?;
+                let Some((target_name, target_parent)) = target_parts.split_last() else {
+                    bail!("the hardlink {} points at the layer root", describe());
+                };
+                let source_dir = directory(&root_fd, target_parent)?;
+                clear(&parent, &file_name, false)?;
+                linkat(
+                    &source_dir,
+                    target_name.as_path(),
+                    &parent,
+                    file_name.as_os_str(),
+                    AtFlags::empty(),
+                )
+                .with_context(|| format!("linking {} to {}", describe(), target.display()))?;
+                continue; // a hardlink shares the target's mode and times
+            }
+            tar::EntryType::Fifo => {
+                clear(&parent, &file_name, false)?;
+                mknodat(
+                    &parent,
+                    file_name.as_os_str(),
+                    SFlag::S_IFIFO,
+                    Mode::from_bits_truncate(0o600),
+                    0,
+                )
+                .with_context(|| format!("creating the fifo {}", describe()))?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                summary.skipped_devices += 1;
+                continue;
+            }
+            // PAX and GNU metadata records are consumed by the tar reader.
+            _ => continue,
+        }
+        let nofollow = kind == tar::EntryType::Symlink;
+        // xattrs before the mode: a mode-000 file could not be opened after.
+        if let Some(extensions) = entry.pax_extensions().ok().flatten() {
+            for extension in extensions.flatten() {
+                let Some(key) = extension
+                    .key()
+                    .ok()
+                    .and_then(|k| k.strip_prefix("SCHILY.xattr."))
+                else {
+                    continue;
+                };
+                if !nofollow && key.starts_with("user.") {
+                    set_xattr(&parent, Some(&file_name), key, extension.value_bytes())
+                        .with_context(|| format!("setting {key} on {}", describe()))?;
+                } else {
+                    summary.skipped_xattrs += 1;
+                }
+            }
+        }
+        if !nofollow {
+            fchmodat(
+                &parent,
+                file_name.as_os_str(),
+                Mode::from_bits_truncate(mode as _),
+                FchmodatFlags::FollowSymlink,
+            )
+            .with_context(|| format!("setting the mode of {}", describe()))?;
+        }
+        let time = TimeSpec::new(mtime, 0);
+        let flag = if nofollow {
+            UtimensatFlags::NoFollowSymlink
+        } else {
+            UtimensatFlags::FollowSymlink
+        };
+        utimensat(&parent, file_name.as_os_str(), &time, &time, flag)
+            .with_context(|| format!("setting the time of {}", describe()))?;
+    }
+    // Deepest first, so setting a parent's time is not undone by its child.
+    directories.sort_by_key(|(parts, _, _)| std::cmp::Reverse(parts.len()));
+    for (parts, mode, mtime) in directories {
+        let Some((name, parent_parts)) = parts.split_last() else {
+            continue;
+        };
+        let parent = directory(&root_fd, parent_parts)?;
+        // The owner keeps write and search access, or the store could not
+        // remove the layer later; the container sees the caller as owner.
+        let mode = mode | 0o700;
+        fchmodat(
+            &parent,
+            name.as_path(),
+            Mode::from_bits_truncate(mode as _),
+            FchmodatFlags::FollowSymlink,
+        )?;
+        let time = TimeSpec::new(mtime, 0);
+        utimensat(
+            &parent,
+            name.as_path(),
+            &time,
+            &time,
+            UtimensatFlags::FollowSymlink,
+        )?;
+    }
+    Ok(summary)
+}
+
+/// Sets an xattr on `name` in `dir` (or on `dir` itself), never following
+/// a symlink. Goes through /proc/self/fd because there is no `setxattrat`
+/// before Linux 6.13.
+fn set_xattr(dir: &OwnedFd, name: Option<&OsStr>, key: &str, value: &[u8]) -> Result<()> {
+    let target = match name {
+        Some(name) => openat2(dir, name, beneath(OFlag::O_RDONLY | OFlag::O_NONBLOCK))?,
+        None => openat2(dir, ".", beneath(OFlag::O_RDONLY | OFlag::O_DIRECTORY))?,
+    };
+    crate::sys::fsetxattr(target.as_fd(), key, value).map_err(Into::into)
+}
+
+/// The extended attribute value, for tests and checks.
+pub fn get_xattr(path: &Path, key: &str) -> Option<Vec<u8>> {
+    crate::sys::lgetxattr(path, key).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    /// Builds a tar whose headers say exactly what we write, `..` included
+    /// (tar::Builder refuses to write such names).
+    struct RawTar(Vec<u8>);
+
+    impl RawTar {
+        fn new() -> Self {
+            RawTar(vec![])
+        }
+        fn entry(
+            mut self,
+            name: &str,
+            kind: tar::EntryType,
+            link: &str,
+            data: &[u8],
+            mode: u32,
+        ) -> Self {
+            let mut header = tar::Header::new_gnu();
+            header.as_mut_bytes()[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_entry_type(kind);
+            header.set_mode(mode);
+            header.set_size(data.len() as u64);
+            header.set_mtime(1_000_000);
+            if !link.is_empty() {
+                header.as_mut_bytes()[157..157 + link.len()].copy_from_slice(link.as_bytes());
+            }
+            header.set_cksum();
+            self.0.extend_from_slice(header.as_bytes());
+            self.0.extend_from_slice(data);
+            self.0.resize(self.0.len().div_ceil(512) * 512, 0);
+            self
+        }
+        fn file(self, name: &str, data: &str) -> Self {
+            self.entry(name, tar::EntryType::Regular, "", data.as_bytes(), 0o644)
+        }
+        fn dir(self, name: &str, mode: u32) -> Self {
+            self.entry(name, tar::EntryType::Directory, "", b"", mode)
+        }
+        fn link(self, name: &str, kind: tar::EntryType, target: &str) -> Self {
+            self.entry(name, kind, target, b"", 0o777)
+        }
+        fn finish(mut self) -> Vec<u8> {
+            self.0.extend_from_slice(&[0u8; 1024]);
+            self.0
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("rocker-extract-{name}-{}", std::process::id()));
+        let _ = crate::fsutil::remove_tree(&dir);
+        std::fs::create_dir_all(dir.join("layer")).unwrap();
+        std::fs::create_dir_all(dir.join("outside")).unwrap();
+        dir
+    }
+
+    fn unpack_into(dir: &Path, tar: Vec<u8>) -> Result<Summary> {
+        unpack(&tar[..], &dir.join("layer"), &Limits::default())
+    }
+
+    #[test]
+    fn ordinary_layers_keep_files_links_modes_and_times() {
+        let dir = scratch("ordinary");
+        let tar = RawTar::new()
+            .dir("./etc/", 0o755)
+            .file("./etc/motd", "hello\n")
+            .entry(
+                "bin/tool",
+                tar::EntryType::Regular,
+                "",
+                b"#!/bin/sh\n",
+                0o4755,
+            )
+            .link("bin/alias", tar::EntryType::Symlink, "tool")
+            .link("bin/hard", tar::EntryType::Link, "bin/tool")
+            .dir("ro/", 0o555)
+            .file("ro/inside", "x")
+            .entry("pipe", tar::EntryType::Fifo, "", b"", 0o644)
+            .entry("dev/null", tar::EntryType::Char, "", b"", 0o666)
+            .file("etc/motd", "second wins\n")
+            .finish();
+        let summary = unpack_into(&dir, tar).unwrap();
+        let layer = dir.join("layer");
+        assert_eq!(
+            std::fs::read_to_string(layer.join("etc/motd")).unwrap(),
+            "second wins\n"
+        );
+        let tool = std::fs::metadata(layer.join("bin/tool")).unwrap();
+        assert_eq!(tool.permissions().mode() & 0o7777, 0o4755);
+        assert_eq!(tool.mtime(), 1_000_000);
+        assert_eq!(
+            std::fs::read_link(layer.join("bin/alias")).unwrap(),
+            Path::new("tool")
+        );
+        assert_eq!(
+            std::fs::metadata(layer.join("bin/hard")).unwrap().ino(),
+            tool.ino()
+        );
+        assert_eq!(
+            std::fs::read_to_string(layer.join("ro/inside")).unwrap(),
+            "x"
+        );
+        // Read-only for others, but the owner can still clean up.
+        assert_eq!(
+            std::fs::metadata(layer.join("ro"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o755
+        );
+        assert!(std::fs::metadata(layer.join("pipe"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert_eq!(summary.skipped_devices, 1);
+        assert!(!layer.join("dev/null").exists());
+        crate::fsutil::remove_tree(&dir).unwrap();
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_directories_take_overlay_form() {
+        let dir = scratch("whiteout");
+        let tar = RawTar::new()
+            .dir("etc/", 0o755)
+            .file("etc/.wh.removed", "")
+            .dir("var/cache/", 0o755)
+            .file("var/cache/.wh..wh..opq", "")
+            .file("var/cache/kept", "k")
+            .file(".wh..wh.plnk", "")
+            .finish();
+        unpack_into(&dir, tar).unwrap();
+        let layer = dir.join("layer");
+        let whiteout = std::fs::symlink_metadata(layer.join("etc/removed")).unwrap();
+        assert!(whiteout.file_type().is_char_device());
+        assert_eq!(whiteout.rdev(), 0);
+        assert!(!layer.join("etc/.wh.removed").exists());
+        assert_eq!(
+            get_xattr(&layer.join("var/cache"), "user.overlay.opaque").as_deref(),
+            Some(&b"y"[..])
+        );
+        assert!(!layer.join("var/cache/.wh..wh..opq").exists());
+        assert!(layer.join("var/cache/kept").exists());
+        assert!(!layer.join(".wh..wh.plnk").exists());
+        crate::fsutil::remove_tree(&dir).unwrap();
+    }
+
+    #[test]
+    fn hostile_layers_write_nothing_outside() {
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "dotdot",
+                RawTar::new().file("../outside/evil", "x").finish(),
+                "climbs out",
+            ),
+            (
+                "deep-dotdot",
+                RawTar::new().file("a/../../outside/evil", "x").finish(),
+                "climbs out",
+            ),
+            (
+                "symlink-then-file",
+                RawTar::new()
+                    .link("escape", tar::EntryType::Symlink, "../outside")
+                    .file("escape/evil", "x")
+                    .finish(),
+                "symbolic link",
+            ),
+            (
+                "absolute-symlink-then-file",
+                RawTar::new()
+                    .link("escape", tar::EntryType::Symlink, "/tmp")
+                    .file("escape/evil", "x")
+                    .finish(),
+                "symbolic link",
+            ),
+            (
+                "hardlink-outside",
+                RawTar::new()
+                    .link("evil", tar::EntryType::Link, "../outside/secret")
+                    .finish(),
+                "climbs out",
+            ),
+            (
+                "hardlink-through-symlink",
+                RawTar::new()
+                    .link("up", tar::EntryType::Symlink, "../outside")
+                    .link("evil", tar::EntryType::Link, "up/secret")
+                    .finish(),
+                "symbolic link",
+            ),
+        ];
+        for (name, tar, message) in cases {
+            let dir = scratch(name);
+            std::fs::write(dir.join("outside/secret"), "secret").unwrap();
+            let err = format!("{:#}", unpack_into(&dir, tar).unwrap_err());
+            assert!(err.contains(message), "{name}: {err}");
+            let outside: Vec<_> = std::fs::read_dir(dir.join("outside"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert_eq!(outside, vec![std::ffi::OsString::from("secret")], "{name}");
+            assert_eq!(
+                std::fs::read_to_string(dir.join("outside/secret")).unwrap(),
+                "secret",
+                "{name}"
+            );
+            crate::fsutil::remove_tree(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn absolute_names_land_inside() {
+        let dir = scratch("absolute");
+        unpack_into(&dir, RawTar::new().file("/etc/abs", "inside").finish()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("layer/etc/abs")).unwrap(),
+            "inside"
+        );
+        crate::fsutil::remove_tree(&dir).unwrap();
+    }
+
+    #[test]
+    fn entry_count_is_bounded() {
+        let dir = scratch("bomb");
+        let mut tar = RawTar::new();
+        for i in 0..20 {
+            tar = tar.file(&format!("f{i}"), "");
+        }
+        let limits = Limits {
+            max_entries: 10,
+            max_name: 4096,
+        };
+        let err = unpack(&tar.finish()[..], &dir.join("layer"), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 10 entries"), "{err}");
+        crate::fsutil::remove_tree(&dir).unwrap();
+    }
+}
