@@ -334,7 +334,7 @@ mod tests {
             parse(image.as_bytes(), None).unwrap(),
             Manifest::Image(_)
         ));
-        let list = format!(r#"{{"schemaVersion":2,"manifests":[]}}"#);
+        let list = r#"{"schemaVersion":2,"manifests":[]}"#;
         assert!(matches!(
             parse(list.as_bytes(), Some(DOCKER_LIST)).unwrap(),
             Manifest::Index(_)
