@@ -22,6 +22,101 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show what this host offers rootless containers
     Info(InfoArgs),
+    /// Pull an image from a registry
+    Pull(PullArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Remove images
+    Rmi(RmiArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out of a registry
+    Logout(LogoutArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Pull an image from a registry
+    Pull(PullArgs),
+    /// Remove images
+    Rm(RmiArgs),
+    /// Remove layers and blobs that no image uses
+    Prune(PruneArgs),
+    /// Show an image's details as JSON
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image, e.g. alpine, ghcr.io/org/app:1.2 or app@sha256:...
+    pub reference: String,
+    /// The platform to pull from a multi-platform image (default: this host's)
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Print only the image id
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Print only image ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Images by name or id
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Remove every name an id matches
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Accepted for compatibility: prune never asks
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Images by name or id
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry, e.g. ghcr.io or localhost:5000 (default docker.io)
+    #[arg(default_value = "docker.io")]
+    pub registry: String,
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// The password (visible to other users in ps: prefer --password-stdin)
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[arg(default_value = "docker.io")]
+    pub registry: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,21 +15,36 @@ pub struct Dirs {
     pub config: PathBuf,
     /// `$XDG_RUNTIME_DIR/rocker`, or `/tmp/rocker-UID`: live state.
     pub runtime: PathBuf,
+    /// `$XDG_CONFIG_HOME`: where `containers/registries.conf` lives.
+    pub config_home: PathBuf,
+    /// `$XDG_RUNTIME_DIR/containers/auth.json`, or under `$XDG_CONFIG_HOME`
+    /// without a runtime dir (podman reads both).
+    pub auth_file: PathBuf,
+    pub home: PathBuf,
 }
 
 impl Dirs {
     pub fn discover() -> Result<Dirs> {
         let project = directories::ProjectDirs::from("", "", "rocker")
             .context("cannot find a home directory: set HOME")?;
+        let base =
+            directories::BaseDirs::new().context("cannot find a home directory: set HOME")?;
         let uid = nix::unistd::getuid().as_raw();
         let runtime = match project.runtime_dir() {
             Some(dir) => dir.to_path_buf(),
             None => PathBuf::from(format!("/tmp/rocker-{uid}")),
         };
+        let auth_file = base
+            .runtime_dir()
+            .unwrap_or(base.config_dir())
+            .join("containers/auth.json");
         Ok(Dirs {
             data: project.data_dir().to_path_buf(),
             config: project.config_dir().to_path_buf(),
             runtime,
+            config_home: base.config_dir().to_path_buf(),
+            auth_file,
+            home: base.home_dir().to_path_buf(),
         })
     }
 

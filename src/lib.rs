@@ -51,6 +51,21 @@ pub fn main() -> i32 {
     let result = match cli.command {
         cli::Command::Run(args) => commands::run::run(*args),
         cli::Command::Info(args) => commands::info::run(args),
+        cli::Command::Pull(args) | cli::Command::Image(cli::ImageCommand::Pull(args)) => {
+            commands::image::pull_command(args)
+        }
+        cli::Command::Images(args) | cli::Command::Image(cli::ImageCommand::Ls(args)) => {
+            commands::image::images_command(args)
+        }
+        cli::Command::Rmi(args) | cli::Command::Image(cli::ImageCommand::Rm(args)) => {
+            commands::image::rmi_command(args)
+        }
+        cli::Command::Image(cli::ImageCommand::Prune(_)) => commands::image::prune_command(),
+        cli::Command::Image(cli::ImageCommand::Inspect(args)) => {
+            commands::image::inspect_command(args)
+        }
+        cli::Command::Login(args) => commands::login::login_command(args),
+        cli::Command::Logout(args) => commands::login::logout_command(args),
     };
     match result {
         Ok(status) => status,

@@ -95,9 +95,9 @@ pub struct AuthFiles {
 }
 
 impl AuthFiles {
-    pub fn discover(runtime_base: &Path, home: &Path) -> AuthFiles {
+    pub fn new(primary: PathBuf, home: &Path) -> AuthFiles {
         AuthFiles {
-            primary: runtime_base.join("containers/auth.json"),
+            primary,
             docker: home.join(".docker/config.json"),
         }
     }
@@ -249,7 +249,7 @@ mod tests {
     fn files_round_trip_and_lookup_order() {
         let dir = std::env::temp_dir().join(format!("rocker-auth-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let files = AuthFiles::discover(&dir.join("run"), &dir.join("home"));
+        let files = AuthFiles::new(dir.join("run/containers/auth.json"), &dir.join("home"));
         std::fs::create_dir_all(dir.join("home/.docker")).unwrap();
         let docker_auth = base64::engine::general_purpose::STANDARD.encode("hubuser:hubpass");
         std::fs::write(

@@ -4,5 +4,8 @@ pub mod auth;
 pub mod digest;
 pub mod extract;
 pub mod manifest;
+pub mod pull;
 pub mod reference;
 pub mod registries;
+pub mod registry;
+pub mod store;

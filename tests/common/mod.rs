@@ -5,6 +5,9 @@
 //! Root file systems are built here from Debian's busybox-static.
 #![allow(dead_code)]
 
+pub mod oci;
+pub mod registry;
+
 use std::io::Read;
 use std::os::unix::fs::{chown, symlink, PermissionsExt};
 use std::os::unix::process::CommandExt;

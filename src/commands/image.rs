@@ -1,0 +1,230 @@
+//! `rocker pull`, `images`, `rmi`, `image prune` and `image inspect`.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::cli::{Format, ImagesArgs, InspectArgs, PullArgs, RmiArgs};
+use crate::dirs::Dirs;
+use crate::error::StatusError;
+use crate::image::auth::AuthFiles;
+use crate::image::manifest::Platform;
+use crate::image::pull::{pull, PullOptions};
+use crate::image::reference::Reference;
+use crate::image::registries::Registries;
+use crate::image::registry::Registry;
+use crate::image::store::{ImageRecord, Store};
+
+/// What every image command needs.
+pub struct ImageContext {
+    pub dirs: Dirs,
+    pub store: Store,
+}
+
+impl ImageContext {
+    pub fn open() -> Result<ImageContext> {
+        let dirs = Dirs::discover()?;
+        let store = Store::open(&dirs.data)?;
+        Ok(ImageContext { dirs, store })
+    }
+
+    pub fn registry(&self) -> Registry {
+        Registry::new(AuthFiles::new(self.dirs.auth_file.clone(), &self.dirs.home))
+    }
+
+    pub fn registries(&self) -> Result<Registries> {
+        Registries::load(&self.dirs.config_home)
+    }
+
+    /// An image by name (normalized: `alpine` finds
+    /// `docker.io/library/alpine:latest`) or by an id prefix.
+    pub fn find(&self, text: &str) -> Result<Vec<ImageRecord>> {
+        let images = self.store.images()?;
+        if let Ok(reference) = Reference::parse(text) {
+            let name = reference.to_string();
+            let by_name: Vec<_> = images.iter().filter(|i| i.name == name).cloned().collect();
+            if !by_name.is_empty() {
+                return Ok(by_name);
+            }
+        }
+        let hex = text.strip_prefix("sha256:").unwrap_or(text);
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(images
+                .into_iter()
+                .filter(|i| i.id().hex().starts_with(hex))
+                .collect());
+        }
+        Ok(vec![])
+    }
+}
+
+fn no_such_image(text: &str) -> anyhow::Error {
+    StatusError::new(1, format!("no such image: {text} (see rocker images)")).into()
+}
+
+pub fn pull_command(args: PullArgs) -> Result<i32> {
+    let context = ImageContext::open()?;
+    let reference = Reference::parse(&args.reference)?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let options = PullOptions::new(platform, args.quiet);
+    let record = pull(
+        &context.store,
+        &context.registry(),
+        &context.registries()?,
+        &reference,
+        &options,
+    )?;
+    if !args.quiet {
+        eprintln!("Pulled {} ({})", record.name, record.manifest);
+    }
+    println!("{}", record.id());
+    Ok(0)
+}
+
+/// `docker.io/library/alpine:3.20` -> (`docker.io/library/alpine`, `3.20`).
+fn repository_and_tag(name: &str) -> (String, String) {
+    match Reference::parse(name) {
+        Ok(reference) => (
+            reference.name(),
+            reference
+                .tag
+                .clone()
+                .unwrap_or_else(|| "<none>".to_string()),
+        ),
+        Err(_) => (name.to_string(), "<none>".to_string()),
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", units[unit])
+    }
+}
+
+pub fn images_command(args: ImagesArgs) -> Result<i32> {
+    let context = ImageContext::open()?;
+    let mut images = context.store.images()?;
+    images.sort_by(|a, b| b.pulled.cmp(&a.pulled).then(a.name.cmp(&b.name)));
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for image in &images {
+            writeln!(out, "{}", image.id().short())?;
+        }
+        return Ok(0);
+    }
+    match args.format {
+        Format::Json => {
+            let list: Vec<_> = images
+                .iter()
+                .map(|image| {
+                    let (repository, tag) = repository_and_tag(&image.name);
+                    json!({
+                        "name": image.name,
+                        "repository": repository,
+                        "tag": tag,
+                        "id": image.id(),
+                        "digest": image.manifest,
+                        "size": image.size(),
+                        "platform": image.platform,
+                        "pulled": image.pulled,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+        }
+        Format::Text => {
+            writeln!(
+                out,
+                "{:<40} {:<16} {:<14} {:>10}",
+                "REPOSITORY", "TAG", "IMAGE ID", "SIZE"
+            )?;
+            for image in &images {
+                let (repository, tag) = repository_and_tag(&image.name);
+                writeln!(
+                    out,
+                    "{repository:<40} {tag:<16} {:<14} {:>10}",
+                    image.id().short(),
+                    human_size(image.size())
+                )?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn rmi_command(args: RmiArgs) -> Result<i32> {
+    let context = ImageContext::open()?;
+    for text in &args.images {
+        let found = context.find(text)?;
+        if found.is_empty() {
+            return Err(no_such_image(text));
+        }
+        let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
+        if found.len() > 1 && !args.force {
+            return Err(StatusError::new(
+                1,
+                format!(
+                    "{text} names several images ({}); remove them by name, or use -f",
+                    names.join(", ")
+                ),
+            )
+            .into());
+        }
+        let doomed: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        for removed in context.store.remove_images(|i| doomed.contains(&i.name))? {
+            println!("Untagged: {}", removed.name);
+        }
+    }
+    let (layers, _) = context.store.collect_garbage()?;
+    if layers > 0 {
+        println!("Deleted {layers} unused layers");
+    }
+    Ok(0)
+}
+
+pub fn prune_command() -> Result<i32> {
+    let context = ImageContext::open()?;
+    let (layers, blobs) = context.store.collect_garbage()?;
+    println!("Deleted {layers} unused layers and {blobs} unused blobs");
+    Ok(0)
+}
+
+pub fn inspect_command(args: InspectArgs) -> Result<i32> {
+    let context = ImageContext::open()?;
+    let mut reports = vec![];
+    for text in &args.images {
+        let found = context.find(text)?;
+        if found.is_empty() {
+            return Err(no_such_image(text));
+        }
+        for image in found {
+            let config: serde_json::Value =
+                serde_json::from_slice(&context.store.read_blob(&image.config)?)
+                    .with_context(|| format!("reading the config of {}", image.name))?;
+            reports.push(json!({
+                "Id": image.id(),
+                "Name": image.name,
+                "Digest": image.manifest,
+                "Platform": image.platform,
+                "Size": image.size(),
+                "Layers": image.layers.iter().map(|l| json!({
+                    "Digest": l.digest, "DiffID": l.diff_id, "Size": l.size,
+                    "Path": context.store.layer_path(&l.diff_id),
+                })).collect::<Vec<_>>(),
+                "Config": config,
+            }));
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&reports)?);
+    Ok(0)
+}

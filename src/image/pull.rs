@@ -1,0 +1,277 @@
+//! `rocker pull`: reference -> registries.conf endpoints -> manifest (or
+//! index, then the platform's manifest) -> config -> layers.
+//!
+//! Layers download in parallel; each streams through sha256 of the blob,
+//! the decompressor and sha256 of the tar (the config's diff_id) straight
+//! into extraction, in its own temp directory, renamed into place once both
+//! digests match. No temp tarball ever touches the disk.
+
+use std::collections::VecDeque;
+use std::io::{IsTerminal, Read};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+
+use super::digest::{Digest, VerifyingReader};
+use super::extract::{self, Limits};
+use super::manifest::{
+    self, Compression, Descriptor, ImageConfig, Manifest, Platform, MAX_MANIFEST_SIZE,
+};
+use super::reference::Reference;
+use super::registries::{Endpoint, Registries};
+use super::registry::{NotFound, Registry};
+use super::store::{ImageRecord, LayerRecord, Store};
+use crate::error::StatusError;
+
+/// At most this many layers download at once.
+const PARALLEL_LAYERS: usize = 4;
+
+pub struct PullOptions {
+    pub platform: Platform,
+    /// Print progress lines (only when stderr is a terminal).
+    pub progress: bool,
+    /// The largest a layer may grow when decompressed.
+    pub max_layer_size: u64,
+}
+
+impl PullOptions {
+    pub fn new(platform: Option<Platform>, quiet: bool) -> PullOptions {
+        PullOptions {
+            platform: platform.unwrap_or_else(Platform::host),
+            progress: !quiet && std::io::stderr().is_terminal(),
+            max_layer_size: 64 << 30,
+        }
+    }
+}
+
+/// Pulls `reference` into the store, trying mirrors then the registry.
+pub fn pull(
+    store: &Store,
+    registry: &Registry,
+    registries: &Registries,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<ImageRecord> {
+    let _shared = store.lock_shared()?;
+    store.sweep_temp();
+    let endpoints = registries.endpoints(reference)?;
+    let mut failures = vec![];
+    for endpoint in &endpoints {
+        match pull_from(store, registry, endpoint, reference, options) {
+            Ok(record) => {
+                store.put_image(record.clone())?;
+                return Ok(record);
+            }
+            Err(err) => failures.push((endpoint.host.clone(), err)),
+        }
+    }
+    let (host, last) = failures
+        .pop()
+        .expect("registries.conf yields at least one endpoint");
+    let mut message = if last.chain().any(|c| c.is::<NotFound>()) {
+        format!("{reference}: image not found ({last:#})")
+    } else {
+        format!("pulling {reference} from {host}: {last:#}")
+    };
+    for (mirror, err) in failures {
+        message.push_str(&format!("\n  mirror {mirror} failed too: {err:#}"));
+    }
+    Err(StatusError::new(crate::error::EXIT_ROCKER_FAILED, message).into())
+}
+
+fn pull_from(
+    store: &Store,
+    registry: &Registry,
+    endpoint: &Endpoint,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<ImageRecord> {
+    let (bytes, content_type) = registry.manifest(endpoint, &reference.manifest_reference())?;
+    let top = Digest::of(&bytes);
+    if let Some(wanted) = &reference.digest {
+        if *wanted != top {
+            bail!("the registry sent a manifest with digest {top} for {wanted}");
+        }
+    }
+    let (manifest_bytes, manifest_digest) = match manifest::parse(&bytes, content_type.as_deref())?
+    {
+        Manifest::Image(_) => (bytes, top),
+        Manifest::Index(index) => {
+            let chosen = manifest::select(&index, &options.platform, &reference.to_string())?;
+            let (bytes, _) = registry.manifest(endpoint, &chosen.digest.to_string())?;
+            if Digest::of(&bytes) != chosen.digest {
+                bail!("the manifest {} does not match its digest", chosen.digest);
+            }
+            (bytes, chosen.digest.clone())
+        }
+    };
+    let Manifest::Image(image) = manifest::parse(&manifest_bytes, None)? else {
+        bail!("the index entry {manifest_digest} is another index");
+    };
+
+    if image.config.size > MAX_MANIFEST_SIZE {
+        bail!(
+            "the image config is {} bytes, more than the {MAX_MANIFEST_SIZE} allowed",
+            image.config.size
+        );
+    }
+    let config_bytes = fetch_small_blob(registry, endpoint, &image.config)?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).context("reading the image config")?;
+    if config.rootfs.diff_ids.len() != image.layers.len() {
+        bail!(
+            "the config lists {} layers but the manifest {}",
+            config.rootfs.diff_ids.len(),
+            image.layers.len()
+        );
+    }
+    let layers: Vec<(Descriptor, Digest)> = image
+        .layers
+        .iter()
+        .cloned()
+        .zip(config.rootfs.diff_ids.iter().cloned())
+        .collect();
+    fetch_layers(store, registry, endpoint, &layers, options)?;
+    store.write_blob(&manifest_digest, &manifest_bytes)?;
+    store.write_blob(&image.config.digest, &config_bytes)?;
+
+    let pulled = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(ImageRecord {
+        name: reference.to_string(),
+        manifest: manifest_digest,
+        config: image.config.digest.clone(),
+        layers: layers
+            .iter()
+            .map(|(descriptor, diff_id)| LayerRecord {
+                diff_id: diff_id.clone(),
+                digest: descriptor.digest.clone(),
+                size: descriptor.size,
+            })
+            .collect(),
+        platform: format!("{}/{}", config.os, config.architecture),
+        pulled,
+    })
+}
+
+fn fetch_small_blob(
+    registry: &Registry,
+    endpoint: &Endpoint,
+    descriptor: &Descriptor,
+) -> Result<Vec<u8>> {
+    let mut reader = VerifyingReader::new(
+        registry.blob(endpoint, &descriptor.digest, descriptor.size)?,
+        descriptor.size,
+    );
+    let mut bytes = vec![];
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("downloading {}", descriptor.digest))?;
+    let (digest, size) = reader.finish();
+    if digest != descriptor.digest || size != descriptor.size {
+        bail!(
+            "the blob {} failed verification (got {digest}, {size} bytes)",
+            descriptor.digest
+        );
+    }
+    Ok(bytes)
+}
+
+/// Downloads and extracts every layer the store lacks, several at a time.
+fn fetch_layers(
+    store: &Store,
+    registry: &Registry,
+    endpoint: &Endpoint,
+    layers: &[(Descriptor, Digest)],
+    options: &PullOptions,
+) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    let missing: VecDeque<&(Descriptor, Digest)> = layers
+        .iter()
+        .filter(|(_, diff_id)| !store.has_layer(diff_id) && seen.insert(diff_id.clone()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let workers = missing.len().min(PARALLEL_LAYERS);
+    let queue = Mutex::new(missing);
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if first_error.lock().unwrap().is_some() {
+                    return;
+                }
+                let Some((descriptor, diff_id)) = queue.lock().unwrap().pop_front() else {
+                    return;
+                };
+                let result = fetch_layer(store, registry, endpoint, descriptor, diff_id, options)
+                    .with_context(|| format!("layer {}", descriptor.digest));
+                match result {
+                    Ok(()) if options.progress => {
+                        eprintln!(
+                            "{}: done ({} bytes)",
+                            descriptor.digest.short(),
+                            descriptor.size
+                        )
+                    }
+                    Ok(()) => {}
+                    Err(err) => {
+                        first_error.lock().unwrap().get_or_insert(err);
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap() {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+fn fetch_layer(
+    store: &Store,
+    registry: &Registry,
+    endpoint: &Endpoint,
+    descriptor: &Descriptor,
+    diff_id: &Digest,
+    options: &PullOptions,
+) -> Result<()> {
+    let compression = manifest::layer_compression(&descriptor.media_type)?;
+    let temp = store.temp_dir("layer")?;
+    let body = registry.blob(endpoint, &descriptor.digest, descriptor.size)?;
+    let mut compressed = VerifyingReader::new(body, descriptor.size);
+    let (unpacked, unpacked_size) = {
+        let decompressed: Box<dyn Read + '_> = match compression {
+            Compression::None => Box::new(&mut compressed),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut compressed)?),
+        };
+        let mut tar = VerifyingReader::new(decompressed, options.max_layer_size);
+        let summary = extract::unpack(&mut tar, temp.path(), &Limits::default())?;
+        if summary.skipped_devices > 0 && options.progress {
+            eprintln!(
+                "{}: skipped {} device nodes (an unprivileged user cannot create them)",
+                descriptor.digest.short(),
+                summary.skipped_devices
+            );
+        }
+        // The tar's end padding counts for the diff_id too.
+        std::io::copy(&mut tar, &mut std::io::sink()).context("reading the end of the layer")?;
+        tar.finish()
+    };
+    std::io::copy(&mut compressed, &mut std::io::sink()).context("reading the end of the blob")?;
+    let (digest, size) = compressed.finish();
+    if digest != descriptor.digest || size != descriptor.size {
+        bail!(
+            "the blob failed verification: expected {} ({} bytes), got {digest} ({size} bytes)",
+            descriptor.digest,
+            descriptor.size
+        );
+    }
+    if unpacked != *diff_id {
+        bail!("the uncompressed layer is {unpacked}, but the config says {diff_id} ({unpacked_size} bytes)");
+    }
+    store.commit_layer(temp, diff_id)
+}

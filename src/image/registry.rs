@@ -1,0 +1,393 @@
+//! A client for the OCI distribution API (`/v2/`): manifests and blobs,
+//! with the registry's auth challenge answered (anonymous or credentialed
+//! bearer tokens, basic auth), redirects followed without ever carrying
+//! credentials to another host, retries for 429 and 5xx, and timeouts so a
+//! dead server is an error, not a hang.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::auth::{parse_challenge, AuthFiles, Challenge, Credentials};
+use super::digest::Digest;
+use super::manifest::{ACCEPTED, MAX_MANIFEST_SIZE};
+use super::registries::Endpoint;
+
+const ATTEMPTS: u32 = 4;
+const MAX_REDIRECTS: u32 = 5;
+
+pub struct Registry {
+    agent: ureq::Agent,
+    auth: AuthFiles,
+    /// The Authorization header that worked, per host and repository.
+    authorization: Mutex<HashMap<String, String>>,
+    /// The scheme each insecure host answered on.
+    schemes: Mutex<HashMap<String, &'static str>>,
+}
+
+/// The name credentials are stored under for a host.
+pub fn credential_key(host: &str) -> &str {
+    match host {
+        "registry-1.docker.io" | "index.docker.io" => "docker.io",
+        other => other,
+    }
+}
+
+fn transient(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+fn backoff(attempt: u32) {
+    std::thread::sleep(Duration::from_millis(250 << attempt.min(4)));
+}
+
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or("")
+}
+
+impl Registry {
+    pub fn new(auth: AuthFiles) -> Registry {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            // A transfer that stalls this long is dead.
+            .timeout_per_read(Some(Duration::from_secs(60)))
+            .user_agent(format!("rocker/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Registry {
+            agent,
+            auth,
+            authorization: Mutex::new(HashMap::new()),
+            schemes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The base URL of an endpoint. HTTPS always; an `insecure` endpoint
+    /// that does not speak TLS is retried over plain HTTP.
+    fn base(&self, endpoint: &Endpoint) -> Result<String> {
+        if !endpoint.insecure {
+            return Ok(format!("https://{}", endpoint.host));
+        }
+        if let Some(scheme) = self.schemes.lock().unwrap().get(&endpoint.host) {
+            return Ok(format!("{scheme}://{}", endpoint.host));
+        }
+        let scheme = match self
+            .agent
+            .get(format!("https://{}/v2/", endpoint.host))
+            .call()
+        {
+            Ok(_) => "https",
+            Err(_) => "http",
+        };
+        self.schemes
+            .lock()
+            .unwrap()
+            .insert(endpoint.host.clone(), scheme);
+        Ok(format!("{scheme}://{}", endpoint.host))
+    }
+
+    fn cache_key(endpoint: &Endpoint) -> String {
+        format!("{}/{}", endpoint.host, endpoint.repository)
+    }
+
+    /// GETs `/v2/<repository>/<path>`, answering auth challenges, following
+    /// redirects and retrying transient failures. Returns a 200 response.
+    fn get(
+        &self,
+        endpoint: &Endpoint,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let start = format!("{}/v2/{}/{path}", self.base(endpoint)?, endpoint.repository);
+        let origin = endpoint.host.clone();
+        let mut url = start.clone();
+        let mut authenticated = false;
+        let mut redirects = 0;
+        let mut attempt = 0;
+        loop {
+            // Credentials go to the registry's own host only: a redirect
+            // to a CDN gets none.
+            let authorization = (host_of(&url) == origin)
+                .then(|| {
+                    self.authorization
+                        .lock()
+                        .unwrap()
+                        .get(&Self::cache_key(endpoint))
+                        .cloned()
+                })
+                .flatten();
+            let mut request = self.agent.get(&url);
+            if let Some(accept) = accept {
+                request = request.header("Accept", accept);
+            }
+            if let Some(value) = &authorization {
+                request = request.header("Authorization", value);
+            }
+            let response = match request.call() {
+                Ok(response) => response,
+                Err(err)
+                    if attempt + 1 < ATTEMPTS
+                        && matches!(err, ureq::Error::Io(_) | ureq::Error::Timeout(_)) =>
+                {
+                    attempt += 1;
+                    backoff(attempt);
+                    continue;
+                }
+                Err(err) => return Err(connect_error(&endpoint.host, endpoint.insecure, err)),
+            };
+            let status = response.status().as_u16();
+            match status {
+                200 => return Ok(response),
+                301 | 302 | 303 | 307 | 308 => {
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        bail!("too many redirects from {start}");
+                    }
+                    let location = response
+                        .headers()
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .context("a redirect without a Location")?;
+                    url = if location.starts_with("http://") || location.starts_with("https://") {
+                        if location.starts_with("http://") && url.starts_with("https://") {
+                            bail!("{} redirected from HTTPS to plain HTTP ({location}); refusing", endpoint.host);
+                        }
+                        location.to_string()
+                    } else if location.starts_with('/') {
+                        let scheme_host = &url[..url.find("://").unwrap() + 3 + host_of(&url).len()];
+                        format!("{scheme_host}{location}")
+                    } else {
+                        bail!("unsupported redirect location {location:?}");
+                    };
+                }
+                401 if !authenticated && host_of(&url) == origin => {
+                    let challenge = response
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                        .with_context(|| format!("{} answered 401 without an auth challenge", endpoint.host))?;
+                    self.authenticate(endpoint, &challenge)?;
+                    authenticated = true;
+                }
+                401 | 403 => bail!(
+                    "unauthorized: {} refused access to {} ({status}); if it needs credentials, run: rocker login {}",
+                    endpoint.host,
+                    endpoint.repository,
+                    credential_key(&endpoint.host)
+                ),
+                404 => return Err(anyhow!(NotFound(format!("{}/{} {path}", endpoint.host, endpoint.repository)))),
+                status if transient(status) && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    backoff(attempt);
+                }
+                status => bail!("{} answered {status} for {url}", endpoint.host),
+            }
+        }
+    }
+
+    /// Answers a challenge: a bearer token from the realm (with stored
+    /// credentials when there are any, anonymous otherwise) or basic auth.
+    fn authenticate(&self, endpoint: &Endpoint, challenge: &str) -> Result<()> {
+        let key = credential_key(&endpoint.host);
+        let credentials = self.auth.lookup(key, &endpoint.repository)?;
+        let header = self.answer(endpoint, challenge, credentials.as_ref())?;
+        self.authorization
+            .lock()
+            .unwrap()
+            .insert(Self::cache_key(endpoint), header);
+        Ok(())
+    }
+
+    fn answer(
+        &self,
+        endpoint: &Endpoint,
+        challenge: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<String> {
+        let key = credential_key(&endpoint.host);
+        match parse_challenge(challenge)? {
+            Challenge::Basic => match credentials {
+                Some(credentials) => Ok(credentials.basic_header()),
+                None => bail!(
+                    "{} needs credentials: run rocker login {key}",
+                    endpoint.host
+                ),
+            },
+            Challenge::Bearer { realm, service, .. } => {
+                if realm.starts_with("http://") && !endpoint.insecure {
+                    bail!(
+                        "{} asks for tokens over plain HTTP ({realm}); refusing",
+                        endpoint.host
+                    );
+                }
+                let mut url = format!(
+                    "{realm}?scope={}",
+                    query_escape(&format!("repository:{}:pull", endpoint.repository))
+                );
+                if let Some(service) = service {
+                    url.push_str(&format!("&service={}", query_escape(&service)));
+                }
+                let mut request = self.agent.get(&url);
+                if let Some(credentials) = credentials {
+                    request = request.header("Authorization", credentials.basic_header());
+                }
+                let response = request
+                    .call()
+                    .map_err(|e| connect_error(host_of(&realm), false, e))?;
+                match response.status().as_u16() {
+                    200 => {}
+                    401 | 403 => {
+                        bail!("{key} rejected the stored credentials; run rocker login {key}")
+                    }
+                    status => bail!("the token service {realm} answered {status}"),
+                }
+                #[derive(serde::Deserialize)]
+                struct Token {
+                    token: Option<String>,
+                    access_token: Option<String>,
+                }
+                let body = response
+                    .into_body()
+                    .into_with_config()
+                    .limit(1 << 20)
+                    .read_to_vec()?;
+                let token: Token =
+                    serde_json::from_slice(&body).context("reading the token response")?;
+                let token = token
+                    .token
+                    .or(token.access_token)
+                    .context("the token response has no token")?;
+                Ok(format!("Bearer {token}"))
+            }
+        }
+    }
+
+    /// The manifest (or index) for a tag or digest, and its content type.
+    pub fn manifest(
+        &self,
+        endpoint: &Endpoint,
+        reference: &str,
+    ) -> Result<(Vec<u8>, Option<String>)> {
+        let response = self.get(
+            endpoint,
+            &format!("manifests/{reference}"),
+            Some(&ACCEPTED.join(", ")),
+        )?;
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_MANIFEST_SIZE)
+            .read_to_vec()
+            .with_context(|| format!("reading the manifest {reference} from {}", endpoint.host))?;
+        Ok((bytes, content_type))
+    }
+
+    /// A blob as a stream, capped at `size` bytes (the descriptor's).
+    pub fn blob(
+        &self,
+        endpoint: &Endpoint,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<impl Read + Send + 'static> {
+        let response = self.get(endpoint, &format!("blobs/{digest}"), None)?;
+        Ok(response.into_body().into_with_config().limit(size).reader())
+    }
+
+    /// Checks credentials against a registry, as `rocker login` does: the
+    /// `/v2/` ping, then its challenge answered with them.
+    pub fn check_login(&self, host: &str, insecure: bool, credentials: &Credentials) -> Result<()> {
+        let endpoint = Endpoint {
+            host: host.to_string(),
+            repository: String::new(),
+            insecure,
+        };
+        let ping = format!("{}/v2/", self.base(&endpoint)?);
+        let response = self
+            .agent
+            .get(&ping)
+            .call()
+            .map_err(|e| connect_error(host, insecure, e))?;
+        let header = match response.status().as_u16() {
+            200 => return Ok(()),
+            401 => {
+                let challenge = response
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .context("401 without an auth challenge")?
+                    .to_string();
+                self.answer(&endpoint, &challenge, Some(credentials))?
+            }
+            status => bail!("{host} answered {status} to {ping}"),
+        };
+        let response = self
+            .agent
+            .get(&ping)
+            .header("Authorization", header)
+            .call()
+            .map_err(|e| connect_error(host, insecure, e))?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            status => bail!("{host} rejected the credentials ({status})"),
+        }
+    }
+}
+
+/// The registry said 404: the repository, tag or blob does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("not found: {0}")]
+pub struct NotFound(pub String);
+
+fn connect_error(host: &str, insecure: bool, err: ureq::Error) -> anyhow::Error {
+    let hint = if insecure {
+        String::new()
+    } else {
+        format!(
+            "; if {host} is a local registry without TLS, mark it insecure = true in \
+             $XDG_CONFIG_HOME/containers/registries.conf"
+        )
+    };
+    anyhow!("cannot reach {host}: {err}{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(host_of("https://reg:5000/v2/x"), "reg:5000");
+        assert_eq!(host_of("http://cdn.example/blob?sig=1"), "cdn.example");
+        assert_eq!(
+            query_escape("repository:library/alpine:pull"),
+            "repository:library/alpine:pull"
+        );
+        assert_eq!(query_escape("a b&c"), "a%20b%26c");
+        assert_eq!(credential_key("registry-1.docker.io"), "docker.io");
+        assert!(transient(503) && transient(429) && !transient(404));
+    }
+}

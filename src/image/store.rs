@@ -1,0 +1,291 @@
+//! The image store under `$XDG_DATA_HOME/rocker`:
+//!
+//! ```text
+//! blobs/sha256/HEX     manifests and configs, verified, by digest
+//! layers/HEX/          one extracted layer per diff_id, shared by images
+//! images.json          the index of names -> manifest, config, layers
+//! tmp/PID-N-WHAT/      work in progress, renamed into place when verified
+//! store.lock           shared by pulls, exclusive for garbage collection
+//! index.lock           held while images.json is rewritten
+//! ```
+//!
+//! Everything lands by rename, so a pull killed at any moment leaves only
+//! temp dirs (swept by the next pull) and finished layers (reused, or
+//! dropped by `image prune`); never a half layer or a half index.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use super::digest::Digest;
+use crate::fsutil::{remove_tree, write_atomic};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LayerRecord {
+    /// The uncompressed digest: the layer directory's name.
+    pub diff_id: Digest,
+    /// The blob as the registry serves it.
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageRecord {
+    /// The normalized reference it was pulled as.
+    pub name: String,
+    pub manifest: Digest,
+    pub config: Digest,
+    pub layers: Vec<LayerRecord>,
+    pub platform: String,
+    /// Seconds since the epoch.
+    pub pulled: u64,
+}
+
+impl ImageRecord {
+    /// Docker's image id: the config digest.
+    pub fn id(&self) -> &Digest {
+        &self.config
+    }
+
+    pub fn size(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    images: Vec<ImageRecord>,
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held lock; released when dropped.
+pub struct StoreLock(#[allow(dead_code)] Flock<File>);
+
+/// A directory under tmp/, removed on drop unless committed.
+pub struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = remove_tree(&self.path);
+        }
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        crate::dirs::ensure_private_dir(data_dir)?;
+        for dir in ["blobs/sha256", "layers", "tmp"] {
+            let path = data_dir.join(dir);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+        Ok(Store {
+            root: data_dir.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self, name: &str, arg: FlockArg) -> Result<StoreLock> {
+        let path = self.root.join(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let lock = Flock::lock(file, arg)
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(StoreLock(lock))
+    }
+
+    /// Held by anything that adds to the store, so garbage collection never
+    /// removes a layer a pull has just finished but not yet indexed.
+    pub fn lock_shared(&self) -> Result<StoreLock> {
+        self.lock("store.lock", FlockArg::LockShared)
+    }
+
+    pub fn lock_exclusive(&self) -> Result<StoreLock> {
+        self.lock("store.lock", FlockArg::LockExclusive)
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        if Digest::of(&bytes) != *digest {
+            bail!(
+                "{} is corrupt (its content does not match {digest}); pull the image again",
+                path.display()
+            );
+        }
+        Ok(bytes)
+    }
+
+    pub fn write_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        if Digest::of(bytes) != *digest {
+            bail!("refusing to store content under the wrong digest {digest}");
+        }
+        write_atomic(&self.blob_path(digest), bytes, 0o600)
+    }
+
+    pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.hex())
+    }
+
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        self.layer_path(diff_id).is_dir()
+    }
+
+    pub fn temp_dir(&self, what: &str) -> Result<TempDir> {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .root
+            .join("tmp")
+            .join(format!("{}-{n}-{what}", std::process::id()));
+        std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir { path, keep: false })
+    }
+
+    /// Moves a verified layer into place. If another pull got there first,
+    /// theirs stays and ours goes.
+    pub fn commit_layer(&self, mut temp: TempDir, diff_id: &Digest) -> Result<()> {
+        let target = self.layer_path(diff_id);
+        match std::fs::rename(&temp.path, &target) {
+            Ok(()) => {
+                temp.keep = true;
+                Ok(())
+            }
+            Err(_) if target.is_dir() => Ok(()),
+            Err(err) => {
+                Err(err).with_context(|| format!("moving the layer into {}", target.display()))
+            }
+        }
+    }
+
+    /// Removes temp dirs of processes that no longer run (a killed pull).
+    pub fn sweep_temp(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let pid = name.split('-').next().unwrap_or("");
+            let alive = pid
+                .parse::<u32>()
+                .is_ok_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
+            if !alive {
+                let _ = remove_tree(&entry.path());
+            }
+        }
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("images.json")
+    }
+
+    fn read_index(&self) -> Result<Index> {
+        let path = self.index_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!("{} is corrupt; remove it and pull again", path.display())
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn write_index(&self, index: &Index) -> Result<()> {
+        write_atomic(
+            &self.index_path(),
+            &serde_json::to_vec_pretty(index)?,
+            0o600,
+        )
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        Ok(self.read_index()?.images)
+    }
+
+    /// Adds or replaces the image named `record.name`.
+    pub fn put_image(&self, record: ImageRecord) -> Result<()> {
+        let _lock = self.lock("index.lock", FlockArg::LockExclusive)?;
+        let mut index = self.read_index()?;
+        index.images.retain(|image| image.name != record.name);
+        index.images.push(record);
+        self.write_index(&index)
+    }
+
+    /// Removes the images `matches` selects; returns them.
+    pub fn remove_images(
+        &self,
+        matches: impl Fn(&ImageRecord) -> bool,
+    ) -> Result<Vec<ImageRecord>> {
+        let _lock = self.lock("index.lock", FlockArg::LockExclusive)?;
+        let mut index = self.read_index()?;
+        let (removed, kept): (Vec<_>, Vec<_>) =
+            index.images.into_iter().partition(|image| matches(image));
+        index.images = kept;
+        self.write_index(&index)?;
+        Ok(removed)
+    }
+
+    /// Deletes every layer and blob no indexed image refers to. Returns how
+    /// many layers went and the bytes freed in blobs.
+    pub fn collect_garbage(&self) -> Result<(usize, usize)> {
+        let _lock = self.lock_exclusive()?;
+        let images = self.images()?;
+        let used_layers: BTreeSet<&str> = images
+            .iter()
+            .flat_map(|i| i.layers.iter().map(|l| l.diff_id.hex()))
+            .collect();
+        let used_blobs: BTreeSet<&str> = images
+            .iter()
+            .flat_map(|i| [i.manifest.hex(), i.config.hex()])
+            .collect();
+        let mut layers = 0;
+        for entry in std::fs::read_dir(self.root.join("layers"))?.flatten() {
+            if !used_layers.contains(entry.file_name().to_string_lossy().as_ref()) {
+                remove_tree(&entry.path())?;
+                layers += 1;
+            }
+        }
+        let mut blobs = 0;
+        for entry in std::fs::read_dir(self.root.join("blobs/sha256"))?.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !used_blobs.contains(name.as_str()) {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+                blobs += 1;
+            }
+        }
+        self.sweep_temp();
+        Ok((layers, blobs))
+    }
+}

@@ -1,0 +1,122 @@
+//! A real registry for the tests: Debian's `docker-registry` (the
+//! reference distribution server) on a free 127.0.0.1 port, filled with
+//! `skopeo copy`. No mocks.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::require;
+
+pub struct TestRegistry {
+    pub port: u16,
+    pub storage: PathBuf,
+    pub credentials: Option<(String, String)>,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestRegistry {
+    /// Starts a registry storing under `dir`; with `htpasswd`, it demands
+    /// basic auth (the file must hold bcrypt entries).
+    pub fn start(dir: &Path, htpasswd: Option<(&Path, &str, &str)>) -> TestRegistry {
+        require("/usr/bin/docker-registry", "docker-registry");
+        require("/usr/bin/skopeo", "skopeo");
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let storage = dir.join("storage");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
+             delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.display()
+        );
+        if let Some((file, _, _)) = htpasswd {
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: rocker-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        let config_path = dir.join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        // The registry goes when this test process does, even if it dies.
+        let watchdog = format!(
+            "/usr/bin/docker-registry serve '{}' & r=$!; \
+             while kill -0 {} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 1; done; kill $r",
+            config_path.display(),
+            std::process::id()
+        );
+        let child = Command::new("/bin/sh")
+            .args(["-c", &watchdog])
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "docker-registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TestRegistry {
+            port,
+            storage,
+            credentials: htpasswd.map(|(_, u, p)| (u.to_string(), p.to_string())),
+            child,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Pushes the OCI layout `layout` (its `latest`) as `name` (`repo:tag`).
+    pub fn push(&self, layout: &Path, name: &str) {
+        let mut command = Command::new("/usr/bin/skopeo");
+        command.args(["copy", "--quiet", "--all", "--dest-tls-verify=false"]);
+        if let Some((user, password)) = &self.credentials {
+            command.arg(format!("--dest-creds={user}:{password}"));
+        }
+        let output = command
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{}/{name}", self.host()))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "skopeo copy failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The file holding a blob in the registry's own storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        // The watchdog shell and the registry share a process group.
+        let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}

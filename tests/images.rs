@@ -1,0 +1,485 @@
+//! Pulling from a real registry into the store: `pull`, `images`, `rmi`,
+//! `image prune`, `image inspect`, against Debian's docker-registry filled
+//! by skopeo with images built here.
+
+mod common;
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::oci::{self, Compression, Layer};
+use common::registry::TestRegistry;
+use common::*;
+use serde_json::json;
+
+struct Images {
+    registry: TestRegistry,
+}
+
+static IMAGES: OnceLock<Images> = OnceLock::new();
+
+/// One registry per test binary, marked insecure (plain HTTP) in the test
+/// user's registries.conf, holding the images the tests pull.
+fn images() -> &'static Images {
+    IMAGES.get_or_init(|| {
+        let h = harness();
+        let registry = TestRegistry::start(&h.base.join("registry"), None);
+        let conf = h.base.join("config/containers/registries.conf");
+        std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+                registry.host()
+            ),
+        )
+        .unwrap();
+        h.give_tree(&h.base.join("config"));
+        Images { registry }
+    })
+}
+
+fn layout(name: &str) -> PathBuf {
+    let dir = harness().base.join("layouts").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Pushes a single-platform image made of `layers` as `name`.
+fn push(name: &str, layers: Vec<Layer>, config: serde_json::Value) -> String {
+    let images = images();
+    let dir = layout(&name.replace([':', '/'], "_"));
+    let manifest = oci::write_image(&dir, &layers, config, "amd64");
+    oci::write_index(&dir, vec![manifest]);
+    images.registry.push(&dir, name);
+    format!("{}/{name}", images.registry.host())
+}
+
+fn busybox_image(name: &str) -> String {
+    let tar = oci::tar_of_dir(&harness().rootfs);
+    push(
+        name,
+        vec![Layer {
+            tar,
+            compression: Compression::Gzip,
+        }],
+        json!({"Cmd": ["sh"]}),
+    )
+}
+
+fn rocker(args: &[&str]) -> Output {
+    let mut command = harness().rocker();
+    command.args(args);
+    output_within(command, Duration::from_secs(120))
+}
+
+fn store() -> PathBuf {
+    harness().base.join("data/rocker")
+}
+
+/// rocker with a data dir (and so a store) of its own, for tests that look
+/// at the store's temp dir while other tests pull in parallel.
+fn rocker_in(data: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = harness().rocker();
+    command.env("XDG_DATA_HOME", data).args(args);
+    output_within(command, Duration::from_secs(120))
+}
+
+fn inspect(image: &str) -> serde_json::Value {
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(rocker(&["image", "inspect", image]))).unwrap();
+    report[0].clone()
+}
+
+fn layer_dir(report: &serde_json::Value, index: usize) -> PathBuf {
+    PathBuf::from(report["Layers"][index]["Path"].as_str().unwrap())
+}
+
+#[test]
+fn pull_list_inspect_and_remove() {
+    let image = busybox_image("busybox:1");
+    let out = ok(rocker(&["pull", &image]));
+    let id = out.trim();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{out}");
+
+    let listed = ok(rocker(&["images"]));
+    assert!(
+        listed.lines().next().unwrap().starts_with("REPOSITORY"),
+        "{listed}"
+    );
+    let line = listed
+        .lines()
+        .find(|l| l.contains("/busybox "))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains(" 1 ") && line.contains(&id[7..19]), "{line}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(rocker(&["images", "--format", "json"]))).unwrap();
+    let entry = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["tag"] == "1" && i["repository"].as_str().unwrap().ends_with("/busybox"))
+        .unwrap();
+    assert_eq!(entry["id"], id);
+    assert!(ok(rocker(&["images", "-q"])).contains(&id[7..19]));
+
+    let report = inspect(&image);
+    assert_eq!(report["Id"], id);
+    assert_eq!(report["Config"]["config"]["Cmd"], json!(["sh"]));
+    let layer = layer_dir(&report, 0);
+    assert!(
+        layer.starts_with(store().join("layers")),
+        "{}",
+        layer.display()
+    );
+    let busybox = std::fs::metadata(layer.join("bin/busybox")).unwrap();
+    assert_eq!(
+        busybox.uid(),
+        harness().uid,
+        "layer files belong to the caller"
+    );
+    assert_eq!(
+        std::fs::read_link(layer.join("bin/sh")).unwrap(),
+        PathBuf::from("busybox")
+    );
+
+    // By digest too: the same image, a new name.
+    let digest = report["Digest"].as_str().unwrap();
+    let by_digest = format!("{}/busybox@{digest}", images().registry.host());
+    assert_eq!(ok(rocker(&["pull", "-q", &by_digest])).trim(), id);
+
+    let out = ok(rocker(&["rmi", &image]));
+    assert!(out.contains("Untagged:"), "{out}");
+    // The digest name still holds the layer.
+    assert!(layer.exists());
+    ok(rocker(&["rmi", &by_digest]));
+    assert!(
+        !layer.exists(),
+        "the last user of the layer is gone, so is the layer"
+    );
+    let output = rocker(&["rmi", &image]);
+    assert_eq!(code(&output), 1);
+    assert!(
+        stderr(&output).contains("no such image"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn whiteouts_opaque_dirs_and_zstd_layers() {
+    let base = oci::tar_of(&[
+        ("etc/", ""),
+        ("etc/gone", "x"),
+        ("etc/kept", "k"),
+        ("var/", ""),
+        ("var/cache/", ""),
+        ("var/cache/old", "o"),
+    ]);
+    let top = oci::tar_of(&[
+        ("etc/.wh.gone", ""),
+        ("var/cache/.wh..wh..opq", ""),
+        ("var/cache/new", "n"),
+    ]);
+    let image = push(
+        "layered:1",
+        vec![
+            Layer {
+                tar: base,
+                compression: Compression::Gzip,
+            },
+            Layer {
+                tar: top,
+                compression: Compression::Zstd,
+            },
+        ],
+        json!({}),
+    );
+    ok(rocker(&["pull", &image]));
+    let report = inspect(&image);
+    let upper = layer_dir(&report, 1);
+    let whiteout = std::fs::symlink_metadata(upper.join("etc/gone")).unwrap();
+    assert!(whiteout.file_type().is_char_device() && whiteout.rdev() == 0);
+    let opaque = opaque_mark(&upper.join("var/cache"));
+    assert_eq!(opaque, "y");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("var/cache/new")).unwrap(),
+        "n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(layer_dir(&report, 0).join("etc/kept")).unwrap(),
+        "k"
+    );
+}
+
+/// The `user.overlay.opaque` xattr of a directory, as overlayfs reads it.
+fn opaque_mark(path: &std::path::Path) -> String {
+    let value = rocker::image::extract::get_xattr(path, "user.overlay.opaque").unwrap_or_default();
+    String::from_utf8(value).unwrap()
+}
+
+#[test]
+fn multi_platform_indexes_pick_the_platform() {
+    let images = images();
+    let dir = layout("multi");
+    let amd = Layer {
+        tar: oci::tar_of(&[("arch", "amd64")]),
+        compression: Compression::Gzip,
+    };
+    let arm = Layer {
+        tar: oci::tar_of(&[("arch", "arm64")]),
+        compression: Compression::Gzip,
+    };
+    oci::write_multi_platform(&dir, vec![(vec![amd], "amd64"), (vec![arm], "arm64")]);
+    images.registry.push(&dir, "multi:1");
+    let image = format!("{}/multi:1", images.registry.host());
+
+    ok(rocker(&["pull", &image]));
+    let report = inspect(&image);
+    assert_eq!(report["Platform"], "linux/amd64");
+    assert_eq!(
+        std::fs::read_to_string(layer_dir(&report, 0).join("arch")).unwrap(),
+        "amd64"
+    );
+
+    ok(rocker(&["pull", "--platform", "linux/arm64", &image]));
+    let report = inspect(&image);
+    assert_eq!(report["Platform"], "linux/arm64");
+    assert_eq!(
+        std::fs::read_to_string(layer_dir(&report, 0).join("arch")).unwrap(),
+        "arm64"
+    );
+
+    let output = rocker(&["pull", "--platform", "linux/s390x", &image]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("available: linux/amd64, linux/arm64"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn missing_images_and_bad_references_fail_clearly() {
+    let images = images();
+    let output = rocker(&[
+        "pull",
+        &format!("{}/no-such-image:1", images.registry.host()),
+    ]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("image not found"),
+        "{}",
+        stderr(&output)
+    );
+    let output = rocker(&["pull", "Bad:Ref:x"]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("expected [REGISTRY"),
+        "{}",
+        stderr(&output)
+    );
+    // A registry that is not marked insecure is only spoken to over TLS.
+    let output = rocker(&["pull", "127.0.0.1:1/nothing-listens:1"]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("cannot reach 127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_corrupt_blob_fails_the_pull_naming_it() {
+    let tar = oci::tar_of(&[("file", "original content")]);
+    let image = push(
+        "corrupt:1",
+        vec![Layer {
+            tar,
+            compression: Compression::Gzip,
+        }],
+        json!({}),
+    );
+    // The blob's digest as the registry serves it (skopeo may recompress).
+    ok(rocker(&["pull", &image]));
+    let digest = inspect(&image)["Layers"][0]["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(rocker(&["rmi", &image]));
+
+    let blob = images().registry.blob_file(&digest);
+    let good = std::fs::read(&blob).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0xff;
+    std::fs::write(&blob, &bad).unwrap();
+    let data = harness().scratch("corrupt-store");
+    let output = rocker_in(&data, &["pull", &image]);
+    std::fs::write(&blob, &good).unwrap();
+    assert_eq!(code(&output), 125);
+    assert!(stderr(&output).contains(&digest), "{}", stderr(&output));
+    let leftovers: Vec<_> = std::fs::read_dir(data.join("rocker/tmp"))
+        .unwrap()
+        .collect();
+    assert!(leftovers.is_empty(), "temp debris after a failed pull");
+    assert_eq!(
+        code(&rocker_in(&data, &["image", "inspect", &image])),
+        1,
+        "a failed pull lists no image"
+    );
+    // Restored, it pulls.
+    ok(rocker_in(&data, &["pull", &image]));
+}
+
+#[test]
+fn concurrent_pulls_of_one_image_all_succeed() {
+    let image = push(
+        "concurrent:1",
+        vec![
+            Layer {
+                tar: oci::tar_of(&[("a", "1")]),
+                compression: Compression::Gzip,
+            },
+            Layer {
+                tar: oci::tar_of(&[("b", "2")]),
+                compression: Compression::Gzip,
+            },
+        ],
+        json!({}),
+    );
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            let mut command = harness().rocker();
+            command
+                .args(["pull", "-q", &image])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = children
+        .into_iter()
+        .map(|child| ok(wait_output(child, Duration::from_secs(120))))
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let report = inspect(&image);
+    assert_eq!(report["Layers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_killed_pull_leaves_nothing_to_trip_on() {
+    // Big enough to be caught mid-way.
+    let mut content = String::new();
+    let mut seed: u64 = 42;
+    while content.len() < 24 << 20 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        content.push_str(&format!("{seed:x}\n"));
+    }
+    let image = push(
+        "killed:1",
+        vec![Layer {
+            tar: oci::tar_of(&[("big", &content)]),
+            compression: Compression::Gzip,
+        }],
+        json!({}),
+    );
+    let data = harness().scratch("killed-store");
+    let mut command = harness().rocker();
+    command
+        .env("XDG_DATA_HOME", &data)
+        .args(["pull", "-q", &image]);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    // Wait until its temp dir exists, then kill it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let tmp = data.join("rocker/tmp");
+    loop {
+        let busy = std::fs::read_dir(&tmp)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        if busy || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pull never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ok(rocker_in(&data, &["images"]));
+    ok(rocker_in(&data, &["pull", "-q", &image]));
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(rocker_in(&data, &["image", "inspect", &image]))).unwrap();
+    let report = report[0].clone();
+    let big = std::fs::read_to_string(layer_dir(&report, 0).join("big")).unwrap();
+    assert_eq!(big.len(), content.len());
+    let leftovers: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "temp debris: {leftovers:?}");
+}
+
+#[test]
+fn rmi_keeps_shared_layers_and_prune_drops_unused_ones() {
+    let shared = oci::tar_of(&[("shared", "s")]);
+    let first = push(
+        "share-a:1",
+        vec![
+            Layer {
+                tar: shared.clone(),
+                compression: Compression::Gzip,
+            },
+            Layer {
+                tar: oci::tar_of(&[("only-a", "a")]),
+                compression: Compression::Gzip,
+            },
+        ],
+        json!({}),
+    );
+    let second = push(
+        "share-b:1",
+        vec![
+            Layer {
+                tar: shared.clone(),
+                compression: Compression::Gzip,
+            },
+            Layer {
+                tar: oci::tar_of(&[("only-b", "b")]),
+                compression: Compression::Gzip,
+            },
+        ],
+        json!({}),
+    );
+    ok(rocker(&["pull", &first]));
+    ok(rocker(&["pull", &second]));
+    let a = inspect(&first);
+    let b = inspect(&second);
+    assert_eq!(
+        layer_dir(&a, 0),
+        layer_dir(&b, 0),
+        "one directory for the shared layer"
+    );
+    ok(rocker(&["rmi", &first]));
+    assert!(layer_dir(&b, 0).exists(), "the shared layer must stay");
+    assert!(!layer_dir(&a, 1).exists(), "a's own layer goes");
+
+    // A layer nothing refers to (a pull killed after extracting it).
+    let orphan = store().join("layers").join("0".repeat(64));
+    std::fs::create_dir_all(orphan.join("dir")).unwrap();
+    harness().give_tree(&orphan);
+    let out = ok(rocker(&["image", "prune"]));
+    assert!(out.contains("Deleted 1 unused layers"), "{out}");
+    assert!(!orphan.exists());
+    assert!(layer_dir(&b, 1).exists());
+}
