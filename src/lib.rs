@@ -12,6 +12,7 @@ pub mod channel;
 pub mod child;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod console;
 pub mod dirs;
 pub mod error;

@@ -17,7 +17,12 @@ use serde_json::json;
 
 struct Images {
     registry: TestRegistry,
+    /// A second registry that demands basic auth.
+    private: TestRegistry,
 }
+
+const USER: &str = "tester";
+const PASSWORD: &str = "s3cret-pass";
 
 static IMAGES: OnceLock<Images> = OnceLock::new();
 
@@ -26,20 +31,34 @@ static IMAGES: OnceLock<Images> = OnceLock::new();
 fn images() -> &'static Images {
     IMAGES.get_or_init(|| {
         let h = harness();
+        require("/usr/bin/htpasswd", "apache2-utils");
         let registry = TestRegistry::start(&h.base.join("registry"), None);
+        let htpasswd = h.base.join("htpasswd");
+        let output = std::process::Command::new("htpasswd")
+            .args(["-Bbn", USER, PASSWORD])
+            .output()
+            .unwrap();
+        std::fs::write(&htpasswd, output.stdout).unwrap();
+        let private =
+            TestRegistry::start(&h.base.join("private"), Some((&htpasswd, USER, PASSWORD)));
         let conf = h.base.join("config/containers/registries.conf");
         std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
-        std::fs::write(
-            &conf,
-            format!(
-                "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
-                registry.host()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&conf, registries_conf(&[&registry, &private])).unwrap();
         h.give_tree(&h.base.join("config"));
-        Images { registry }
+        Images { registry, private }
     })
+}
+
+fn registries_conf(registries: &[&TestRegistry]) -> String {
+    registries
+        .iter()
+        .map(|r| {
+            format!(
+                "[[registry]]\nlocation = \"{}\"\ninsecure = true\n\n",
+                r.host()
+            )
+        })
+        .collect()
 }
 
 fn layout(name: &str) -> PathBuf {
@@ -51,12 +70,20 @@ fn layout(name: &str) -> PathBuf {
 
 /// Pushes a single-platform image made of `layers` as `name`.
 fn push(name: &str, layers: Vec<Layer>, config: serde_json::Value) -> String {
-    let images = images();
+    push_to(&images().registry, name, layers, config)
+}
+
+fn push_to(
+    registry: &TestRegistry,
+    name: &str,
+    layers: Vec<Layer>,
+    config: serde_json::Value,
+) -> String {
     let dir = layout(&name.replace([':', '/'], "_"));
     let manifest = oci::write_image(&dir, &layers, config, "amd64");
     oci::write_index(&dir, vec![manifest]);
-    images.registry.push(&dir, name);
-    format!("{}/{name}", images.registry.host())
+    registry.push(&dir, name);
+    format!("{}/{name}", registry.host())
 }
 
 fn busybox_image(name: &str) -> String {
@@ -482,4 +509,170 @@ fn rmi_keeps_shared_layers_and_prune_drops_unused_ones() {
     assert!(out.contains("Deleted 1 unused layers"), "{out}");
     assert!(!orphan.exists());
     assert!(layer_dir(&b, 1).exists());
+}
+
+#[test]
+fn a_decompression_bomb_stops_at_the_configured_size() {
+    let h = harness();
+    // 64 MiB of zeros gzip to about 64 KiB.
+    let zeros = "\0".repeat(64 << 20);
+    let image = push(
+        "bomb:1",
+        vec![Layer {
+            tar: oci::tar_of(&[("zeros", &zeros)]),
+            compression: Compression::Gzip,
+        }],
+        json!({}),
+    );
+    let config = h.scratch("bomb-config");
+    std::fs::create_dir_all(config.join("containers")).unwrap();
+    std::fs::create_dir_all(config.join("rocker")).unwrap();
+    std::fs::write(
+        config.join("containers/registries.conf"),
+        registries_conf(&[&images().registry]),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("rocker/config.toml"),
+        "[images]\nmax_layer_size = \"8M\"\n",
+    )
+    .unwrap();
+    h.give_tree(&config);
+    let data = h.scratch("bomb-store");
+    let mut command = h.rocker();
+    command
+        .env("XDG_CONFIG_HOME", &config)
+        .env("XDG_DATA_HOME", &data)
+        .args(["pull", &image]);
+    let output = output_within(command, Duration::from_secs(60));
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("decompresses to more than 8388608 bytes"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_dir(data.join("rocker/layers"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(data.join("rocker/tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn a_hostile_layer_fails_and_writes_nothing_outside_the_store() {
+    let h = harness();
+    let target = h.scratch("hostile-target");
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    builder.append_link(&mut link, "escape", &target).unwrap();
+    let mut file = tar::Header::new_gnu();
+    file.set_size(4);
+    file.set_mode(0o644);
+    builder
+        .append_data(&mut file, "escape/evil", &b"evil"[..])
+        .unwrap();
+    let image = push(
+        "hostile:1",
+        vec![Layer {
+            tar: builder.into_inner().unwrap(),
+            compression: Compression::Gzip,
+        }],
+        json!({}),
+    );
+    let data = h.scratch("hostile-store");
+    let output = rocker_in(&data, &["pull", &image]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("escape is a symbolic link; refusing to write through it"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "something was written outside"
+    );
+    assert_eq!(
+        std::fs::read_dir(data.join("rocker/layers"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(data.join("rocker/tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn login_stores_credentials_that_pulls_use() {
+    let h = harness();
+    let private = &images().private;
+    let tar = oci::tar_of(&[("secret", "only for logged-in users")]);
+    let image = push_to(
+        private,
+        "private:1",
+        vec![Layer {
+            tar,
+            compression: Compression::Gzip,
+        }],
+        json!({}),
+    );
+    let runtime = h.scratch("login-runtime");
+    let run = |args: &[&str], stdin: &str| {
+        let mut command = h.rocker_with_runtime(&runtime);
+        command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        wait_output(child, Duration::from_secs(60))
+    };
+    let host = private.host();
+
+    let output = run(&["pull", &image], "");
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains(&format!("rocker login {host}")),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = run(&["login", "-u", USER, "--password-stdin", &host], "wrong\n");
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    let auth_file = runtime.join("containers/auth.json");
+    assert!(!auth_file.exists(), "bad credentials were stored");
+
+    let output = run(
+        &["login", "-u", USER, "--password-stdin", &host],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(stdout(&output), "Login Succeeded\n", "{}", stderr(&output));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&auth_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The ecosystem's format: base64 of user:password, never the raw password.
+    assert!(!std::fs::read_to_string(&auth_file)
+        .unwrap()
+        .contains(PASSWORD));
+
+    ok(run(&["pull", &image], ""));
+    assert_eq!(
+        stdout(&run(&["logout", &host], "")),
+        format!("Removed login credentials for {host}\n")
+    );
+    ok(run(&["rmi", &image], ""));
+    assert_eq!(code(&run(&["pull", &image], "")), 125);
 }

@@ -67,7 +67,8 @@ pub fn pull_command(args: PullArgs) -> Result<i32> {
     let context = ImageContext::open()?;
     let reference = Reference::parse(&args.reference)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let options = PullOptions::new(platform, args.quiet);
+    let config = crate::config::Config::load(&context.dirs.config)?;
+    let options = PullOptions::new(platform, args.quiet, config.max_layer_size()?);
     let record = pull(
         &context.store,
         &context.registry(),

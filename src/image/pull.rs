@@ -35,11 +35,11 @@ pub struct PullOptions {
 }
 
 impl PullOptions {
-    pub fn new(platform: Option<Platform>, quiet: bool) -> PullOptions {
+    pub fn new(platform: Option<Platform>, quiet: bool, max_layer_size: u64) -> PullOptions {
         PullOptions {
             platform: platform.unwrap_or_else(Platform::host),
             progress: !quiet && std::io::stderr().is_terminal(),
-            max_layer_size: 64 << 30,
+            max_layer_size,
         }
     }
 }
@@ -249,7 +249,15 @@ fn fetch_layer(
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut compressed)?),
         };
         let mut tar = VerifyingReader::new(decompressed, options.max_layer_size);
-        let summary = extract::unpack(&mut tar, temp.path(), &Limits::default())?;
+        let summary = match extract::unpack(&mut tar, temp.path(), &Limits::default()) {
+            Ok(summary) => summary,
+            Err(_) if tar.bytes_read() > options.max_layer_size => bail!(
+                "the layer decompresses to more than {} bytes; if that is genuine, raise \
+                 [images] max_layer_size in $XDG_CONFIG_HOME/rocker/config.toml",
+                options.max_layer_size
+            ),
+            Err(err) => return Err(err),
+        };
         if summary.skipped_devices > 0 && options.progress {
             eprintln!(
                 "{}: skipped {} device nodes (an unprivileged user cannot create them)",

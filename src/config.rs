@@ -1,0 +1,97 @@
+//! rocker's own settings: `$XDG_CONFIG_HOME/rocker/config.toml`.
+//!
+//! ```toml
+//! [images]
+//! max_layer_size = "64G"   # the most a layer may decompress to
+//! ```
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub images: ImagesConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// A size such as "64G"; a decompression bomb stops here.
+    pub max_layer_size: Option<String>,
+}
+
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
+
+impl Config {
+    /// Reads `config.toml` in rocker's config dir; defaults when absent.
+    pub fn load(config_dir: &Path) -> Result<Config> {
+        let path = config_dir.join("config.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn max_layer_size(&self) -> Result<u64> {
+        match &self.images.max_layer_size {
+            Some(text) => parse_size(text).context("[images] max_layer_size in config.toml"),
+            None => Ok(DEFAULT_MAX_LAYER_SIZE),
+        }
+    }
+}
+
+/// `512`, `64k`, `10M`, `2g`, `1T` (powers of 1024, as docker's sizes), an
+/// optional trailing `b`.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let trimmed = text.trim().to_ascii_lowercase();
+    let trimmed = trimmed.strip_suffix('b').unwrap_or(&trimmed);
+    let (number, shift) = match trimmed.chars().last() {
+        Some('k') => (&trimmed[..trimmed.len() - 1], 10),
+        Some('m') => (&trimmed[..trimmed.len() - 1], 20),
+        Some('g') => (&trimmed[..trimmed.len() - 1], 30),
+        Some('t') => (&trimmed[..trimmed.len() - 1], 40),
+        _ => (trimmed, 0),
+    };
+    let Ok(value) = number.parse::<u64>() else {
+        bail!("invalid size {text:?}: expected a number with an optional k, m, g or t");
+    };
+    value
+        .checked_shl(shift)
+        .filter(|v| v >> shift == value)
+        .with_context(|| format!("the size {text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (text, want) in [
+            ("512", 512),
+            ("64k", 65536),
+            ("10M", 10 << 20),
+            ("2g", 2 << 30),
+            ("1Tb", 1 << 40),
+        ] {
+            assert_eq!(parse_size(text).unwrap(), want, "{text}");
+        }
+        for bad in ["", "m", "1.5g", "-1", "12q", "99999999999999999999t"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_settings_are_errors() {
+        assert!(toml::from_str::<Config>("[images]\nmax_layer_sizee = \"1g\"\n").is_err());
+        let config: Config = toml::from_str("[images]\nmax_layer_size = \"1g\"\n").unwrap();
+        assert_eq!(config.max_layer_size().unwrap(), 1 << 30);
+    }
+}
