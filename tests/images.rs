@@ -676,3 +676,57 @@ fn login_stores_credentials_that_pulls_use() {
     ok(run(&["rmi", &image], ""));
     assert_eq!(code(&run(&["pull", &image], "")), 125);
 }
+
+#[test]
+fn mirrors_are_tried_first_then_the_registry() {
+    let h = harness();
+    let images = images();
+    let registry = &images.registry;
+    let mirror = TestRegistry::start(&h.base.join("mirror"), None);
+    let layer = |text: &str| Layer {
+        tar: oci::tar_of(&[("origin", text)]),
+        compression: Compression::Gzip,
+    };
+    let image = push_to(registry, "mirrored:1", vec![layer("registry")], json!({}));
+    let only_upstream = push_to(
+        registry,
+        "upstream-only:1",
+        vec![layer("registry")],
+        json!({}),
+    );
+    // The mirror serves the same name with other content, so the test can
+    // tell where a pull came from.
+    push_to(&mirror, "mirrored:1", vec![layer("mirror")], json!({}));
+
+    let config = h.scratch("mirror-config");
+    std::fs::create_dir_all(config.join("containers")).unwrap();
+    std::fs::write(
+        config.join("containers/registries.conf"),
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+            registry.host(),
+            mirror.host()
+        ),
+    )
+    .unwrap();
+    h.give_tree(&config);
+    let data = h.scratch("mirror-store");
+    let run = |args: &[&str]| {
+        let mut command = h.rocker();
+        command
+            .env("XDG_CONFIG_HOME", &config)
+            .env("XDG_DATA_HOME", &data)
+            .args(args);
+        output_within(command, Duration::from_secs(60))
+    };
+    let origin = |image: &str| {
+        let report: serde_json::Value =
+            serde_json::from_str(&ok(run(&["image", "inspect", image]))).unwrap();
+        std::fs::read_to_string(layer_dir(&report[0], 0).join("origin")).unwrap()
+    };
+    ok(run(&["pull", &image]));
+    assert_eq!(origin(&image), "mirror");
+    // Not on the mirror: the registry itself answers.
+    ok(run(&["pull", &only_upstream]));
+    assert_eq!(origin(&only_upstream), "registry");
+}

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Read};
+
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
@@ -194,6 +195,15 @@ fn fetch_layers(
     if missing.is_empty() {
         return Ok(());
     }
+    let bars = options.progress.then(indicatif::MultiProgress::new);
+    if let Some(bars) = &bars {
+        for (_, diff_id) in layers
+            .iter()
+            .filter(|(_, d)| !missing.iter().any(|(_, m)| m == d))
+        {
+            let _ = bars.println(format!("{}: already present", diff_id.short()));
+        }
+    }
     let workers = missing.len().min(PARALLEL_LAYERS);
     let queue = Mutex::new(missing);
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
@@ -206,18 +216,24 @@ fn fetch_layers(
                 let Some((descriptor, diff_id)) = queue.lock().unwrap().pop_front() else {
                     return;
                 };
-                let result = fetch_layer(store, registry, endpoint, descriptor, diff_id, options)
-                    .with_context(|| format!("layer {}", descriptor.digest));
-                match result {
-                    Ok(()) if options.progress => {
-                        eprintln!(
-                            "{}: done ({} bytes)",
-                            descriptor.digest.short(),
-                            descriptor.size
-                        )
-                    }
-                    Ok(()) => {}
-                    Err(err) => {
+                let bar = bars.as_ref().map(|bars| layer_bar(bars, descriptor));
+                let result = fetch_layer(
+                    store,
+                    registry,
+                    endpoint,
+                    descriptor,
+                    diff_id,
+                    options,
+                    bar.as_ref(),
+                )
+                .with_context(|| format!("layer {}", descriptor.digest));
+                match (result, bar) {
+                    (Ok(()), Some(bar)) => bar.finish_with_message("done"),
+                    (Ok(()), None) => {}
+                    (Err(err), bar) => {
+                        if let Some(bar) = bar {
+                            bar.abandon_with_message("failed");
+                        }
                         first_error.lock().unwrap().get_or_insert(err);
                     }
                 }
@@ -230,6 +246,18 @@ fn fetch_layers(
     }
 }
 
+/// One progress line for a layer: bytes so far, total and rate.
+fn layer_bar(bars: &indicatif::MultiProgress, descriptor: &Descriptor) -> indicatif::ProgressBar {
+    let bar = bars.add(indicatif::ProgressBar::new(descriptor.size));
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix}: {bytes:>10} / {total_bytes:<10} {binary_bytes_per_sec:>12} {msg}",
+    )
+    .expect("a valid progress template");
+    bar.set_style(style);
+    bar.set_prefix(descriptor.digest.short().to_string());
+    bar
+}
+
 fn fetch_layer(
     store: &Store,
     registry: &Registry,
@@ -237,10 +265,16 @@ fn fetch_layer(
     descriptor: &Descriptor,
     diff_id: &Digest,
     options: &PullOptions,
+    bar: Option<&indicatif::ProgressBar>,
 ) -> Result<()> {
     let compression = manifest::layer_compression(&descriptor.media_type)?;
     let temp = store.temp_dir("layer")?;
-    let body = registry.blob(endpoint, &descriptor.digest, descriptor.size)?;
+    let body: Box<dyn Read + Send> = match bar {
+        Some(bar) => {
+            Box::new(bar.wrap_read(registry.blob(endpoint, &descriptor.digest, descriptor.size)?))
+        }
+        None => Box::new(registry.blob(endpoint, &descriptor.digest, descriptor.size)?),
+    };
     let mut compressed = VerifyingReader::new(body, descriptor.size);
     let (unpacked, unpacked_size) = {
         let decompressed: Box<dyn Read + '_> = match compression {
@@ -258,9 +292,10 @@ fn fetch_layer(
             ),
             Err(err) => return Err(err),
         };
-        if summary.skipped_devices > 0 && options.progress {
+        if summary.skipped_devices > 0 {
+            // One warning per layer, whether or not progress is shown.
             eprintln!(
-                "{}: skipped {} device nodes (an unprivileged user cannot create them)",
+                "rocker: warning: layer {} has {} device nodes; skipped (an unprivileged user cannot create them)",
                 descriptor.digest.short(),
                 summary.skipped_devices
             );
