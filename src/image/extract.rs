@@ -12,6 +12,7 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -126,6 +127,31 @@ fn directory(root: &OwnedFd, parts: &[PathBuf]) -> Result<OwnedFd> {
         };
     }
     Ok(current)
+}
+
+/// The directory of the previous entry, kept open: tar lists a directory's
+/// entries together, so most entries skip the walk from the root.
+#[derive(Default)]
+struct ParentCache {
+    parts: Vec<PathBuf>,
+    fd: Option<Rc<OwnedFd>>,
+}
+
+impl ParentCache {
+    fn get(&mut self, root: &OwnedFd, parts: &[PathBuf]) -> Result<Rc<OwnedFd>> {
+        if let Some(fd) = &self.fd {
+            // Entries never move a directory, only remove it (a later entry
+            // replacing it): a directory still linked is still at `parts`.
+            let linked = nix::sys::stat::fstat(fd.as_fd()).is_ok_and(|st| st.st_nlink > 0);
+            if linked && self.parts == parts {
+                return Ok(fd.clone());
+            }
+        }
+        let fd = Rc::new(directory(root, parts)?);
+        self.parts = parts.to_vec();
+        self.fd = Some(fd.clone());
+        Ok(fd)
+    }
 }
 
 /// Removes whatever is at `name` so an entry can take its place (a later
@@ -257,6 +283,7 @@ pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
     let mut archive = tar::Archive::new(HeaderGuard::new(tar));
     let mut summary = Summary::default();
     let mut directories: Vec<(Vec<PathBuf>, u32, i64)> = vec![];
+    let mut parents = ParentCache::default();
     for entry in archive.entries().context("reading the layer")? {
         let mut entry = entry.context("reading a layer entry")?;
         summary.entries += 1;
@@ -269,7 +296,7 @@ pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
             continue; // the root itself
         };
         let file_name = file_name.as_os_str().to_owned();
-        let parent = directory(&root_fd, parent_parts)?;
+        let parent = parents.get(&root_fd, parent_parts)?;
         let header = entry.header().clone();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let mtime = header.mtime().unwrap_or(0) as i64;
@@ -606,6 +633,23 @@ mod tests {
         assert!(!layer.join("var/cache/.wh..wh..opq").exists());
         assert!(layer.join("var/cache/kept").exists());
         assert!(!layer.join(".wh..wh.plnk").exists());
+        crate::fsutil::remove_tree(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_replaced_and_made_again_takes_new_entries() {
+        let dir = scratch("remade");
+        let tar = RawTar::new()
+            .dir("a/", 0o755)
+            .file("a/old", "1")
+            .file("a", "now a file")
+            .dir("a/", 0o755)
+            .file("a/new", "2")
+            .finish();
+        unpack_into(&dir, tar).unwrap();
+        let layer = dir.join("layer");
+        assert_eq!(std::fs::read_to_string(layer.join("a/new")).unwrap(), "2");
+        assert!(!layer.join("a/old").exists());
         crate::fsutil::remove_tree(&dir).unwrap();
     }
 

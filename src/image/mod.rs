@@ -5,6 +5,7 @@ pub mod digest;
 pub mod extract;
 pub mod manifest;
 pub mod pull;
+mod readahead;
 pub mod reference;
 pub mod registries;
 pub mod registry;

@@ -18,6 +18,7 @@ use super::extract::{self, Limits};
 use super::manifest::{
     self, Compression, Descriptor, ImageConfig, Manifest, Platform, MAX_MANIFEST_SIZE,
 };
+use super::readahead;
 use super::reference::Reference;
 use super::registries::{Endpoint, Registries};
 use super::registry::{NotFound, Registry};
@@ -275,37 +276,43 @@ fn fetch_layer(
         }
         None => Box::new(registry.blob(endpoint, &descriptor.digest, descriptor.size)?),
     };
-    let mut compressed = VerifyingReader::new(body, descriptor.size);
-    let (unpacked, unpacked_size) = {
-        let decompressed: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(&mut compressed),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut compressed)?),
-        };
-        let mut tar = VerifyingReader::new(decompressed, options.max_layer_size);
-        let summary = match extract::unpack(&mut tar, temp.path(), &Limits::default()) {
-            Ok(summary) => summary,
-            Err(_) if tar.bytes_read() > options.max_layer_size => bail!(
-                "the layer decompresses to more than {} bytes; if that is genuine, raise \
-                 [images] max_layer_size in $XDG_CONFIG_HOME/rocker/config.toml",
-                options.max_layer_size
-            ),
-            Err(err) => return Err(err),
-        };
-        if summary.skipped_devices > 0 {
-            // One warning per layer, whether or not progress is shown.
-            eprintln!(
-                "rocker: warning: layer {} has {} device nodes; skipped (an unprivileged user cannot create them)",
-                descriptor.digest.short(),
-                summary.skipped_devices
-            );
-        }
-        // The tar's end padding counts for the diff_id too.
-        std::io::copy(&mut tar, &mut std::io::sink()).context("reading the end of the layer")?;
-        tar.finish()
+    // Download, verify and decompress on one thread; verify and extract
+    // the tar on this one.
+    let (feeder, tar_stream) = readahead::channel();
+    let (blob, unpacked) = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> Result<Option<(Digest, u64)>> {
+            let mut compressed = VerifyingReader::new(body, descriptor.size);
+            let fed = {
+                let mut decompressed: Box<dyn Read> = match compression {
+                    Compression::None => Box::new(&mut compressed),
+                    Compression::Gzip => {
+                        Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
+                    }
+                    Compression::Zstd => Box::new(
+                        zstd::stream::read::Decoder::new(&mut compressed)
+                            .context("starting the zstd decoder")?,
+                    ),
+                };
+                feeder.feed(&mut decompressed)
+            };
+            if !fed {
+                return Ok(None); // the extracting side reports why
+            }
+            std::io::copy(&mut compressed, &mut std::io::sink())
+                .context("reading the end of the blob")?;
+            Ok(Some(compressed.finish()))
+        });
+        let unpacked = unpack_layer(tar_stream, temp.path(), descriptor, options);
+        let blob = producer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the download thread panicked")));
+        (blob, unpacked)
+    });
+    let blob = blob?;
+    let (unpacked, unpacked_size) = unpacked?;
+    let Some((digest, size)) = blob else {
+        bail!("the download stopped before the end of the blob");
     };
-    std::io::copy(&mut compressed, &mut std::io::sink()).context("reading the end of the blob")?;
-    let (digest, size) = compressed.finish();
     if digest != descriptor.digest || size != descriptor.size {
         bail!(
             "the blob failed verification: expected {} ({} bytes), got {digest} ({size} bytes)",
@@ -317,4 +324,35 @@ fn fetch_layer(
         bail!("the uncompressed layer is {unpacked}, but the config says {diff_id} ({unpacked_size} bytes)");
     }
     store.commit_layer(temp, diff_id)
+}
+
+/// Extracts one layer's tar into `root`; returns the tar's digest (the
+/// diff_id) and size.
+fn unpack_layer(
+    stream: impl Read,
+    root: &std::path::Path,
+    descriptor: &Descriptor,
+    options: &PullOptions,
+) -> Result<(Digest, u64)> {
+    let mut tar = VerifyingReader::new(stream, options.max_layer_size);
+    let summary = match extract::unpack(&mut tar, root, &Limits::default()) {
+        Ok(summary) => summary,
+        Err(_) if tar.bytes_read() > options.max_layer_size => bail!(
+            "the layer decompresses to more than {} bytes; if that is genuine, raise \
+             [images] max_layer_size in $XDG_CONFIG_HOME/rocker/config.toml",
+            options.max_layer_size
+        ),
+        Err(err) => return Err(err),
+    };
+    if summary.skipped_devices > 0 {
+        // One warning per layer, whether or not progress is shown.
+        eprintln!(
+            "rocker: warning: layer {} has {} device nodes; skipped (an unprivileged user cannot create them)",
+            descriptor.digest.short(),
+            summary.skipped_devices
+        );
+    }
+    // The tar's end padding counts for the diff_id too.
+    std::io::copy(&mut tar, &mut std::io::sink()).context("reading the end of the layer")?;
+    Ok(tar.finish())
 }
