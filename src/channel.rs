@@ -37,6 +37,10 @@ enum Message {
     /// The pty master travels with this message.
     Console,
     ConsoleSized,
+    /// The child has made its mount point for fuse-overlayfs shared.
+    RootfsWanted,
+    /// fuse-overlayfs has mounted the rootfs (and it has propagated).
+    RootfsMounted,
     Failed {
         status: i32,
         message: String,
@@ -152,7 +156,23 @@ impl Channel {
         }
     }
 
+    pub fn wait_for_rootfs_wanted(&self) -> Result<()> {
+        self.expect("RootfsWanted").map(drop)
+    }
+
+    pub fn rootfs_mounted(&self) -> Result<()> {
+        self.send(&Message::RootfsMounted, None)
+    }
+
     // ---- the child's steps ----
+
+    pub fn rootfs_wanted(&self) -> Result<()> {
+        self.send(&Message::RootfsWanted, None)
+    }
+
+    pub fn wait_for_rootfs_mounted(&self) -> Result<()> {
+        self.expect("RootfsMounted").map(drop)
+    }
 
     pub fn wait_for_mapping(&self) -> Result<()> {
         self.expect("MappingWritten").map(drop)
@@ -176,6 +196,8 @@ fn variant_name(message: &Message) -> &'static str {
         Message::MappingWritten => "MappingWritten",
         Message::Console => "Console",
         Message::ConsoleSized => "ConsoleSized",
+        Message::RootfsWanted => "RootfsWanted",
+        Message::RootfsMounted => "RootfsMounted",
         Message::Failed { .. } => "Failed",
     }
 }

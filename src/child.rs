@@ -84,7 +84,7 @@ fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Resul
     setresgid(gid, gid, gid).with_context(|| format!("becoming gid {gid} in the container"))?;
     setresuid(uid, uid, uid).with_context(|| format!("becoming uid {uid} in the container"))?;
 
-    rootfs::enter(&spec.rootfs, mounts, spec.read_only)?;
+    rootfs::enter(&spec.rootfs, mounts, spec.read_only, channel)?;
     sethostname(&spec.hostname).context("setting the hostname")?;
     if spec.network == NetworkMode::None {
         sys::set_loopback_up().context("bringing up the loopback interface")?;

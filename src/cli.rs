@@ -137,13 +137,22 @@ pub enum Format {
 // `-h` is --hostname here, as in docker run; help stays on --help.
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
-    /// Directory to use as the container's root file system
+    /// Run a directory as the root file system instead of an image (every
+    /// argument is then the command)
     #[arg(long, value_name = "DIR")]
-    pub rootfs: PathBuf,
+    pub rootfs: Option<PathBuf>,
 
-    /// Accepted for compatibility: nothing of a container is kept after it exits yet
+    /// Remove the container's files when it exits
     #[arg(long)]
     pub rm: bool,
+
+    /// When to pull the image: missing (default), always or never
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "POLICY")]
+    pub pull: PullPolicy,
+
+    /// Pull without progress output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 
     /// Keep stdin open and pass it to the container
     #[arg(short = 'i', long)]
@@ -201,9 +210,20 @@ pub struct RunArgs {
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
 
-    /// The command and its arguments
-    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    /// The image, then the command and its arguments (with --rootfs: only
+    /// the command)
+    #[arg(trailing_var_arg = true, value_name = "IMAGE COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    /// Pull only when the image is not in the store
+    Missing,
+    /// Pull every time (layers already stored are not fetched again)
+    Always,
+    /// Never pull; fail when the image is not in the store
+    Never,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,9 @@
 //! ```toml
 //! [images]
 //! max_layer_size = "64G"   # the most a layer may decompress to
+//!
+//! [storage]
+//! rootfs = "overlay"       # or "fuse-overlayfs" or "copy"; default: probed
 //! ```
 
 use std::path::Path;
@@ -15,6 +18,15 @@ use serde::Deserialize;
 pub struct Config {
     #[serde(default)]
     pub images: ImagesConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Forces how containers get their root file system (see `storage`).
+    pub rootfs: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,7 +18,8 @@ use crate::channel::Channel;
 use crate::console::Console;
 use crate::dirs::Dirs;
 use crate::error::wait_status_to_exit_code;
-use crate::spec::{ContainerSpec, NetworkMode};
+use crate::fuseoverlay::FuseOverlay;
+use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::state::ContainerDir;
 use crate::sys::{self, Forked};
 use crate::{child, hostcheck, idmap, mountplan};
@@ -76,6 +77,9 @@ pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
         }
     };
     drop(child_end);
+    // Declared before the container so that it is dropped after it: the
+    // container is killed and reaped before its file system goes away.
+    let mut _fuse: Option<FuseOverlay> = None;
     let mut container = ContainerProcess { pid, reaped: false };
 
     let user = spec.process.user;
@@ -86,6 +90,11 @@ pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
     )
     .with_context(|| format!("writing the id maps{}", hostcheck::userns_hint()))?;
     channel.mapping_written()?;
+    if let Rootfs::FuseOverlay { dir, lowers } = &spec.rootfs {
+        channel.wait_for_rootfs_wanted()?;
+        _fuse = Some(FuseOverlay::start(pid, dir, lowers)?);
+        channel.rootfs_mounted()?;
+    }
 
     let mut console = match spec.process.terminal {
         true => {

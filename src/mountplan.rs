@@ -224,7 +224,7 @@ mod tests {
     fn spec(network: NetworkMode, mounts: Vec<UserMount>) -> ContainerSpec {
         ContainerSpec {
             id: "0".repeat(64),
-            rootfs: "/rootfs".into(),
+            rootfs: crate::spec::Rootfs::Directory("/rootfs".into()),
             process: ProcessSpec {
                 args: vec!["sh".into()],
                 env: vec![],

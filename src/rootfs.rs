@@ -15,8 +15,11 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
+use crate::channel::Channel;
 use crate::inroot::{self, fd_path, Kind};
+use crate::layered;
 use crate::mountplan::MountOp;
+use crate::spec::Rootfs;
 use crate::sys;
 
 const NONE: Option<&str> = None;
@@ -24,10 +27,16 @@ const NONE: Option<&str> = None;
 /// Mounts everything `plan` says onto `rootfs`, then pivots into it. On
 /// return the process's root and working directory are the container's `/`
 /// and the host's tree is no longer reachable.
-pub fn enter(rootfs: &Path, plan: &[MountOp], read_only: bool) -> Result<()> {
+pub fn enter(source: &Rootfs, plan: &[MountOp], read_only: bool, channel: &Channel) -> Result<()> {
     // Nothing mounted from here on may propagate back to the caller.
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .context("making the container's mounts private")?;
+    match source {
+        Rootfs::KernelOverlay { dir, layers } => mount_overlay(dir, *layers)?,
+        Rootfs::FuseOverlay { dir, .. } => receive_fuse_mount(&dir.join("merged"), channel)?,
+        Rootfs::Directory(_) => {}
+    }
+    let rootfs = &source.path();
     // pivot_root needs the new root to be a mount point of its own.
     mount(
         Some(rootfs),
@@ -58,6 +67,50 @@ pub fn enter(rootfs: &Path, plan: &[MountOp], read_only: bool) -> Result<()> {
     pivot_root(".", ".").context("pivot_root into the rootfs")?;
     umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
     chdir("/").context("changing to the new root")?;
+    Ok(())
+}
+
+/// Mounts the image's layers and the container's upper dir on `merged`.
+/// The options name the layers by short relative links (`l/N`), so the
+/// working directory must be the container's dir while mounting.
+fn mount_overlay(dir: &Path, layers: usize) -> Result<()> {
+    chdir(dir).with_context(|| format!("entering {}", dir.display()))?;
+    let options = layered::overlay_options(layers);
+    mount(
+        Some("overlay"),
+        "merged",
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .with_context(|| {
+        format!(
+            "mounting overlayfs on {}/merged (if this host cannot, set {}=fuse-overlayfs)",
+            dir.display(),
+            crate::storage::MODE_VARIABLE
+        )
+    })
+}
+
+/// fuse-overlayfs mounts in a mount namespace of its own (copied from
+/// this one), out of reach of our pivot_root. Its mount reaches us through
+/// a shared mount point, made here for the purpose and made private again
+/// as soon as the mount has arrived.
+fn receive_fuse_mount(merged: &Path, channel: &Channel) -> Result<()> {
+    mount(Some(merged), merged, NONE, MsFlags::MS_BIND, NONE)
+        .with_context(|| format!("bind-mounting {}", merged.display()))?;
+    mount(NONE, merged, NONE, MsFlags::MS_SHARED, NONE)
+        .with_context(|| format!("sharing {}", merged.display()))?;
+    channel.rootfs_wanted()?;
+    channel.wait_for_rootfs_mounted()?;
+    mount(
+        NONE,
+        merged,
+        NONE,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        NONE,
+    )
+    .with_context(|| format!("making {} private", merged.display()))?;
     Ok(())
 }
 

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 pub struct ContainerSpec {
     /// 64 lowercase hex digits.
     pub id: String,
-    /// The host directory that becomes the container's `/`.
-    pub rootfs: PathBuf,
+    /// What becomes the container's `/`.
+    pub rootfs: Rootfs,
     pub process: ProcessSpec,
     pub hostname: String,
     /// Volumes and tmpfs mounts the user asked for, in command-line order.
@@ -22,6 +22,33 @@ pub struct ContainerSpec {
     pub network: NetworkMode,
     /// Run a small reaper as PID 1 (`--init`).
     pub init: bool,
+}
+
+/// Where the container's root file system comes from.
+#[derive(Debug, Clone)]
+pub enum Rootfs {
+    /// A host directory, bind-mounted as it is (`--rootfs`, or a copied
+    /// image).
+    Directory(PathBuf),
+    /// Image layers under kernel overlayfs, mounted by the container's own
+    /// process inside its user namespace. `dir` is the container's store
+    /// dir (see `layered`), holding `layers` lower links.
+    KernelOverlay { dir: PathBuf, layers: usize },
+    /// Image layers under fuse-overlayfs, which the monitor starts inside
+    /// the container's namespaces before the container goes on.
+    FuseOverlay { dir: PathBuf, lowers: Vec<PathBuf> },
+}
+
+impl Rootfs {
+    /// The host path of the tree that becomes `/` once mounted.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Rootfs::Directory(dir) => dir.clone(),
+            Rootfs::KernelOverlay { dir, .. } | Rootfs::FuseOverlay { dir, .. } => {
+                dir.join("merged")
+            }
+        }
+    }
 }
 
 /// The process started inside the container.

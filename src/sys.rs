@@ -19,10 +19,54 @@ pub enum Forked {
 
 /// Forking is only sound while the process has one thread: a second thread
 /// could hold the allocator lock and leave the child deadlocked.
+/// Threads that were joined a moment ago (a pull's workers) can still be
+/// listed while the kernel finishes their exit, so wait a little for them.
 fn ensure_single_threaded() -> nix::Result<()> {
-    match std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()) {
-        Ok(threads) if threads > 1 => Err(Errno::EBUSY),
-        _ => Ok(()),
+    for _ in 0..1000 {
+        match std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()) {
+            Ok(threads) if threads > 1 => std::thread::sleep(std::time::Duration::from_millis(1)),
+            _ => return Ok(()),
+        }
+    }
+    Err(Errno::EBUSY)
+}
+
+/// Makes `command`, between its fork and exec, join the user namespace and
+/// then the mount namespace these descriptors name (`/proc/PID/ns/...`),
+/// take a copy of the latter for itself, and ask to be killed when its
+/// parent dies.
+pub fn join_namespaces_on_spawn(
+    command: &mut std::process::Command,
+    user: std::os::fd::OwnedFd,
+    mount: std::os::fd::OwnedFd,
+) {
+    use std::os::unix::process::CommandExt;
+    let hook = move || -> std::io::Result<()> {
+        for (fd, kind) in [
+            (user.as_raw_fd(), libc::CLONE_NEWUSER),
+            (mount.as_raw_fd(), libc::CLONE_NEWNS),
+        ] {
+            // SAFETY: setns only reads its two integer arguments.
+            if unsafe { libc::setns(fd, kind) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        // A mount namespace of its own, copied from the joined one: the
+        // container's pivot_root must not move this process's root.
+        // SAFETY: unshare only reads its integer argument.
+        if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number only.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and makes only
+    // async-signal-safe system calls (setns, prctl); it allocates nothing.
+    unsafe {
+        command.pre_exec(hook);
     }
 }
 

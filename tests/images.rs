@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::oci::{self, Compression, Layer};
-use common::registry::TestRegistry;
+use common::registry::{push_image, registries_conf, TestRegistry};
 use common::*;
 use serde_json::json;
 
@@ -49,18 +49,6 @@ fn images() -> &'static Images {
     })
 }
 
-fn registries_conf(registries: &[&TestRegistry]) -> String {
-    registries
-        .iter()
-        .map(|r| {
-            format!(
-                "[[registry]]\nlocation = \"{}\"\ninsecure = true\n\n",
-                r.host()
-            )
-        })
-        .collect()
-}
-
 fn layout(name: &str) -> PathBuf {
     let dir = harness().base.join("layouts").join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -79,11 +67,13 @@ fn push_to(
     layers: Vec<Layer>,
     config: serde_json::Value,
 ) -> String {
-    let dir = layout(&name.replace([':', '/'], "_"));
-    let manifest = oci::write_image(&dir, &layers, config, "amd64");
-    oci::write_index(&dir, vec![manifest]);
-    registry.push(&dir, name);
-    format!("{}/{name}", registry.host())
+    push_image(
+        registry,
+        &harness().base.join("layouts"),
+        name,
+        layers,
+        config,
+    )
 }
 
 fn busybox_image(name: &str) -> String {

@@ -4,8 +4,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::{Format, InfoArgs};
+use crate::config::Config;
 use crate::dirs::Dirs;
 use crate::hostcheck::{self, Cgroups, Check};
+use crate::storage::{self, Choice};
 
 #[derive(Serialize)]
 struct Report {
@@ -14,6 +16,7 @@ struct Report {
     uid: u32,
     user_namespaces: Check,
     overlay_in_userns: Check,
+    rootfs: Choice,
     fuse_overlayfs: Check,
     dev_fuse: Check,
     slirp4netns: Check,
@@ -30,6 +33,7 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         uid: nix::unistd::getuid().as_raw(),
         user_namespaces: hostcheck::user_namespaces(),
         overlay_in_userns: hostcheck::overlay_in_userns(dirs.ensure_runtime()?),
+        rootfs: storage::report(&dirs, &Config::load(&dirs.config)?)?,
         fuse_overlayfs: hostcheck::program("fuse-overlayfs", "fuse-overlayfs"),
         dev_fuse: hostcheck::device("/dev/fuse"),
         slirp4netns: hostcheck::program("slirp4netns", "slirp4netns"),
@@ -60,6 +64,10 @@ fn print_text(report: &Report) {
     line("overlay in userns", &report.overlay_in_userns);
     line("fuse-overlayfs", &report.fuse_overlayfs);
     line("/dev/fuse", &report.dev_fuse);
+    println!(
+        "  {:<20} {} ({})",
+        "containers use", report.rootfs.mode, report.rootfs.reason
+    );
     println!("Networking:");
     line("slirp4netns", &report.slirp4netns);
     line("/dev/net/tun", &report.dev_net_tun);

@@ -1,30 +1,193 @@
-//! `rocker run`: turns the command line into a `ContainerSpec` and hands it
-//! to the monitor. Running an image will fill the same spec from the image
-//! config first and let these options override it.
+//! `rocker run`: turns the command line (and the image config, when running
+//! an image) into a `ContainerSpec` and hands it to the monitor.
+//!
+//! An image is looked up in the store and pulled per `--pull`; the
+//! container gets a directory of its own in the store (`layered`) and a
+//! root file system by the host's storage mode (`storage`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Network, RunArgs};
+use crate::cli::{Network, PullPolicy, RunArgs};
+use crate::commands::image::ImageContext;
+use crate::config::Config;
 use crate::dirs::Dirs;
+use crate::error::{StatusError, EXIT_ROCKER_FAILED};
+use crate::image::manifest::{ContainerConfig, ImageConfig};
+use crate::image::pull::{pull, PullOptions};
+use crate::image::reference::Reference;
+use crate::image::store::ImageRecord;
+use crate::layered::{self, ContainerFiles};
 use crate::options::{self, Environment};
 use crate::program::DEFAULT_PATH;
-use crate::spec::{ContainerSpec, NetworkMode, ProcessSpec};
+use crate::spec::{ContainerSpec, NetworkMode, ProcessSpec, Rootfs};
+use crate::storage::{self, RootfsMode};
 use crate::{inroot, monitor, users};
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
 const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
 
-pub fn run(args: RunArgs) -> Result<i32> {
-    let spec = build_spec(args)?;
-    monitor::run(&spec, &Dirs::discover()?)
+pub fn run(mut args: RunArgs) -> Result<i32> {
+    let dirs = Dirs::discover()?;
+    let Some(rootfs) = args.rootfs.take() else {
+        return run_image(args, &dirs);
+    };
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let rootfs = root_directory(&options::absolute(&rootfs, &cwd))?;
+    let read = |path: &str| {
+        inroot::read_to_string(&rootfs, path, ACCOUNT_FILE_LIMIT)
+            .with_context(|| format!("reading {path} in the rootfs {}", rootfs.display()))
+    };
+    let accounts = (read("/etc/passwd")?, read("/etc/group")?);
+    let command = std::mem::take(&mut args.command);
+    let spec = build_spec(
+        args,
+        &ContainerConfig::default(),
+        command,
+        Rootfs::Directory(rootfs.clone()),
+        accounts,
+        new_container_id()?,
+    )?;
+    monitor::run(&spec, &dirs)
 }
 
-fn build_spec(args: RunArgs) -> Result<ContainerSpec> {
-    let cwd = std::env::current_dir().context("reading the current directory")?;
-    let rootfs = root_directory(&options::absolute(&args.rootfs, &cwd))?;
+fn run_image(mut args: RunArgs, dirs: &Dirs) -> Result<i32> {
+    if args.command.is_empty() {
+        bail!(
+            "no image given: rocker run [OPTIONS] IMAGE [COMMAND...] (or --rootfs DIR COMMAND...)"
+        );
+    }
+    let image = args.command.remove(0);
+    let command = std::mem::take(&mut args.command);
+    let context = ImageContext::open()?;
+    let config = Config::load(&dirs.config)?;
 
+    // Shared with pulls, exclusive for garbage collection: the layers stay
+    // until the container's dir records that it uses them.
+    let lock = context.store.lock_shared()?;
+    let record = find_or_pull(&context, &config, &image, args.pull, args.quiet)?;
+    let image_config: ImageConfig =
+        serde_json::from_slice(&context.store.read_blob(&record.config)?)
+            .with_context(|| format!("reading the config of {}", record.name))?;
+    let mut layers = vec![];
+    for layer in &record.layers {
+        if !context.store.has_layer(&layer.diff_id) {
+            bail!(
+                "the store lacks the layer {} of {}; pull the image again",
+                layer.diff_id,
+                record.name
+            );
+        }
+        layers.push((
+            layer.diff_id.clone(),
+            context.store.layer_path(&layer.diff_id),
+        ));
+    }
+
+    let choice = storage::choose(dirs, &config)?;
+    if choice.mode == RootfsMode::Copy {
+        eprintln!(
+            "rocker: warning: copying the image for this container, which is slow: {}",
+            choice.reason
+        );
+    }
+    let id = new_container_id()?;
+    let mut files = ContainerFiles::create(context.store.root(), &id, &layers, choice.mode)
+        .with_context(|| format!("preparing the root file system of {}", record.name))?;
+    drop(lock);
+
+    let mut layer_dirs: Vec<PathBuf> = layers.into_iter().map(|(_, dir)| dir).collect();
+    if layer_dirs.is_empty() {
+        layer_dirs.push(files.dir.join("l/0")); // the empty lower dir
+    }
+    let (rootfs, accounts) = match choice.mode {
+        RootfsMode::Copy => {
+            let dir = files.rootfs();
+            let read = |path: &str| {
+                inroot::read_to_string(&dir, path, ACCOUNT_FILE_LIMIT)
+                    .with_context(|| format!("reading {path} in {}", dir.display()))
+            };
+            let accounts = (read("/etc/passwd")?, read("/etc/group")?);
+            (Rootfs::Directory(dir.clone()), accounts)
+        }
+        mode => {
+            let read =
+                |path: &str| layered::read_from_layers(&layer_dirs, path, ACCOUNT_FILE_LIMIT);
+            let accounts = (read("/etc/passwd")?, read("/etc/group")?);
+            let rootfs = match mode {
+                RootfsMode::Overlay => Rootfs::KernelOverlay {
+                    dir: files.dir.clone(),
+                    layers: layer_dirs.len(),
+                },
+                _ => Rootfs::FuseOverlay {
+                    dir: files.dir.clone(),
+                    lowers: layer_dirs,
+                },
+            };
+            (rootfs, accounts)
+        }
+    };
+    let image_defaults = image_config.config.unwrap_or_default();
+    let remove_after = args.rm;
+    let spec = build_spec(args, &image_defaults, command, rootfs, accounts, id)?;
+    // A container that never started leaves nothing (dropping `files`
+    // removes its dir); one that ran keeps its files unless --rm.
+    let status = monitor::run(&spec, dirs)?;
+    if !remove_after {
+        files.keep();
+    }
+    Ok(status)
+}
+
+/// The image in the store, pulled first when `policy` says so.
+fn find_or_pull(
+    context: &ImageContext,
+    config: &Config,
+    text: &str,
+    policy: PullPolicy,
+    quiet: bool,
+) -> Result<ImageRecord> {
+    let found = context.find(text)?;
+    if found.len() > 1 {
+        bail!("{text} matches {} images; give more of the id", found.len());
+    }
+    let present = found.into_iter().next();
+    match (policy, present) {
+        (PullPolicy::Never, None) => Err(StatusError::new(
+            EXIT_ROCKER_FAILED,
+            format!("{text}: no such image in the store, and --pull never forbids pulling it"),
+        )
+        .into()),
+        (PullPolicy::Never | PullPolicy::Missing, Some(record)) => Ok(record),
+        (_, _) => {
+            let reference = Reference::parse(text)?;
+            if !quiet {
+                eprintln!("Pulling {reference}");
+            }
+            let options = PullOptions::new(None, quiet, config.max_layer_size()?);
+            pull(
+                &context.store,
+                &context.registry(),
+                &context.registries()?,
+                &reference,
+                &options,
+            )
+        }
+    }
+}
+
+/// The spec from the command line over the image's defaults (docker's
+/// rules: the command line wins).
+fn build_spec(
+    args: RunArgs,
+    image: &ContainerConfig,
+    command: Vec<String>,
+    rootfs: Rootfs,
+    (passwd, group): (Option<String>, Option<String>),
+    id: String,
+) -> Result<ContainerSpec> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
     let mut mounts = vec![];
     for volume in &args.volumes {
         mounts.push(options::parse_volume(volume, &cwd)?);
@@ -33,31 +196,36 @@ fn build_spec(args: RunArgs) -> Result<ContainerSpec> {
         mounts.push(options::parse_tmpfs(tmpfs)?);
     }
 
-    let user_spec = args.user.as_deref().map(options::parse_user).transpose()?;
-    let read = |path| {
-        inroot::read_to_string(&rootfs, path, ACCOUNT_FILE_LIMIT)
-            .with_context(|| format!("reading {path} in the rootfs {}", rootfs.display()))
-    };
-    let user = users::resolve(
-        user_spec.as_ref(),
-        read("/etc/passwd")?.as_deref(),
-        read("/etc/group")?.as_deref(),
-    )?;
+    let image_user = image.user.as_deref().filter(|u| !u.is_empty());
+    let user_spec = args
+        .user
+        .as_deref()
+        .or(image_user)
+        .map(options::parse_user)
+        .transpose()?;
+    let user = users::resolve(user_spec.as_ref(), passwd.as_deref(), group.as_deref())?;
 
-    let id = new_container_id()?;
     let hostname = args.hostname.unwrap_or_else(|| id[..12].to_string());
     if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['\0', '/', ' ']) {
         bail!("invalid hostname {hostname:?}: up to 64 characters, no spaces or slashes");
     }
 
-    // docker's order: defaults, then --env-file, then -e; later wins.
+    // docker's order: defaults, the image's Env, then --env-file, then -e;
+    // later wins. HOME comes from passwd unless something set it.
     let mut env = Environment::default();
     env.set("PATH", DEFAULT_PATH);
     env.set("HOSTNAME", &hostname);
     if args.tty {
         env.set("TERM", "xterm");
     }
-    env.set("HOME", &user.home);
+    for entry in image.env.iter().flatten() {
+        if let Some((name, value)) = entry.split_once('=') {
+            env.set(name, value);
+        }
+    }
+    if env.get("HOME").is_none() {
+        env.set("HOME", &user.home);
+    }
     let host_env = |name: &str| std::env::var(name).ok();
     let mut entries = vec![];
     for file in &args.env_file {
@@ -71,16 +239,28 @@ fn build_spec(args: RunArgs) -> Result<ContainerSpec> {
         }
     }
 
-    let command = match args.entrypoint {
-        Some(entrypoint) if entrypoint.is_empty() => args.command,
-        Some(entrypoint) => std::iter::once(entrypoint).chain(args.command).collect(),
-        None => args.command,
+    // --entrypoint replaces the image's Entrypoint and drops its Cmd;
+    // arguments replace Cmd.
+    let (entrypoint, default_cmd) = match args.entrypoint {
+        Some(entrypoint) if entrypoint.is_empty() => (vec![], vec![]),
+        Some(entrypoint) => (vec![entrypoint], vec![]),
+        None => (
+            image.entrypoint.clone().unwrap_or_default(),
+            image.cmd.clone().unwrap_or_default(),
+        ),
+    };
+    let command: Vec<String> = match command.is_empty() {
+        true => entrypoint.into_iter().chain(default_cmd).collect(),
+        false => entrypoint.into_iter().chain(command).collect(),
     };
     if command.is_empty() {
-        bail!("no command given: rocker run --rootfs DIR COMMAND [ARG...]");
+        bail!("no command given, and the image sets no Entrypoint or Cmd: add one after the image (or the rootfs)");
     }
-    let workdir =
-        options::container_path(args.workdir.as_deref().unwrap_or("/"), "working directory")?;
+    let image_workdir = image.working_dir.as_deref().filter(|w| !w.is_empty());
+    let workdir = options::container_path(
+        args.workdir.as_deref().or(image_workdir).unwrap_or("/"),
+        "working directory",
+    )?;
 
     Ok(ContainerSpec {
         id,
@@ -104,7 +284,7 @@ fn build_spec(args: RunArgs) -> Result<ContainerSpec> {
     })
 }
 
-fn root_directory(path: &Path) -> Result<std::path::PathBuf> {
+fn root_directory(path: &Path) -> Result<PathBuf> {
     let canonical = std::fs::canonicalize(path)
         .with_context(|| format!("the rootfs {} does not exist", path.display()))?;
     if !canonical.is_dir() {

@@ -261,9 +261,13 @@ impl Store {
     pub fn collect_garbage(&self) -> Result<(usize, usize)> {
         let _lock = self.lock_exclusive()?;
         let images = self.images()?;
+        // Containers keep the layers they are built on, even when their
+        // image's name is gone.
+        let in_use = crate::layered::layers_in_use(&self.root);
         let used_layers: BTreeSet<&str> = images
             .iter()
             .flat_map(|i| i.layers.iter().map(|l| l.diff_id.hex()))
+            .chain(in_use.iter().map(String::as_str))
             .collect();
         let used_blobs: BTreeSet<&str> = images
             .iter()

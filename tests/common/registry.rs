@@ -120,3 +120,34 @@ impl Drop for TestRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// `[[registry]]` entries marking each of `registries` insecure (plain HTTP).
+pub fn registries_conf(registries: &[&TestRegistry]) -> String {
+    registries
+        .iter()
+        .map(|r| {
+            format!(
+                "[[registry]]\nlocation = \"{}\"\ninsecure = true\n\n",
+                r.host()
+            )
+        })
+        .collect()
+}
+
+/// Builds a single-platform image of `layers` in a fresh OCI layout under
+/// `layouts` and pushes it to `registry` as `name`. Returns the reference.
+pub fn push_image(
+    registry: &TestRegistry,
+    layouts: &Path,
+    name: &str,
+    layers: Vec<super::oci::Layer>,
+    config: serde_json::Value,
+) -> String {
+    let dir = layouts.join(name.replace([':', '/'], "_"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = super::oci::write_image(&dir, &layers, config, "amd64");
+    super::oci::write_index(&dir, vec![manifest]);
+    registry.push(&dir, name);
+    format!("{}/{name}", registry.host())
+}

@@ -1,0 +1,161 @@
+//! fuse-overlayfs for hosts whose kernel will not mount overlay in a user
+//! namespace. The monitor starts it (with `std::process`) inside the
+//! container's user and mount namespaces, but outside its pid namespace, so
+//! the container can neither see nor signal it; it dies with the monitor
+//! (parent-death signal) and is stopped when the container ends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::hostcheck;
+
+/// How long the mount may take to appear.
+const MOUNT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long it may take to unmount and exit when asked.
+const STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+pub struct FuseOverlay {
+    child: Child,
+}
+
+/// How /proc/PID/mountinfo spells a path (octal escapes for white space and
+/// the backslash).
+fn mountinfo_escape(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            ' ' => out.push_str("\\040"),
+            '\t' => out.push_str("\\011"),
+            '\n' => out.push_str("\\012"),
+            '\\' => out.push_str("\\134"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_mounted(container: Pid, mount_point: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{container}/mountinfo")).is_ok_and(|text| {
+        text.lines()
+            .any(|line| line.split(' ').nth(4) == Some(mount_point))
+    })
+}
+
+impl FuseOverlay {
+    /// Mounts `lowers` (bottom first) plus `dir`'s upper and work dirs on
+    /// `dir/merged`, in the mount namespace of `container`, and returns
+    /// once the mount is there.
+    pub fn start(container: Pid, dir: &Path, lowers: &[PathBuf]) -> Result<FuseOverlay> {
+        let program = hostcheck::find_in_path("fuse-overlayfs").context(
+            "fuse-overlayfs is not installed: sudo apt-get install fuse-overlayfs \
+             (or choose another rootfs mode, see rocker info)",
+        )?;
+        let paths: Vec<PathBuf> = lowers
+            .iter()
+            .rev()
+            .cloned()
+            .chain([dir.join("upper"), dir.join("work")])
+            .collect();
+        if let Some(bad) = paths
+            .iter()
+            .find(|p| p.to_string_lossy().contains([',', ':']))
+        {
+            bail!(
+                "fuse-overlayfs cannot take {} (a comma or colon in the path); \
+                 move the store (XDG_DATA_HOME)",
+                bad.display()
+            );
+        }
+        let lower: Vec<String> = paths[..lowers.len()]
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            paths[lowers.len()].display(),
+            paths[lowers.len() + 1].display()
+        );
+        let open_ns = |kind: &str| {
+            std::fs::File::open(format!("/proc/{container}/ns/{kind}"))
+                .map(std::os::fd::OwnedFd::from)
+                .with_context(|| format!("opening the container's {kind} namespace"))
+        };
+        let log_path = dir.join("fuse-overlayfs.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let merged = dir.join("merged");
+        let mut command = Command::new(&program);
+        command
+            .args(["-f", "-o", &options])
+            .arg(&merged)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        crate::sys::join_namespaces_on_spawn(&mut command, open_ns("user")?, open_ns("mnt")?);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let mut fuse = FuseOverlay { child };
+
+        let mount_point = mountinfo_escape(&merged);
+        let start = Instant::now();
+        while !is_mounted(container, &mount_point) {
+            let exited = fuse
+                .child
+                .try_wait()
+                .context("waiting for fuse-overlayfs")?;
+            if exited.is_some() || start.elapsed() > MOUNT_DEADLINE {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                bail!(
+                    "fuse-overlayfs did not mount {}: {}",
+                    merged.display(),
+                    match log.trim() {
+                        "" => "no message (is /dev/fuse usable? see rocker info)",
+                        text => text,
+                    }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(fuse)
+    }
+}
+
+impl Drop for FuseOverlay {
+    /// Asks fuse-overlayfs to unmount and exit, then insists.
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        // Our own unreaped child: the pid cannot have been reused.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = kill(pid, Signal::SIGTERM);
+            let start = Instant::now();
+            while matches!(self.child.try_wait(), Ok(None)) {
+                if start.elapsed() > STOP_DEADLINE {
+                    let _ = self.child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_are_spelled_as_mountinfo_does() {
+        assert_eq!(
+            mountinfo_escape(Path::new("/home/a b/x\\y")),
+            "/home/a\\040b/x\\134y"
+        );
+    }
+}

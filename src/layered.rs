@@ -1,0 +1,221 @@
+//! A container's own files in the store, `containers/ID/` beside `layers/`:
+//!
+//! - `layers`: the diff_ids it is built on, one per line, so garbage
+//!   collection keeps them while the container exists;
+//! - overlay modes: `l/0`, `l/1`, ... short links to the layer dirs (bottom
+//!   first), `upper/` (every write of the container), `work/` and the mount
+//!   point `merged/`; the links keep the overlay mount options short enough
+//!   for long layer chains (the kernel takes one page of options);
+//! - copy mode: `rootfs/`, the layers applied one over another.
+//!
+//! Also reads a file of the image (its /etc/passwd) through the layers, as
+//! overlay would show it, without mounting anything.
+
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::fsutil::remove_tree;
+use crate::image::digest::Digest;
+use crate::image::extract::get_xattr;
+use crate::storage::RootfsMode;
+
+pub const CONTAINERS_DIR: &str = "containers";
+const LAYERS_FILE: &str = "layers";
+
+/// A container's directory in the store; removed on drop unless kept.
+pub struct ContainerFiles {
+    pub dir: PathBuf,
+    keep: bool,
+}
+
+impl ContainerFiles {
+    /// Creates `containers/ID` for a container over `layers` (bottom first:
+    /// diff_id and directory).
+    pub fn create(
+        store_root: &Path,
+        id: &str,
+        layers: &[(Digest, PathBuf)],
+        mode: RootfsMode,
+    ) -> Result<ContainerFiles> {
+        let parent = store_root.join(CONTAINERS_DIR);
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        let dir = parent.join(id);
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let files = ContainerFiles { dir, keep: false };
+        let list: String = layers
+            .iter()
+            .map(|(d, _)| format!("{}\n", d.hex()))
+            .collect();
+        crate::fsutil::write_atomic(&files.dir.join(LAYERS_FILE), list.as_bytes(), 0o600)?;
+        match mode {
+            RootfsMode::Overlay | RootfsMode::FuseOverlayfs => {
+                for name in ["l", "upper", "work", "merged"] {
+                    let path = files.dir.join(name);
+                    std::fs::create_dir(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                }
+                if layers.is_empty() {
+                    // overlay needs a lower dir; an image with no layers is empty.
+                    let empty = files.dir.join("l/0");
+                    std::fs::create_dir(&empty)
+                        .with_context(|| format!("creating {}", empty.display()))?;
+                }
+                for (index, (_, layer)) in layers.iter().enumerate() {
+                    let link = files.dir.join("l").join(index.to_string());
+                    std::os::unix::fs::symlink(layer, &link)
+                        .with_context(|| format!("creating {}", link.display()))?;
+                }
+            }
+            RootfsMode::Copy => {
+                let dirs: Vec<&Path> = layers.iter().map(|(_, p)| p.as_path()).collect();
+                crate::layercopy::flatten(&dirs, &files.rootfs())?;
+            }
+        }
+        Ok(files)
+    }
+
+    /// The copy mode's root file system.
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// Keeps the directory after this value is dropped.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for ContainerFiles {
+    fn drop(&mut self) {
+        if !self.keep {
+            if let Err(err) = remove_tree(&self.dir) {
+                eprintln!("rocker: warning: {err:#}");
+            }
+        }
+    }
+}
+
+/// The overlay options for a container dir holding `layers` lower links,
+/// relative to that dir (the caller changes into it first).
+pub fn overlay_options(layers: usize) -> String {
+    // overlay lists the top layer first.
+    let lower: Vec<String> = (0..layers).rev().map(|i| format!("l/{i}")).collect();
+    format!(
+        "lowerdir={},upperdir=upper,workdir=work,userxattr",
+        lower.join(":")
+    )
+}
+
+/// The diff_ids (hex) every existing container is built on.
+pub fn layers_in_use(store_root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(store_root.join(CONTAINERS_DIR)) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join(LAYERS_FILE)).ok())
+        .flat_map(|text| text.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+fn is_whiteout(meta: &std::fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    get_xattr(dir, "user.overlay.opaque").as_deref() == Some(b"y")
+}
+
+/// Reads `path` (absolute in the image) as the merged layers show it: the
+/// topmost layer that has it wins; a whiteout, a non-directory parent or an
+/// opaque parent ends the search. `layers` is bottom first.
+pub fn read_from_layers(layers: &[PathBuf], path: &str, limit: u64) -> Result<Option<String>> {
+    let relative = Path::new(path.trim_start_matches('/'));
+    'layers: for layer in layers.iter().rev() {
+        let mut hides_below = false;
+        let mut prefix = layer.clone();
+        let components: Vec<_> = relative.components().collect();
+        for component in &components[..components.len().saturating_sub(1)] {
+            prefix.push(component);
+            match std::fs::symlink_metadata(&prefix) {
+                Ok(meta) if meta.is_dir() => hides_below |= is_opaque(&prefix),
+                Ok(_) => return Ok(None), // a whiteout or a file hides the path
+                Err(_) => {
+                    if hides_below {
+                        return Ok(None);
+                    }
+                    continue 'layers;
+                }
+            }
+        }
+        match std::fs::symlink_metadata(layer.join(relative)) {
+            Ok(meta) if is_whiteout(&meta) => return Ok(None),
+            Ok(_) => {
+                return crate::inroot::read_to_string(layer, path, limit)
+                    .with_context(|| format!("reading {path} in the layer {}", layer.display()))
+            }
+            Err(_) if hides_below => return Ok(None),
+            Err(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_list_the_top_layer_first_and_stay_short() {
+        assert_eq!(
+            overlay_options(3),
+            "lowerdir=l/2:l/1:l/0,upperdir=upper,workdir=work,userxattr"
+        );
+        // 128 layers fit in the page the kernel accepts.
+        assert!(overlay_options(128).len() < 4096);
+    }
+
+    #[test]
+    fn files_are_read_as_overlay_shows_them() {
+        let base = std::env::temp_dir().join(format!("rocker-layered-{}", std::process::id()));
+        let layer = |n: usize| base.join(format!("layer{n}"));
+        for n in 0..4 {
+            std::fs::create_dir_all(layer(n).join("etc")).unwrap();
+        }
+        std::fs::write(layer(0).join("etc/passwd"), "bottom").unwrap();
+        std::fs::write(layer(1).join("etc/passwd"), "middle").unwrap();
+        std::fs::write(layer(0).join("etc/group"), "bottom group").unwrap();
+        let layers: Vec<PathBuf> = (0..4).map(layer).collect();
+        let read = |layers: &[PathBuf], path| read_from_layers(layers, path, 1 << 20).unwrap();
+        assert_eq!(read(&layers, "/etc/passwd").as_deref(), Some("middle"));
+        assert_eq!(read(&layers, "/etc/group").as_deref(), Some("bottom group"));
+        assert_eq!(read(&layers, "/etc/shadow"), None);
+
+        // A whiteout in layer 2 hides both lower files.
+        nix::sys::stat::mknod(
+            &layer(2).join("etc/passwd"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(read(&layers, "/etc/passwd"), None);
+        // An opaque /etc in layer 3 hides everything below it.
+        crate::sys::fsetxattr(
+            std::fs::File::open(layer(3).join("etc")).unwrap().as_fd(),
+            "user.overlay.opaque",
+            b"y",
+        )
+        .unwrap();
+        assert_eq!(read(&layers, "/etc/group"), None);
+        std::fs::write(layer(3).join("etc/group"), "top group").unwrap();
+        assert_eq!(read(&layers, "/etc/group").as_deref(), Some("top group"));
+        remove_tree(&base).unwrap();
+    }
+
+    use std::os::fd::AsFd;
+}

@@ -1,0 +1,166 @@
+//! How a container built from an image gets its root file system, chosen
+//! once per host (per boot) and reported by `rocker info`:
+//!
+//! 1. kernel overlayfs mounted inside the user namespace (`userxattr`,
+//!    Linux 5.11+): no copy, no helper process;
+//! 2. `fuse-overlayfs`, when the kernel refuses overlay in a user namespace;
+//! 3. a copy of the layers, when neither works (slow; warned about).
+//!
+//! `ROCKER_ROOTFS` or `[storage] rootfs` in config.toml forces one.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::dirs::Dirs;
+use crate::hostcheck;
+
+/// The environment variable that forces a mode (it wins over config.toml).
+pub const MODE_VARIABLE: &str = "ROCKER_ROOTFS";
+
+/// The probe's verdict, cached in the runtime dir: it lasts until reboot,
+/// which is when the kernel can change.
+const CACHE_FILE: &str = "rootfs-mode";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootfsMode {
+    Overlay,
+    FuseOverlayfs,
+    Copy,
+}
+
+impl RootfsMode {
+    pub fn parse(text: &str) -> Result<RootfsMode> {
+        match text.trim() {
+            "overlay" => Ok(RootfsMode::Overlay),
+            "fuse-overlayfs" => Ok(RootfsMode::FuseOverlayfs),
+            "copy" => Ok(RootfsMode::Copy),
+            other => bail!("unknown rootfs mode {other:?}: use overlay, fuse-overlayfs or copy"),
+        }
+    }
+}
+
+impl fmt::Display for RootfsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RootfsMode::Overlay => "overlay",
+            RootfsMode::FuseOverlayfs => "fuse-overlayfs",
+            RootfsMode::Copy => "copy",
+        })
+    }
+}
+
+/// A mode and why it was picked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    pub mode: RootfsMode,
+    pub reason: String,
+}
+
+/// The forced mode, if any: the environment first, then config.toml.
+fn forced(config: &Config) -> Result<Option<Choice>> {
+    if let Ok(text) = std::env::var(MODE_VARIABLE) {
+        let mode = RootfsMode::parse(&text).map_err(|e| e.context(MODE_VARIABLE))?;
+        return Ok(Some(Choice {
+            mode,
+            reason: format!("forced by {MODE_VARIABLE}"),
+        }));
+    }
+    if let Some(text) = &config.storage.rootfs {
+        let mode =
+            RootfsMode::parse(text).map_err(|e| e.context("[storage] rootfs in config.toml"))?;
+        return Ok(Some(Choice {
+            mode,
+            reason: "forced by [storage] rootfs in config.toml".into(),
+        }));
+    }
+    Ok(None)
+}
+
+/// Probes the host: the best mode that works here.
+pub fn probe(runtime: &Path) -> Choice {
+    let overlay = hostcheck::overlay_in_userns(runtime);
+    if overlay.ok {
+        return Choice {
+            mode: RootfsMode::Overlay,
+            reason: overlay.detail,
+        };
+    }
+    // fuse-overlayfs comes next once its mode is ready (see `choose`).
+    Choice {
+        mode: RootfsMode::Copy,
+        reason: format!("kernel overlay is unavailable ({})", overlay.detail),
+    }
+}
+
+/// The mode for this run: forced, cached from an earlier probe, or probed
+/// now (and cached).
+pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
+    if let Some(choice) = forced(config)? {
+        if choice.mode == RootfsMode::FuseOverlayfs {
+            // Containers started right after fuse-overlayfs mounts can see
+            // an empty root for a moment; until rocker waits for it to be
+            // ready, refuse the mode rather than run a broken container.
+            bail!(
+                "the fuse-overlayfs rootfs mode is not ready yet ({}); use overlay or copy",
+                choice.reason
+            );
+        }
+        return Ok(choice);
+    }
+    let runtime = dirs.ensure_runtime()?;
+    let cache = runtime.join(CACHE_FILE);
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        if let Some((mode, reason)) = text.split_once('\n') {
+            if let Ok(mode) = RootfsMode::parse(mode) {
+                return Ok(Choice {
+                    mode,
+                    reason: reason.trim_end().to_string(),
+                });
+            }
+        }
+    }
+    Ok(probe_and_cache(runtime))
+}
+
+fn probe_and_cache(runtime: &Path) -> Choice {
+    let choice = probe(runtime);
+    // A failed write only costs the next run another probe.
+    let _ = crate::fsutil::write_atomic(
+        &runtime.join(CACHE_FILE),
+        format!("{}\n{}\n", choice.mode, choice.reason).as_bytes(),
+        0o600,
+    );
+    choice
+}
+
+/// For `rocker info`: the forced mode, else a fresh probe (refreshing the
+/// cache, so `rocker info` is also how to re-probe after a change).
+pub fn report(dirs: &Dirs, config: &Config) -> Result<Choice> {
+    if let Some(choice) = forced(config)? {
+        return Ok(choice);
+    }
+    Ok(probe_and_cache(dirs.ensure_runtime()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_round_trip_and_unknown_ones_are_named() {
+        for mode in [
+            RootfsMode::Overlay,
+            RootfsMode::FuseOverlayfs,
+            RootfsMode::Copy,
+        ] {
+            assert_eq!(RootfsMode::parse(&mode.to_string()).unwrap(), mode);
+        }
+        let err = RootfsMode::parse("vfs").unwrap_err().to_string();
+        assert!(err.contains("overlay, fuse-overlayfs or copy"), "{err}");
+    }
+}

@@ -1,0 +1,318 @@
+//! `rocker run IMAGE`: images from a real registry, run over each rootfs
+//! mode (kernel overlay, fuse-overlayfs, copy), with the image config
+//! applied as docker applies it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::oci::{self, Compression, Layer};
+use common::registry::{push_image, registries_conf, TestRegistry};
+use common::*;
+use serde_json::json;
+
+const MODES: [&str; 2] = ["overlay", "copy"];
+
+static REGISTRY: OnceLock<TestRegistry> = OnceLock::new();
+
+/// One registry per test binary, listed as insecure in the test user's
+/// registries.conf.
+fn registry() -> &'static TestRegistry {
+    REGISTRY.get_or_init(|| {
+        let h = harness();
+        let registry = TestRegistry::start(&h.base.join("registry"), None);
+        let conf = h.base.join("config/containers/registries.conf");
+        std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+        std::fs::write(&conf, registries_conf(&[&registry])).unwrap();
+        h.give_tree(&h.base.join("config"));
+        registry
+    })
+}
+
+fn push(name: &str, layers: Vec<Layer>, config: serde_json::Value) -> String {
+    push_image(
+        registry(),
+        &harness().base.join("layouts"),
+        name,
+        layers,
+        config,
+    )
+}
+
+fn gzip(tar: Vec<u8>) -> Layer {
+    Layer {
+        tar,
+        compression: Compression::Gzip,
+    }
+}
+
+fn busybox(name: &str, config: serde_json::Value) -> String {
+    push(name, vec![gzip(oci::tar_of_dir(&harness().rootfs))], config)
+}
+
+/// rocker with its own data dir, so each test sees only its containers.
+fn rocker(data: &Path, mode: &str, args: &[&str]) -> Output {
+    let mut command = harness().rocker();
+    command
+        .env("XDG_DATA_HOME", data)
+        .env("ROCKER_ROOTFS", mode)
+        .args(args);
+    output_within(command, Duration::from_secs(120))
+}
+
+fn containers(data: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(data.join("rocker/containers")) {
+        Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// Mounts anywhere on the host that mention `data`: there must be none.
+fn mounts_under(data: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(data.to_str().unwrap()))
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_nothing_left(data: &Path) {
+    assert_eq!(mounts_under(data), Vec::<String>::new());
+    let marker = harness().base.to_string_lossy().to_string();
+    let fuse: Vec<u32> = processes_with("fuse-overlayfs")
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+        .collect();
+    assert_eq!(fuse, Vec::<u32>::new(), "fuse-overlayfs left running");
+}
+
+#[test]
+fn the_image_config_applies_as_docker_applies_it() {
+    let image = busybox(
+        "configured:1",
+        json!({
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["echo cmd; id -u; id -g; pwd; echo $GREETING $HOME; echo $PATH"],
+            "Env": ["GREETING=hello", "PATH=/bin:/custom"],
+            "WorkingDir": "/srv/app",
+            "User": "app"
+        }),
+    );
+    let data = harness().scratch("config-data");
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "-q"];
+        all.extend_from_slice(args);
+        rocker(&data, "overlay", &all)
+    };
+    // Entrypoint + Cmd, Env, WorkingDir (created), User from /etc/passwd.
+    assert_eq!(
+        ok(run(&[&image])),
+        "cmd\n1000\n1000\n/srv/app\nhello /home/app\n/bin:/custom\n"
+    );
+    // Arguments replace Cmd, not Entrypoint.
+    assert_eq!(ok(run(&[&image, "echo replaced"])), "replaced\n");
+    // --entrypoint replaces Entrypoint and drops Cmd.
+    assert_eq!(
+        ok(run(&["--entrypoint", "/bin/echo", &image, "a", "b"])),
+        "a b\n"
+    );
+    assert_eq!(
+        ok(run(&["--entrypoint", "", &image, "/bin/echo", "plain"])),
+        "plain\n"
+    );
+    // The command line wins over Env, WorkingDir and User.
+    assert_eq!(
+        ok(run(&[
+            "-e",
+            "GREETING=bye",
+            "-w",
+            "/tmp",
+            "-u",
+            "0",
+            &image,
+            "echo $GREETING; pwd; id -u"
+        ])),
+        "bye\n/tmp\n0\n"
+    );
+    // No Entrypoint or Cmd and no command: a clear error.
+    let bare = busybox("bare:1", json!({}));
+    let out = run(&[&bare]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("no command"), "{}", stderr(&out));
+    assert_eq!(containers(&data), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn every_rootfs_mode_runs_images_with_whiteouts_and_ephemeral_writes() {
+    let layers = vec![
+        gzip(oci::tar_of_dir(&harness().rootfs)),
+        gzip(oci::tar_of(&[
+            ("etc/", ""),
+            ("etc/doomed", "x"),
+            ("var/", ""),
+            ("var/cache/", ""),
+            ("var/cache/old", "old"),
+        ])),
+        Layer {
+            tar: oci::tar_of(&[
+                ("etc/", ""),
+                ("etc/.wh.doomed", ""),
+                ("var/cache/", ""),
+                ("var/cache/.wh..wh..opq", ""),
+                ("var/cache/new", "new"),
+            ]),
+            compression: Compression::Zstd,
+        },
+    ];
+    let image = push("layered:1", layers, json!({"Cmd": ["sh"]}));
+    for mode in MODES {
+        let data = harness().scratch(&format!("modes-{mode}"));
+        let script = "ls /etc/doomed 2>&1; ls /var/cache; echo written > /scratch; cat /scratch";
+        let out = rocker(&data, mode, &["run", &image, "sh", "-c", script]);
+        let text = ok(out);
+        assert!(text.contains("No such file"), "{mode}: {text}");
+        assert!(
+            text.contains("new\n") && !text.contains("old"),
+            "{mode}: {text}"
+        );
+        assert!(text.ends_with("written\n"), "{mode}: {text}");
+        // Kept without --rm: the write is in the container's own files...
+        let kept = containers(&data);
+        assert_eq!(kept.len(), 1, "{mode}");
+        let written = match mode {
+            "copy" => kept[0].join("rootfs/scratch"),
+            _ => kept[0].join("upper/scratch"),
+        };
+        assert_eq!(std::fs::read_to_string(&written).unwrap(), "written\n");
+        // ...and not in the next container from the same image.
+        let out = rocker(&data, mode, &["run", "--rm", &image, "cat", "/scratch"]);
+        assert_eq!(code(&out), 1, "{mode}: {}", stderr(&out));
+        assert_eq!(containers(&data).len(), 1, "{mode}: --rm left files");
+        assert_nothing_left(&data);
+    }
+}
+
+#[test]
+fn a_long_layer_chain_mounts() {
+    let mut layers = vec![gzip(oci::tar_of_dir(&harness().rootfs))];
+    for n in 1..128 {
+        let name = format!("layers/{n}");
+        layers.push(Layer {
+            tar: oci::tar_of(&[("layers/", ""), (&name, "x")]),
+            compression: Compression::None,
+        });
+    }
+    let image = push("chain:128", layers, json!({}));
+    for mode in MODES {
+        let data = harness().scratch(&format!("chain-{mode}"));
+        let out = rocker(
+            &data,
+            mode,
+            &[
+                "run",
+                "--rm",
+                "-q",
+                &image,
+                "sh",
+                "-c",
+                "ls /layers | wc -l",
+            ],
+        );
+        assert_eq!(ok(out).trim(), "127", "{mode}");
+        assert_nothing_left(&data);
+    }
+}
+
+#[test]
+fn pull_policies_and_no_registry_traffic_when_present() {
+    let h = harness();
+    // A registry of this test's own, stopped half way.
+    let own = TestRegistry::start(&h.base.join("policy-registry"), None);
+    let image = push_image(
+        &own,
+        &h.base.join("layouts"),
+        "policy:1",
+        vec![gzip(oci::tar_of_dir(&h.rootfs))],
+        json!({"Cmd": ["echo", "ran"]}),
+    );
+    let config = h.scratch("policy-config");
+    std::fs::create_dir_all(config.join("containers")).unwrap();
+    std::fs::write(
+        config.join("containers/registries.conf"),
+        registries_conf(&[&own]),
+    )
+    .unwrap();
+    h.give_tree(&config);
+    let data = h.scratch("policy-data");
+    let run = |args: &[&str]| {
+        let mut command = h.rocker();
+        command
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_CONFIG_HOME", &config)
+            .args(["run", "--rm"])
+            .args(args);
+        output_within(command, Duration::from_secs(120))
+    };
+    let out = run(&["--pull", "never", &image]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("--pull never"), "{}", stderr(&out));
+    assert_eq!(ok(run(&[&image])), "ran\n");
+    drop(own);
+    // The registry is gone: a present image still runs, without a pull.
+    assert_eq!(ok(run(&[&image])), "ran\n");
+    assert_eq!(ok(run(&["--pull", "never", &image])), "ran\n");
+    let out = run(&["--pull", "always", &image]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert_eq!(containers(&data), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn failures_leave_nothing_behind() {
+    let image = busybox("failing:1", json!({}));
+    for mode in MODES {
+        let data = harness().scratch(&format!("failing-{mode}"));
+        let out = rocker(&data, mode, &["run", &image, "/no/such/program"]);
+        assert_eq!(code(&out), 127, "{mode}: {}", stderr(&out));
+        let out = rocker(&data, mode, &["run", "-w", "/etc/passwd", &image, "true"]);
+        assert_eq!(code(&out), 125, "{mode}: {}", stderr(&out));
+        assert_eq!(containers(&data), Vec::<PathBuf>::new(), "{mode}");
+        // A container killed by a signal ran: its files stay until rm.
+        let out = rocker(
+            &data,
+            mode,
+            &["run", "--rm", "--init", &image, "sh", "-c", "kill -9 $$"],
+        );
+        assert_eq!(code(&out), 137, "{mode}");
+        assert_eq!(containers(&data), Vec::<PathBuf>::new(), "{mode}");
+        assert_nothing_left(&data);
+    }
+}
+
+#[test]
+fn the_unready_fuse_overlayfs_mode_is_refused_clearly() {
+    let image = busybox("fuse:1", json!({}));
+    let data = harness().scratch("fuse-data");
+    let out = rocker(&data, "fuse-overlayfs", &["run", "--rm", &image, "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("not ready"), "{}", stderr(&out));
+    assert_eq!(containers(&data), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn rocker_info_reports_the_rootfs_mode() {
+    let data = harness().scratch("info-data");
+    let out = ok(rocker(&data, "copy", &["info", "--format", "json"]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["rootfs"]["mode"], "copy");
+    assert!(report["rootfs"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("ROCKER_ROOTFS"));
+}
