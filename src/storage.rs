@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dirs::Dirs;
-use crate::hostcheck;
+use crate::hostcheck::{self, Check};
 
 /// The environment variable that forces a mode (it wins over config.toml).
 pub const MODE_VARIABLE: &str = "ROCKER_ROOTFS";
@@ -81,9 +81,8 @@ fn forced(config: &Config) -> Result<Option<Choice>> {
     Ok(None)
 }
 
-/// Probes the host: the best mode that works here.
-pub fn probe(runtime: &Path) -> Choice {
-    let overlay = hostcheck::overlay_in_userns(runtime);
+/// The best mode that works here, given the kernel overlay probe.
+fn best_mode(overlay: Check) -> Choice {
     if overlay.ok {
         return Choice {
             mode: RootfsMode::Overlay,
@@ -124,11 +123,13 @@ pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
             }
         }
     }
-    Ok(probe_and_cache(runtime))
+    Ok(remember(
+        runtime,
+        best_mode(hostcheck::overlay_in_userns(runtime)),
+    ))
 }
 
-fn probe_and_cache(runtime: &Path) -> Choice {
-    let choice = probe(runtime);
+fn remember(runtime: &Path, choice: Choice) -> Choice {
     // A failed write only costs the next run another probe.
     let _ = crate::fsutil::write_atomic(
         &runtime.join(CACHE_FILE),
@@ -138,13 +139,14 @@ fn probe_and_cache(runtime: &Path) -> Choice {
     choice
 }
 
-/// For `rocker info`: the forced mode, else a fresh probe (refreshing the
-/// cache, so `rocker info` is also how to re-probe after a change).
-pub fn report(dirs: &Dirs, config: &Config) -> Result<Choice> {
+/// For `rocker info`, which has just probed kernel overlay: the forced
+/// mode, else the best one (refreshing the cache, so `rocker info` is also
+/// how to re-probe after a change).
+pub fn report(dirs: &Dirs, config: &Config, overlay: &Check) -> Result<Choice> {
     if let Some(choice) = forced(config)? {
         return Ok(choice);
     }
-    Ok(probe_and_cache(dirs.ensure_runtime()?))
+    Ok(remember(dirs.ensure_runtime()?, best_mode(overlay.clone())))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::oci::{self, Compression, Layer};
-use common::registry::{push_image, registries_conf, TestRegistry};
+use common::registry::{push_image, registries_conf, write_registries_conf, TestRegistry};
 use common::*;
 use serde_json::json;
 
@@ -41,10 +41,10 @@ fn images() -> &'static Images {
         std::fs::write(&htpasswd, output.stdout).unwrap();
         let private =
             TestRegistry::start(&h.base.join("private"), Some((&htpasswd, USER, PASSWORD)));
-        let conf = h.base.join("config/containers/registries.conf");
-        std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
-        std::fs::write(&conf, registries_conf(&[&registry, &private])).unwrap();
-        h.give_tree(&h.base.join("config"));
+        write_registries_conf(
+            &h.base.join("config"),
+            &registries_conf(&[&registry, &private]),
+        );
         Images { registry, private }
     })
 }
@@ -515,19 +515,13 @@ fn a_decompression_bomb_stops_at_the_configured_size() {
         json!({}),
     );
     let config = h.scratch("bomb-config");
-    std::fs::create_dir_all(config.join("containers")).unwrap();
     std::fs::create_dir_all(config.join("rocker")).unwrap();
-    std::fs::write(
-        config.join("containers/registries.conf"),
-        registries_conf(&[&images().registry]),
-    )
-    .unwrap();
     std::fs::write(
         config.join("rocker/config.toml"),
         "[images]\nmax_layer_size = \"8M\"\n",
     )
     .unwrap();
-    h.give_tree(&config);
+    write_registries_conf(&config, &registries_conf(&[&images().registry]));
     let data = h.scratch("bomb-store");
     let mut command = h.rocker();
     command
@@ -689,17 +683,14 @@ fn mirrors_are_tried_first_then_the_registry() {
     push_to(&mirror, "mirrored:1", vec![layer("mirror")], json!({}));
 
     let config = h.scratch("mirror-config");
-    std::fs::create_dir_all(config.join("containers")).unwrap();
-    std::fs::write(
-        config.join("containers/registries.conf"),
-        format!(
+    write_registries_conf(
+        &config,
+        &format!(
             "[[registry]]\nlocation = \"{}\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
             registry.host(),
             mirror.host()
         ),
-    )
-    .unwrap();
-    h.give_tree(&config);
+    );
     let data = h.scratch("mirror-store");
     let run = |args: &[&str]| {
         let mut command = h.rocker();

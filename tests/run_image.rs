@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::oci::{self, Compression, Layer};
-use common::registry::{push_image, registries_conf, TestRegistry};
+use common::registry::{push_image, registries_conf, write_registries_conf, TestRegistry};
 use common::*;
 use serde_json::json;
 
@@ -24,10 +24,7 @@ fn registry() -> &'static TestRegistry {
     REGISTRY.get_or_init(|| {
         let h = harness();
         let registry = TestRegistry::start(&h.base.join("registry"), None);
-        let conf = h.base.join("config/containers/registries.conf");
-        std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
-        std::fs::write(&conf, registries_conf(&[&registry])).unwrap();
-        h.give_tree(&h.base.join("config"));
+        write_registries_conf(&h.base.join("config"), &registries_conf(&[&registry]));
         registry
     })
 }
@@ -243,13 +240,7 @@ fn pull_policies_and_no_registry_traffic_when_present() {
         json!({"Cmd": ["echo", "ran"]}),
     );
     let config = h.scratch("policy-config");
-    std::fs::create_dir_all(config.join("containers")).unwrap();
-    std::fs::write(
-        config.join("containers/registries.conf"),
-        registries_conf(&[&own]),
-    )
-    .unwrap();
-    h.give_tree(&config);
+    write_registries_conf(&config, &registries_conf(&[&own]));
     let data = h.scratch("policy-data");
     let run = |args: &[&str]| {
         let mut command = h.rocker();

@@ -27,13 +27,15 @@ struct Report {
 
 pub fn run(args: InfoArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;
+    let overlay_in_userns = hostcheck::overlay_in_userns(dirs.ensure_runtime()?);
+    let rootfs = storage::report(&dirs, &Config::load(&dirs.config)?, &overlay_in_userns)?;
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         kernel: hostcheck::kernel_release()?,
         uid: nix::unistd::getuid().as_raw(),
         user_namespaces: hostcheck::user_namespaces(),
-        overlay_in_userns: hostcheck::overlay_in_userns(dirs.ensure_runtime()?),
-        rootfs: storage::report(&dirs, &Config::load(&dirs.config)?)?,
+        overlay_in_userns,
+        rootfs,
         fuse_overlayfs: hostcheck::program("fuse-overlayfs", "fuse-overlayfs"),
         dev_fuse: hostcheck::device("/dev/fuse"),
         slirp4netns: hostcheck::program("slirp4netns", "slirp4netns"),

@@ -35,17 +35,13 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     };
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let rootfs = root_directory(&options::absolute(&rootfs, &cwd))?;
-    let read = |path: &str| {
-        inroot::read_to_string(&rootfs, path, ACCOUNT_FILE_LIMIT)
-            .with_context(|| format!("reading {path} in the rootfs {}", rootfs.display()))
-    };
-    let accounts = (read("/etc/passwd")?, read("/etc/group")?);
+    let accounts = accounts_in_dir(&rootfs)?;
     let command = std::mem::take(&mut args.command);
     let spec = build_spec(
         args,
         &ContainerConfig::default(),
         command,
-        Rootfs::Directory(rootfs.clone()),
+        Rootfs::Directory(rootfs),
         accounts,
         new_container_id()?,
     )?;
@@ -104,17 +100,13 @@ fn run_image(mut args: RunArgs, dirs: &Dirs) -> Result<i32> {
     let (rootfs, accounts) = match choice.mode {
         RootfsMode::Copy => {
             let dir = files.rootfs();
-            let read = |path: &str| {
-                inroot::read_to_string(&dir, path, ACCOUNT_FILE_LIMIT)
-                    .with_context(|| format!("reading {path} in {}", dir.display()))
-            };
-            let accounts = (read("/etc/passwd")?, read("/etc/group")?);
-            (Rootfs::Directory(dir.clone()), accounts)
+            let accounts = accounts_in_dir(&dir)?;
+            (Rootfs::Directory(dir), accounts)
         }
         mode => {
-            let read =
-                |path: &str| layered::read_from_layers(&layer_dirs, path, ACCOUNT_FILE_LIMIT);
-            let accounts = (read("/etc/passwd")?, read("/etc/group")?);
+            let accounts = account_files(|path| {
+                layered::read_from_layers(&layer_dirs, path, ACCOUNT_FILE_LIMIT)
+            })?;
             let rootfs = match mode {
                 RootfsMode::Overlay => Rootfs::KernelOverlay {
                     dir: files.dir.clone(),
@@ -138,6 +130,22 @@ fn run_image(mut args: RunArgs, dirs: &Dirs) -> Result<i32> {
         files.keep();
     }
     Ok(status)
+}
+
+/// The container's /etc/passwd and /etc/group (when it has them), as
+/// `read` finds them.
+type Accounts = (Option<String>, Option<String>);
+
+fn account_files(read: impl Fn(&str) -> Result<Option<String>>) -> Result<Accounts> {
+    Ok((read("/etc/passwd")?, read("/etc/group")?))
+}
+
+/// The account files of a root file system directory, read safely.
+fn accounts_in_dir(root: &Path) -> Result<Accounts> {
+    account_files(|path| {
+        inroot::read_to_string(root, path, ACCOUNT_FILE_LIMIT)
+            .with_context(|| format!("reading {path} in {}", root.display()))
+    })
 }
 
 /// The image in the store, pulled first when `policy` says so.
@@ -184,7 +192,7 @@ fn build_spec(
     image: &ContainerConfig,
     command: Vec<String>,
     rootfs: Rootfs,
-    (passwd, group): (Option<String>, Option<String>),
+    (passwd, group): Accounts,
     id: String,
 ) -> Result<ContainerSpec> {
     let cwd = std::env::current_dir().context("reading the current directory")?;

@@ -134,6 +134,15 @@ pub fn registries_conf(registries: &[&TestRegistry]) -> String {
         .collect()
 }
 
+/// Writes `text` as `containers/registries.conf` under the config home
+/// `config_home` and hands the tree to the user rocker runs as.
+pub fn write_registries_conf(config_home: &Path, text: &str) {
+    let conf = config_home.join("containers/registries.conf");
+    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    std::fs::write(&conf, text).unwrap();
+    super::harness().give_tree(config_home);
+}
+
 /// Builds a single-platform image of `layers` in a fresh OCI layout under
 /// `layouts` and pushes it to `registry` as `name`. Returns the reference.
 pub fn push_image(
