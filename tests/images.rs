@@ -535,16 +535,15 @@ fn a_decompression_bomb_stops_at_the_configured_size() {
         "{}",
         stderr(&output)
     );
-    assert_eq!(
-        std::fs::read_dir(data.join("rocker/layers"))
-            .unwrap()
-            .count(),
-        0
-    );
-    assert_eq!(
-        std::fs::read_dir(data.join("rocker/tmp")).unwrap().count(),
-        0
-    );
+    assert_no_layers_or_temp_dirs(&data);
+}
+
+/// A failed pull leaves the store without layers and without temp dirs.
+fn assert_no_layers_or_temp_dirs(data: &std::path::Path) {
+    for dir in ["rocker/layers", "rocker/tmp"] {
+        let entries = std::fs::read_dir(data.join(dir)).unwrap().count();
+        assert_eq!(entries, 0, "{dir} is not empty");
+    }
 }
 
 #[test]
@@ -584,16 +583,7 @@ fn a_hostile_layer_fails_and_writes_nothing_outside_the_store() {
         0,
         "something was written outside"
     );
-    assert_eq!(
-        std::fs::read_dir(data.join("rocker/layers"))
-            .unwrap()
-            .count(),
-        0
-    );
-    assert_eq!(
-        std::fs::read_dir(data.join("rocker/tmp")).unwrap().count(),
-        0
-    );
+    assert_no_layers_or_temp_dirs(&data);
 }
 
 #[test]
