@@ -39,11 +39,20 @@ fn mountinfo_escape(path: &Path) -> String {
     out
 }
 
+/// Whether a line of mountinfo is a fuse mount on `mount_point`. The type
+/// matters: the child's own bind mount of `merged/` (made to receive ours)
+/// sits on the same mount point.
+fn is_fuse_mount_on(line: &str, mount_point: &str) -> bool {
+    let Some((fields, tail)) = line.split_once(" - ") else {
+        return false;
+    };
+    fields.split(' ').nth(4) == Some(mount_point)
+        && tail.split(' ').next().is_some_and(|fstype| fstype.starts_with("fuse"))
+}
+
 fn is_mounted(container: Pid, mount_point: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{container}/mountinfo")).is_ok_and(|text| {
-        text.lines()
-            .any(|line| line.split(' ').nth(4) == Some(mount_point))
-    })
+    std::fs::read_to_string(format!("/proc/{container}/mountinfo"))
+        .is_ok_and(|text| text.lines().any(|line| is_fuse_mount_on(line, mount_point)))
 }
 
 impl FuseOverlay {
@@ -157,5 +166,14 @@ mod tests {
             mountinfo_escape(Path::new("/home/a b/x\\y")),
             "/home/a\\040b/x\\134y"
         );
+    }
+
+    #[test]
+    fn only_a_fuse_mount_on_the_point_counts() {
+        let bind = "41 30 0:25 /c/merged /c/merged rw,relatime shared:9 - ext4 /dev/sda1 rw";
+        let fuse = "42 41 0:50 / /c/merged rw,nodev,relatime shared:9 - fuse.fuse-overlayfs fuse-overlayfs rw";
+        assert!(!is_fuse_mount_on(bind, "/c/merged"));
+        assert!(is_fuse_mount_on(fuse, "/c/merged"));
+        assert!(!is_fuse_mount_on(fuse, "/c/other"));
     }
 }

@@ -22,13 +22,13 @@ pub struct Check {
 }
 
 impl Check {
-    fn yes(detail: impl Into<String>) -> Check {
+    pub(crate) fn yes(detail: impl Into<String>) -> Check {
         Check {
             ok: true,
             detail: detail.into(),
         }
     }
-    fn no(detail: impl Into<String>) -> Check {
+    pub(crate) fn no(detail: impl Into<String>) -> Check {
         Check {
             ok: false,
             detail: detail.into(),

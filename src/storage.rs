@@ -81,18 +81,40 @@ fn forced(config: &Config) -> Result<Option<Choice>> {
     Ok(None)
 }
 
-/// The best mode that works here, given the kernel overlay probe.
-fn best_mode(overlay: Check) -> Choice {
+/// Whether fuse-overlayfs could serve: the program and a usable /dev/fuse.
+fn fuse_overlayfs_usable() -> Check {
+    let program = hostcheck::program("fuse-overlayfs", "fuse-overlayfs");
+    if !program.ok {
+        return Check::no(format!("fuse-overlayfs is {}", program.detail));
+    }
+    let device = hostcheck::device("/dev/fuse");
+    if !device.ok {
+        return Check::no(format!("/dev/fuse: {}", device.detail));
+    }
+    Check::yes(program.detail)
+}
+
+/// The best mode that works here, given the kernel overlay probe and
+/// whether fuse-overlayfs could take over.
+fn best_mode(overlay: Check, fuse: Check) -> Choice {
     if overlay.ok {
         return Choice {
             mode: RootfsMode::Overlay,
             reason: overlay.detail,
         };
     }
-    // fuse-overlayfs comes next once its mode is ready (see `choose`).
+    if fuse.ok {
+        return Choice {
+            mode: RootfsMode::FuseOverlayfs,
+            reason: format!("kernel overlay is unavailable ({})", overlay.detail),
+        };
+    }
     Choice {
         mode: RootfsMode::Copy,
-        reason: format!("kernel overlay is unavailable ({})", overlay.detail),
+        reason: format!(
+            "kernel overlay is unavailable ({}) and so is fuse-overlayfs ({})",
+            overlay.detail, fuse.detail
+        ),
     }
 }
 
@@ -100,15 +122,6 @@ fn best_mode(overlay: Check) -> Choice {
 /// now (and cached).
 pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
     if let Some(choice) = forced(config)? {
-        if choice.mode == RootfsMode::FuseOverlayfs {
-            // Containers started right after fuse-overlayfs mounts can see
-            // an empty root for a moment; until rocker waits for it to be
-            // ready, refuse the mode rather than run a broken container.
-            bail!(
-                "the fuse-overlayfs rootfs mode is not ready yet ({}); use overlay or copy",
-                choice.reason
-            );
-        }
         return Ok(choice);
     }
     let runtime = dirs.ensure_runtime()?;
@@ -123,10 +136,8 @@ pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
             }
         }
     }
-    Ok(remember(
-        runtime,
-        best_mode(hostcheck::overlay_in_userns(runtime)),
-    ))
+    let overlay = hostcheck::overlay_in_userns(runtime);
+    Ok(remember(runtime, best_mode(overlay, fuse_overlayfs_usable())))
 }
 
 fn remember(runtime: &Path, choice: Choice) -> Choice {
@@ -146,7 +157,10 @@ pub fn report(dirs: &Dirs, config: &Config, overlay: &Check) -> Result<Choice> {
     if let Some(choice) = forced(config)? {
         return Ok(choice);
     }
-    Ok(remember(dirs.ensure_runtime()?, best_mode(overlay.clone())))
+    Ok(remember(
+        dirs.ensure_runtime()?,
+        best_mode(overlay.clone(), fuse_overlayfs_usable()),
+    ))
 }
 
 #[cfg(test)]
@@ -164,5 +178,18 @@ mod tests {
         }
         let err = RootfsMode::parse("vfs").unwrap_err().to_string();
         assert!(err.contains("overlay, fuse-overlayfs or copy"), "{err}");
+    }
+
+    #[test]
+    fn kernel_overlay_then_fuse_overlayfs_then_a_copy() {
+        let yes = || Check::yes("fine");
+        let no = |why: &str| Check::no(why);
+        assert_eq!(best_mode(yes(), no("x")).mode, RootfsMode::Overlay);
+        let fuse = best_mode(no("old kernel"), yes());
+        assert_eq!(fuse.mode, RootfsMode::FuseOverlayfs);
+        assert!(fuse.reason.contains("old kernel"), "{}", fuse.reason);
+        let copy = best_mode(no("old kernel"), no("not installed"));
+        assert_eq!(copy.mode, RootfsMode::Copy);
+        assert!(copy.reason.contains("not installed"), "{}", copy.reason);
     }
 }

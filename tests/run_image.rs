@@ -14,7 +14,7 @@ use common::registry::{push_image, registries_conf, write_registries_conf, TestR
 use common::*;
 use serde_json::json;
 
-const MODES: [&str; 2] = ["overlay", "copy"];
+const MODES: [&str; 3] = ["overlay", "fuse-overlayfs", "copy"];
 
 static REGISTRY: OnceLock<TestRegistry> = OnceLock::new();
 
@@ -171,9 +171,17 @@ fn every_rootfs_mode_runs_images_with_whiteouts_and_ephemeral_writes() {
     let image = push("layered:1", layers, json!({"Cmd": ["sh"]}));
     for mode in MODES {
         let data = harness().scratch(&format!("modes-{mode}"));
-        let script = "ls /etc/doomed 2>&1; ls /var/cache; echo written > /scratch; cat /scratch";
+        let script = "awk '$2 == \"/\" { print \"root:\" $3 }' /proc/mounts; \
+                      ls /etc/doomed 2>&1; ls /var/cache; echo written > /scratch; cat /scratch";
         let out = rocker(&data, mode, &["run", &image, "sh", "-c", script]);
         let text = ok(out);
+        let root_type = match mode {
+            "overlay" => "root:overlay\n",
+            "fuse-overlayfs" => "root:fuse.fuse-overlayfs\n",
+            _ => "root:",
+        };
+        assert!(text.starts_with(root_type), "{mode}: {text}");
+        assert!(!text.contains("overlay") || mode != "copy", "{mode}: {text}");
         assert!(text.contains("No such file"), "{mode}: {text}");
         assert!(
             text.contains("new\n") && !text.contains("old"),
@@ -287,13 +295,24 @@ fn failures_leave_nothing_behind() {
 }
 
 #[test]
-fn the_unready_fuse_overlayfs_mode_is_refused_clearly() {
+fn a_missing_fuse_overlayfs_is_named_and_leaves_nothing() {
     let image = busybox("fuse:1", json!({}));
     let data = harness().scratch("fuse-data");
-    let out = rocker(&data, "fuse-overlayfs", &["run", "--rm", &image, "true"]);
+    let mut command = harness().rocker();
+    command
+        .env("XDG_DATA_HOME", &data)
+        .env("ROCKER_ROOTFS", "fuse-overlayfs")
+        .env("PATH", "/nonexistent")
+        .args(["run", "--rm", &image, "true"]);
+    let out = output_within(command, Duration::from_secs(120));
     assert_eq!(code(&out), 125);
-    assert!(stderr(&out).contains("not ready"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("apt-get install fuse-overlayfs"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(containers(&data), Vec::<PathBuf>::new());
+    assert_nothing_left(&data);
 }
 
 #[test]
