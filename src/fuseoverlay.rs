@@ -47,7 +47,10 @@ fn is_fuse_mount_on(line: &str, mount_point: &str) -> bool {
         return false;
     };
     fields.split(' ').nth(4) == Some(mount_point)
-        && tail.split(' ').next().is_some_and(|fstype| fstype.starts_with("fuse"))
+        && tail
+            .split(' ')
+            .next()
+            .is_some_and(|fstype| fstype.starts_with("fuse"))
 }
 
 fn is_mounted(container: Pid, mount_point: &str) -> bool {

@@ -137,7 +137,10 @@ pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
         }
     }
     let overlay = hostcheck::overlay_in_userns(runtime);
-    Ok(remember(runtime, best_mode(overlay, fuse_overlayfs_usable())))
+    Ok(remember(
+        runtime,
+        best_mode(overlay, fuse_overlayfs_usable()),
+    ))
 }
 
 fn remember(runtime: &Path, choice: Choice) -> Choice {

@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::oci::{self, Compression, Layer};
+use common::registry::{push_image, registries_conf, write_registries_conf, TestRegistry};
 use common::*;
+use serde_json::json;
 
 fn run_debian(args: &[&str]) -> std::process::Output {
     let h = harness();
@@ -45,4 +48,47 @@ fn debian_users_resolve_by_name() {
     assert_eq!(out, "nobody\n65534\n/nonexistent\n");
     let out = ok(run_debian(&["-u", "daemon:adm", "id"]));
     assert_eq!(out, "uid=1(daemon) gid=4(adm) groups=4(adm)\n");
+}
+
+/// The same tree pushed to a real registry as a zstd image, pulled, and run
+/// over each rootfs mode.
+#[test]
+fn debian_as_an_image_runs_dpkg_over_every_rootfs_mode() {
+    let h = harness();
+    let registry = TestRegistry::start(&h.base.join("registry"), None);
+    write_registries_conf(&h.base.join("config"), &registries_conf(&[&registry]));
+    let layer = Layer {
+        tar: oci::tar_of_dir(h.debian_rootfs()),
+        compression: Compression::Zstd,
+    };
+    let image = push_image(
+        &registry,
+        &h.base.join("layouts"),
+        "debian:bookworm",
+        vec![layer],
+        json!({"Cmd": ["bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}),
+    );
+    let mut pull = h.rocker();
+    pull.args(["pull", "-q", &image]);
+    ok(output_within(pull, Duration::from_secs(300)));
+    for mode in ["overlay", "fuse-overlayfs", "copy"] {
+        let mut command = h.rocker();
+        command.env("ROCKER_ROOTFS", mode).args([
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            &image,
+            "sh",
+            "-c",
+            "dpkg -l | grep -c '^ii'; dpkg-query -W -f='${Status}\\n' dpkg; \
+             apt-get --version | head -1",
+        ]);
+        let out = ok(output_within(command, Duration::from_secs(300)));
+        let lines: Vec<&str> = out.lines().collect();
+        let installed: u32 = lines[0].parse().unwrap();
+        assert!(installed > 50, "{mode}: only {installed} packages: {out}");
+        assert_eq!(lines[1], "install ok installed", "{mode}: {out}");
+        assert!(lines[2].starts_with("apt "), "{mode}: {out}");
+    }
 }

@@ -181,7 +181,10 @@ fn every_rootfs_mode_runs_images_with_whiteouts_and_ephemeral_writes() {
             _ => "root:",
         };
         assert!(text.starts_with(root_type), "{mode}: {text}");
-        assert!(!text.contains("overlay") || mode != "copy", "{mode}: {text}");
+        assert!(
+            !text.contains("overlay") || mode != "copy",
+            "{mode}: {text}"
+        );
         assert!(text.contains("No such file"), "{mode}: {text}");
         assert!(
             text.contains("new\n") && !text.contains("old"),
