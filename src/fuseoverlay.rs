@@ -60,9 +60,14 @@ fn is_mounted(container: Pid, mount_point: &str) -> bool {
 
 impl FuseOverlay {
     /// Mounts `lowers` (bottom first) plus `dir`'s upper and work dirs on
-    /// `dir/merged`, in the mount namespace of `container`, and returns
-    /// once the mount is there.
-    pub fn start(container: Pid, dir: &Path, lowers: &[PathBuf]) -> Result<FuseOverlay> {
+    /// `merged`, in the mount namespace of `container`, and returns once
+    /// the mount is there.
+    pub fn start(
+        container: Pid,
+        dir: &Path,
+        lowers: &[PathBuf],
+        merged: &Path,
+    ) -> Result<FuseOverlay> {
         let program = hostcheck::find_in_path("fuse-overlayfs").context(
             "fuse-overlayfs is not installed: sudo apt-get install fuse-overlayfs \
              (or choose another rootfs mode, see rocker info)",
@@ -101,11 +106,10 @@ impl FuseOverlay {
         let log_path = dir.join("fuse-overlayfs.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let merged = dir.join("merged");
         let mut command = Command::new(&program);
         command
             .args(["-f", "-o", &options])
-            .arg(&merged)
+            .arg(merged)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -115,7 +119,7 @@ impl FuseOverlay {
             .with_context(|| format!("starting {}", program.display()))?;
         let mut fuse = FuseOverlay { child };
 
-        let mount_point = mountinfo_escape(&merged);
+        let mount_point = mountinfo_escape(merged);
         let start = Instant::now();
         while !is_mounted(container, &mount_point) {
             let exited = fuse

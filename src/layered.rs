@@ -1,11 +1,10 @@
 //! A container's own files in the store, `containers/ID/` beside `layers/`:
 //!
-//! - `layers`: the diff_ids it is built on, one per line, so garbage
-//!   collection keeps them while the container exists;
 //! - overlay modes: `l/0`, `l/1`, ... short links to the layer dirs (bottom
-//!   first), `upper/` (every write of the container), `work/` and the mount
-//!   point `merged/`; the links keep the overlay mount options short enough
-//!   for long layer chains (the kernel takes one page of options);
+//!   first), `upper/` (every write of the container) and `work/` (the
+//!   mount point is live state, in the runtime dir); the links keep the overlay mount options short enough
+//!   for long layer chains (the kernel takes one page of options), and they
+//!   are the record that keeps garbage collection off those layers;
 //! - copy mode: `rootfs/`, the layers applied one over another.
 //!
 //! Also reads a file of the image (its /etc/passwd) through the layers, as
@@ -23,7 +22,6 @@ use crate::image::extract::get_xattr;
 use crate::storage::RootfsMode;
 
 pub const CONTAINERS_DIR: &str = "containers";
-const LAYERS_FILE: &str = "layers";
 
 /// A container's directory in the store; removed on drop unless kept.
 pub struct ContainerFiles {
@@ -46,14 +44,9 @@ impl ContainerFiles {
         let dir = parent.join(id);
         std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let files = ContainerFiles { dir, keep: false };
-        let list: String = layers
-            .iter()
-            .map(|(d, _)| format!("{}\n", d.hex()))
-            .collect();
-        crate::fsutil::write_atomic(&files.dir.join(LAYERS_FILE), list.as_bytes(), 0o600)?;
         match mode {
             RootfsMode::Overlay | RootfsMode::FuseOverlayfs => {
-                for name in ["l", "upper", "work", "merged"] {
+                for name in ["l", "upper", "work"] {
                     let path = files.dir.join(name);
                     std::fs::create_dir(&path)
                         .with_context(|| format!("creating {}", path.display()))?;
@@ -110,15 +103,21 @@ pub fn overlay_options(layers: usize) -> String {
     )
 }
 
-/// The diff_ids (hex) every existing container is built on.
+/// The layers (their directory names: diff_id hex) every existing
+/// container is built on, read from its `l/N` links. The links are the
+/// record: they are written before the container exists for anyone else
+/// (under the store's shared lock, which garbage collection must take
+/// exclusively), and a copy-mode container needs no layers once copied.
 pub fn layers_in_use(store_root: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(store_root.join(CONTAINERS_DIR)) else {
+    let Ok(containers) = std::fs::read_dir(store_root.join(CONTAINERS_DIR)) else {
         return vec![];
     };
-    entries
+    containers
         .flatten()
-        .filter_map(|entry| std::fs::read_to_string(entry.path().join(LAYERS_FILE)).ok())
-        .flat_map(|text| text.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|container| std::fs::read_dir(container.path().join("l")).ok())
+        .flat_map(|links| links.flatten())
+        .filter_map(|link| std::fs::read_link(link.path()).ok())
+        .filter_map(|target| Some(target.file_name()?.to_string_lossy().into_owned()))
         .collect()
 }
 

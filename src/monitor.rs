@@ -52,7 +52,7 @@ fn namespace_flags(network: NetworkMode) -> CloneFlags {
 
 /// Runs the container to completion and returns its exit status.
 pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
-    let live_dir = ContainerDir::create(dirs.ensure_runtime()?, &spec.id)?;
+    let live_dir = ContainerDir::create(dirs.ensure_runtime()?, spec)?;
     let files = live_dir.write_etc_files(spec)?;
     let mounts = mountplan::plan(spec, &files);
     let (channel, child_end) = Channel::pair()?;
@@ -90,9 +90,14 @@ pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
     )
     .with_context(|| format!("writing the id maps{}", hostcheck::userns_hint()))?;
     channel.mapping_written()?;
-    if let Rootfs::FuseOverlay { dir, lowers } = &spec.rootfs {
+    if let Rootfs::FuseOverlay {
+        dir,
+        lowers,
+        mount_point,
+    } = &spec.rootfs
+    {
         channel.wait_for_rootfs_wanted()?;
-        _fuse = Some(FuseOverlay::start(pid, dir, lowers)?);
+        _fuse = Some(FuseOverlay::start(pid, dir, lowers, mount_point)?);
         channel.rootfs_mounted()?;
     }
 

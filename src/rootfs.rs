@@ -32,11 +32,15 @@ pub fn enter(source: &Rootfs, plan: &[MountOp], read_only: bool, channel: &Chann
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .context("making the container's mounts private")?;
     match source {
-        Rootfs::KernelOverlay { dir, layers } => mount_overlay(dir, *layers)?,
-        Rootfs::FuseOverlay { dir, .. } => receive_fuse_mount(&dir.join("merged"), channel)?,
+        Rootfs::KernelOverlay {
+            dir,
+            layers,
+            mount_point,
+        } => mount_overlay(dir, *layers, mount_point)?,
+        Rootfs::FuseOverlay { mount_point, .. } => receive_fuse_mount(mount_point, channel)?,
         Rootfs::Directory(_) => {}
     }
-    let rootfs = &source.path();
+    let rootfs = source.path();
     // pivot_root needs the new root to be a mount point of its own.
     mount(
         Some(rootfs),
@@ -70,23 +74,25 @@ pub fn enter(source: &Rootfs, plan: &[MountOp], read_only: bool, channel: &Chann
     Ok(())
 }
 
-/// Mounts the image's layers and the container's upper dir on `merged`.
-/// The options name the layers by short relative links (`l/N`), so the
-/// working directory must be the container's dir while mounting.
-fn mount_overlay(dir: &Path, layers: usize) -> Result<()> {
+/// Mounts the image's layers and the container's upper dir on
+/// `mount_point`. The options name the layers by short relative links
+/// (`l/N`), so the working directory must be the container's dir while
+/// mounting.
+fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path) -> Result<()> {
     chdir(dir).with_context(|| format!("entering {}", dir.display()))?;
     let options = layered::overlay_options(layers);
     mount(
         Some("overlay"),
-        "merged",
+        mount_point,
         Some("overlay"),
         MsFlags::empty(),
         Some(options.as_str()),
     )
     .with_context(|| {
         format!(
-            "mounting overlayfs on {}/merged (if this host cannot, set {}=fuse-overlayfs)",
+            "mounting overlayfs of {} on {} (if this host cannot, set {}=fuse-overlayfs)",
             dir.display(),
+            mount_point.display(),
             crate::storage::MODE_VARIABLE
         )
     })

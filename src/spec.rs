@@ -4,7 +4,7 @@
 //! image fills the same struct from the image config plus the command line,
 //! so everything downstream (mount plan, child, monitor) stays the same.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything the runtime needs to start one container.
 #[derive(Debug, Clone)]
@@ -32,21 +32,38 @@ pub enum Rootfs {
     Directory(PathBuf),
     /// Image layers under kernel overlayfs, mounted by the container's own
     /// process inside its user namespace. `dir` is the container's store
-    /// dir (see `layered`), holding `layers` lower links.
-    KernelOverlay { dir: PathBuf, layers: usize },
+    /// dir (see `layered`), holding `layers` lower links; `mount_point` is
+    /// in the container's live dir (see `state`).
+    KernelOverlay {
+        dir: PathBuf,
+        layers: usize,
+        mount_point: PathBuf,
+    },
     /// Image layers under fuse-overlayfs, which the monitor starts inside
     /// the container's namespaces before the container goes on.
-    FuseOverlay { dir: PathBuf, lowers: Vec<PathBuf> },
+    FuseOverlay {
+        dir: PathBuf,
+        lowers: Vec<PathBuf>,
+        mount_point: PathBuf,
+    },
 }
 
 impl Rootfs {
     /// The host path of the tree that becomes `/` once mounted.
-    pub fn path(&self) -> PathBuf {
+    pub fn path(&self) -> &Path {
         match self {
-            Rootfs::Directory(dir) => dir.clone(),
-            Rootfs::KernelOverlay { dir, .. } | Rootfs::FuseOverlay { dir, .. } => {
-                dir.join("merged")
+            Rootfs::Directory(dir) => dir,
+            Rootfs::KernelOverlay { mount_point, .. } | Rootfs::FuseOverlay { mount_point, .. } => {
+                mount_point
             }
+        }
+    }
+
+    /// The directory an overlay is mounted on, which the monitor creates.
+    pub fn mount_point(&self) -> Option<&Path> {
+        match self {
+            Rootfs::Directory(_) => None,
+            _ => Some(self.path()),
         }
     }
 }

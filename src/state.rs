@@ -11,15 +11,33 @@ use crate::etcfiles;
 use crate::mountplan::GeneratedFiles;
 use crate::spec::ContainerSpec;
 
+fn live_dir(runtime: &Path, id: &str) -> PathBuf {
+    runtime.join("containers").join(id)
+}
+
+/// Where an overlay rootfs of container `id` is mounted: in the live dir
+/// (a tmpfs on most hosts), since a mount point is state of a running
+/// container, not data to keep.
+pub fn rootfs_mount_point(runtime: &Path, id: &str) -> PathBuf {
+    live_dir(runtime, id).join("rootfs")
+}
+
 pub struct ContainerDir {
     path: PathBuf,
 }
 
 impl ContainerDir {
-    pub fn create(runtime: &Path, id: &str) -> Result<ContainerDir> {
-        let path = runtime.join("containers").join(id);
+    /// The live dir of container `id`, with the mount point its rootfs
+    /// needs (see `rootfs_mount_point`).
+    pub fn create(runtime: &Path, spec: &ContainerSpec) -> Result<ContainerDir> {
+        let path = live_dir(runtime, &spec.id);
         ensure_private_dir(&path)?;
-        Ok(ContainerDir { path })
+        let dir = ContainerDir { path };
+        if let Some(mount_point) = spec.rootfs.mount_point() {
+            std::fs::create_dir(mount_point)
+                .with_context(|| format!("creating {}", mount_point.display()))?;
+        }
+        Ok(dir)
     }
 
     /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for `spec`.

@@ -329,3 +329,22 @@ fn rocker_info_reports_the_rootfs_mode() {
         .unwrap()
         .contains("ROCKER_ROOTFS"));
 }
+
+#[test]
+fn a_kept_container_keeps_its_layers_through_rmi_and_prune() {
+    let image = busybox("pinned:1", json!({}));
+    let data = harness().scratch("pin-data");
+    ok(rocker(&data, "overlay", &["run", "-q", &image, "true"]));
+    let layers = data.join("rocker/layers");
+    let count = || std::fs::read_dir(&layers).unwrap().count();
+    assert_eq!(count(), 1);
+    ok(rocker(&data, "overlay", &["rmi", &image]));
+    ok(rocker(&data, "overlay", &["image", "prune"]));
+    assert_eq!(count(), 1, "a layer of a kept container was removed");
+    // Once the container's files go, nothing holds the layer.
+    for dir in containers(&data) {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    ok(rocker(&data, "overlay", &["image", "prune"]));
+    assert_eq!(count(), 0);
+}

@@ -23,7 +23,7 @@ use crate::options::{self, Environment};
 use crate::program::DEFAULT_PATH;
 use crate::spec::{ContainerSpec, NetworkMode, ProcessSpec, Rootfs};
 use crate::storage::{self, RootfsMode};
-use crate::{inroot, monitor, users};
+use crate::{inroot, monitor, state, users};
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
 const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
@@ -107,14 +107,17 @@ fn run_image(mut args: RunArgs, dirs: &Dirs) -> Result<i32> {
             let accounts = account_files(|path| {
                 layered::read_from_layers(&layer_dirs, path, ACCOUNT_FILE_LIMIT)
             })?;
+            let mount_point = state::rootfs_mount_point(dirs.ensure_runtime()?, &id);
             let rootfs = match mode {
                 RootfsMode::Overlay => Rootfs::KernelOverlay {
                     dir: files.dir.clone(),
                     layers: layer_dirs.len(),
+                    mount_point,
                 },
                 _ => Rootfs::FuseOverlay {
                     dir: files.dir.clone(),
                     lowers: layer_dirs,
+                    mount_point,
                 },
             };
             (rootfs, accounts)

@@ -1,0 +1,139 @@
+# Shared by the benchmark scripts (sourced, not run): the unprivileged user
+# the contenders run as, a scratch dir, the cached Debian tree, OCI images
+# built from trees, and a local docker-registry. Only loopback traffic,
+# plus Debian's mirror for debootstrap (cached in BENCH_CACHE between runs).
+#
+# The sourcing script sets NAME (for messages) before sourcing.
+
+RUNS=${RUNS:-5}
+ROCKER=${ROCKER:-target/release/rocker}
+BENCH_USER=${BENCH_USER:-rockerbench}
+BENCH_CACHE=${BENCH_CACHE:-/var/tmp/rocker-bench-cache}
+
+die() { echo "$NAME: $*" >&2; exit 1; }
+
+# need TOOL... : each must be on PATH (the Debian package of the same name).
+need() {
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || die "$tool is missing: apt-get install $tool"
+    done
+}
+
+[ "$(id -u)" = 0 ] || die "run as root (debootstrap needs it; the contenders run as $BENCH_USER)"
+need docker-registry skopeo debootstrap curl jq
+[ -x "$ROCKER" ] || die "$ROCKER is missing: cargo build --release"
+have_podman=$(command -v podman >/dev/null && echo yes || echo no)
+
+# The user, with a subordinate id range for podman.
+if ! id "$BENCH_USER" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/sh "$BENCH_USER"
+fi
+if ! grep -q "^$BENCH_USER:" /etc/subuid 2>/dev/null; then
+    echo "$BENCH_USER:300000:65536" >>/etc/subuid
+    echo "$BENCH_USER:300000:65536" >>/etc/subgid
+fi
+
+work=$(mktemp -d /tmp/rocker-bench.XXXXXX)
+chmod 0755 "$work"
+registry_pid=
+cleanup() {
+    if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; fi
+    umount "$work/run" 2>/dev/null || true
+    rm -rf "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+as_user() { runuser -u "$BENCH_USER" -- env HOME="$work/home" XDG_RUNTIME_DIR="$work/run" "$@"; }
+mkdir -p "$work/home" "$work/run"
+# A user session's runtime dir is a tmpfs (/run/user/UID); so is this one.
+mount -t tmpfs -o mode=0700,size=64m tmpfs "$work/run"
+chown "$BENCH_USER:" "$work/home" "$work/run"
+cp "$ROCKER" "$work/rocker"
+chmod 0755 "$work/rocker"
+
+# The Debian tree, debootstrapped once and kept.
+rootfs=$BENCH_CACHE/debian
+if [ ! -e "$rootfs/etc/debian_version" ]; then
+    rm -rf "$rootfs"
+    mkdir -p "$BENCH_CACHE"
+    echo "debootstrap bookworm into $rootfs ..." >&2
+    debootstrap --variant=minbase bookworm "$rootfs" >/dev/null
+fi
+
+# oci_image TREE LAYOUT TAG PATHS... : an OCI layout of TREE with one gzip
+# layer per argument (each a space-separated list of paths relative to
+# TREE); the layer digests go to LAYOUT/layer-digests.
+oci_image() {
+    local tree=$1 layout=$2 tag=$3; shift 3
+    mkdir -p "$layout/blobs/sha256"
+    local layers='[]' diff_ids='[]' part=0
+    for paths in "$@"; do
+        part=$((part + 1))
+        local tmp=$layout/layer.$part
+        # shellcheck disable=SC2086 # the list is meant to split
+        tar -C "$tree" --numeric-owner --exclude=./dev/* --exclude=dev/* -cf "$tmp.tar" $paths
+        sha256sum "$tmp.tar" | cut -d' ' -f1 >"$tmp.diffid"
+        gzip -6 -c "$tmp.tar" >"$tmp"
+        rm "$tmp.tar"
+        local digest size
+        digest=$(sha256sum "$tmp" | cut -d' ' -f1)
+        size=$(stat -c %s "$tmp")
+        mv "$tmp" "$layout/blobs/sha256/$digest"
+        layers=$(jq -c --arg d "sha256:$digest" --argjson s "$size" \
+            '. + [{mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: $d, size: $s}]' <<<"$layers")
+        diff_ids=$(jq -c --arg d "sha256:$(cat "$tmp.diffid")" '. + [$d]' <<<"$diff_ids")
+        rm "$tmp.diffid"
+    done
+    blob() { # writes stdin as a blob, prints "digest size"
+        local t=$layout/blob.tmp d
+        cat >"$t"
+        d=$(sha256sum "$t" | cut -d' ' -f1)
+        echo "sha256:$d $(stat -c %s "$t")"
+        mv "$t" "$layout/blobs/sha256/$d"
+    }
+    local config manifest
+    config=$(jq -nc --argjson ids "$diff_ids" \
+        '{architecture: "amd64", os: "linux", config: {Cmd: ["/bin/sh"]}, rootfs: {type: "layers", diff_ids: $ids}}' | blob)
+    manifest=$(jq -nc --arg cd "${config% *}" --argjson cs "${config#* }" --argjson layers "$layers" \
+        '{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+          config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $cd, size: $cs},
+          layers: $layers}' | blob)
+    jq -nc --arg md "${manifest% *}" --argjson ms "${manifest#* }" --arg tag "$tag" \
+        '{schemaVersion: 2, manifests: [{mediaType: "application/vnd.oci.image.manifest.v1+json",
+          digest: $md, size: $ms, annotations: {"org.opencontainers.image.ref.name": $tag}}]}' \
+        >"$layout/index.json"
+    echo '{"imageLayoutVersion": "1.0.0"}' >"$layout/oci-layout"
+    jq -r '.[].digest | ltrimstr("sha256:")' <<<"$layers" >"$layout/layer-digests"
+}
+
+# start_registry: a docker-registry on a free loopback port; sets
+# $registry and writes a registries.conf marking it insecure under
+# $work/config.
+start_registry() {
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat >"$work/registry.yml" <<EOF
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: 127.0.0.1:$port
+EOF
+    docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
+    registry_pid=$!
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+    registry=127.0.0.1:$port
+    mkdir -p "$work/config/containers"
+    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$registry" \
+        >"$work/config/containers/registries.conf"
+    chmod -R a+rX "$work/config"
+}
+
+# push LAYOUT NAME : the layout's image as $registry/bench/NAME:1.
+push() {
+    skopeo copy -q --dest-tls-verify=false "oci:$1:1" "docker://$registry/bench/$2:1"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
