@@ -1,6 +1,6 @@
 //! A container's own files in the store, `containers/ID/` beside `layers/`:
 //!
-//! - overlay modes: `l/0`, `l/1`, ... short links to the layer dirs (bottom
+//! - overlay modes: `l0`, `l1`, ... short links to the layer dirs (bottom
 //!   first), `upper/` (every write of the container) and `work/` (the
 //!   mount point is live state, in the runtime dir); the links keep the overlay mount options short enough
 //!   for long layer chains (the kernel takes one page of options), and they
@@ -46,19 +46,19 @@ impl ContainerFiles {
         let files = ContainerFiles { dir, keep: false };
         match mode {
             RootfsMode::Overlay | RootfsMode::FuseOverlayfs => {
-                for name in ["l", "upper", "work"] {
+                for name in ["upper", "work"] {
                     let path = files.dir.join(name);
                     std::fs::create_dir(&path)
                         .with_context(|| format!("creating {}", path.display()))?;
                 }
                 if layers.is_empty() {
                     // overlay needs a lower dir; an image with no layers is empty.
-                    let empty = files.dir.join("l/0");
+                    let empty = files.lower(0);
                     std::fs::create_dir(&empty)
                         .with_context(|| format!("creating {}", empty.display()))?;
                 }
                 for (index, (_, layer)) in layers.iter().enumerate() {
-                    let link = files.dir.join("l").join(index.to_string());
+                    let link = files.lower(index);
                     std::os::unix::fs::symlink(layer, &link)
                         .with_context(|| format!("creating {}", link.display()))?;
                 }
@@ -69,6 +69,11 @@ impl ContainerFiles {
             }
         }
         Ok(files)
+    }
+
+    /// The overlay modes' link to lower layer `index` (0 = the bottom).
+    pub fn lower(&self, index: usize) -> PathBuf {
+        self.dir.join(lower_name(index))
     }
 
     /// The copy mode's root file system.
@@ -92,11 +97,23 @@ impl Drop for ContainerFiles {
     }
 }
 
+/// Lower links sit in the container's dir itself: one directory less to
+/// create and remove on every run, and names short enough for 128 layers
+/// in one page of mount options.
+fn lower_name(index: usize) -> String {
+    format!("l{index}")
+}
+
+fn is_lower_name(name: &str) -> bool {
+    name.strip_prefix('l')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The overlay options for a container dir holding `layers` lower links,
 /// relative to that dir (the caller changes into it first).
 pub fn overlay_options(layers: usize) -> String {
     // overlay lists the top layer first.
-    let lower: Vec<String> = (0..layers).rev().map(|i| format!("l/{i}")).collect();
+    let lower: Vec<String> = (0..layers).rev().map(lower_name).collect();
     format!(
         "lowerdir={},upperdir=upper,workdir=work,userxattr",
         lower.join(":")
@@ -104,7 +121,7 @@ pub fn overlay_options(layers: usize) -> String {
 }
 
 /// The layers (their directory names: diff_id hex) every existing
-/// container is built on, read from its `l/N` links. The links are the
+/// container is built on, read from its `lN` links. The links are the
 /// record: they are written before the container exists for anyone else
 /// (under the store's shared lock, which garbage collection must take
 /// exclusively), and a copy-mode container needs no layers once copied.
@@ -114,8 +131,9 @@ pub fn layers_in_use(store_root: &Path) -> Vec<String> {
     };
     containers
         .flatten()
-        .filter_map(|container| std::fs::read_dir(container.path().join("l")).ok())
-        .flat_map(|links| links.flatten())
+        .filter_map(|container| std::fs::read_dir(container.path()).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|entry| is_lower_name(&entry.file_name().to_string_lossy()))
         .filter_map(|link| std::fs::read_link(link.path()).ok())
         .filter_map(|target| Some(target.file_name()?.to_string_lossy().into_owned()))
         .collect()
@@ -172,10 +190,18 @@ mod tests {
     fn options_list_the_top_layer_first_and_stay_short() {
         assert_eq!(
             overlay_options(3),
-            "lowerdir=l/2:l/1:l/0,upperdir=upper,workdir=work,userxattr"
+            "lowerdir=l2:l1:l0,upperdir=upper,workdir=work,userxattr"
         );
         // 128 layers fit in the page the kernel accepts.
         assert!(overlay_options(128).len() < 4096);
+    }
+
+    #[test]
+    fn only_lower_links_count_as_pins() {
+        assert!(is_lower_name("l0") && is_lower_name("l127"));
+        for other in ["l", "upper", "work", "lx", "l1a", "rootfs"] {
+            assert!(!is_lower_name(other), "{other}");
+        }
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn enter(source: &Rootfs, plan: &[MountOp], read_only: bool, channel: &Chann
 
 /// Mounts the image's layers and the container's upper dir on
 /// `mount_point`. The options name the layers by short relative links
-/// (`l/N`), so the working directory must be the container's dir while
+/// (`lN`), so the working directory must be the container's dir while
 /// mounting.
 fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path) -> Result<()> {
     chdir(dir).with_context(|| format!("entering {}", dir.display()))?;

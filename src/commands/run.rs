@@ -95,7 +95,7 @@ fn run_image(mut args: RunArgs, dirs: &Dirs) -> Result<i32> {
 
     let mut layer_dirs: Vec<PathBuf> = layers.into_iter().map(|(_, dir)| dir).collect();
     if layer_dirs.is_empty() {
-        layer_dirs.push(files.dir.join("l/0")); // the empty lower dir
+        layer_dirs.push(files.lower(0)); // the empty lower dir
     }
     let (rootfs, accounts) = match choice.mode {
         RootfsMode::Copy => {
