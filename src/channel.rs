@@ -8,6 +8,10 @@
 //! clone(NEWUSER|NEWNS|NEWPID|...)  -->  wait_for_mapping()
 //! write setgroups, uid_map, gid_map
 //! mapping_written()                -->  mount the rootfs, pivot_root, hostname
+//! [fuse] wait_for_rootfs_wanted()  <--  rootfs_wanted() (mount point shared)
+//! [fuse] start it, rootfs_mounted() -->  wait_for_rootfs_mounted()
+//! [slirp] start it, publish ports,
+//!         network_ready()          -->  wait_for_network()
 //! [-t] wait_for_console()          <--  send_console(pty master)
 //! [-t] set window size, console_sized() -->  wait_for_console_sized()
 //!                                        caps, no_new_privs, execve
@@ -22,6 +26,7 @@ use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
@@ -41,6 +46,8 @@ enum Message {
     RootfsWanted,
     /// fuse-overlayfs has mounted the rootfs (and it has propagated).
     RootfsMounted,
+    /// slirp4netns has configured the network and the ports are published.
+    NetworkReady,
     Failed {
         status: i32,
         message: String,
@@ -164,6 +171,25 @@ impl Channel {
         self.send(&Message::RootfsMounted, None)
     }
 
+    /// Whether a message (or the end of the stream) is there within `limit`.
+    pub fn has_news_within(&self, limit: std::time::Duration) -> bool {
+        let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
+    }
+
+    /// Tells the child the network is up. Should the child have failed
+    /// meanwhile, its own message is the error to report.
+    pub fn network_ready(&self) -> Result<()> {
+        match self.send(&Message::NetworkReady, None) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                self.wait_for_exec()?;
+                Err(err)
+            }
+        }
+    }
+
     // ---- the child's steps ----
 
     pub fn rootfs_wanted(&self) -> Result<()> {
@@ -172,6 +198,10 @@ impl Channel {
 
     pub fn wait_for_rootfs_mounted(&self) -> Result<()> {
         self.expect("RootfsMounted").map(drop)
+    }
+
+    pub fn wait_for_network(&self) -> Result<()> {
+        self.expect("NetworkReady").map(drop)
     }
 
     pub fn wait_for_mapping(&self) -> Result<()> {
@@ -198,6 +228,7 @@ fn variant_name(message: &Message) -> &'static str {
         Message::ConsoleSized => "ConsoleSized",
         Message::RootfsWanted => "RootfsWanted",
         Message::RootfsMounted => "RootfsMounted",
+        Message::NetworkReady => "NetworkReady",
         Message::Failed { .. } => "Failed",
     }
 }

@@ -86,8 +86,13 @@ fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Resul
 
     rootfs::enter(&spec.rootfs, mounts, spec.read_only, channel)?;
     sethostname(&spec.hostname).context("setting the hostname")?;
-    if spec.network == NetworkMode::None {
+    if spec.network.is_own_namespace() {
         sys::set_loopback_up().context("bringing up the loopback interface")?;
+    }
+    if let NetworkMode::Slirp4netns(_) = spec.network {
+        // The monitor starts slirp4netns meanwhile; the command must find
+        // the network (and its published ports) ready.
+        channel.wait_for_network()?;
     }
     // The pty comes from the container's own devpts, so `tty` inside names it.
     let console = match spec.process.terminal {

@@ -120,14 +120,6 @@ pub struct LogoutArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Network {
-    /// A network namespace of its own with only loopback
-    None,
-    /// Share the caller's network
-    Host,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
@@ -198,9 +190,14 @@ pub struct RunArgs {
     #[arg(long = "read-only")]
     pub read_only: bool,
 
-    /// Network mode
-    #[arg(long, alias = "net", value_enum, default_value_t = Network::None)]
-    pub network: Network,
+    /// Network: slirp4netns[:OPTION=VALUE,...] (the default), none or host
+    #[arg(long, alias = "net", value_name = "MODE")]
+    pub network: Option<String>,
+
+    /// Publish a container port on the host:
+    /// [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (ranges: 8000-8002:80-82)
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
 
     /// Run a small init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]

@@ -9,7 +9,8 @@ pub fn hostname_file(hostname: &str) -> String {
 }
 
 /// With its own network the container gets a fresh hosts file; on the host
-/// network it sees the host's entries, plus its own name.
+/// network it sees the host's entries, plus its own name (at its slirp4netns
+/// address when it has one).
 pub fn hosts_file(hostname: &str, network: NetworkMode, host_hosts: Option<&str>) -> String {
     let base = match (network, host_hosts) {
         (NetworkMode::Host, Some(text)) => text.to_string(),
@@ -19,33 +20,49 @@ pub fn hosts_file(hostname: &str, network: NetworkMode, host_hosts: Option<&str>
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    text.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    let own_address = match network {
+        NetworkMode::Slirp4netns(options) => options.container_address().to_string(),
+        _ => "127.0.1.1".to_string(),
+    };
+    text.push_str(&format!("{own_address}\t{hostname}\n"));
     text
 }
 
 /// On the host network the host's resolver works as it is. In a network
 /// namespace of its own a loopback nameserver (systemd-resolved's
 /// 127.0.0.53, a local dnsmasq) would be the container's own loopback, where
-/// nothing listens, so those lines are dropped.
+/// nothing listens, so those lines are dropped. Behind slirp4netns the one
+/// nameserver is its DNS forwarder (which asks the host's resolver); the
+/// host's search domains and options stay.
 pub fn resolv_conf(network: NetworkMode, host_resolv: Option<&str>) -> String {
     let host = host_resolv.unwrap_or("");
+    let kept = |keep: &dyn Fn(&str) -> bool| -> String {
+        host.lines()
+            .filter(|line| keep(line))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    };
     match network {
         NetworkMode::Host => host.to_string(),
-        NetworkMode::None => host
-            .lines()
-            .filter(|line| !is_loopback_nameserver(line))
-            .map(|line| format!("{line}\n"))
-            .collect(),
+        NetworkMode::None => kept(&|line| !is_loopback_nameserver(line)),
+        NetworkMode::Slirp4netns(options) => {
+            let mut text = kept(&|line| nameserver_of(line).is_none());
+            text.push_str(&format!("nameserver {}\n", options.nameserver()));
+            text
+        }
+    }
+}
+
+fn nameserver_of(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace();
+    match words.next() {
+        Some("nameserver") => words.next(),
+        _ => None,
     }
 }
 
 fn is_loopback_nameserver(line: &str) -> bool {
-    let mut words = line.split_whitespace();
-    if words.next() != Some("nameserver") {
-        return false;
-    }
-    words
-        .next()
+    nameserver_of(line)
         .and_then(|addr| addr.parse::<std::net::IpAddr>().ok())
         .is_some_and(|addr| addr.is_loopback())
 }
@@ -73,5 +90,16 @@ mod tests {
         );
         assert_eq!(resolv_conf(NetworkMode::Host, Some(host)), host);
         assert_eq!(resolv_conf(NetworkMode::None, None), "");
+    }
+
+    #[test]
+    fn slirp_gets_its_own_nameserver_and_address() {
+        let slirp = NetworkMode::parse(Some("slirp4netns:cidr=10.0.3.0/24")).unwrap();
+        let host = "search lan\nnameserver 127.0.0.53\nnameserver 192.0.2.1\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(slirp, Some(host)),
+            "search lan\noptions edns0\nnameserver 10.0.3.3\n"
+        );
+        assert!(hosts_file("box", slirp, None).ends_with("10.0.3.100\tbox\n"));
     }
 }

@@ -27,6 +27,7 @@ pub mod layercopy;
 pub mod layered;
 pub mod monitor;
 pub mod mountplan;
+pub mod network;
 pub mod options;
 pub mod program;
 pub mod reaper;

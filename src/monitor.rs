@@ -6,6 +6,8 @@
 
 use std::os::fd::AsFd;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
@@ -19,6 +21,7 @@ use crate::console::Console;
 use crate::dirs::Dirs;
 use crate::error::wait_status_to_exit_code;
 use crate::fuseoverlay::FuseOverlay;
+use crate::network::slirp::Slirp;
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::state::ContainerDir;
 use crate::sys::{self, Forked};
@@ -44,7 +47,7 @@ fn namespace_flags(network: NetworkMode) -> CloneFlags {
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
-    if network != NetworkMode::Host {
+    if network.is_own_namespace() {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     flags
@@ -77,9 +80,10 @@ pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
         }
     };
     drop(child_end);
-    // Declared before the container so that it is dropped after it: the
-    // container is killed and reaped before its file system goes away.
+    // Declared before the container so that they are dropped after it: the
+    // container is killed and reaped before its file system and network go.
     let mut _fuse: Option<FuseOverlay> = None;
+    let mut _network: Option<Slirp> = None;
     let mut container = ContainerProcess { pid, reaped: false };
 
     let user = spec.process.user;
@@ -99,6 +103,23 @@ pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
         channel.wait_for_rootfs_wanted()?;
         _fuse = Some(FuseOverlay::start(pid, dir, lowers, mount_point)?);
         channel.rootfs_mounted()?;
+    }
+    if let NetworkMode::Slirp4netns(options) = &spec.network {
+        let started = Slirp::start(
+            pid,
+            options,
+            user.uid == 0 && user.gid == 0,
+            dirs.ensure_runtime()?,
+            live_dir.path(),
+        )
+        .and_then(|slirp| {
+            let slirp = _network.insert(slirp);
+            spec.ports.iter().try_for_each(|port| slirp.publish(port))
+        });
+        if let Err(err) = started {
+            return Err(childs_error_or(err, &channel));
+        }
+        channel.network_ready()?;
     }
 
     let mut console = match spec.process.terminal {
@@ -126,6 +147,21 @@ pub fn run(spec: &ContainerSpec, dirs: &Dirs) -> Result<i32> {
     )?;
     drop(console);
     Ok(status)
+}
+
+/// A step of the monitor that failed because the child had already failed
+/// (slirp4netns finds no network namespace to join) should report the
+/// child's reason, which is the real one.
+/// A child still busy setting up says nothing for a while; one that
+/// failed has sent its reason (or closed the channel) by the time its
+/// namespaces are gone.
+fn childs_error_or(err: anyhow::Error, channel: &Channel) -> anyhow::Error {
+    if channel.has_news_within(Duration::from_millis(200)) {
+        if let Err(childs) = channel.wait_for_exec() {
+            return childs;
+        }
+    }
+    err
 }
 
 /// Waits for the container's PID 1 to exit, forwarding signals and relaying

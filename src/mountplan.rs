@@ -168,8 +168,8 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     // sysfs shows the network namespace it is mounted from, and only a
     // namespace we own may mount it; on the host network, bind the host's.
     ops.push(match spec.network {
-        NetworkMode::None => filesystem("sysfs", "/sys", secure | MsFlags::MS_RDONLY, ""),
         NetworkMode::Host => bind("/sys", "/sys", true, true),
+        _ => filesystem("sysfs", "/sys", secure | MsFlags::MS_RDONLY, ""),
     });
 
     // Parents before children, so /data is mounted before /data/cache.
@@ -237,6 +237,7 @@ mod tests {
             mounts,
             read_only: false,
             network,
+            ports: vec![],
             init: false,
         }
     }

@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::network::ports::PortMapping;
+pub use crate::network::NetworkMode;
+
 /// Everything the runtime needs to start one container.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
@@ -20,6 +23,8 @@ pub struct ContainerSpec {
     /// Mount the root file system read-only (`--read-only`).
     pub read_only: bool,
     pub network: NetworkMode,
+    /// Ports published on the host (slirp4netns only).
+    pub ports: Vec<PortMapping>,
     /// Run a small reaper as PID 1 (`--init`).
     pub init: bool,
 }
@@ -124,13 +129,4 @@ pub struct TmpfsOptions {
     pub nodev: bool,
     /// `size=..,mode=..` and the like, passed to the kernel as they are.
     pub data: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetworkMode {
-    /// A network namespace of its own with only loopback.
-    None,
-    /// The caller's network namespace.
-    Host,
 }

@@ -40,6 +40,10 @@ impl ContainerDir {
         Ok(dir)
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for `spec`.
     pub fn write_etc_files(&self, spec: &ContainerSpec) -> Result<GeneratedFiles> {
         let host_hosts = std::fs::read_to_string("/etc/hosts").ok();

@@ -70,6 +70,31 @@ pub fn join_namespaces_on_spawn(
     }
 }
 
+/// Makes `command`'s child inherit `fds` at the same numbers (they are
+/// close-on-exec here, so no other child gets them) and ask to be killed
+/// when its parent dies.
+pub fn inherit_fds_on_spawn(command: &mut std::process::Command, fds: Vec<RawFd>) {
+    use std::os::unix::process::CommandExt;
+    let hook = move || -> std::io::Result<()> {
+        for fd in &fds {
+            // SAFETY: F_SETFD on a descriptor number only changes its flags.
+            if unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) } == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number only.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and makes only
+    // async-signal-safe system calls (fcntl, prctl); it allocates nothing.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
 /// `clone(2)` with fork semantics: the child gets a copy of the address space
 /// and returns here too, already inside the namespaces named by `flags`.
 /// Unlike `unshare`, this puts the child itself (not only its children) in

@@ -92,3 +92,43 @@ fn debian_as_an_image_runs_dpkg_over_every_rootfs_mode() {
         assert!(lines[2].starts_with("apt "), "{mode}: {out}");
     }
 }
+
+/// A published UDP port, served by perl inside Debian (busybox's nc has no
+/// UDP): the host sends datagrams until the container prints one.
+#[test]
+fn a_published_udp_port_reaches_the_container() {
+    require("/usr/bin/slirp4netns", "slirp4netns");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let h = harness();
+    let mut command = h.rocker();
+    command
+        .args([
+            "run",
+            "-p",
+            &format!("127.0.0.1:{port}:5353/udp"),
+            "--rootfs",
+        ])
+        .arg(h.debian_rootfs())
+        .args([
+            "perl",
+            "-MIO::Socket::INET",
+            "-e",
+            "my $s = IO::Socket::INET->new(LocalPort => 5353, Proto => 'udp') or die $!; \
+             $s->recv(my $m, 100); print $m;",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut rocker = command.spawn().unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let start = std::time::Instant::now();
+    while rocker.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(30) {
+        let _ = sender.send_to(b"ping-over-udp", ("127.0.0.1", port));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = wait_output(rocker, Duration::from_secs(10));
+    assert_eq!(ok(out), "ping-over-udp");
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Network, PullPolicy, RunArgs};
+use crate::cli::{PullPolicy, RunArgs};
 use crate::commands::image::ImageContext;
 use crate::config::Config;
 use crate::dirs::Dirs;
@@ -21,9 +21,9 @@ use crate::image::store::ImageRecord;
 use crate::layered::{self, ContainerFiles};
 use crate::options::{self, Environment};
 use crate::program::DEFAULT_PATH;
-use crate::spec::{ContainerSpec, NetworkMode, ProcessSpec, Rootfs};
+use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs};
 use crate::storage::{self, RootfsMode};
-use crate::{inroot, monitor, state, users};
+use crate::{inroot, monitor, network, state, users};
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
 const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
@@ -206,6 +206,7 @@ fn build_spec(
     for tmpfs in &args.tmpfs {
         mounts.push(options::parse_tmpfs(tmpfs)?);
     }
+    let (network, ports) = network_and_ports(&args)?;
 
     let image_user = image.user.as_deref().filter(|u| !u.is_empty());
     let user_spec = args
@@ -287,12 +288,35 @@ fn build_spec(
         hostname,
         mounts,
         read_only: args.read_only,
-        network: match args.network {
-            Network::None => NetworkMode::None,
-            Network::Host => NetworkMode::Host,
-        },
+        network,
+        ports,
         init: args.init,
     })
+}
+
+/// `--network` and `-p`. Ports need slirp4netns: docker drops them (with a
+/// warning) on the host network, and there is nothing to forward to with
+/// no network at all.
+fn network_and_ports(args: &RunArgs) -> Result<(NetworkMode, Vec<PortMapping>)> {
+    let network = NetworkMode::parse(args.network.as_deref())?;
+    let mut ports = vec![];
+    for text in &args.publish {
+        ports.extend(network::ports::parse(text)?);
+    }
+    match network {
+        NetworkMode::None if !ports.is_empty() => {
+            bail!("-p needs a network to forward to, and --network none has none")
+        }
+        NetworkMode::Host if !ports.is_empty() => {
+            eprintln!(
+                "rocker: warning: published ports are discarded with --network host \
+                 (the container's ports are the host's)"
+            );
+            ports.clear();
+        }
+        _ => {}
+    }
+    Ok((network, ports))
 }
 
 fn root_directory(path: &Path) -> Result<PathBuf> {

@@ -1,0 +1,231 @@
+//! Container networking: which network a container gets (`--network`), the
+//! ports it publishes (`-p`), and the slirp4netns process that connects a
+//! container's own network namespace to the host's without privileges.
+
+pub mod ports;
+pub mod slirp;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+/// What `--network` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "mode")]
+pub enum NetworkMode {
+    /// A network namespace of its own with only loopback.
+    None,
+    /// The caller's network namespace.
+    Host,
+    /// A network namespace of its own, connected by slirp4netns.
+    Slirp4netns(SlirpOptions),
+}
+
+impl NetworkMode {
+    /// The mode from `--network` (absent: slirp4netns with its defaults,
+    /// as podman gives rootless containers).
+    pub fn parse(text: Option<&str>) -> Result<NetworkMode> {
+        let Some(text) = text else {
+            return Ok(NetworkMode::Slirp4netns(SlirpOptions::default()));
+        };
+        match text.split_once(':') {
+            None if text == "none" => Ok(NetworkMode::None),
+            None if text == "host" => Ok(NetworkMode::Host),
+            None if text == "slirp4netns" => Ok(NetworkMode::Slirp4netns(SlirpOptions::default())),
+            Some(("slirp4netns", options)) => Ok(NetworkMode::Slirp4netns(
+                SlirpOptions::parse(options).with_context(|| format!("--network {text}"))?,
+            )),
+            _ => {
+                bail!("unknown network {text:?}: use none, host or slirp4netns[:OPTION=VALUE,...]")
+            }
+        }
+    }
+
+    /// Whether the container gets a network namespace of its own.
+    pub fn is_own_namespace(&self) -> bool {
+        !matches!(self, NetworkMode::Host)
+    }
+}
+
+/// An IPv4 network, such as 10.0.2.0/24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Network {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Network {
+    fn parse(text: &str) -> Result<Ipv4Network> {
+        let (address, prefix) = text
+            .split_once('/')
+            .with_context(|| format!("{text:?} is not a network: write it as 10.0.3.0/24"))?;
+        let address: Ipv4Addr = address
+            .parse()
+            .with_context(|| format!("{address:?} is not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .with_context(|| format!("{prefix:?} is not a prefix length (0 to 32)"))?;
+        // slirp4netns puts the container at .100: the network needs room.
+        if prefix > 25 {
+            bail!("{text} is too small: the container's address is the network's .100, so use /25 or larger");
+        }
+        let host_bits = u32::MAX >> prefix;
+        if u32::from(address) & host_bits != 0 {
+            bail!(
+                "{text} has host bits set: did you mean {}/{prefix}?",
+                Ipv4Addr::from(u32::from(address) & !host_bits)
+            );
+        }
+        Ok(Ipv4Network { address, prefix })
+    }
+
+    /// The address `offset` into the network.
+    pub fn host(&self, offset: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.address) + offset)
+    }
+}
+
+impl fmt::Display for Ipv4Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+impl Serialize for Ipv4Network {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The options of `--network slirp4netns:...`, in podman's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SlirpOptions {
+    /// Whether the gateway address reaches the host's 127.0.0.1.
+    pub allow_host_loopback: bool,
+    pub mtu: u32,
+    pub enable_ipv6: bool,
+    pub cidr: Ipv4Network,
+}
+
+const OPTION_NAMES: &str =
+    "allow_host_loopback=true|false, mtu=N, enable_ipv6=true|false, cidr=A.B.C.D/N";
+
+impl Default for SlirpOptions {
+    fn default() -> SlirpOptions {
+        SlirpOptions {
+            allow_host_loopback: false,
+            // The largest slirp4netns takes: fewer, bigger packets through
+            // the user-mode stack (rootless Docker and podman use it too).
+            mtu: 65520,
+            enable_ipv6: false,
+            cidr: Ipv4Network {
+                address: Ipv4Addr::new(10, 0, 2, 0),
+                prefix: 24,
+            },
+        }
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => bail!("{name} takes true or false, not {value:?}"),
+    }
+}
+
+impl SlirpOptions {
+    fn parse(text: &str) -> Result<SlirpOptions> {
+        let mut options = SlirpOptions::default();
+        for item in text.split(',').filter(|item| !item.is_empty()) {
+            let (name, value) = item.split_once('=').with_context(|| {
+                format!("{item:?} needs a value; the options are {OPTION_NAMES}")
+            })?;
+            match name {
+                "allow_host_loopback" => options.allow_host_loopback = parse_bool(name, value)?,
+                "enable_ipv6" => options.enable_ipv6 = parse_bool(name, value)?,
+                "mtu" => {
+                    options.mtu = value
+                        .parse()
+                        .ok()
+                        .filter(|mtu| (68..=65521).contains(mtu))
+                        .with_context(|| {
+                            format!("mtu must be a number from 68 to 65521, not {value:?}")
+                        })?
+                }
+                "cidr" => options.cidr = Ipv4Network::parse(value)?,
+                _ => bail!("unknown slirp4netns option {name:?}; the options are {OPTION_NAMES}"),
+            }
+        }
+        Ok(options)
+    }
+
+    /// The container's address: the network's .100, as slirp4netns sets it.
+    pub fn container_address(&self) -> Ipv4Addr {
+        self.cidr.host(100)
+    }
+
+    /// The gateway, which is also the host (its loopback, when allowed).
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.cidr.host(2)
+    }
+
+    /// slirp4netns's DNS forwarder.
+    pub fn nameserver(&self) -> Ipv4Addr {
+        self.cidr.host(3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_the_default() {
+        assert_eq!(NetworkMode::parse(Some("none")).unwrap(), NetworkMode::None);
+        assert_eq!(NetworkMode::parse(Some("host")).unwrap(), NetworkMode::Host);
+        let default = NetworkMode::Slirp4netns(SlirpOptions::default());
+        assert_eq!(NetworkMode::parse(None).unwrap(), default);
+        assert_eq!(NetworkMode::parse(Some("slirp4netns")).unwrap(), default);
+        assert_eq!(NetworkMode::parse(Some("slirp4netns:")).unwrap(), default);
+        let err = NetworkMode::parse(Some("bridge")).unwrap_err().to_string();
+        assert!(err.contains("none, host or slirp4netns"), "{err}");
+    }
+
+    #[test]
+    fn slirp_options_in_podmans_spelling() {
+        let NetworkMode::Slirp4netns(options) = NetworkMode::parse(Some(
+            "slirp4netns:allow_host_loopback=true,mtu=1500,enable_ipv6=true,cidr=10.0.3.0/24",
+        ))
+        .unwrap() else {
+            panic!("not slirp4netns");
+        };
+        assert!(options.allow_host_loopback && options.enable_ipv6);
+        assert_eq!(options.mtu, 1500);
+        assert_eq!(options.container_address(), Ipv4Addr::new(10, 0, 3, 100));
+        assert_eq!(options.gateway(), Ipv4Addr::new(10, 0, 3, 2));
+        assert_eq!(options.nameserver(), Ipv4Addr::new(10, 0, 3, 3));
+    }
+
+    #[test]
+    fn bad_options_say_what_is_known() {
+        for (text, expect) in [
+            (
+                "slirp4netns:port_handler=x",
+                "allow_host_loopback=true|false, mtu=N",
+            ),
+            ("slirp4netns:mtu=10", "68 to 65521"),
+            ("slirp4netns:allow_host_loopback=yes", "true or false"),
+            ("slirp4netns:cidr=10.0.3.0/28", "/25 or larger"),
+            ("slirp4netns:cidr=10.0.3.1/24", "did you mean 10.0.3.0/24"),
+            ("slirp4netns:mtu", "needs a value"),
+        ] {
+            let err = format!("{:#}", NetworkMode::parse(Some(text)).unwrap_err());
+            assert!(err.contains(expect), "{text}: {err}");
+        }
+    }
+}

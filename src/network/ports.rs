@@ -1,0 +1,174 @@
+//! `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`, with ranges
+//! (`8000-8002:80-82`), as docker spells it.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// One published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PortMapping {
+    pub host_ip: IpAddr,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = match self.host_ip {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        write!(
+            f,
+            "{host}:{}->{}/{}",
+            self.host_port, self.container_port, self.protocol
+        )
+    }
+}
+
+const FORMAT: &str = "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]";
+
+/// A port or a range `A-B`, as (first, count).
+fn parse_ports(text: &str, what: &str) -> Result<(u16, u16)> {
+    let port = |t: &str| -> Result<u16> {
+        t.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .with_context(|| format!("{what} {t:?} is not a port (1 to 65535)"))
+    };
+    match text.split_once('-') {
+        None => Ok((port(text)?, 1)),
+        Some((first, last)) => {
+            let (first, last) = (port(first)?, port(last)?);
+            if last < first {
+                bail!("{what} range {text} runs backwards");
+            }
+            Ok((first, last - first + 1))
+        }
+    }
+}
+
+/// Parses one `-p` value into the mappings it stands for.
+pub fn parse(text: &str) -> Result<Vec<PortMapping>> {
+    parse_inner(text).with_context(|| format!("-p {text} (the form is {FORMAT})"))
+}
+
+fn parse_inner(text: &str) -> Result<Vec<PortMapping>> {
+    let (spec, protocol) = match text.rsplit_once('/') {
+        Some((spec, "tcp")) => (spec, Protocol::Tcp),
+        Some((spec, "udp")) => (spec, Protocol::Udp),
+        Some((_, other)) => bail!("unknown protocol {other:?}: use tcp or udp"),
+        None => (text, Protocol::Tcp),
+    };
+    // The host IP may be IPv6 in brackets: [::1]:8080:80.
+    let (host_ip, rest) = match spec.strip_prefix('[') {
+        Some(bracketed) => {
+            let (ip, rest) = bracketed
+                .split_once("]:")
+                .context("an IPv6 host address needs its closing bracket and a port")?;
+            let ip: IpAddr = ip
+                .parse()
+                .with_context(|| format!("{ip:?} is not an IP address"))?;
+            (Some(ip), rest)
+        }
+        None => match spec.matches(':').count() {
+            2 => {
+                let (ip, rest) = spec.split_once(':').unwrap_or_default();
+                let ip: IpAddr = ip
+                    .parse()
+                    .with_context(|| format!("{ip:?} is not an IP address"))?;
+                (Some(ip), rest)
+            }
+            _ => (None, spec),
+        },
+    };
+    let Some((host, container)) = rest.split_once(':') else {
+        bail!("give the host port too: rocker publishes only ports you choose");
+    };
+    if host.is_empty() {
+        bail!("give the host port: rocker does not pick free ports");
+    }
+    let (host_first, host_count) = parse_ports(host, "host port")?;
+    let (container_first, container_count) = parse_ports(container, "container port")?;
+    if host_count != container_count {
+        bail!("the host range has {host_count} ports and the container range {container_count}");
+    }
+    Ok((0..host_count)
+        .map(|i| PortMapping {
+            host_ip: host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            host_port: host_first + i,
+            container_port: container_first + i,
+            protocol,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> String {
+        let all = parse(text).unwrap();
+        assert_eq!(all.len(), 1, "{text}");
+        all[0].to_string()
+    }
+
+    #[test]
+    fn the_forms_docker_takes() {
+        assert_eq!(one("8080:80"), "0.0.0.0:8080->80/tcp");
+        assert_eq!(one("127.0.0.1:5353:53/udp"), "127.0.0.1:5353->53/udp");
+        assert_eq!(one("[::1]:8080:80/tcp"), "[::1]:8080->80/tcp");
+        let range: Vec<String> = parse("8000-8002:80-82")
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            range,
+            [
+                "0.0.0.0:8000->80/tcp",
+                "0.0.0.0:8001->81/tcp",
+                "0.0.0.0:8002->82/tcp"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_forms_are_named() {
+        for (text, expect) in [
+            ("80", "give the host port too"),
+            ("127.0.0.1::80", "give the host port"),
+            ("8080:80/sctp", "unknown protocol"),
+            ("8080:0", "not a port"),
+            ("8080:70000", "not a port"),
+            ("8000-8001:80", "2 ports and the container range 1"),
+            ("8002-8000:80-82", "runs backwards"),
+            ("300.1.1.1:80:80", "not an IP address"),
+            ("[::1:80:80", "closing bracket"),
+        ] {
+            let err = format!("{:#}", parse(text).unwrap_err());
+            assert!(err.contains(expect), "{text}: {err}");
+            assert!(err.contains("HOST_PORT:CONTAINER_PORT"), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! slirp4netns: a user-mode TCP/IP stack on the host side of a tap device
+//! in the container's network namespace. rocker starts it (with
+//! `std::process`) once the id maps are written, waits on its ready fd,
+//! publishes ports through its API socket, and stops it when the container
+//! ends. It cannot outlive rocker: it exits when its exit fd (whose other
+//! end only rocker holds) closes, and gets SIGKILL when rocker dies.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{open, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
+use nix::unistd::{pipe2, Pid};
+
+use super::ports::{PortMapping, Protocol};
+use super::SlirpOptions;
+use crate::hostcheck;
+
+/// How long slirp4netns may take to configure the interface.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long it may take to exit once its exit fd closes.
+const STOP_DEADLINE: Duration = Duration::from_secs(2);
+/// The API socket, relative to the container's live dir: a unix socket path
+/// must fit in 108 bytes, which a full path under the runtime dir may not.
+const API_SOCKET: &str = "slirp.sock";
+const LOG_FILE: &str = "slirp4netns.log";
+/// Where the features of the installed slirp4netns are remembered.
+const FEATURES_CACHE: &str = "slirp4netns-features";
+/// The interface the container sees.
+pub const INTERFACE: &str = "eth0";
+
+pub struct Slirp {
+    child: Child,
+    /// Closing this ends slirp4netns.
+    exit_fd: Option<OwnedFd>,
+    live_dir: PathBuf,
+}
+
+/// The hardening flags this slirp4netns knows (they came in 0.4.0):
+/// libslirp has had memory-safety bugs, so confine it where we can.
+fn known_hardening_flags(program: &Path, runtime: &Path) -> Vec<&'static str> {
+    let identity = std::fs::metadata(program)
+        .map(|m| {
+            format!(
+                "{} {} {}\n",
+                program.display(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                m.size()
+            )
+        })
+        .unwrap_or_default();
+    let cache = runtime.join(FEATURES_CACHE);
+    let known = match std::fs::read_to_string(&cache) {
+        Ok(text) if !identity.is_empty() && text.starts_with(&identity) => {
+            text[identity.len()..].to_string()
+        }
+        _ => {
+            let help = Command::new(program)
+                .arg("--help")
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default();
+            let flags: Vec<&str> = ["--enable-sandbox", "--enable-seccomp"]
+                .into_iter()
+                .filter(|flag| help.contains(flag))
+                .collect();
+            let text = flags.join(" ");
+            // A failed write only costs the next run another --help.
+            let _ =
+                crate::fsutil::write_atomic(&cache, format!("{identity}{text}").as_bytes(), 0o600);
+            text
+        }
+    };
+    ["--enable-sandbox", "--enable-seccomp"]
+        .into_iter()
+        .filter(|flag| known.split_whitespace().any(|k| k == *flag))
+        .collect()
+}
+
+/// /dev/net/tun must be usable for slirp4netns to make the tap device;
+/// say so plainly rather than pass on its terse error.
+fn check_tun() -> Result<()> {
+    match open(
+        "/dev/net/tun",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(_) => Ok(()),
+        Err(errno) => bail!(
+            "slirp4netns needs /dev/net/tun, which cannot be opened ({errno}); \
+             desktop distributions make it mode 0666 (sudo chmod 0666 /dev/net/tun), \
+             or run with --network none"
+        ),
+    }
+}
+
+impl Slirp {
+    /// Starts slirp4netns for the network namespace of `container` and
+    /// returns once the interface is configured. `root_mapped` says whether
+    /// the container's user namespace maps uid and gid 0: slirp4netns's
+    /// sandbox (a mount namespace of its own, pivoted into an empty root)
+    /// becomes root there to make itself, and fails where it cannot.
+    pub fn start(
+        container: Pid,
+        options: &SlirpOptions,
+        root_mapped: bool,
+        runtime: &Path,
+        live_dir: &Path,
+    ) -> Result<Slirp> {
+        let program = hostcheck::find_in_path("slirp4netns").context(
+            "slirp4netns is not installed, and containers get their network from it: \
+             sudo apt-get install slirp4netns (or run with --network none for no network)",
+        )?;
+        check_tun()?;
+        let (ready_read, ready_write) = pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
+        let (exit_read, exit_write) = pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
+        let log_path = live_dir.join(LOG_FILE);
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+
+        let mut command = Command::new(&program);
+        command
+            .arg("--configure")
+            .arg(format!("--mtu={}", options.mtu))
+            .arg(format!("--cidr={}", options.cidr))
+            .arg(format!("--ready-fd={}", ready_write.as_raw_fd()))
+            .arg(format!("--exit-fd={}", exit_read.as_raw_fd()))
+            .arg(format!("--api-socket={API_SOCKET}"))
+            .args(
+                known_hardening_flags(&program, runtime)
+                    .into_iter()
+                    .filter(|flag| root_mapped || *flag != "--enable-sandbox"),
+            );
+        if !options.allow_host_loopback {
+            command.arg("--disable-host-loopback");
+        }
+        if options.enable_ipv6 {
+            command.arg("--enable-ipv6");
+        }
+        command
+            .arg(container.to_string())
+            .arg(INTERFACE)
+            .current_dir(live_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("duplicating the log fd")?)
+            .stderr(log);
+        crate::sys::inherit_fds_on_spawn(
+            &mut command,
+            vec![ready_write.as_raw_fd(), exit_read.as_raw_fd()],
+        );
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        // Only slirp4netns may hold these ends: then its death reads as
+        // end of file on the ready pipe.
+        drop(ready_write);
+        drop(exit_read);
+        let mut slirp = Slirp {
+            child,
+            exit_fd: Some(exit_write),
+            live_dir: live_dir.to_path_buf(),
+        };
+        slirp.wait_until_ready(ready_read).map_err(|err| {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let detail: Vec<&str> = log
+                .lines()
+                .filter(|line| !line.contains("seccomp is experimental"))
+                .collect();
+            match detail.is_empty() {
+                true => err,
+                false => err.context(format!("slirp4netns says: {}", detail.join("; "))),
+            }
+        })?;
+        Ok(slirp)
+    }
+
+    fn wait_until_ready(&mut self, ready: OwnedFd) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let left = READY_DEADLINE.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                bail!(
+                    "slirp4netns did not configure the network within {} s",
+                    READY_DEADLINE.as_secs()
+                );
+            }
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => continue,
+                Ok(_) => break,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(err) => return Err(err).context("waiting for slirp4netns"),
+            }
+        }
+        let mut byte = [0u8; 1];
+        let read = std::fs::File::from(ready)
+            .read(&mut byte)
+            .context("reading slirp4netns's ready fd")?;
+        if read == 0 {
+            let status = self.child.wait().context("waiting for slirp4netns")?;
+            bail!("slirp4netns failed to set up the network ({status})");
+        }
+        Ok(())
+    }
+
+    /// Publishes `port` on the host; its host side is bound on return.
+    pub fn publish(&self, port: &PortMapping) -> Result<()> {
+        let request = serde_json::json!({
+            "execute": "add_hostfwd",
+            "arguments": {
+                "proto": port.protocol.to_string(),
+                "host_addr": port.host_ip.to_string(),
+                "host_port": port.host_port,
+                "guest_port": port.container_port,
+            }
+        });
+        let reply = self
+            .call(&request)
+            .with_context(|| format!("publishing {port} through slirp4netns"))?;
+        if let Some(error) = reply.get("error") {
+            let desc = error["desc"].as_str().unwrap_or("no reason given");
+            bail!(
+                "cannot publish {port}: {} (slirp4netns: {desc})",
+                why_unbindable(port)
+            );
+        }
+        Ok(())
+    }
+
+    /// One request over the API socket: the request, then the reply until
+    /// slirp4netns closes the connection.
+    fn call(&self, request: &serde_json::Value) -> Result<serde_json::Value> {
+        let dir = open(
+            &self.live_dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", self.live_dir.display()))?;
+        // Through the directory's fd, the path stays short however deep
+        // the runtime dir is.
+        let path = format!("/proc/self/fd/{}/{API_SOCKET}", dir.as_raw_fd());
+        let mut stream = UnixStream::connect(&path).context("connecting to the API socket")?;
+        stream.set_read_timeout(Some(READY_DEADLINE))?;
+        stream.write_all(request.to_string().as_bytes())?;
+        stream.shutdown(std::net::Shutdown::Write)?;
+        let mut reply = String::new();
+        stream
+            .read_to_string(&mut reply)
+            .context("reading the reply")?;
+        serde_json::from_str(&reply).with_context(|| format!("a reply that is not JSON: {reply:?}"))
+    }
+}
+
+/// slirp4netns does not say why a port failed; binding it ourselves does.
+fn why_unbindable(port: &PortMapping) -> String {
+    let address = (port.host_ip, port.host_port);
+    let result = match port.protocol {
+        Protocol::Tcp => TcpListener::bind(address).map(drop),
+        Protocol::Udp => UdpSocket::bind(address).map(drop),
+    };
+    let (ip, number, protocol) = (port.host_ip, port.host_port, port.protocol);
+    match result {
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+            format!("host port {number}/{protocol} on {ip} is already in use")
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "host port {number} is privileged here; use a port from \
+             net.ipv4.ip_unprivileged_port_start (cat /proc/sys/net/ipv4/ip_unprivileged_port_start) up"
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            format!("{ip} is not an address of this host")
+        }
+        Err(err) => format!("binding {ip}:{number}/{protocol} fails: {err}"),
+        Ok(()) if matches!(ip, IpAddr::V6(_)) => {
+            "IPv6 host addresses need slirp4netns's IPv6 support".to_string()
+        }
+        Ok(()) => "slirp4netns refused it".to_string(),
+    }
+}
+
+impl Drop for Slirp {
+    /// Closes the exit fd, then insists; always reaps.
+    fn drop(&mut self) {
+        drop(self.exit_fd.take());
+        let start = Instant::now();
+        // Our own unreaped child: the pid cannot have been reused.
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if start.elapsed() > STOP_DEADLINE {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = self.child.wait();
+    }
+}

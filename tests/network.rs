@@ -1,0 +1,303 @@
+//! Networking: slirp4netns by default (eth0, routes, resolver), its
+//! options, published ports, `none` and `host`, and slirp4netns never
+//! outliving its container. Traffic stays on loopback and in the
+//! container's own namespace.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+fn run(args: &[&str]) -> Output {
+    require("/usr/bin/slirp4netns", "slirp4netns");
+    harness().run(args)
+}
+
+/// `rocker run ARGS` (before `--rootfs`) over the busybox tree, left
+/// running.
+fn spawn(options: &[&str], command: &[&str]) -> Child {
+    require("/usr/bin/slirp4netns", "slirp4netns");
+    let h = harness();
+    let mut rocker = h.rocker();
+    rocker
+        .arg("run")
+        .args(options)
+        .arg("--rootfs")
+        .arg(&h.rootfs)
+        .args(command)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    rocker.spawn().unwrap()
+}
+
+/// An HTTP server on the host's 127.0.0.1 answering every request with
+/// `body`; returns its port.
+fn host_http_server(body: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The children of `parent` whose command is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && comm.ends_with(&format!("({name}")) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until `parent` has a child called `name`, and returns it.
+fn wait_for_child(parent: u32, name: &str) -> u32 {
+    let start = Instant::now();
+    loop {
+        if let Some(pid) = children_named(parent, name).first() {
+            return *pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no {name} under {parent}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn gone(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Asks `127.0.0.1:port` for / over HTTP until the answer contains
+/// `expect` (the forward is bound before the server inside listens).
+fn http_get_until(port: u16, expect: &str) -> String {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let _ = stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+            last.clear();
+            let _ = stream.read_to_string(&mut last);
+            if last.contains(expect) {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no answer with {expect:?} on port {port}; last: {last:?}");
+}
+
+#[test]
+fn the_default_network_is_slirp4netns_with_eth0_and_its_resolver() {
+    let out = ok(run(&[
+        "sh",
+        "-c",
+        "ls /sys/class/net; cat /sys/class/net/eth0/mtu; ip -4 -o addr show eth0; \
+         ip route; cat /etc/resolv.conf; cat /sys/class/net/lo/operstate; hostname -i",
+    ]));
+    assert!(out.starts_with("eth0\nlo\n65520\n"), "{out}");
+    assert!(out.contains("inet 10.0.2.100/24"), "{out}");
+    assert!(out.contains("default via 10.0.2.2 dev eth0"), "{out}");
+    assert!(out.contains("nameserver 10.0.2.3\n"), "{out}");
+    assert_eq!(out.matches("nameserver").count(), 1, "{out}");
+    assert!(out.ends_with("10.0.2.100\n"), "{out}");
+    // A container user other than root gets the same network (slirp4netns
+    // then runs without its sandbox: see SECURITY.md).
+    let out = ok(run(&[
+        "-u",
+        "1000:1000",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]));
+    assert!(out.contains("inet 10.0.2.100/24"), "{out}");
+}
+
+#[test]
+fn host_loopback_is_closed_by_default_and_opens_when_allowed() {
+    let port = host_http_server("from-the-host");
+    let fetch = format!("timeout 10 wget -qO- http://10.0.2.2:{port}/; echo status=$?");
+    let out = ok(run(&["sh", "-c", &fetch]));
+    assert!(!out.contains("from-the-host"), "{out}");
+    assert!(!out.contains("status=0"), "{out}");
+    let out = ok(run(&[
+        "--network",
+        "slirp4netns:allow_host_loopback=true",
+        "sh",
+        "-c",
+        &fetch,
+    ]));
+    assert!(out.contains("from-the-host"), "{out}");
+    assert!(out.contains("status=0"), "{out}");
+}
+
+#[test]
+fn the_host_network_reaches_host_loopback_and_none_has_only_lo() {
+    let port = host_http_server("hello-host-network");
+    let out = ok(run(&[
+        "--network",
+        "host",
+        "sh",
+        "-c",
+        &format!("timeout 10 wget -qO- http://127.0.0.1:{port}/"),
+    ]));
+    assert_eq!(out, "hello-host-network");
+    let out = ok(run(&[
+        "--network",
+        "none",
+        "sh",
+        "-c",
+        "ls /sys/class/net; cat /etc/resolv.conf",
+    ]));
+    assert!(out.starts_with("lo\n"), "{out}");
+    assert!(!out.contains("eth0") && !out.contains("10.0.2.3"), "{out}");
+}
+
+#[test]
+fn slirp4netns_options_apply_and_unknown_ones_are_listed() {
+    let out = ok(run(&[
+        "--network",
+        "slirp4netns:mtu=1500,cidr=10.0.3.0/24",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/mtu; ip -4 -o addr show eth0; ip route; cat /etc/resolv.conf",
+    ]));
+    assert!(out.starts_with("1500\n"), "{out}");
+    assert!(out.contains("inet 10.0.3.100/24"), "{out}");
+    assert!(out.contains("default via 10.0.3.2"), "{out}");
+    assert!(out.contains("nameserver 10.0.3.3"), "{out}");
+
+    let out = run(&["--network", "slirp4netns:port_handler=rootlesskit", "true"]);
+    assert_eq!(code(&out), 125);
+    for known in ["allow_host_loopback", "mtu", "enable_ipv6", "cidr"] {
+        assert!(stderr(&out).contains(known), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_published_tcp_port_serves_from_the_container() {
+    let port = free_port();
+    let published = format!("{port}:80");
+    let rocker = spawn(
+        &["--init", "-p", &published],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/www && echo from-the-container > /tmp/www/index.html && \
+             exec httpd -f -p 80 -h /tmp/www",
+        ],
+    );
+    let slirp = wait_for_child(rocker.id(), "slirp4netns");
+    let answer = http_get_until(port, "from-the-container");
+    assert!(answer.contains(" 200 OK"), "{answer}");
+    kill(Pid::from_raw(rocker.id() as i32), Signal::SIGTERM).unwrap();
+    let out = wait_output(rocker, Duration::from_secs(20));
+    assert_eq!(code(&out), 143, "{}", stderr(&out));
+    assert!(gone(slirp), "slirp4netns {slirp} is still there");
+}
+
+#[test]
+fn a_port_in_use_fails_the_run_before_the_command() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let published = format!("127.0.0.1:{port}:80");
+    let out = run(&["-p", &published, "echo", "should-not-run"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "host port {port}/tcp on 127.0.0.1 is already in use"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+
+    let out = run(&["--network", "none", "-p", "8080:80", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("--network none"), "{}", stderr(&out));
+}
+
+#[test]
+fn slirp4netns_never_outlives_its_container() {
+    // The container's own end.
+    let rocker = spawn(&[], &["sleep", "1"]);
+    let slirp = wait_for_child(rocker.id(), "slirp4netns");
+    let out = wait_output(rocker, Duration::from_secs(20));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(gone(slirp), "after a normal exit");
+
+    // The container killed from outside.
+    let rocker = spawn(&[], &["sleep", "60"]);
+    let slirp = wait_for_child(rocker.id(), "slirp4netns");
+    let container = wait_for_child(rocker.id(), "sleep");
+    kill(Pid::from_raw(container as i32), Signal::SIGKILL).unwrap();
+    let out = wait_output(rocker, Duration::from_secs(20));
+    assert_eq!(code(&out), 137, "{}", stderr(&out));
+    assert!(gone(slirp), "after the container was killed");
+
+    // rocker itself SIGKILLed: its children come to this process, which
+    // must see slirp4netns exit (and reap it: no zombie stays).
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+    let mut rocker = spawn(&[], &["sleep", "60"]);
+    let slirp = wait_for_child(rocker.id(), "slirp4netns");
+    let container = wait_for_child(rocker.id(), "sleep");
+    rocker.kill().unwrap();
+    rocker.wait().unwrap();
+    for (pid, what) in [(slirp, "slirp4netns"), (container, "the container")] {
+        let start = Instant::now();
+        while waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)).unwrap()
+            == WaitStatus::StillAlive
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{what} outlived a SIGKILLed rocker"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(gone(pid), "{what}");
+    }
+}
