@@ -146,20 +146,11 @@ impl FuseOverlay {
 impl Drop for FuseOverlay {
     /// Asks fuse-overlayfs to unmount and exit, then insists.
     fn drop(&mut self) {
-        let pid = Pid::from_raw(self.child.id() as i32);
         // Our own unreaped child: the pid cannot have been reused.
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = kill(pid, Signal::SIGTERM);
-            let start = Instant::now();
-            while matches!(self.child.try_wait(), Ok(None)) {
-                if start.elapsed() > STOP_DEADLINE {
-                    let _ = self.child.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
         }
-        let _ = self.child.wait();
+        crate::helpers::wait_or_kill(&mut self.child, STOP_DEADLINE);
     }
 }
 

@@ -31,6 +31,16 @@ fn ensure_single_threaded() -> nix::Result<()> {
     Err(Errno::EBUSY)
 }
 
+/// For a spawned helper, between fork and exec: be killed when the parent
+/// (the monitor) dies. Async-signal-safe: one prctl.
+fn die_with_parent() -> std::io::Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Makes `command`, between its fork and exec, join the user namespace and
 /// then the mount namespace these descriptors name (`/proc/PID/ns/...`),
 /// take a copy of the latter for itself, and ask to be killed when its
@@ -57,11 +67,7 @@ pub fn join_namespaces_on_spawn(
         if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number only.
-        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        die_with_parent()
     };
     // SAFETY: the hook runs in the forked child before exec and makes only
     // async-signal-safe system calls (setns, prctl); it allocates nothing.
@@ -82,11 +88,7 @@ pub fn inherit_fds_on_spawn(command: &mut std::process::Command, fds: Vec<RawFd>
                 return Err(std::io::Error::last_os_error());
             }
         }
-        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number only.
-        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        die_with_parent()
     };
     // SAFETY: the hook runs in the forked child before exec and makes only
     // async-signal-safe system calls (fcntl, prctl); it allocates nothing.

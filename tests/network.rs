@@ -57,14 +57,6 @@ fn host_http_server(body: &'static str) -> u16 {
     port
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The children of `parent` whose command is `name`.
 fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let mut found = vec![];

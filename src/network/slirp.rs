@@ -44,8 +44,11 @@ pub struct Slirp {
     live_dir: PathBuf,
 }
 
-/// The hardening flags this slirp4netns knows (they came in 0.4.0):
-/// libslirp has had memory-safety bugs, so confine it where we can.
+/// slirp4netns's confinement (0.4.0 and later): libslirp has had
+/// memory-safety bugs, so confine it where we can.
+const HARDENING_FLAGS: [&str; 2] = ["--enable-sandbox", "--enable-seccomp"];
+
+/// The hardening flags this slirp4netns knows.
 fn known_hardening_flags(program: &Path, runtime: &Path) -> Vec<&'static str> {
     let identity = std::fs::metadata(program)
         .map(|m| {
@@ -70,7 +73,7 @@ fn known_hardening_flags(program: &Path, runtime: &Path) -> Vec<&'static str> {
                 .output()
                 .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
                 .unwrap_or_default();
-            let flags: Vec<&str> = ["--enable-sandbox", "--enable-seccomp"]
+            let flags: Vec<&str> = HARDENING_FLAGS
                 .into_iter()
                 .filter(|flag| help.contains(flag))
                 .collect();
@@ -81,7 +84,7 @@ fn known_hardening_flags(program: &Path, runtime: &Path) -> Vec<&'static str> {
             text
         }
     };
-    ["--enable-sandbox", "--enable-seccomp"]
+    HARDENING_FLAGS
         .into_iter()
         .filter(|flag| known.split_whitespace().any(|k| k == *flag))
         .collect()
@@ -293,15 +296,6 @@ impl Drop for Slirp {
     /// Closes the exit fd, then insists; always reaps.
     fn drop(&mut self) {
         drop(self.exit_fd.take());
-        let start = Instant::now();
-        // Our own unreaped child: the pid cannot have been reused.
-        while matches!(self.child.try_wait(), Ok(None)) {
-            if start.elapsed() > STOP_DEADLINE {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let _ = self.child.wait();
+        crate::helpers::wait_or_kill(&mut self.child, STOP_DEADLINE);
     }
 }

@@ -223,6 +223,15 @@ impl Harness {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Runs a command to completion, killing it and failing the test if it takes
 /// longer than `limit` (a hang must not stall the suite).
 pub fn output_within(mut command: Command, limit: Duration) -> Output {

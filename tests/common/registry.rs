@@ -3,27 +3,19 @@
 //! `skopeo copy`. No mocks.
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::require;
+use super::{free_port, require};
 
 pub struct TestRegistry {
     pub port: u16,
     pub storage: PathBuf,
     pub credentials: Option<(String, String)>,
     child: Child,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl TestRegistry {
