@@ -150,8 +150,23 @@ impl Drop for FuseOverlay {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
         }
-        crate::helpers::wait_or_kill(&mut self.child, STOP_DEADLINE);
+        wait_or_kill(&mut self.child, STOP_DEADLINE);
     }
+}
+
+/// Waits up to `deadline` for `child`, already asked to exit, then kills
+/// it; always reaps, so no zombie stays. Waiting matters here: the upper
+/// dir is only consistent once fuse-overlayfs has unmounted.
+fn wait_or_kill(child: &mut Child, deadline: Duration) {
+    let start = Instant::now();
+    while matches!(child.try_wait(), Ok(None)) {
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.wait();
 }
 
 #[cfg(test)]

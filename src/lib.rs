@@ -19,7 +19,6 @@ pub mod error;
 pub mod etcfiles;
 pub mod fsutil;
 pub mod fuseoverlay;
-pub mod helpers;
 pub mod hostcheck;
 pub mod idmap;
 pub mod image;

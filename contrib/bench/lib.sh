@@ -23,6 +23,9 @@ need() {
 need docker-registry skopeo debootstrap curl jq
 [ -x "$ROCKER" ] || die "$ROCKER is missing: cargo build --release"
 have_podman=$(command -v podman >/dev/null && echo yes || echo no)
+if [ "$have_podman" = yes ] && ! command -v runc >/dev/null; then
+    die "podman needs runc on hybrid cgroups: apt-get install runc (or remove podman)"
+fi
 
 # The user, with a subordinate id range for podman.
 if ! id "$BENCH_USER" >/dev/null 2>&1; then
@@ -33,7 +36,9 @@ if ! grep -q "^$BENCH_USER:" /etc/subuid 2>/dev/null; then
     echo "$BENCH_USER:300000:65536" >>/etc/subgid
 fi
 
-work=$(mktemp -d /tmp/rocker-bench.XXXXXX)
+# Short: podman puts 64-hex-named sockets under $XDG_RUNTIME_DIR, and a
+# socket path must fit in 108 bytes.
+work=$(mktemp -d /tmp/rbench.XXXXXX)
 chmod 0755 "$work"
 registry_pid=
 cleanup() {
@@ -49,6 +54,18 @@ mount -t tmpfs -o mode=0700,size=64m tmpfs "$work/run"
 chown "$BENCH_USER:" "$work/home" "$work/run"
 cp "$ROCKER" "$work/rocker"
 chmod 0755 "$work/rocker"
+mkdir -p "$work/store"
+chown "$BENCH_USER:" "$work/store"
+
+# The contenders' command lines (to run as the user) with their stores under
+# $work, and shell functions running them as the user.
+rocker_cmd="env XDG_DATA_HOME=$work/store XDG_CONFIG_HOME=$work/config $work/rocker"
+podman_cmd="podman --root $work/store/podman --runroot $work/run/podman \
+    --storage-driver overlay --cgroup-manager cgroupfs --events-backend file --runtime runc"
+# shellcheck disable=SC2086 # the command lines are meant to split
+rocker() { as_user $rocker_cmd "$@"; }
+# shellcheck disable=SC2086
+podman_() { as_user $podman_cmd "$@"; }
 
 # The Debian tree, debootstrapped once and kept.
 rootfs=$BENCH_CACHE/debian
@@ -134,6 +151,34 @@ EOF
 # push LAYOUT NAME : the layout's image as $registry/bench/NAME:1.
 push() {
     skopeo copy -q --dest-tls-verify=false "oci:$1:1" "docker://$registry/bench/$2:1"
+}
+
+# busybox_tree DIR: a busybox root (our stand-in for alpine: no internet).
+busybox_tree() {
+    [ -x /bin/busybox ] || die "/bin/busybox is missing: apt-get install busybox-static"
+    mkdir -p "$1"/{bin,etc,proc,sys,dev,tmp,root}
+    cp /bin/busybox "$1/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] || ln -s busybox "$1/bin/$applet"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$1/etc/passwd"
+    echo 'root:x:0:' >"$1/etc/group"
+}
+
+# time_runs COMMAND -> "median-ms p90-ms" of RUNS runs of COMMAND after two
+# warm-ups: the loop runs as the user in one bash, timed with
+# $EPOCHREALTIME (no fork for the clock).
+time_runs() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    as_user bash -c '
+        for i in 1 2; do $1 >/dev/null 2>&1 || { echo "failed: $1" >&2; $1; exit 1; }; done
+        for ((i = 0; i < $2; i++)); do
+            start=$EPOCHREALTIME
+            $1 >/dev/null 2>&1 || { echo "failed: $1" >&2; exit 1; }
+            echo "$start $EPOCHREALTIME"
+        done' bench "$1" "$RUNS" |
+        awk '{ printf "%.2f\n", ($2 - $1) * 1000 }' | sort -n |
+        awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.5)] }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The cost of the default network, side by side in one run (busybox image,
+# cached):
+#
+#   start     `run --rm IMAGE true` with no network and with the user-mode
+#             network (rocker's default; podman's --network slirp4netns);
+#             the difference is what setting up the network costs a run
+#   upload    SIZE_MB sent from the host into the container through a
+#             published port (-p 127.0.0.1:PORT:5000, nc listening inside)
+#   download  the same the other way: the container serves, the host reads
+#
+# Podman runs with port_handler=slirp4netns (as rocker does) and, when its
+# rootlessport helper is installed, also with its default rootlesskit
+# handler.
+#
+#   contrib/bench/net.sh                       # RUNS=41, SIZE_MB=1024
+#   RUNS=11 SIZE_MB=256 contrib/bench/net.sh
+#
+# Needs: docker-registry skopeo debootstrap curl jq busybox-static
+# slirp4netns python3 (and podman with runc for its rows). Run as root; the
+# contenders run as the unprivileged user BENCH_USER. All traffic stays on
+# loopback and in the containers' namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RUNS=${RUNS:-41}
+SIZE_MB=${SIZE_MB:-1024}
+TRANSFERS=${TRANSFERS:-3}
+NAME=net.sh
+# shellcheck source=contrib/bench/lib.sh
+. contrib/bench/lib.sh
+need slirp4netns python3
+
+echo "building the image ..." >&2
+busybox_tree "$work/busybox-tree"
+oci_image "$work/busybox-tree" "$work/busybox" 1 "."
+start_registry
+push "$work/busybox" busybox
+image=$registry/bench/busybox:1
+rocker pull -q "$image" >/dev/null
+if [ "$have_podman" = yes ]; then
+    podman_ pull -q --tls-verify=false "$image" >/dev/null
+fi
+
+# --- start latency -----------------------------------------------------------
+printf '\n%-28s %10s %8s\n' "start (true)" "median ms" "p90 ms"
+start_row() { # start_row LABEL COMMAND
+    local med p90
+    read -r med p90 < <(time_runs "$2")
+    printf '%-28s %10s %8s\n' "$1" "$med" "$p90"
+}
+start_row "rocker --network none" "$rocker_cmd run --rm --network none $image true"
+start_row "rocker (slirp4netns)" "$rocker_cmd run --rm $image true"
+if [ "$have_podman" = yes ]; then
+    start_row "podman --network none" "$podman_cmd run --rm --network none $image true"
+    start_row "podman --network slirp4netns" "$podman_cmd run --rm --network slirp4netns $image true"
+fi
+
+# --- throughput --------------------------------------------------------------
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# transfer COMMAND NETWORK-FLAGS up|down -> "start end" of one transfer of
+# SIZE_MB through a published port. The container says "up" just before nc
+# listens; the host waits a moment after that (the host port is bound
+# before the container's command starts, so a connect alone proves
+# nothing), sends or reads, and checks the byte count.
+transfer() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    as_user bash -c '
+        set -e
+        cmd=$1 net=$2 direction=$3 port=$4 mb=$5 image=$6
+        bytes=$((mb * 1048576))
+        if [ "$direction" = up ]; then
+            inner="echo up; nc -l -p 5000 | wc -c"
+        else
+            inner="echo up; dd if=/dev/zero bs=1M count=$mb 2>/dev/null | nc -l -p 5000"
+        fi
+        coproc container { exec $cmd run --rm $net -p 127.0.0.1:$port:5000 $image sh -c "$inner" 2>&1; }
+        read -r line <&"${container[0]}"
+        [ "$line" = up ] || { echo "the container said: $line" >&2; exit 1; }
+        sleep 0.5
+        start=$EPOCHREALTIME
+        if [ "$direction" = up ]; then
+            dd if=/dev/zero bs=1M count="$mb" 2>/dev/null >/dev/tcp/127.0.0.1/"$port"
+            read -r got <&"${container[0]}"
+        else
+            got=$(cat </dev/tcp/127.0.0.1/"$port" | wc -c)
+        fi
+        end=$EPOCHREALTIME
+        wait "$container_PID"
+        [ "$got" = "$bytes" ] || { echo "$got of $bytes bytes arrived" >&2; exit 1; }
+        echo "$start $end"' bench "$1" "$2" "$3" "$(free_port)" "$SIZE_MB" "$image"
+}
+
+# throughput COMMAND NETWORK-FLAGS DIRECTION -> median MB/s of TRANSFERS.
+throughput() {
+    for _ in $(seq "$TRANSFERS"); do
+        transfer "$1" "$2" "$3" || die "a transfer failed: $1 run $2 ($3)"
+    done | awk -v mb="$SIZE_MB" '{ printf "%.0f\n", mb / ($2 - $1) }' | median
+}
+
+printf '\n%-44s %12s %12s\n' "through -p ($SIZE_MB MB)" "upload MB/s" "download MB/s"
+throughput_row() { # throughput_row LABEL COMMAND NETWORK-FLAGS
+    printf '%-44s %12s %12s\n' "$1" "$(throughput "$2" "$3" up)" "$(throughput "$2" "$3" down)"
+}
+throughput_row "rocker (slirp4netns API)" "$rocker_cmd" ""
+if [ "$have_podman" = yes ]; then
+    throughput_row "podman slirp4netns:port_handler=slirp4netns" "$podman_cmd" \
+        "--network slirp4netns:port_handler=slirp4netns"
+    if [ -x /usr/libexec/podman/rootlessport ]; then
+        throughput_row "podman slirp4netns (rootlesskit ports)" "$podman_cmd" "--network slirp4netns"
+    else
+        echo "(podman's rootlessport helper is not installed: no rootlesskit row)"
+    fi
+else
+    echo "(podman is not installed: apt-get install podman runc for its rows)"
+fi
+echo "start: $RUNS runs each after 2 warm-ups; throughput: median of $TRANSFERS;" \
+    "$(nproc) cores; $(uname -r)"
