@@ -5,6 +5,25 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::network::ports::{self, PortMapping};
+use crate::network::NetworkMode;
+
+/// The ports one `-p` publishes (a range gives several).
+#[derive(Debug, Clone)]
+pub struct PublishedPorts(pub Vec<PortMapping>);
+
+// Flags are checked where flags are parsed: a bad value fails with 125
+// before anything is pulled or made.
+fn network_flag(text: &str) -> Result<NetworkMode, String> {
+    NetworkMode::parse(text).map_err(|err| format!("{err:#}"))
+}
+
+fn publish_flag(text: &str) -> Result<PublishedPorts, String> {
+    ports::parse(text)
+        .map(PublishedPorts)
+        .map_err(|err| format!("{err:#}"))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rocker",
@@ -191,13 +210,13 @@ pub struct RunArgs {
     pub read_only: bool,
 
     /// Network: slirp4netns[:OPTION=VALUE,...] (the default), none or host
-    #[arg(long, alias = "net", value_name = "MODE")]
-    pub network: Option<String>,
+    #[arg(long, alias = "net", value_name = "MODE", value_parser = network_flag)]
+    pub network: Option<NetworkMode>,
 
     /// Publish a container port on the host:
     /// [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (ranges: 8000-8002:80-82)
-    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
-    pub publish: Vec<String>,
+    #[arg(short = 'p', long = "publish", value_name = "PORTS", value_parser = publish_flag)]
+    pub publish: Vec<PublishedPorts>,
 
     /// Run a small init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]

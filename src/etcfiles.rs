@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn slirp_gets_its_own_nameserver_and_address() {
-        let slirp = NetworkMode::parse(Some("slirp4netns:cidr=10.0.3.0/24")).unwrap();
+        let slirp = NetworkMode::parse("slirp4netns:cidr=10.0.3.0/24").unwrap();
         let host = "search lan\nnameserver 127.0.0.53\nnameserver 192.0.2.1\noptions edns0\n";
         assert_eq!(
             resolv_conf(slirp, Some(host)),

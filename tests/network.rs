@@ -214,6 +214,26 @@ fn slirp4netns_options_apply_and_unknown_ones_are_listed() {
 }
 
 #[test]
+fn bad_network_flags_fail_before_any_pull() {
+    // Nothing listens on port 1: had rocker tried to pull, it would say so.
+    for flags in [["--network", "bridge"], ["-p", "80"]] {
+        let out = harness()
+            .rocker()
+            .arg("run")
+            .args(flags)
+            .args(["127.0.0.1:1/never/pulled:1", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 125, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(flags[1]) && !err.contains("127.0.0.1:1"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_published_tcp_port_serves_from_the_container() {
     let port = free_port();
     let published = format!("{port}:80");

@@ -23,7 +23,7 @@ use crate::options::{self, Environment};
 use crate::program::DEFAULT_PATH;
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs};
 use crate::storage::{self, RootfsMode};
-use crate::{inroot, monitor, network, state, users};
+use crate::{inroot, monitor, state, users};
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
 const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
@@ -298,11 +298,8 @@ fn build_spec(
 /// warning) on the host network, and there is nothing to forward to with
 /// no network at all.
 fn network_and_ports(args: &RunArgs) -> Result<(NetworkMode, Vec<PortMapping>)> {
-    let network = NetworkMode::parse(args.network.as_deref())?;
-    let mut ports = vec![];
-    for text in &args.publish {
-        ports.extend(network::ports::parse(text)?);
-    }
+    let network = args.network.unwrap_or_default();
+    let mut ports: Vec<PortMapping> = args.publish.iter().flat_map(|p| p.0.clone()).collect();
     match network {
         NetworkMode::None if !ports.is_empty() => {
             bail!("-p needs a network to forward to, and --network none has none")

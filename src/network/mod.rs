@@ -23,13 +23,17 @@ pub enum NetworkMode {
     Slirp4netns(SlirpOptions),
 }
 
+/// Without `--network`: slirp4netns with its defaults, as podman gives
+/// rootless containers.
+impl Default for NetworkMode {
+    fn default() -> Self {
+        NetworkMode::Slirp4netns(SlirpOptions::default())
+    }
+}
+
 impl NetworkMode {
-    /// The mode from `--network` (absent: slirp4netns with its defaults,
-    /// as podman gives rootless containers).
-    pub fn parse(text: Option<&str>) -> Result<NetworkMode> {
-        let Some(text) = text else {
-            return Ok(NetworkMode::Slirp4netns(SlirpOptions::default()));
-        };
+    /// The mode `--network` names.
+    pub fn parse(text: &str) -> Result<NetworkMode> {
         match text.split_once(':') {
             None if text == "none" => Ok(NetworkMode::None),
             None if text == "host" => Ok(NetworkMode::Host),
@@ -186,21 +190,21 @@ mod tests {
 
     #[test]
     fn modes_and_the_default() {
-        assert_eq!(NetworkMode::parse(Some("none")).unwrap(), NetworkMode::None);
-        assert_eq!(NetworkMode::parse(Some("host")).unwrap(), NetworkMode::Host);
+        assert_eq!(NetworkMode::parse("none").unwrap(), NetworkMode::None);
+        assert_eq!(NetworkMode::parse("host").unwrap(), NetworkMode::Host);
         let default = NetworkMode::Slirp4netns(SlirpOptions::default());
-        assert_eq!(NetworkMode::parse(None).unwrap(), default);
-        assert_eq!(NetworkMode::parse(Some("slirp4netns")).unwrap(), default);
-        assert_eq!(NetworkMode::parse(Some("slirp4netns:")).unwrap(), default);
-        let err = NetworkMode::parse(Some("bridge")).unwrap_err().to_string();
+        assert_eq!(NetworkMode::default(), default);
+        assert_eq!(NetworkMode::parse("slirp4netns").unwrap(), default);
+        assert_eq!(NetworkMode::parse("slirp4netns:").unwrap(), default);
+        let err = NetworkMode::parse("bridge").unwrap_err().to_string();
         assert!(err.contains("none, host or slirp4netns"), "{err}");
     }
 
     #[test]
     fn slirp_options_in_podmans_spelling() {
-        let NetworkMode::Slirp4netns(options) = NetworkMode::parse(Some(
+        let NetworkMode::Slirp4netns(options) = NetworkMode::parse(
             "slirp4netns:allow_host_loopback=true,mtu=1500,enable_ipv6=true,cidr=10.0.3.0/24",
-        ))
+        )
         .unwrap() else {
             panic!("not slirp4netns");
         };
@@ -224,7 +228,7 @@ mod tests {
             ("slirp4netns:cidr=10.0.3.1/24", "did you mean 10.0.3.0/24"),
             ("slirp4netns:mtu", "needs a value"),
         ] {
-            let err = format!("{:#}", NetworkMode::parse(Some(text)).unwrap_err());
+            let err = format!("{:#}", NetworkMode::parse(text).unwrap_err());
             assert!(err.contains(expect), "{text}: {err}");
         }
     }
