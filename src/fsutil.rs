@@ -9,6 +9,17 @@ use anyhow::{Context, Result};
 /// Writes `path` so that readers see the old content or the new, never a
 /// part: a temp file in the same directory, fsync'd, then renamed over it.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    write_by_rename(path, content, mode, true)
+}
+
+/// As `write_atomic`, without the fsync: for small state rewritten on every
+/// run (container records), where a power cut may cost the latest change
+/// but a sync would cost every run milliseconds.
+pub fn replace_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    write_by_rename(path, content, mode, false)
+}
+
+fn write_by_rename(path: &Path, content: &[u8], mode: u32, sync: bool) -> Result<()> {
     let dir = path.parent().context("a file path without a directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = path
@@ -27,8 +38,10 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(content)
             .with_context(|| format!("writing {}", temp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("syncing {}", temp.display()))?;
+        if sync {
+            file.sync_all()
+                .with_context(|| format!("syncing {}", temp.display()))?;
+        }
         std::fs::rename(&temp, path).with_context(|| format!("renaming into {}", path.display()))
     })();
     if result.is_err() {

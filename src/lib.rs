@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod container;
 pub mod dirs;
 pub mod error;
 pub mod etcfiles;
@@ -36,6 +37,7 @@ pub mod spec;
 pub mod state;
 pub mod storage;
 pub mod sys;
+pub mod timefmt;
 pub mod users;
 
 use clap::Parser;

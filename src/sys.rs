@@ -296,3 +296,33 @@ pub fn lgetxattr(path: &std::path::Path, name: &str) -> nix::Result<Vec<u8>> {
     buffer.truncate(len as usize);
     Ok(buffer)
 }
+
+/// A pidfd for `pid`: signals sent through it reach that process or none,
+/// even if the pid is reused after it exits.
+pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; no pointers are involved.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just installed this descriptor for us alone.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `signal` to the process a pidfd refers to.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> nix::Result<()> {
+    // SAFETY: a null siginfo is allowed (the kernel fills in a kill()-like
+    // one); the descriptor is borrowed, so it stays open for the call.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(result).map(drop)
+}

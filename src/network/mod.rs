@@ -31,6 +31,17 @@ impl Default for NetworkMode {
     }
 }
 
+/// As `--network` names the mode (without its options).
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+            NetworkMode::Slirp4netns(_) => "slirp4netns",
+        })
+    }
+}
+
 impl NetworkMode {
     /// The mode `--network` names.
     pub fn parse(text: &str) -> Result<NetworkMode> {

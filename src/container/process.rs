@@ -1,0 +1,114 @@
+//! A process as rocker records it: its pid plus its start time, so that a
+//! recorded pid that the kernel has since given to a stranger is never
+//! mistaken for the container's (or signalled).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::sys;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    /// Clock ticks after boot (field 22 of /proc/PID/stat).
+    pub start_time: u64,
+}
+
+/// The start time of `pid`, or None when there is no such process (or it
+/// is a zombie: it has exited, only its exit status is left).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    // rest starts at field 3 (state); start time is field 22.
+    fields.get(22 - 3)?.parse().ok()
+}
+
+impl ProcessId {
+    pub fn of(pid: Pid) -> Result<ProcessId> {
+        let start_time = start_time(pid.as_raw())
+            .with_context(|| format!("reading the start time of process {pid}"))?;
+        Ok(ProcessId {
+            pid: pid.as_raw(),
+            start_time,
+        })
+    }
+
+    pub fn current() -> Result<ProcessId> {
+        ProcessId::of(nix::unistd::getpid())
+    }
+
+    pub fn is_alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start_time)
+    }
+
+    /// A pidfd for this very process, or None once it has gone. The start
+    /// time is checked after the pidfd is open: from then on the pidfd
+    /// cannot come to mean another process.
+    pub fn open(&self) -> Option<OwnedFd> {
+        let pidfd = sys::pidfd_open(Pid::from_raw(self.pid)).ok()?;
+        self.is_alive().then_some(pidfd)
+    }
+
+    /// Sends `signal`; false when the process has already gone.
+    pub fn signal(&self, signal: Signal) -> Result<bool> {
+        let Some(pidfd) = self.open() else {
+            return Ok(false);
+        };
+        match sys::pidfd_send_signal(pidfd.as_fd(), signal) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::ESRCH) => Ok(false),
+            Err(err) => {
+                Err(err).with_context(|| format!("sending {signal} to process {}", self.pid))
+            }
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit; true when it has.
+    pub fn wait_exit(&self, limit: Duration) -> bool {
+        let Some(pidfd) = self.open() else {
+            return true;
+        };
+        let start = Instant::now();
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(n) if n > 0 => return true,
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ if left.is_zero() => return false,
+                Ok(_) => continue,
+                Err(_) => return !self.is_alive(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = ProcessId::current().unwrap();
+        assert!(me.is_alive());
+        let stranger = ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!stranger.is_alive());
+        assert!(stranger.open().is_none());
+        assert!(!stranger.signal(Signal::SIGKILL).unwrap());
+    }
+}

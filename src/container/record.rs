@@ -1,0 +1,297 @@
+//! The records of containers, from `run` until `rm`:
+//!
+//! - in the store, `containers/ID/` (beside its upper dir and lower links):
+//!   `config.json`, what the container is (written once, at creation), and
+//!   `status.json`, when it started and how it ended (rewritten by its
+//!   monitor); `ctr.log` for a detached one;
+//! - in the runtime dir, `containers/ID/state.json`: the pids of its
+//!   monitor and init while it runs. A reboot wipes it, as it should.
+//!
+//! Every file is written by rename. Creating and removing records (where
+//! names must stay unique) happens under `containers.lock`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use super::process::ProcessId;
+use crate::dirs::Dirs;
+use crate::fsutil::{remove_tree, replace_file};
+use crate::layered::CONTAINERS_DIR;
+use crate::network::ports::PortMapping;
+
+const CONFIG_FILE: &str = "config.json";
+const STATUS_FILE: &str = "status.json";
+const LIVE_STATE_FILE: &str = "state.json";
+pub const LOG_FILE: &str = "ctr.log";
+
+/// What a container is: fixed when it is created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    /// The image as named on the command line, or the `--rootfs` directory.
+    pub image: String,
+    /// The image's id (its config digest); none for `--rootfs`.
+    pub image_id: Option<String>,
+    /// Nanoseconds since the epoch.
+    pub created: u64,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    /// `UID:GID` inside the container.
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub network: String,
+    /// The container's address, behind slirp4netns.
+    pub ip_address: Option<String>,
+    pub ports: Vec<PortMapping>,
+    pub mounts: Vec<MountRecord>,
+    /// The signal `stop` sends first (the image's StopSignal, or SIGTERM).
+    pub stop_signal: String,
+    pub auto_remove: bool,
+    pub detached: bool,
+    /// How its root is made: overlay, fuse-overlayfs, copy or directory.
+    pub rootfs_mode: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// bind or tmpfs.
+    pub kind: String,
+    pub source: Option<String>,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+/// When the container ran, and how it ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    pub exit_code: Option<i32>,
+}
+
+/// The processes of a running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveState {
+    pub monitor: ProcessId,
+    /// The container's PID 1, as the host sees it.
+    pub init: ProcessId,
+}
+
+/// Where a container is in its life, as `ps` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Recorded, not (yet) started.
+    Created,
+    Running(LiveState),
+    Exited {
+        code: i32,
+        finished: u64,
+    },
+    /// It started, and its monitor is gone without saying how it ended
+    /// (killed, or the machine rebooted).
+    Stopped,
+}
+
+impl State {
+    /// docker's word for it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running(_) => "running",
+            State::Exited { .. } => "exited",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+/// The containers of one user: the store's records and the live state.
+pub struct Containers {
+    store: PathBuf,
+    runtime: PathBuf,
+    lock_path: PathBuf,
+}
+
+/// A held `containers.lock`.
+pub struct ContainersLock(#[allow(dead_code)] Flock<File>);
+
+impl Containers {
+    pub fn open(dirs: &Dirs) -> Result<Containers> {
+        crate::dirs::ensure_private_dir(&dirs.data)?;
+        let store = dirs.data.join(CONTAINERS_DIR);
+        std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
+        Ok(Containers {
+            store,
+            runtime: dirs.runtime.join(CONTAINERS_DIR),
+            lock_path: dirs.data.join("containers.lock"),
+        })
+    }
+
+    /// Creating or removing records (which changes who holds a name)
+    /// happens under this lock.
+    pub fn lock(&self) -> Result<ContainersLock> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .with_context(|| format!("opening {}", self.lock_path.display()))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("locking {}", self.lock_path.display()))?;
+        Ok(ContainersLock(lock))
+    }
+
+    /// The container's dir in the store.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.store.join(id)
+    }
+
+    /// The container's live dir in the runtime dir.
+    pub fn live_dir(&self, id: &str) -> PathBuf {
+        self.runtime.join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(LOG_FILE)
+    }
+
+    /// Every container with a record, oldest first.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        let mut records = vec![];
+        let entries = match std::fs::read_dir(&self.store) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(records),
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading {}", self.store.display()))
+            }
+        };
+        for entry in entries.flatten() {
+            // A dir without config.json is a container being created (or
+            // one whose creation was killed): not a container yet.
+            match read_json::<ContainerRecord>(&entry.path().join(CONFIG_FILE)) {
+                Ok(Some(record)) => records.push(record),
+                Ok(None) => {}
+                // One damaged record (a power cut) must not hide the rest.
+                Err(err) => eprintln!(
+                    "rocker: warning: {err:#}; remove {} to drop it",
+                    entry.path().display()
+                ),
+            }
+        }
+        records.sort_by_key(|r| (r.created, r.id.clone()));
+        Ok(records)
+    }
+
+    /// The container a user means by `query`: its name, its id, or a
+    /// unique prefix of its id.
+    pub fn find(&self, query: &str) -> Result<ContainerRecord> {
+        let records = self.list()?;
+        if let Some(record) = records.iter().find(|r| r.name == query || r.id == query) {
+            return Ok(record.clone());
+        }
+        let matches: Vec<&ContainerRecord> = match query.is_empty() {
+            true => vec![],
+            false => records.iter().filter(|r| r.id.starts_with(query)).collect(),
+        };
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => bail!("no such container: {query} (see rocker ps -a)"),
+            many => bail!(
+                "{query} matches {} containers; give more of the id",
+                many.len()
+            ),
+        }
+    }
+
+    /// Records a new container, whose store dir exists. Fails if its name
+    /// is taken, naming the holder.
+    pub fn create(&self, record: &ContainerRecord, _lock: &ContainersLock) -> Result<()> {
+        if let Some(holder) = self.list()?.into_iter().find(|r| r.name == record.name) {
+            bail!(
+                "the name {:?} is taken by container {}: remove it (rocker rm {}) or choose another --name",
+                record.name,
+                &holder.id[..12],
+                record.name
+            );
+        }
+        self.write_status(&record.id, &Status::default())?;
+        write_json(&self.dir(&record.id).join(CONFIG_FILE), record)
+    }
+
+    pub fn name_taken(&self, name: &str) -> Result<bool> {
+        Ok(self.list()?.iter().any(|r| r.name == name))
+    }
+
+    pub fn status(&self, id: &str) -> Result<Status> {
+        Ok(read_json(&self.dir(id).join(STATUS_FILE))?.unwrap_or_default())
+    }
+
+    pub fn write_status(&self, id: &str, status: &Status) -> Result<()> {
+        write_json(&self.dir(id).join(STATUS_FILE), status)
+    }
+
+    pub fn write_live_state(&self, id: &str, state: &LiveState) -> Result<()> {
+        write_json(&self.live_dir(id).join(LIVE_STATE_FILE), state)
+    }
+
+    fn live_state(&self, id: &str) -> Option<LiveState> {
+        read_json(&self.live_dir(id).join(LIVE_STATE_FILE))
+            .ok()
+            .flatten()
+    }
+
+    /// Where the container is in its life, checked against the processes
+    /// themselves: a recorded pid only counts if it is still the same
+    /// process.
+    pub fn state(&self, id: &str) -> Result<State> {
+        let status = self.status(id)?;
+        if let (Some(finished), Some(code)) = (status.finished, status.exit_code) {
+            return Ok(State::Exited { code, finished });
+        }
+        let live = self
+            .live_state(id)
+            .filter(|live| live.monitor.is_alive() && live.init.is_alive());
+        Ok(match (status.started, live) {
+            (Some(_), Some(live)) => State::Running(live),
+            (Some(_), None) => State::Stopped,
+            (None, _) => State::Created,
+        })
+    }
+
+    /// Removes a container's files (store and live dirs), which ends its
+    /// record and frees its name.
+    pub fn remove(&self, id: &str, _lock: &ContainersLock) -> Result<()> {
+        // The record first: a removal cut short leaves no half container
+        // behind, only a dir without a record.
+        let config = self.dir(id).join(CONFIG_FILE);
+        match std::fs::remove_file(&config) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("removing {}", config.display())),
+        }
+        remove_tree(&self.live_dir(id))?;
+        remove_tree(&self.dir(id))
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("reading {}", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).context("serializing a container record")?;
+    replace_file(path, &bytes, 0o600)
+}
