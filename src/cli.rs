@@ -24,6 +24,24 @@ fn publish_flag(text: &str) -> Result<PublishedPorts, String> {
         .map_err(|err| format!("{err:#}"))
 }
 
+/// A `--log-opt`.
+#[derive(Debug, Clone, Copy)]
+pub enum LogOption {
+    MaxSize(u64),
+}
+
+fn log_opt_flag(text: &str) -> Result<LogOption, String> {
+    match text.split_once('=') {
+        Some(("max-size", size)) => crate::config::parse_size(size)
+            .map_err(|err| format!("{err:#}"))
+            .and_then(|size| match size {
+                0 => Err("max-size must be above 0".to_string()),
+                size => Ok(LogOption::MaxSize(size)),
+            }),
+        _ => Err("the log option rocker knows is max-size=SIZE".to_string()),
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rocker",
@@ -50,6 +68,21 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// List containers
+    Ps(PsArgs),
+    /// Show a detached container's output
+    Logs(LogsArgs),
+    /// Stop containers: the stop signal, then SIGKILL after a timeout
+    Stop(StopArgs),
+    /// Send a signal to containers
+    Kill(KillArgs),
+    /// Remove containers
+    Rm(RmArgs),
+    /// Show containers' details as JSON
+    Inspect(ContainerInspectArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Log in to a registry
     Login(LoginArgs),
     /// Log out of a registry
@@ -69,6 +102,95 @@ pub enum ImageCommand {
     Prune(PruneArgs),
     /// Show an image's details as JSON
     Inspect(InspectArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers
+    #[command(alias = "list")]
+    Ls(PsArgs),
+    /// Remove containers
+    Rm(RmArgs),
+    /// Remove every container that is not running
+    Prune(PruneArgs),
+    /// Show containers' details as JSON
+    Inspect(ContainerInspectArgs),
+    /// Stop containers
+    Stop(StopArgs),
+    /// Send a signal to containers
+    Kill(KillArgs),
+    /// Show a detached container's output
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show every container, not only running ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Print only container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The container, by name or id
+    pub container: String,
+    /// Keep printing what the container writes until it exits
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print only the last N lines
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Put each line's time first
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Containers by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Seconds to wait after the stop signal before SIGKILL
+    #[arg(
+        short = 't',
+        long = "time",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub time: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Containers by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// The signal: a name (KILL, SIGHUP) or a number
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Containers by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Kill a running container first
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerInspectArgs {
+    /// Containers by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +278,19 @@ pub struct RunArgs {
     /// Remove the container's files when it exits
     #[arg(long)]
     pub rm: bool,
+
+    /// Run in the background and print the container's id
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
+    /// The container's name (default: a made-up one)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Log options of a detached container: max-size=SIZE (default 10m;
+    /// the log keeps at most two files of that size)
+    #[arg(long = "log-opt", value_name = "max-size=SIZE", value_parser = log_opt_flag)]
+    pub log_opt: Vec<LogOption>,
 
     /// When to pull the image: missing (default), always or never
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "POLICY")]

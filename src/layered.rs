@@ -71,6 +71,14 @@ impl ContainerFiles {
         Ok(files)
     }
 
+    /// Creates `containers/ID` for a container whose root is a host
+    /// directory (`--rootfs`): it holds only the container's record.
+    pub fn without_rootfs(store_root: &Path, id: &str) -> Result<ContainerFiles> {
+        let dir = store_root.join(CONTAINERS_DIR).join(id);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(ContainerFiles { dir, keep: false })
+    }
+
     /// The overlay modes' link to lower layer `index` (0 = the bottom).
     pub fn lower(&self, index: usize) -> PathBuf {
         self.dir.join(lower_name(index))

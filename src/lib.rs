@@ -72,6 +72,28 @@ pub fn main() -> i32 {
         cli::Command::Image(cli::ImageCommand::Inspect(args)) => {
             commands::image::inspect_command(args)
         }
+        cli::Command::Ps(args) | cli::Command::Container(cli::ContainerCommand::Ls(args)) => {
+            commands::container::ps_command(args)
+        }
+        cli::Command::Logs(args) | cli::Command::Container(cli::ContainerCommand::Logs(args)) => {
+            commands::container::logs_command(args)
+        }
+        cli::Command::Stop(args) | cli::Command::Container(cli::ContainerCommand::Stop(args)) => {
+            commands::container::stop_command(args)
+        }
+        cli::Command::Kill(args) | cli::Command::Container(cli::ContainerCommand::Kill(args)) => {
+            commands::container::kill_command(args)
+        }
+        cli::Command::Rm(args) | cli::Command::Container(cli::ContainerCommand::Rm(args)) => {
+            commands::container::rm_command(args)
+        }
+        cli::Command::Inspect(args)
+        | cli::Command::Container(cli::ContainerCommand::Inspect(args)) => {
+            commands::container::inspect_command(args)
+        }
+        cli::Command::Container(cli::ContainerCommand::Prune(_)) => {
+            commands::container::prune_command()
+        }
         cli::Command::Login(args) => commands::login::login_command(args),
         cli::Command::Logout(args) => commands::login::logout_command(args),
     };

@@ -1,6 +1,8 @@
 //! One module per subcommand: each turns parsed arguments into work.
 
+pub mod container;
 pub mod image;
 pub mod info;
+pub mod launch;
 pub mod login;
 pub mod run;

@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{PullPolicy, RunArgs};
+use crate::cli::{LogOption, PullPolicy, RunArgs};
 use crate::commands::image::ImageContext;
+use crate::commands::launch::{launch, Launch, DEFAULT_LOG_MAX};
 use crate::config::Config;
+use crate::container::names;
+use crate::container::record::{ContainerRecord, MountRecord};
 use crate::dirs::Dirs;
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::image::manifest::{ContainerConfig, ImageConfig};
@@ -21,34 +24,150 @@ use crate::image::store::ImageRecord;
 use crate::layered::{self, ContainerFiles};
 use crate::options::{self, Environment};
 use crate::program::DEFAULT_PATH;
-use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs};
+use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
 use crate::storage::{self, RootfsMode};
-use crate::{inroot, monitor, state, users};
+use crate::{inroot, state, timefmt, users};
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
 const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
 
 pub fn run(mut args: RunArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;
+    let extras = RunExtras::of(&args)?;
     let Some(rootfs) = args.rootfs.take() else {
-        return run_image(args, &dirs);
+        return run_image(args, extras, &dirs);
     };
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let rootfs = root_directory(&options::absolute(&rootfs, &cwd))?;
     let accounts = accounts_in_dir(&rootfs)?;
     let command = std::mem::take(&mut args.command);
+    let id = new_container_id()?;
+    let files = ContainerFiles::without_rootfs(&dirs.data, &id)?;
     let spec = build_spec(
         args,
         &ContainerConfig::default(),
         command,
-        Rootfs::Directory(rootfs),
+        Rootfs::Directory(rootfs.clone()),
         accounts,
-        new_container_id()?,
+        id,
     )?;
-    monitor::run(&spec, &dirs)
+    let record = extras.record(&spec, rootfs.display().to_string(), None, None, "directory");
+    launch(
+        Launch {
+            spec,
+            record,
+            files,
+            log_max: extras.log_max,
+        },
+        &dirs,
+    )
 }
 
-fn run_image(mut args: RunArgs, dirs: &Dirs) -> Result<i32> {
+/// What `run` takes from the command line besides the spec: the
+/// container's name and life, checked before anything is pulled.
+struct RunExtras {
+    name: Option<String>,
+    detach: bool,
+    auto_remove: bool,
+    log_max: u64,
+}
+
+impl RunExtras {
+    fn of(args: &RunArgs) -> Result<RunExtras> {
+        if let Some(name) = &args.name {
+            names::check(name)?;
+        }
+        if args.detach && (args.tty || args.interactive) {
+            bail!(
+                "-d with -i or -t needs rocker attach, which rocker does not have yet: \
+                 run in the background without them, and use rocker exec -i for a shell"
+            );
+        }
+        let log_max = args
+            .log_opt
+            .iter()
+            .map(|LogOption::MaxSize(size)| *size)
+            .next_back()
+            .unwrap_or(DEFAULT_LOG_MAX);
+        Ok(RunExtras {
+            name: args.name.clone(),
+            detach: args.detach,
+            auto_remove: args.rm,
+            log_max,
+        })
+    }
+
+    /// The container's record (see `container::record`).
+    fn record(
+        &self,
+        spec: &ContainerSpec,
+        image: String,
+        image_id: Option<String>,
+        stop_signal: Option<&str>,
+        rootfs_mode: &str,
+    ) -> ContainerRecord {
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|mount| match mount {
+                UserMount::Bind {
+                    source,
+                    destination,
+                    read_only,
+                } => MountRecord {
+                    kind: "bind".to_string(),
+                    source: Some(source.display().to_string()),
+                    destination: destination.clone(),
+                    read_only: *read_only,
+                },
+                UserMount::Tmpfs {
+                    destination,
+                    options,
+                } => MountRecord {
+                    kind: "tmpfs".to_string(),
+                    source: None,
+                    destination: destination.clone(),
+                    read_only: options.read_only,
+                },
+            })
+            .collect();
+        let ip_address = match spec.network {
+            NetworkMode::Slirp4netns(options) => Some(options.container_address().to_string()),
+            _ => None,
+        };
+        let process = &spec.process;
+        ContainerRecord {
+            id: spec.id.clone(),
+            name: self.name.clone().unwrap_or_default(),
+            image,
+            image_id,
+            created: timefmt::now_nanos(),
+            command: process.args.clone(),
+            env: process
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            working_dir: process.cwd.clone(),
+            user: format!("{}:{}", process.user.uid, process.user.gid),
+            hostname: spec.hostname.clone(),
+            tty: process.terminal,
+            network: spec.network.to_string(),
+            ip_address,
+            ports: spec.ports.clone(),
+            mounts,
+            stop_signal: stop_signal
+                .filter(|s| !s.is_empty())
+                .unwrap_or("SIGTERM")
+                .to_string(),
+            auto_remove: self.auto_remove,
+            detached: self.detach,
+            rootfs_mode: rootfs_mode.to_string(),
+        }
+    }
+}
+
+fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     if args.command.is_empty() {
         bail!(
             "no image given: rocker run [OPTIONS] IMAGE [COMMAND...] (or --rootfs DIR COMMAND...)"
@@ -89,7 +208,7 @@ fn run_image(mut args: RunArgs, dirs: &Dirs) -> Result<i32> {
         );
     }
     let id = new_container_id()?;
-    let mut files = ContainerFiles::create(context.store.root(), &id, &layers, choice.mode)
+    let files = ContainerFiles::create(context.store.root(), &id, &layers, choice.mode)
         .with_context(|| format!("preparing the root file system of {}", record.name))?;
     drop(lock);
 
@@ -124,15 +243,25 @@ fn run_image(mut args: RunArgs, dirs: &Dirs) -> Result<i32> {
         }
     };
     let image_defaults = image_config.config.unwrap_or_default();
-    let remove_after = args.rm;
     let spec = build_spec(args, &image_defaults, command, rootfs, accounts, id)?;
-    // A container that never started leaves nothing (dropping `files`
-    // removes its dir); one that ran keeps its files unless --rm.
-    let status = monitor::run(&spec, dirs)?;
-    if !remove_after {
-        files.keep();
-    }
-    Ok(status)
+    let record = extras.record(
+        &spec,
+        image,
+        Some(record.id().to_string()),
+        image_defaults.stop_signal.as_deref(),
+        &choice.mode.to_string(),
+    );
+    // A container that never started leaves nothing; one that ran keeps
+    // its files unless --rm (see `launch`).
+    launch(
+        Launch {
+            spec,
+            record,
+            files,
+            log_max: extras.log_max,
+        },
+        dirs,
+    )
 }
 
 /// The container's /etc/passwd and /etc/group (when it has them), as

@@ -255,9 +255,9 @@ impl Containers {
         if let (Some(finished), Some(code)) = (status.finished, status.exit_code) {
             return Ok(State::Exited { code, finished });
         }
-        let live = self
-            .live_state(id)
-            .filter(|live| live.monitor.is_alive() && live.init.is_alive());
+        // The monitor answers for the container until it has recorded the
+        // end: while it lives, the container counts as running.
+        let live = self.live_state(id).filter(|live| live.monitor.is_alive());
         Ok(match (status.started, live) {
             (Some(_), Some(live)) => State::Running(live),
             (Some(_), None) => State::Stopped,

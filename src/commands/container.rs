@@ -1,0 +1,403 @@
+//! The container commands: `ps`, `logs`, `stop`, `kill`, `rm`, `inspect`
+//! and `container prune`, over the records of `container::record`.
+
+use std::io::Write;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+use crate::cli::{ContainerInspectArgs, Format, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+use crate::container::logfile::{self, Entry, Follower};
+use crate::container::record::{ContainerRecord, Containers, State};
+use crate::dirs::Dirs;
+use crate::error::EXIT_ROCKER_FAILED;
+use crate::timefmt;
+
+/// How long `stop`, `kill` and `rm -f` wait for a monitor to record the
+/// end of its container once the container's processes are gone.
+const MONITOR_DEADLINE: Duration = Duration::from_secs(10);
+
+fn open() -> Result<Containers> {
+    Containers::open(&Dirs::discover()?)
+}
+
+/// `ps`' STATUS column, as docker words it.
+fn status_words(state: &State, started: Option<u64>, now: u64) -> String {
+    match state {
+        State::Created => "Created".to_string(),
+        State::Running(_) => format!(
+            "Up {}",
+            timefmt::duration_words(started.unwrap_or(now), now)
+        ),
+        State::Exited { code, finished } => format!(
+            "Exited ({code}) {} ago",
+            timefmt::duration_words(*finished, now)
+        ),
+        State::Stopped => "Stopped (exit status unknown)".to_string(),
+    }
+}
+
+fn ports_text(record: &ContainerRecord) -> String {
+    record
+        .ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn ps_command(args: PsArgs) -> Result<i32> {
+    let containers = open()?;
+    let now = timefmt::now_nanos();
+    let mut rows = vec![];
+    for record in containers.list()?.into_iter().rev() {
+        let state = containers.state(&record.id)?;
+        if !args.all && !matches!(state, State::Running(_)) {
+            continue;
+        }
+        let started = containers.status(&record.id)?.started;
+        rows.push((record, state, started));
+    }
+    if args.quiet {
+        for (record, _, _) in &rows {
+            println!("{}", &record.id[..12]);
+        }
+        return Ok(0);
+    }
+    if args.format == Format::Json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(record, state, started)| {
+                json!({
+                    "Id": record.id,
+                    "Names": [record.name],
+                    "Image": record.image,
+                    "ImageID": record.image_id,
+                    "Command": record.command,
+                    "Created": timefmt::rfc3339(record.created),
+                    "State": state.word(),
+                    "Status": status_words(state, *started, now),
+                    "ExitCode": exit_code(state),
+                    "Pid": pid(state),
+                    "Ports": record.ports,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<14}{:<30}{:<22}{:<16}{:<32}{:<24}NAMES",
+        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
+    )?;
+    for (record, state, started) in &rows {
+        let mut command = format!("\"{}\"", record.command.join(" "));
+        if command.chars().count() > 20 {
+            command = format!("{}...\"", command.chars().take(16).collect::<String>());
+        }
+        writeln!(
+            out,
+            "{:<14}{:<30}{:<22}{:<16}{:<32}{:<24}{}",
+            &record.id[..12],
+            record.image,
+            command,
+            format!("{} ago", timefmt::duration_words(record.created, now)),
+            status_words(state, *started, now),
+            ports_text(record),
+            record.name
+        )?;
+    }
+    Ok(0)
+}
+
+fn exit_code(state: &State) -> Option<i32> {
+    match state {
+        State::Exited { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+fn pid(state: &State) -> i32 {
+    match state {
+        State::Running(live) => live.init.pid,
+        _ => 0,
+    }
+}
+
+pub fn logs_command(args: LogsArgs) -> Result<i32> {
+    let containers = open()?;
+    let record = containers.find(&args.container)?;
+    if !record.detached {
+        bail!(
+            "{} ran in the foreground: its output went to the terminal, and rocker \
+             keeps logs only of detached containers (run -d)",
+            record.name
+        );
+    }
+    let path = containers.log_path(&record.id);
+    // Start following where the full read ends (the writer appends only).
+    let mut follower = Follower::at_end(&path);
+    let mut entries = logfile::read_all(&path)?;
+    if let Some(tail) = args.tail {
+        let skip = entries.len().saturating_sub(tail);
+        entries.drain(..skip);
+    }
+    print_entries(&entries, args.timestamps)?;
+    if !args.follow {
+        return Ok(0);
+    }
+    loop {
+        let running = matches!(containers.state(&record.id)?, State::Running(_));
+        let entries = follower.read_new();
+        print_entries(&entries, args.timestamps)?;
+        if !running && entries.is_empty() {
+            // One more read: lines the monitor wrote while it finished.
+            print_entries(&follower.read_new(), args.timestamps)?;
+            return Ok(0);
+        }
+        if entries.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Each entry to the stream it came from.
+fn print_entries(entries: &[Entry], timestamps: bool) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    for entry in entries {
+        let out: &mut dyn Write = match entry.stream.as_str() {
+            "stderr" => &mut stderr,
+            _ => &mut stdout,
+        };
+        if timestamps {
+            write!(out, "{} ", entry.time)?;
+        }
+        out.write_all(entry.log.as_bytes())?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// A signal as `kill -s` and StopSignal spell it: KILL, SIGKILL or 9.
+fn parse_signal(text: &str) -> Result<Signal> {
+    let upper = text.trim().to_ascii_uppercase();
+    let signal = match upper.parse::<i32>() {
+        Ok(number) => Signal::try_from(number).ok(),
+        Err(_) => {
+            let name = match upper.starts_with("SIG") {
+                true => upper.clone(),
+                false => format!("SIG{upper}"),
+            };
+            Signal::from_str(&name).ok()
+        }
+    };
+    signal.with_context(|| {
+        format!("unknown signal {text:?}: use a name such as TERM or KILL, or a number")
+    })
+}
+
+/// The live processes of a container that must be running for `what`.
+fn running(
+    containers: &Containers,
+    record: &ContainerRecord,
+    what: &str,
+) -> Result<crate::container::record::LiveState> {
+    match containers.state(&record.id)? {
+        State::Running(live) => Ok(live),
+        state => bail!(
+            "cannot {what} container {}: it is not running ({})",
+            record.name,
+            state.word()
+        ),
+    }
+}
+
+/// Once the container's PID 1 is gone, waits for its monitor to record
+/// the end and clean up, so the next command sees it exited.
+fn await_monitor(live: &crate::container::record::LiveState) {
+    live.monitor.wait_exit(MONITOR_DEADLINE);
+}
+
+pub fn stop_command(args: StopArgs) -> Result<i32> {
+    let containers = open()?;
+    let mut failed = false;
+    for query in &args.containers {
+        let result = containers.find(query).and_then(|record| {
+            let live = running(&containers, &record, "stop")?;
+            let signal = parse_signal(&record.stop_signal)
+                .with_context(|| format!("the stop signal of {}", record.name))?;
+            live.init.signal(signal)?;
+            if !live.init.wait_exit(Duration::from_secs(args.time)) {
+                live.init.signal(Signal::SIGKILL)?;
+                live.init.wait_exit(MONITOR_DEADLINE);
+            }
+            await_monitor(&live);
+            Ok(())
+        });
+        report(query, result, &mut failed);
+    }
+    Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+}
+
+pub fn kill_command(args: KillArgs) -> Result<i32> {
+    let signal = parse_signal(&args.signal)?;
+    let containers = open()?;
+    let mut failed = false;
+    for query in &args.containers {
+        let result = containers.find(query).and_then(|record| {
+            let live = running(&containers, &record, "kill")?;
+            if !live.init.signal(signal)? {
+                bail!("container {} exited meanwhile", record.name);
+            }
+            if signal == Signal::SIGKILL {
+                live.init.wait_exit(MONITOR_DEADLINE);
+                await_monitor(&live);
+            }
+            Ok(())
+        });
+        report(query, result, &mut failed);
+    }
+    Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+}
+
+pub fn rm_command(args: RmArgs) -> Result<i32> {
+    let containers = open()?;
+    let mut failed = false;
+    for query in &args.containers {
+        let result = containers
+            .find(query)
+            .and_then(|record| remove(&containers, &record, args.force));
+        report(query, result, &mut failed);
+    }
+    Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+}
+
+/// Removes a container: refused while it runs, unless `force`, which kills
+/// it first.
+fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Result<()> {
+    if let State::Running(live) = containers.state(&record.id)? {
+        if !force {
+            bail!(
+                "container {} is running: stop it first, or use rm -f",
+                record.name
+            );
+        }
+        live.init.signal(Signal::SIGKILL)?;
+        live.init.wait_exit(MONITOR_DEADLINE);
+        await_monitor(&live);
+        // Killed with -d --rm: its monitor has removed it already.
+        if containers.find(&record.id).is_err() {
+            return Ok(());
+        }
+    }
+    let lock = containers.lock()?;
+    containers.remove(&record.id, &lock)
+}
+
+/// docker's output for commands over several containers: each one named as
+/// given when done, each failure on stderr, status 125 if any failed.
+fn report(query: &str, result: Result<()>, failed: &mut bool) {
+    match result {
+        Ok(()) => println!("{query}"),
+        Err(err) => {
+            eprintln!("rocker: {err:#}");
+            *failed = true;
+        }
+    }
+}
+
+pub fn prune_command() -> Result<i32> {
+    let containers = open()?;
+    for record in containers.list()? {
+        if matches!(containers.state(&record.id)?, State::Running(_)) {
+            continue;
+        }
+        let lock = containers.lock()?;
+        containers.remove(&record.id, &lock)?;
+        println!("{}", record.id);
+    }
+    Ok(0)
+}
+
+pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
+    let containers = open()?;
+    let mut list = vec![];
+    for query in &args.containers {
+        let record = containers
+            .find(query)
+            .with_context(|| "(for an image's details: rocker image inspect IMAGE)".to_string())?;
+        let state = containers.state(&record.id)?;
+        let status = containers.status(&record.id)?;
+        let ports: Vec<_> = record
+            .ports
+            .iter()
+            .map(|p| {
+                json!({
+                    "HostIp": p.host_ip.to_string(),
+                    "HostPort": p.host_port,
+                    "ContainerPort": p.container_port,
+                    "Protocol": p.protocol,
+                })
+            })
+            .collect();
+        let mounts: Vec<_> = record
+            .mounts
+            .iter()
+            .map(|m| {
+                json!({
+                    "Type": m.kind,
+                    "Source": m.source,
+                    "Destination": m.destination,
+                    "RW": !m.read_only,
+                })
+            })
+            .collect();
+        list.push(json!({
+            "Id": record.id,
+            "Name": record.name,
+            "Created": timefmt::rfc3339(record.created),
+            "Image": record.image_id,
+            "ImageName": record.image,
+            "Path": record.command.first(),
+            "Args": record.command.get(1..).unwrap_or_default(),
+            "Config": {
+                "Hostname": record.hostname,
+                "User": record.user,
+                "Env": record.env,
+                "Cmd": record.command,
+                "WorkingDir": record.working_dir,
+                "Tty": record.tty,
+                "StopSignal": record.stop_signal,
+            },
+            "State": {
+                "Status": state.word(),
+                "Running": matches!(state, State::Running(_)),
+                "Pid": pid(&state),
+                "ExitCode": exit_code(&state),
+                "StartedAt": status.started.map(timefmt::rfc3339),
+                "FinishedAt": status.finished.map(timefmt::rfc3339),
+                "OOMKilled": false,
+            },
+            "Mounts": mounts,
+            "NetworkSettings": {
+                "Mode": record.network,
+                "IPAddress": record.ip_address,
+                "Ports": ports,
+            },
+            "HostConfig": {
+                "AutoRemove": record.auto_remove,
+                "NetworkMode": record.network,
+            },
+            "Rootfs": record.rootfs_mode,
+            "LogPath": record.detached.then(|| containers.log_path(&record.id)),
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&list)?);
+    Ok(0)
+}

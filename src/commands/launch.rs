@@ -1,0 +1,246 @@
+//! Starting a container whose spec and files are ready: its record first
+//! (so `ps` shows it), then its monitor, which is this process for a
+//! foreground run, or a forked child that outlives the command for `-d`.
+//! The monitor records when the container started and how it ended, and
+//! removes it afterwards under `--rm`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::{pipe2, setsid, Pid};
+
+use crate::container::logfile::LogWriter;
+use crate::container::names;
+use crate::container::process::ProcessId;
+use crate::container::record::{ContainerRecord, Containers, LiveState, Status};
+use crate::dirs::Dirs;
+use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
+use crate::layered::ContainerFiles;
+use crate::monitor::{self, Output};
+use crate::spec::ContainerSpec;
+use crate::sys::{self, Forked};
+use crate::timefmt;
+
+/// The log of a detached container stops growing at twice this (docker's
+/// json-file has no limit by default; a forgotten chatty container should
+/// not fill the disk).
+pub const DEFAULT_LOG_MAX: u64 = 10 << 20;
+const MONITOR_LOG: &str = "monitor.log";
+/// What a detached monitor tells `rocker run -d` once the command runs.
+const STARTED: &str = "started";
+
+pub struct Launch {
+    pub spec: ContainerSpec,
+    /// The record to write; an empty name gets a made-up one.
+    pub record: ContainerRecord,
+    /// The container's dir in the store, removed if it never starts.
+    pub files: ContainerFiles,
+    pub log_max: u64,
+}
+
+/// Records the container and runs it; returns its exit status (or, with
+/// `-d`, 0 once it has started, having printed its id).
+pub fn launch(launch: Launch, dirs: &Dirs) -> Result<i32> {
+    let Launch {
+        spec,
+        mut record,
+        files,
+        log_max,
+    } = launch;
+    let containers = Containers::open(dirs)?;
+    {
+        let lock = containers.lock()?;
+        if record.name.is_empty() {
+            record.name = made_up_name(&containers, &record.id)?;
+        }
+        containers.create(&record, &lock)?;
+    }
+    if record.detached {
+        return run_detached(&spec, &record, &containers, files, dirs, log_max);
+    }
+    let result = monitor::run(&spec, dirs, Output::Inherit, &mut |pid| {
+        record_start(&containers, &record.id, pid)
+    });
+    finish(&containers, &record, result, files)
+}
+
+/// A free name made from the id's random digits.
+fn made_up_name(containers: &Containers, id: &str) -> Result<String> {
+    let bytes: Vec<u8> = (0..id.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    for pair in bytes.chunks(2) {
+        let name = names::generate(pair);
+        if !containers.name_taken(&name)? {
+            return Ok(name);
+        }
+    }
+    Ok(format!("{}_{}", names::generate(&bytes), &id[..8]))
+}
+
+/// The container's command runs: note its processes and the time. The live
+/// state comes first, so a started container always has one to check.
+fn record_start(containers: &Containers, id: &str, init: Pid) -> Result<()> {
+    let live = LiveState {
+        monitor: ProcessId::current()?,
+        init: ProcessId::of(init)?,
+    };
+    containers.write_live_state(id, &live)?;
+    containers.write_status(
+        id,
+        &Status {
+            started: Some(timefmt::now_nanos()),
+            ..Status::default()
+        },
+    )
+}
+
+/// After the monitor: how the container ended, and its removal under
+/// `--rm` (or when it never started: then it leaves nothing).
+fn finish(
+    containers: &Containers,
+    record: &ContainerRecord,
+    result: Result<i32>,
+    mut files: ContainerFiles,
+) -> Result<i32> {
+    let mut status = containers.status(&record.id).unwrap_or_default();
+    let started = status.started.is_some();
+    if started {
+        status.finished = Some(timefmt::now_nanos());
+        status.exit_code = Some(match &result {
+            Ok(code) => *code,
+            Err(err) => exit_status_of(err),
+        });
+        if let Err(err) = containers.write_status(&record.id, &status) {
+            eprintln!("rocker: warning: {err:#}");
+        }
+    }
+    // From here the record's removal is explicit (under the lock), not the
+    // guard's.
+    files.keep();
+    if !started || record.auto_remove {
+        let removed = containers
+            .lock()
+            .and_then(|lock| containers.remove(&record.id, &lock));
+        if let Err(err) = removed {
+            eprintln!("rocker: warning: {err:#}");
+        }
+    }
+    result
+}
+
+/// `-d`: forks the monitor, which lives on in a session of its own, and
+/// waits until it reports that the command runs (or why it could not).
+fn run_detached(
+    spec: &ContainerSpec,
+    record: &ContainerRecord,
+    containers: &Containers,
+    mut files: ContainerFiles,
+    dirs: &Dirs,
+    log_max: u64,
+) -> Result<i32> {
+    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
+    match sys::fork().context("forking the container's monitor")? {
+        Forked::Parent(_) => {
+            // The monitor owns the container's files now.
+            files.keep();
+            drop(report_write);
+            await_start(report_read, record, containers)
+        }
+        Forked::Child => {
+            drop(report_read);
+            let status =
+                detached_monitor(spec, record, containers, files, dirs, log_max, report_write);
+            sys::exit_now(status)
+        }
+    }
+}
+
+/// The parent's side: the first line says "started"; anything else is the
+/// failure, which the monitor writes once it has cleaned up.
+fn await_start(report: OwnedFd, record: &ContainerRecord, containers: &Containers) -> Result<i32> {
+    let mut reader = BufReader::new(std::fs::File::from(report));
+    let mut first = String::new();
+    reader
+        .read_line(&mut first)
+        .context("reading the monitor's report")?;
+    if first.trim_end() == STARTED {
+        println!("{}", record.id);
+        return Ok(0);
+    }
+    let mut message = String::new();
+    let _ = reader.read_to_string(&mut message);
+    match first.trim_end().parse::<i32>() {
+        Ok(status) => Err(StatusError::new(status, message.trim_end().to_string()).into()),
+        Err(_) => bail!(
+            "the monitor of container {} ended before the container started; see {}",
+            record.name,
+            containers.dir(&record.id).join(MONITOR_LOG).display()
+        ),
+    }
+}
+
+/// The detached monitor: runs the container with its output to the log and
+/// returns the status this process exits with.
+fn detached_monitor(
+    spec: &ContainerSpec,
+    record: &ContainerRecord,
+    containers: &Containers,
+    files: ContainerFiles,
+    dirs: &Dirs,
+    log_max: u64,
+    report: OwnedFd,
+) -> i32 {
+    let mut report = Some(std::fs::File::from(report));
+    let result = detach_from_caller(containers, &record.id).and_then(|()| {
+        let log = LogWriter::create(&containers.log_path(&record.id), log_max)?;
+        monitor::run(spec, dirs, Output::Log(log), &mut |pid| {
+            record_start(containers, &record.id, pid)?;
+            if let Some(mut report) = report.take() {
+                // The caller may be gone (killed): the container runs on.
+                let _ = writeln!(report, "{STARTED}");
+            }
+            Ok(())
+        })
+    });
+    let failure = result
+        .as_ref()
+        .err()
+        .map(|err| (exit_status_of(err), format!("{err:#}")));
+    let status = finish(containers, record, result, files).unwrap_or(EXIT_ROCKER_FAILED);
+    match (report.take(), failure) {
+        (Some(mut report), Some((status, message))) => {
+            let _ = write!(report, "{status}\n{message}");
+        }
+        (_, Some((_, message))) => eprintln!("rocker: {message}"),
+        _ => {}
+    }
+    status
+}
+
+/// A new session (no terminal to lose), stdin from /dev/null, and the
+/// monitor's own messages to `monitor.log` in the container's dir: nothing
+/// of the caller's stays open, so `$(rocker run -d ...)` returns.
+fn detach_from_caller(containers: &Containers, id: &str) -> Result<()> {
+    setsid().context("starting a session for the monitor")?;
+    let null = open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("opening /dev/null")?;
+    nix::unistd::dup2_stdin(&null).context("redirecting the monitor's stdin")?;
+    let log_path = containers.dir(id).join(MONITOR_LOG);
+    let log = open(
+        &log_path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .with_context(|| format!("creating {}", log_path.display()))?;
+    nix::unistd::dup2_stdout(&log).context("redirecting the monitor's stdout")?;
+    nix::unistd::dup2_stderr(&log).context("redirecting the monitor's stderr")?;
+    Ok(())
+}
