@@ -1,0 +1,478 @@
+//! Containers that outlive the command: `run -d`, `ps`, `logs`, `stop`,
+//! `kill`, `rm`, `inspect`, `container prune`, names, and what is left
+//! when a monitor is killed. Each test has a data dir (so its own list of
+//! containers) of its own.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+struct Store {
+    data: PathBuf,
+}
+
+impl Store {
+    fn new(name: &str) -> Store {
+        Store {
+            data: harness().scratch(name),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = harness().rocker();
+        command.env("XDG_DATA_HOME", &self.data).args(args);
+        command
+    }
+
+    fn rocker(&self, args: &[&str]) -> Output {
+        output_within(self.command(args), Duration::from_secs(60))
+    }
+
+    /// `run -d ... --rootfs BUSYBOX COMMAND...`; returns the printed id.
+    fn detach(&self, options: &[&str], command: &[&str]) -> String {
+        let rootfs = harness().rootfs.to_string_lossy().to_string();
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["--rootfs", &rootfs]);
+        args.extend_from_slice(command);
+        let id = ok(self.rocker(&args)).trim().to_string();
+        assert_eq!(id.len(), 64, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        id
+    }
+
+    fn ps_json(&self) -> Vec<Value> {
+        serde_json::from_str(&ok(self.rocker(&["ps", "-a", "--format", "json"]))).unwrap()
+    }
+
+    fn inspect(&self, name: &str) -> Value {
+        let list: Vec<Value> = serde_json::from_str(&ok(self.rocker(&["inspect", name]))).unwrap();
+        list.into_iter().next().unwrap()
+    }
+
+    fn state(&self, name: &str) -> String {
+        self.inspect(name)["State"]["Status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Waits until `name` is in state `want`.
+    fn wait_state(&self, name: &str, want: &str) {
+        let start = Instant::now();
+        loop {
+            let state = self.state(name);
+            if state == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{name} stays {state}, not {want}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Processes whose environment mentions `text`, with their command lines
+/// (zombies have neither, so they never count).
+fn processes_with_env(text: &str) -> Vec<(u32, String)> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if pid != std::process::id() && String::from_utf8_lossy(&environ).contains(text) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_detached_container_prints_its_id_and_ps_lists_it() {
+    let s = Store::new("lifecycle-ps");
+    let id = s.detach(&["--name", "web", "--network", "none"], &["sleep", "300"]);
+
+    let table = ok(s.rocker(&["ps"]));
+    let row = table.lines().find(|l| l.contains("web")).expect(&table);
+    assert!(row.starts_with(&id[..12]), "{table}");
+    assert!(row.contains("Up "), "{table}");
+    assert!(table.lines().next().unwrap().starts_with("CONTAINER ID"));
+    assert_eq!(ok(s.rocker(&["ps", "-q"])).trim(), &id[..12]);
+
+    let list = s.ps_json();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["Id"], id.as_str());
+    assert_eq!(list[0]["Names"][0], "web");
+    assert_eq!(list[0]["State"], "running");
+    let pid = list[0]["Pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    // That pid is the container's PID 1: the sleep.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).starts_with("sleep"));
+
+    assert_eq!(ok(s.rocker(&["kill", "web"])).trim(), "web");
+    s.wait_state("web", "exited");
+    assert_eq!(ok(s.rocker(&["ps", "-q"])).trim(), "");
+    let all = ok(s.rocker(&["ps", "-a"]));
+    assert!(all.contains("Exited (137)"), "{all}");
+}
+
+#[test]
+fn logs_keep_both_streams_and_follow_until_the_exit() {
+    let s = Store::new("lifecycle-logs");
+    s.detach(
+        &["--name", "talker", "--network", "none"],
+        &["sh", "-c", "echo out; echo err >&2; sleep 1; echo late"],
+    );
+    let followed = s.rocker(&["logs", "-f", "talker"]);
+    assert_eq!(code(&followed), 0, "{}", stderr(&followed));
+    assert_eq!(stdout(&followed), "out\nlate\n");
+    assert_eq!(stderr(&followed), "err\n");
+    // By then it has exited.
+    s.wait_state("talker", "exited");
+
+    assert_eq!(ok(s.rocker(&["logs", "--tail", "1", "talker"])), "late\n");
+    let stamped = ok(s.rocker(&["logs", "-t", "talker"]));
+    let first = stamped.lines().next().unwrap();
+    let (time, text) = first.split_once(' ').unwrap();
+    assert!(time.ends_with('Z') && time.contains('T'), "{first}");
+    assert_eq!(text, "out");
+
+    // The file is docker's json-file format.
+    let record = s.inspect("talker");
+    let log = std::fs::read_to_string(record["LogPath"].as_str().unwrap()).unwrap();
+    let entry: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["stream"], "stdout");
+    assert_eq!(entry["log"], "out\n");
+}
+
+#[test]
+fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
+    let s = Store::new("lifecycle-stop");
+    // A command that handles SIGTERM ends with its own status.
+    s.detach(
+        &["--name", "polite", "--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ok(s.rocker(&["stop", "polite"])).trim(), "polite");
+    assert_eq!(s.inspect("polite")["State"]["ExitCode"], 3);
+
+    // One that ignores it is killed once -t runs out.
+    s.detach(
+        &["--name", "stubborn", "--network", "none"],
+        &["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    ok(s.rocker(&["stop", "-t", "1", "stubborn"]));
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    let state = s.inspect("stubborn");
+    assert_eq!(state["State"]["Status"], "exited");
+    assert_eq!(state["State"]["ExitCode"], 137);
+
+    let again = s.rocker(&["stop", "stubborn"]);
+    assert_eq!(code(&again), 125);
+    assert!(stderr(&again).contains("not running"), "{}", stderr(&again));
+}
+
+#[test]
+fn kill_sends_a_named_signal() {
+    let s = Store::new("lifecycle-kill");
+    s.detach(
+        &["--name", "k", "--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 7' USR1; while :; do sleep 0.1; done",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    ok(s.rocker(&["kill", "-s", "USR1", "k"]));
+    s.wait_state("k", "exited");
+    assert_eq!(s.inspect("k")["State"]["ExitCode"], 7);
+
+    let bad = s.rocker(&["kill", "-s", "NOPE", "k"]);
+    assert_eq!(code(&bad), 125);
+    assert!(stderr(&bad).contains("unknown signal"), "{}", stderr(&bad));
+    let stopped = s.rocker(&["kill", "k"]);
+    assert_eq!(code(&stopped), 125);
+    assert!(stderr(&stopped).contains("not running"));
+}
+
+#[test]
+fn rm_refuses_a_running_container_unless_forced_and_frees_its_name() {
+    let s = Store::new("lifecycle-rm");
+    let id = s.detach(&["--name", "db", "--network", "none"], &["sleep", "300"]);
+
+    let taken = s.rocker(&[
+        "run",
+        "--name",
+        "db",
+        "--rootfs",
+        harness().rootfs.to_str().unwrap(),
+        "true",
+    ]);
+    assert_eq!(code(&taken), 125);
+    assert!(
+        stderr(&taken).contains(&id[..12]) && stderr(&taken).contains("taken"),
+        "{}",
+        stderr(&taken)
+    );
+
+    let refused = s.rocker(&["rm", "db"]);
+    assert_eq!(code(&refused), 125);
+    assert!(stderr(&refused).contains("rm -f"), "{}", stderr(&refused));
+    assert_eq!(ok(s.rocker(&["rm", "-f", "db"])).trim(), "db");
+    assert!(s.ps_json().is_empty());
+    assert!(!s.data.join("rocker/containers").join(&id).exists());
+
+    // The name is free again; a stopped container goes with plain rm.
+    s.detach(&["--name", "db", "--network", "none"], &["true"]);
+    s.wait_state("db", "exited");
+    ok(s.rocker(&["rm", "db"]));
+    let gone = s.rocker(&["rm", "db"]);
+    assert_eq!(code(&gone), 125);
+    assert!(stderr(&gone).contains("no such container"));
+}
+
+#[test]
+fn detached_with_rm_is_removed_when_it_exits() {
+    let s = Store::new("lifecycle-drm");
+    s.detach(&["--rm", "--network", "none"], &["sleep", "0.5"]);
+    let start = Instant::now();
+    while !s.ps_json().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "never removed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left: Vec<_> = std::fs::read_dir(s.data.join("rocker/containers"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_failed_detached_start_fails_like_a_foreground_one() {
+    let s = Store::new("lifecycle-fail");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let out = s.rocker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs,
+        "no-such-program",
+    ]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    assert!(
+        s.ps_json().is_empty(),
+        "a container that never started is not kept"
+    );
+}
+
+#[test]
+fn inspect_shows_config_state_mounts_and_ports() {
+    let s = Store::new("lifecycle-inspect");
+    let volume = harness().scratch("lifecycle-inspect-volume");
+    let port = free_port();
+    let volume_arg = format!("{}:/data:ro", volume.display());
+    let publish = format!("127.0.0.1:{port}:80");
+    let id = s.detach(
+        &[
+            "--name",
+            "seen",
+            "-e",
+            "GREETING=hi",
+            "-v",
+            &volume_arg,
+            "-p",
+            &publish,
+        ],
+        &["sleep", "300"],
+    );
+    let info = s.inspect("seen");
+    assert_eq!(info["Id"], id.as_str());
+    assert_eq!(info["Name"], "seen");
+    assert_eq!(info["Config"]["Cmd"], serde_json::json!(["sleep", "300"]));
+    assert!(info["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("GREETING=hi")));
+    assert_eq!(info["State"]["Status"], "running");
+    assert!(info["State"]["Pid"].as_i64().unwrap() > 0);
+    assert!(info["State"]["StartedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(info["Mounts"][0]["Destination"], "/data");
+    assert_eq!(info["Mounts"][0]["RW"], false);
+    assert_eq!(info["NetworkSettings"]["Mode"], "slirp4netns");
+    assert_eq!(info["NetworkSettings"]["IPAddress"], "10.0.2.100");
+    assert_eq!(info["NetworkSettings"]["Ports"][0]["HostPort"], port);
+    assert_eq!(info["NetworkSettings"]["Ports"][0]["ContainerPort"], 80);
+    ok(s.rocker(&["rm", "-f", "seen"]));
+}
+
+#[test]
+fn a_killed_monitor_leaves_a_stopped_container_that_rm_cleans_up() {
+    let s = Store::new("lifecycle-monitor");
+    s.detach(
+        &["--name", "orphan", "--network", "none"],
+        &["sleep", "300"],
+    );
+    let info = s.inspect("orphan");
+    let init = info["State"]["Pid"].as_i64().unwrap() as i32;
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let monitor: i32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kill(Pid::from_raw(monitor), Signal::SIGKILL).unwrap();
+    // The container dies with its monitor (parent-death signal).
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{init}/cmdline")).exists()
+        && std::fs::read(format!("/proc/{init}/cmdline")).is_ok_and(|c| !c.is_empty())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the container outlived its monitor"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.wait_state("orphan", "stopped");
+    let table = ok(s.rocker(&["ps", "-a"]));
+    assert!(table.contains("exit status unknown"), "{table}");
+    ok(s.rocker(&["rm", "orphan"]));
+    s.detach(&["--name", "orphan", "--network", "none"], &["true"]);
+}
+
+#[test]
+fn a_foreground_run_is_listed_while_it_runs_and_rm_removes_it_after() {
+    let s = Store::new("lifecycle-foreground");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let mut child = s
+        .command(&[
+            "run",
+            "--rm",
+            "--name",
+            "fg",
+            "--network",
+            "none",
+            "--rootfs",
+            &rootfs,
+            "sleep",
+            "2",
+        ])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ok(s.rocker(&["ps"])).contains("fg") {
+        assert!(start.elapsed() < Duration::from_secs(10), "never listed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(wait_within(&mut child, Duration::from_secs(20)).success());
+    assert!(s.ps_json().is_empty());
+
+    ok(s.rocker(&[
+        "run",
+        "--name",
+        "kept",
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs,
+        "true",
+    ]));
+    let list = s.ps_json();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["State"], "exited");
+    assert_eq!(list[0]["ExitCode"], 0);
+    ok(s.rocker(&["container", "prune"]));
+    assert!(s.ps_json().is_empty());
+}
+
+#[test]
+fn ten_detached_containers_at_once_and_nothing_left_after_rm() {
+    let s = Store::new("lifecycle-ten");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let marker = "lifecycle-ten-marker";
+    let children: Vec<_> = (0..10)
+        .map(|i| {
+            let name = format!("c{i}");
+            s.command(&[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--rootfs",
+                &rootfs,
+                "sh",
+                "-c",
+                &format!("sleep 300; echo {marker}"),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let mut ids: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            ok(wait_output(child, Duration::from_secs(60)))
+                .trim()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    let running: Vec<Value> = s.ps_json();
+    assert_eq!(running.len(), 10);
+    assert!(
+        running.iter().all(|c| c["State"] == "running"),
+        "{running:?}"
+    );
+    // Each container's PID 1 (its monitor's command line says the same
+    // after "rocker run").
+    let shell = format!("sh -c sleep 300; echo {marker}");
+    assert_eq!(processes_with(&shell).len(), 10);
+
+    let names: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    ok(s.rocker(&args));
+    assert!(s.ps_json().is_empty());
+    let start = Instant::now();
+    while !processes_with(&shell).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "container processes left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let data = s.data.to_string_lossy().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&data), "{mounts}");
+    // Monitors and slirp4netns carry this test's data dir in their
+    // environment; none may be left.
+    let helpers = processes_with_env(&data);
+    assert!(helpers.is_empty(), "processes left: {helpers:?}");
+}
