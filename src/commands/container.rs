@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 
 use crate::cli::{ContainerInspectArgs, Format, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+use crate::commands::table::write_table;
 use crate::container::logfile::{self, Entry, Follower};
 use crate::container::record::{ContainerRecord, Containers, State};
 use crate::dirs::Dirs;
@@ -89,29 +90,37 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(0);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<14}{:<30}{:<22}{:<16}{:<32}{:<24}NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(record, state, started)| {
+            let mut command = format!("\"{}\"", record.command.join(" "));
+            if command.chars().count() > 20 {
+                command = format!("{}...\"", command.chars().take(16).collect::<String>());
+            }
+            vec![
+                record.id[..12].to_string(),
+                record.image.clone(),
+                command,
+                format!("{} ago", timefmt::duration_words(record.created, now)),
+                status_words(state, *started, now),
+                ports_text(record),
+                record.name.clone(),
+            ]
+        })
+        .collect();
+    write_table(
+        &mut std::io::stdout().lock(),
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
+        &table,
     )?;
-    for (record, state, started) in &rows {
-        let mut command = format!("\"{}\"", record.command.join(" "));
-        if command.chars().count() > 20 {
-            command = format!("{}...\"", command.chars().take(16).collect::<String>());
-        }
-        writeln!(
-            out,
-            "{:<14}{:<30}{:<22}{:<16}{:<32}{:<24}{}",
-            &record.id[..12],
-            record.image,
-            command,
-            format!("{} ago", timefmt::duration_words(record.created, now)),
-            status_words(state, *started, now),
-            ports_text(record),
-            record.name
-        )?;
-    }
     Ok(0)
 }
 

@@ -6,3 +6,4 @@ pub mod info;
 pub mod launch;
 pub mod login;
 pub mod run;
+pub mod table;
