@@ -406,6 +406,21 @@ fn a_foreground_run_is_listed_while_it_runs_and_rm_removes_it_after() {
     assert_eq!(list[0]["ExitCode"], 0);
     ok(s.rocker(&["container", "prune"]));
     assert!(s.ps_json().is_empty());
+
+    // A command that is gone before its monitor records the start (a
+    // zombie by then) is still recorded, not a failed run.
+    for _ in 0..20 {
+        ok(s.rocker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--rootfs",
+            &rootfs,
+            "true",
+        ]));
+    }
+    assert!(s.ps_json().is_empty());
 }
 
 #[test]

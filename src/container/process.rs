@@ -20,23 +20,30 @@ pub struct ProcessId {
     pub start_time: u64,
 }
 
-/// The start time of `pid`, or None when there is no such process (or it
-/// is a zombie: it has exited, only its exit status is left).
-fn start_time(pid: i32) -> Option<u64> {
+/// Whether `pid` is a zombie (it has exited; only its exit status is
+/// left), and its start time; None when there is no such process.
+fn stat(pid: i32) -> Option<(bool, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // pid (comm) state ppid ...: comm may hold spaces and parentheses.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
     // rest starts at field 3 (state); start time is field 22.
-    fields.get(22 - 3)?.parse().ok()
+    let start_time = fields.get(22 - 3)?.parse().ok()?;
+    Some((fields.first() == Some(&"Z"), start_time))
+}
+
+/// The start time of `pid` while it lives (a zombie does not).
+fn start_time(pid: i32) -> Option<u64> {
+    stat(pid)
+        .filter(|(zombie, _)| !zombie)
+        .map(|(_, start)| start)
 }
 
 impl ProcessId {
+    /// The identity of `pid`, which may have exited already: a quick
+    /// command is a zombie by the time its monitor records it.
     pub fn of(pid: Pid) -> Result<ProcessId> {
-        let start_time = start_time(pid.as_raw())
+        let (_, start_time) = stat(pid.as_raw())
             .with_context(|| format!("reading the start time of process {pid}"))?;
         Ok(ProcessId {
             pid: pid.as_raw(),
