@@ -13,7 +13,6 @@ use nix::sys::stat::Mode;
 use nix::unistd::{pipe2, setsid, Pid};
 
 use crate::container::logfile::LogWriter;
-use crate::container::names;
 use crate::container::process::ProcessId;
 use crate::container::record::{ContainerRecord, Containers, LiveState, Status};
 use crate::dirs::Dirs;
@@ -51,64 +50,47 @@ pub fn launch(launch: Launch, dirs: &Dirs) -> Result<i32> {
         log_max,
     } = launch;
     let containers = Containers::open(dirs)?;
-    {
-        let lock = containers.lock()?;
-        if record.name.is_empty() {
-            record.name = made_up_name(&containers, &record.id)?;
-        }
-        containers.create(&record, &lock)?;
-    }
+    containers.create(&mut record, &containers.lock()?)?;
     if record.detached {
         return run_detached(&spec, &record, &containers, files, dirs, log_max);
     }
+    let mut started = None;
     let result = monitor::run(&spec, dirs, Output::Inherit, &mut |pid| {
-        record_start(&containers, &record.id, pid)
+        started = Some(record_start(&containers, &record.id, pid)?);
+        Ok(())
     });
-    finish(&containers, &record, result, files)
+    finish(&containers, &record, started, result, files)
 }
 
-/// A free name made from the id's random digits.
-fn made_up_name(containers: &Containers, id: &str) -> Result<String> {
-    let bytes: Vec<u8> = (0..id.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok())
-        .collect();
-    for pair in bytes.chunks(2) {
-        let name = names::generate(pair);
-        if !containers.name_taken(&name)? {
-            return Ok(name);
-        }
-    }
-    Ok(format!("{}_{}", names::generate(&bytes), &id[..8]))
-}
-
-/// The container's command runs: note its processes and the time. The live
-/// state comes first, so a started container always has one to check.
-fn record_start(containers: &Containers, id: &str, init: Pid) -> Result<()> {
+/// The container's command runs: note its processes and the time, and
+/// return the status written. The live state comes first, so a started
+/// container always has one to check.
+fn record_start(containers: &Containers, id: &str, init: Pid) -> Result<Status> {
     let live = LiveState {
         monitor: ProcessId::current()?,
         init: ProcessId::of(init)?,
     };
     containers.write_live_state(id, &live)?;
-    containers.write_status(
-        id,
-        &Status {
-            started: Some(timefmt::now_nanos()),
-            ..Status::default()
-        },
-    )
+    let status = Status {
+        started: Some(timefmt::now_nanos()),
+        ..Status::default()
+    };
+    containers.write_status(id, &status)?;
+    Ok(status)
 }
 
-/// After the monitor: how the container ended, and its removal under
-/// `--rm` (or when it never started: then it leaves nothing).
+/// After the monitor: how the container ended (`started` is the status
+/// `record_start` wrote, if the command ran), and its removal under `--rm`
+/// (or when it never started: then it leaves nothing).
 fn finish(
     containers: &Containers,
     record: &ContainerRecord,
+    started: Option<Status>,
     result: Result<i32>,
     mut files: ContainerFiles,
 ) -> Result<i32> {
-    let mut status = containers.status(&record.id).unwrap_or_default();
-    let started = status.started.is_some();
-    if started {
+    let was_started = started.is_some();
+    if let Some(mut status) = started {
         status.finished = Some(timefmt::now_nanos());
         status.exit_code = Some(match &result {
             Ok(code) => *code,
@@ -121,7 +103,7 @@ fn finish(
     // From here the record's removal is explicit (under the lock), not the
     // guard's.
     files.keep();
-    if !started || record.auto_remove {
+    if !was_started || record.auto_remove {
         let removed = containers
             .lock()
             .and_then(|lock| containers.remove(&record.id, &lock));
@@ -195,10 +177,11 @@ fn detached_monitor(
     report: OwnedFd,
 ) -> i32 {
     let mut report = Some(std::fs::File::from(report));
+    let mut started = None;
     let result = detach_from_caller(containers, &record.id).and_then(|()| {
         let log = LogWriter::create(&containers.log_path(&record.id), log_max)?;
         monitor::run(spec, dirs, Output::Log(log), &mut |pid| {
-            record_start(containers, &record.id, pid)?;
+            started = Some(record_start(containers, &record.id, pid)?);
             if let Some(mut report) = report.take() {
                 // The caller may be gone (killed): the container runs on.
                 let _ = writeln!(report, "{STARTED}");
@@ -210,7 +193,7 @@ fn detached_monitor(
         .as_ref()
         .err()
         .map(|err| (exit_status_of(err), format!("{err:#}")));
-    let status = finish(containers, record, result, files).unwrap_or(EXIT_ROCKER_FAILED);
+    let status = finish(containers, record, started, result, files).unwrap_or(EXIT_ROCKER_FAILED);
     match (report.take(), failure) {
         (Some(mut report), Some((status, message))) => {
             let _ = write!(report, "{status}\n{message}");

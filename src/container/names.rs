@@ -68,8 +68,22 @@ pub fn check(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A made-up name from `random` bytes (the id's, which are random).
-pub fn generate(random: &[u8]) -> String {
+/// A made-up name for container `id` (64 hex digits, random) that
+/// `taken` does not refuse: pairs of the id's bytes pick the words, and
+/// if every pair's name is taken, part of the id makes it unique.
+pub fn made_up(id: &str, taken: impl Fn(&str) -> bool) -> String {
+    let bytes: Vec<u8> = (0..id.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    bytes
+        .chunks(2)
+        .map(generate)
+        .find(|name| !taken(name))
+        .unwrap_or_else(|| format!("{}_{}", generate(&bytes), &id[..8]))
+}
+
+/// A made-up name from `random` bytes.
+fn generate(random: &[u8]) -> String {
     let pick = |i: usize| usize::from(random.get(i).copied().unwrap_or(0));
     format!(
         "{}_{}",
@@ -91,5 +105,11 @@ mod tests {
             assert!(check(bad).is_err(), "{bad}");
         }
         check(&generate(&[7, 9])).unwrap();
+        let id = "07090709".repeat(8);
+        let first = made_up(&id, |_| false);
+        check(&first).unwrap();
+        let other = made_up(&id, |name| name == first);
+        assert!(other.ends_with(&id[..8]), "{other}");
+        check(&other).unwrap();
     }
 }

@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use super::names;
 use super::process::ProcessId;
 use crate::dirs::Dirs;
 use crate::fsutil::{remove_tree, replace_file};
@@ -210,10 +211,15 @@ impl Containers {
         }
     }
 
-    /// Records a new container, whose store dir exists. Fails if its name
-    /// is taken, naming the holder.
-    pub fn create(&self, record: &ContainerRecord, _lock: &ContainersLock) -> Result<()> {
-        if let Some(holder) = self.list()?.into_iter().find(|r| r.name == record.name) {
+    /// Records a new container, whose store dir exists. An empty name gets
+    /// a free made-up one; a given name that is taken fails, naming the
+    /// holder. One listing serves both, under the lock.
+    pub fn create(&self, record: &mut ContainerRecord, _lock: &ContainersLock) -> Result<()> {
+        let records = self.list()?;
+        let holder = |name: &str| records.iter().find(|r| r.name == name);
+        if record.name.is_empty() {
+            record.name = names::made_up(&record.id, |name| holder(name).is_some());
+        } else if let Some(holder) = holder(&record.name) {
             bail!(
                 "the name {:?} is taken by container {}: remove it (rocker rm {}) or choose another --name",
                 record.name,
@@ -223,10 +229,6 @@ impl Containers {
         }
         self.write_status(&record.id, &Status::default())?;
         write_json(&self.dir(&record.id).join(CONFIG_FILE), record)
-    }
-
-    pub fn name_taken(&self, name: &str) -> Result<bool> {
-        Ok(self.list()?.iter().any(|r| r.name == name))
     }
 
     pub fn status(&self, id: &str) -> Result<Status> {
@@ -251,18 +253,22 @@ impl Containers {
     /// themselves: a recorded pid only counts if it is still the same
     /// process.
     pub fn state(&self, id: &str) -> Result<State> {
-        let status = self.status(id)?;
+        Ok(self.state_from(id, &self.status(id)?))
+    }
+
+    /// As `state`, for a caller that has read the status already.
+    pub fn state_from(&self, id: &str, status: &Status) -> State {
         if let (Some(finished), Some(code)) = (status.finished, status.exit_code) {
-            return Ok(State::Exited { code, finished });
+            return State::Exited { code, finished };
         }
         // The monitor answers for the container until it has recorded the
         // end: while it lives, the container counts as running.
         let live = self.live_state(id).filter(|live| live.monitor.is_alive());
-        Ok(match (status.started, live) {
+        match (status.started, live) {
             (Some(_), Some(live)) => State::Running(live),
             (Some(_), None) => State::Stopped,
             (None, _) => State::Created,
-        })
+        }
     }
 
     /// Removes a container's files (store and live dirs), which ends its
