@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::cli::{ContainerInspectArgs, Format, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
 use crate::commands::table::write_table;
 use crate::container::logfile::{self, Entry, Follower};
-use crate::container::record::{ContainerRecord, Containers, State};
+use crate::container::record::{ContainerRecord, Containers, LiveState, State};
 use crate::dirs::Dirs;
 use crate::error::EXIT_ROCKER_FAILED;
 use crate::timefmt;
@@ -55,12 +55,12 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
     let now = timefmt::now_nanos();
     let mut rows = vec![];
     for record in containers.list()?.into_iter().rev() {
-        let state = containers.state(&record.id)?;
+        let status = containers.status(&record.id)?;
+        let state = containers.state_from(&record.id, &status);
         if !args.all && !matches!(state, State::Running(_)) {
             continue;
         }
-        let started = containers.status(&record.id)?.started;
-        rows.push((record, state, started));
+        rows.push((record, state, status.started));
     }
     if args.quiet {
         for (record, _, _) in &rows {
@@ -212,11 +212,7 @@ fn parse_signal(text: &str) -> Result<Signal> {
 }
 
 /// The live processes of a container that must be running for `what`.
-fn running(
-    containers: &Containers,
-    record: &ContainerRecord,
-    what: &str,
-) -> Result<crate::container::record::LiveState> {
+fn running(containers: &Containers, record: &ContainerRecord, what: &str) -> Result<LiveState> {
     match containers.state(&record.id)? {
         State::Running(live) => Ok(live),
         state => bail!(
@@ -227,64 +223,78 @@ fn running(
     }
 }
 
-/// Once the container's PID 1 is gone, waits for its monitor to record
-/// the end and clean up, so the next command sees it exited.
-fn await_monitor(live: &crate::container::record::LiveState) {
+/// Kills the container's processes and waits until its monitor has
+/// recorded the end and cleaned up, so the next command sees it exited.
+fn kill_and_await(live: &LiveState) -> Result<()> {
+    live.init.signal(Signal::SIGKILL)?;
+    await_end(live);
+    Ok(())
+}
+
+/// Waits for PID 1 to exit (the kernel ends the rest of the container with
+/// it), then for the monitor to record that.
+fn await_end(live: &LiveState) {
+    live.init.wait_exit(MONITOR_DEADLINE);
     live.monitor.wait_exit(MONITOR_DEADLINE);
 }
 
-pub fn stop_command(args: StopArgs) -> Result<i32> {
+/// docker's way with commands over several containers: `action` on each,
+/// each one named as given when done, each failure on stderr; status 125
+/// if any failed.
+fn each_container(
+    queries: &[String],
+    mut action: impl FnMut(&Containers, ContainerRecord) -> Result<()>,
+) -> Result<i32> {
     let containers = open()?;
     let mut failed = false;
-    for query in &args.containers {
-        let result = containers.find(query).and_then(|record| {
-            let live = running(&containers, &record, "stop")?;
-            let signal = parse_signal(&record.stop_signal)
-                .with_context(|| format!("the stop signal of {}", record.name))?;
-            live.init.signal(signal)?;
-            if !live.init.wait_exit(Duration::from_secs(args.time)) {
-                live.init.signal(Signal::SIGKILL)?;
-                live.init.wait_exit(MONITOR_DEADLINE);
+    for query in queries {
+        match containers
+            .find(query)
+            .and_then(|record| action(&containers, record))
+        {
+            Ok(()) => println!("{query}"),
+            Err(err) => {
+                eprintln!("rocker: {err:#}");
+                failed = true;
             }
-            await_monitor(&live);
-            Ok(())
-        });
-        report(query, result, &mut failed);
+        }
     }
     Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+}
+
+pub fn stop_command(args: StopArgs) -> Result<i32> {
+    each_container(&args.containers, |containers, record| {
+        let live = running(containers, &record, "stop")?;
+        let signal = parse_signal(&record.stop_signal)
+            .with_context(|| format!("the stop signal of {}", record.name))?;
+        live.init.signal(signal)?;
+        if live.init.wait_exit(Duration::from_secs(args.time)) {
+            await_end(&live);
+            Ok(())
+        } else {
+            kill_and_await(&live)
+        }
+    })
 }
 
 pub fn kill_command(args: KillArgs) -> Result<i32> {
     let signal = parse_signal(&args.signal)?;
-    let containers = open()?;
-    let mut failed = false;
-    for query in &args.containers {
-        let result = containers.find(query).and_then(|record| {
-            let live = running(&containers, &record, "kill")?;
-            if !live.init.signal(signal)? {
-                bail!("container {} exited meanwhile", record.name);
-            }
-            if signal == Signal::SIGKILL {
-                live.init.wait_exit(MONITOR_DEADLINE);
-                await_monitor(&live);
-            }
-            Ok(())
-        });
-        report(query, result, &mut failed);
-    }
-    Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+    each_container(&args.containers, |containers, record| {
+        let live = running(containers, &record, "kill")?;
+        if !live.init.signal(signal)? {
+            bail!("container {} exited meanwhile", record.name);
+        }
+        if signal == Signal::SIGKILL {
+            await_end(&live);
+        }
+        Ok(())
+    })
 }
 
 pub fn rm_command(args: RmArgs) -> Result<i32> {
-    let containers = open()?;
-    let mut failed = false;
-    for query in &args.containers {
-        let result = containers
-            .find(query)
-            .and_then(|record| remove(&containers, &record, args.force));
-        report(query, result, &mut failed);
-    }
-    Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+    each_container(&args.containers, |containers, record| {
+        remove(containers, &record, args.force)
+    })
 }
 
 /// Removes a container: refused while it runs, unless `force`, which kills
@@ -297,9 +307,7 @@ fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Res
                 record.name
             );
         }
-        live.init.signal(Signal::SIGKILL)?;
-        live.init.wait_exit(MONITOR_DEADLINE);
-        await_monitor(&live);
+        kill_and_await(&live)?;
         // Killed with -d --rm: its monitor has removed it already.
         if containers.find(&record.id).is_err() {
             return Ok(());
@@ -307,18 +315,6 @@ fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Res
     }
     let lock = containers.lock()?;
     containers.remove(&record.id, &lock)
-}
-
-/// docker's output for commands over several containers: each one named as
-/// given when done, each failure on stderr, status 125 if any failed.
-fn report(query: &str, result: Result<()>, failed: &mut bool) {
-    match result {
-        Ok(()) => println!("{query}"),
-        Err(err) => {
-            eprintln!("rocker: {err:#}");
-            *failed = true;
-        }
-    }
 }
 
 pub fn prune_command() -> Result<i32> {
@@ -341,8 +337,8 @@ pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
         let record = containers
             .find(query)
             .with_context(|| "(for an image's details: rocker image inspect IMAGE)".to_string())?;
-        let state = containers.state(&record.id)?;
         let status = containers.status(&record.id)?;
+        let state = containers.state_from(&record.id, &status);
         let ports: Vec<_> = record
             .ports
             .iter()
