@@ -4,42 +4,27 @@
 //! way out kills the container, reaps it and removes its live directory,
 //! in reverse order of acquisition.
 
-use std::os::fd::{AsFd, OwnedFd};
-
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{getgid, getuid, pipe2, Pid};
+use nix::unistd::{getgid, getuid, Pid};
 
 use crate::channel::Channel;
 use crate::console::Console;
-use crate::container::logfile::{LogWriter, Stream};
+use crate::container::logfile::LogWriter;
 use crate::dirs::Dirs;
-use crate::error::wait_status_to_exit_code;
 use crate::error::EXIT_ROCKER_FAILED;
 use crate::fuseoverlay::FuseOverlay;
+use crate::logpipes::LogPipes;
 use crate::network::slirp::Slirp;
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::state::ContainerDir;
+use crate::supervise::{supervise, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
 use crate::{child, hostcheck, idmap, mountplan};
-
-/// Signals that, sent to `rocker run`, are meant for the container.
-const FORWARDED: &[Signal] = &[
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-];
 
 /// The user namespace comes first: it is what makes the others possible
 /// without privilege, and it owns them.
@@ -114,7 +99,7 @@ pub fn run(
     // container is killed and reaped before its file system and network go.
     let mut _fuse: Option<FuseOverlay> = None;
     let mut _network: Option<Slirp> = None;
-    let mut container = ContainerProcess { pid, reaped: false };
+    let mut container = Supervised::new(pid);
 
     let user = spec.process.user;
     idmap::write_id_maps(
@@ -197,213 +182,4 @@ fn childs_error_or(err: anyhow::Error, channel: &Channel) -> anyhow::Error {
         }
     }
     err
-}
-
-/// Waits for the container's PID 1 to exit, forwarding signals and relaying
-/// the terminal meanwhile.
-fn supervise(
-    container: &mut ContainerProcess,
-    signal_fd: &SignalFd,
-    console: Option<&Console>,
-    forward_input: bool,
-    mut log: Option<&mut LogPipes>,
-) -> Result<i32> {
-    let mut output_open = console.is_some();
-    let mut input_open = console.is_some() && forward_input;
-    let stdin = std::io::stdin();
-    loop {
-        if let Some(log) = log.as_mut() {
-            log.copy_ready()?;
-        }
-        let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
-        if let Some(log) = log.as_ref() {
-            fds.extend(log.poll_fds());
-        }
-        let log_fds = fds.len() - 1;
-        if let (Some(console), true) = (console, output_open) {
-            fds.push(PollFd::new(console.master(), PollFlags::POLLIN));
-        }
-        if input_open {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => other.context("waiting for the container")?,
-        };
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let mut index = 1 + log_fds;
-        if let (Some(console), true) = (console, output_open) {
-            if ready[index] {
-                output_open = console.copy_output();
-            }
-            index += 1;
-        }
-        if input_open && ready[index] {
-            input_open = console.is_some_and(|c| c.copy_input());
-        }
-        if !ready[0] {
-            continue;
-        }
-        while let Ok(Some(info)) = signal_fd.read_signal() {
-            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
-                continue;
-            };
-            match (signal, console) {
-                (Signal::SIGCHLD, _) => {
-                    if let Some(status) = container.try_wait()? {
-                        if let Some(console) = console {
-                            console.drain();
-                        }
-                        return Ok(status);
-                    }
-                }
-                // The kernel signals the container's foreground job itself
-                // when its terminal's size changes.
-                (Signal::SIGWINCH, Some(console)) => console.sync_window_size(),
-                (signal, _) => container.signal(signal),
-            }
-        }
-    }
-}
-
-/// The container's PID 1, killed and reaped if we leave before it exits.
-struct ContainerProcess {
-    pid: Pid,
-    reaped: bool,
-}
-
-impl ContainerProcess {
-    fn try_wait(&mut self) -> Result<Option<i32>> {
-        let status =
-            waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).context("waiting for the container")?;
-        if matches!(status, WaitStatus::StillAlive) {
-            return Ok(None);
-        }
-        let code = wait_status_to_exit_code(status);
-        self.reaped = code.is_some();
-        Ok(code)
-    }
-
-    /// Our own unreaped child cannot be a recycled pid, so kill() is safe.
-    fn signal(&self, signal: Signal) {
-        let _ = kill(self.pid, signal);
-    }
-}
-
-impl Drop for ContainerProcess {
-    fn drop(&mut self) {
-        if !self.reaped {
-            let _ = kill(self.pid, Signal::SIGKILL);
-            let _ = waitpid(self.pid, None);
-        }
-    }
-}
-
-/// A blocked signal mask, restored on drop.
-struct BlockedSignals {
-    previous: SigSet,
-}
-
-impl BlockedSignals {
-    fn block(signals: &SigSet) -> Result<BlockedSignals> {
-        let mut previous = SigSet::empty();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(signals), Some(&mut previous))
-            .context("blocking signals")?;
-        Ok(BlockedSignals { previous })
-    }
-}
-
-impl Drop for BlockedSignals {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
-    }
-}
-
-/// The pipes that carry a detached container's stdout and stderr to its
-/// log. The container holds the only write ends, so they read end of file
-/// once every process of the container is gone.
-struct LogPipes {
-    writer: LogWriter,
-    /// stdout, stderr: (read end, write end until the clone).
-    pipes: Vec<(Stream, Option<OwnedFd>, Option<OwnedFd>)>,
-}
-
-impl LogPipes {
-    fn new(writer: LogWriter) -> Result<LogPipes> {
-        let mut pipes = vec![];
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            let (read, write) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
-                .context("creating a pipe for the log")?;
-            // Only our end is non-blocking: the container's writes block
-            // as they would on a terminal.
-            nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
-                .context("setting up the log pipe")?;
-            pipes.push((stream, Some(read), Some(write)));
-        }
-        Ok(LogPipes { writer, pipes })
-    }
-
-    /// In the container's process: the write ends become fds 1 and 2.
-    fn become_stdio(&mut self) -> Result<()> {
-        for (stream, _, write) in &mut self.pipes {
-            let write = write.take().context("the log pipe is gone")?;
-            match stream {
-                Stream::Stdout => nix::unistd::dup2_stdout(&write),
-                Stream::Stderr => nix::unistd::dup2_stderr(&write),
-            }
-            .context("connecting the log pipe")?;
-        }
-        Ok(())
-    }
-
-    fn close_write_ends(&mut self) {
-        for pipe in &mut self.pipes {
-            pipe.2 = None;
-        }
-    }
-
-    fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        self.pipes
-            .iter()
-            .filter_map(|(_, read, _)| read.as_ref())
-            .map(|read| PollFd::new(read.as_fd(), PollFlags::POLLIN))
-            .collect()
-    }
-
-    /// Logs whatever the pipes hold now; closes a pipe at end of file.
-    fn copy_ready(&mut self) -> Result<()> {
-        let mut buffer = [0u8; 65536];
-        for (stream, read, _) in &mut self.pipes {
-            while let Some(fd) = read.as_ref() {
-                match nix::unistd::read(fd, &mut buffer) {
-                    Ok(0) => *read = None,
-                    Ok(n) => self.writer.write(*stream, &buffer[..n]),
-                    Err(nix::errno::Errno::EAGAIN) => break,
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(err) => return Err(err).context("reading the container's output"),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// After the container's PID 1 has exited: the kernel is ending the
-    /// rest of its processes; log what they wrote until the pipes close.
-    fn drain(&mut self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while self.pipes.iter().any(|(_, read, _)| read.is_some())
-            && std::time::Instant::now() < deadline
-        {
-            if self.copy_ready().is_err() {
-                break;
-            }
-            let mut fds = self.poll_fds();
-            let _ = poll(&mut fds, PollTimeout::from(100u8));
-        }
-        self.writer.finish();
-    }
 }

@@ -1,0 +1,157 @@
+//! Waiting on a child while it runs: signals sent to rocker go on to it,
+//! its terminal is relayed, its output logged. The monitor supervises the
+//! container's PID 1 this way, and `exec` the process that joined it.
+
+use std::os::fd::AsFd;
+
+use anyhow::{Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::console::Console;
+use crate::error::wait_status_to_exit_code;
+use crate::logpipes::LogPipes;
+
+/// Signals that, sent to `rocker run` or `rocker exec`, are meant for the
+/// container's process.
+pub const FORWARDED: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// Waits for `child` to exit, forwarding signals to it and relaying the
+/// terminal (or the log) meanwhile; returns its exit status.
+pub fn supervise(
+    child: &mut Supervised,
+    signal_fd: &SignalFd,
+    console: Option<&Console>,
+    forward_input: bool,
+    mut log: Option<&mut LogPipes>,
+) -> Result<i32> {
+    let mut output_open = console.is_some();
+    let mut input_open = console.is_some() && forward_input;
+    let stdin = std::io::stdin();
+    loop {
+        if let Some(log) = log.as_mut() {
+            log.copy_ready()?;
+        }
+        let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+        if let Some(log) = log.as_ref() {
+            fds.extend(log.poll_fds());
+        }
+        let log_fds = fds.len() - 1;
+        if let (Some(console), true) = (console, output_open) {
+            fds.push(PollFd::new(console.master(), PollFlags::POLLIN));
+        }
+        if input_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => other.context("waiting for the container")?,
+        };
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut index = 1 + log_fds;
+        if let (Some(console), true) = (console, output_open) {
+            if ready[index] {
+                output_open = console.copy_output();
+            }
+            index += 1;
+        }
+        if input_open && ready[index] {
+            input_open = console.is_some_and(|c| c.copy_input());
+        }
+        if !ready[0] {
+            continue;
+        }
+        while let Ok(Some(info)) = signal_fd.read_signal() {
+            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            match (signal, console) {
+                (Signal::SIGCHLD, _) => {
+                    if let Some(status) = child.try_wait()? {
+                        if let Some(console) = console {
+                            console.drain();
+                        }
+                        return Ok(status);
+                    }
+                }
+                // The kernel signals the container's foreground job itself
+                // when its terminal's size changes.
+                (Signal::SIGWINCH, Some(console)) => console.sync_window_size(),
+                (signal, _) => child.signal(signal),
+            }
+        }
+    }
+}
+
+/// A child of ours (the container's PID 1, or exec's joining process),
+/// killed and reaped if we leave before it exits.
+pub struct Supervised {
+    pid: Pid,
+    reaped: bool,
+}
+
+impl Supervised {
+    pub fn new(pid: Pid) -> Supervised {
+        Supervised { pid, reaped: false }
+    }
+
+    fn try_wait(&mut self) -> Result<Option<i32>> {
+        let status =
+            waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).context("waiting for the container")?;
+        if matches!(status, WaitStatus::StillAlive) {
+            return Ok(None);
+        }
+        let code = wait_status_to_exit_code(status);
+        self.reaped = code.is_some();
+        Ok(code)
+    }
+
+    /// Our own unreaped child cannot be a recycled pid, so kill() is safe.
+    fn signal(&self, signal: Signal) {
+        let _ = kill(self.pid, signal);
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
+    }
+}
+
+/// A blocked signal mask, restored on drop.
+pub struct BlockedSignals {
+    previous: SigSet,
+}
+
+impl BlockedSignals {
+    pub fn block(signals: &SigSet) -> Result<BlockedSignals> {
+        let mut previous = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(signals), Some(&mut previous))
+            .context("blocking signals")?;
+        Ok(BlockedSignals { previous })
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
+    }
+}
