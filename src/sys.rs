@@ -43,14 +43,20 @@ fn die_with_parent() -> std::io::Result<()> {
 
 /// Makes `command`, between its fork and exec, join the user namespace and
 /// then the mount namespace these descriptors name (`/proc/PID/ns/...`),
-/// take a copy of the latter for itself, and ask to be killed when its
-/// parent dies.
+/// take a copy of the latter for itself, keep its capabilities in that user
+/// namespace across exec, and ask to be killed when its parent dies.
+///
+/// Joining gives every capability in the namespace, but exec drops them
+/// unless the process is uid 0 there; a container started as another user
+/// has no uid 0 mapped, so they are kept as ambient capabilities instead.
 pub fn join_namespaces_on_spawn(
     command: &mut std::process::Command,
     user: std::os::fd::OwnedFd,
     mount: std::os::fd::OwnedFd,
 ) {
     use std::os::unix::process::CommandExt;
+    // Read now: the hook must not allocate.
+    let last_cap = last_capability();
     let hook = move || -> std::io::Result<()> {
         for (fd, kind) in [
             (user.as_raw_fd(), libc::CLONE_NEWUSER),
@@ -67,13 +73,87 @@ pub fn join_namespaces_on_spawn(
         if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
+        keep_capabilities_across_exec(last_cap)?;
         die_with_parent()
     };
     // SAFETY: the hook runs in the forked child before exec and makes only
-    // async-signal-safe system calls (setns, prctl); it allocates nothing.
+    // async-signal-safe system calls (setns, unshare, capget, capset,
+    // prctl); it allocates nothing.
     unsafe {
         command.pre_exec(hook);
     }
+}
+
+/// The highest capability number this kernel knows.
+fn last_capability() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Makes every permitted capability inheritable and ambient, so that the
+/// next program keeps them. Async-signal-safe: system calls on the stack.
+fn keep_capabilities_across_exec(last_cap: u32) -> std::io::Result<()> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two CapData (version 3) into the array, which
+    // is that long, and reads the header, which lives on this stack.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    for set in &mut data {
+        set.inheritable = set.permitted;
+    }
+    // SAFETY: as above; capset only reads the header and the two sets.
+    if unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for cap in 0..=last_cap {
+        let (word, bit) = ((cap / 32) as usize, cap % 32);
+        if word < data.len() && data[word].permitted & (1 << bit) != 0 {
+            // SAFETY: prctl with PR_CAP_AMBIENT takes integers only.
+            let raised = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE,
+                    cap as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            };
+            if raised != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Makes `command`'s child inherit `fds` at the same numbers (they are
