@@ -21,7 +21,7 @@ use nix::unistd::{
 use crate::channel::Channel;
 use crate::error::exit_status_of;
 use crate::mountplan::MountOp;
-use crate::spec::{ContainerSpec, NetworkMode};
+use crate::spec::{ContainerSpec, ContainerUser, NetworkMode};
 use crate::sys::{self, Forked};
 use crate::{capabilities, program, reaper, rootfs};
 
@@ -56,14 +56,15 @@ pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: 
     fail(&channel, err)
 }
 
-fn fail(channel: &Channel, err: anyhow::Error) -> ! {
+/// Reports `err` to the parent and exits with the status it calls for.
+pub fn fail(channel: &Channel, err: anyhow::Error) -> ! {
     let status = exit_status_of(&err);
     let _ = channel.failed(status, format!("{err:#}"));
     sys::exit_now(status)
 }
 
 /// What is left to do once the container is set up: start the command.
-struct Prepared {
+pub struct Prepared {
     console: Option<OwnedFd>,
     name: String,
     executable: CString,
@@ -78,12 +79,7 @@ fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Resul
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
     channel.wait_for_mapping()?;
 
-    let user = spec.process.user;
-    let gid = Gid::from_raw(user.gid);
-    let uid = Uid::from_raw(user.uid);
-    setresgid(gid, gid, gid).with_context(|| format!("becoming gid {gid} in the container"))?;
-    setresuid(uid, uid, uid).with_context(|| format!("becoming uid {uid} in the container"))?;
-
+    become_user(spec.process.user)?;
     rootfs::enter(&spec.rootfs, mounts, spec.read_only, channel)?;
     sethostname(&spec.hostname).context("setting the hostname")?;
     if spec.network.is_own_namespace() {
@@ -99,16 +95,48 @@ fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Resul
         true => Some(open_console(channel)?),
         false => None,
     };
-    enter_working_directory(&spec.process.cwd)?;
+    enter_working_directory(&spec.process.cwd, true)?;
+    let prepared = Prepared::new(console, &spec.process.args, &spec.process.env)?;
+    restrict_privileges()?;
+    Ok(prepared)
+}
 
-    let env = &spec.process.env;
-    let path = env
-        .iter()
-        .find(|(name, _)| name == "PATH")
-        .map_or(program::DEFAULT_PATH, |(_, value)| value.as_str());
-    let name = spec.process.args[0].clone();
-    let executable = program::find(&name, path)?;
+/// Takes the container user's ids (real, effective and saved).
+pub fn become_user(user: ContainerUser) -> Result<()> {
+    let gid = Gid::from_raw(user.gid);
+    let uid = Uid::from_raw(user.uid);
+    setresgid(gid, gid, gid).with_context(|| format!("becoming gid {gid} in the container"))?;
+    setresuid(uid, uid, uid).with_context(|| format!("becoming uid {uid} in the container"))?;
+    Ok(())
+}
 
+impl Prepared {
+    /// Finds the command on the environment's PATH (in the container's
+    /// root: call this once inside it).
+    pub fn new(
+        console: Option<OwnedFd>,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<Prepared> {
+        let path = env
+            .iter()
+            .find(|(name, _)| name == "PATH")
+            .map_or(program::DEFAULT_PATH, |(_, value)| value.as_str());
+        let name = args.first().context("no command given")?.clone();
+        let executable = program::find(&name, path)?;
+        Ok(Prepared {
+            console,
+            name,
+            executable: CString::new(executable.into_os_string().into_encoded_bytes())?,
+            args: c_strings(args.iter().map(String::as_str))?,
+            env: c_strings(env.iter().map(|(k, v)| format!("{k}={v}")))?,
+        })
+    }
+}
+
+/// The last step before exec: the capabilities a container keeps, no way
+/// to gain more, and no access to this process from the container.
+pub fn restrict_privileges() -> Result<()> {
     capabilities::restrict_to_default()?;
     prctl::set_no_new_privs().context("setting no_new_privs")?;
     // Until exec replaces it, this process is rocker's binary: keep its
@@ -116,18 +144,11 @@ fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Resul
     // capabilities above also cleared the parent-death signal: set it again.
     prctl::set_dumpable(false).context("marking the process non-dumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
-
-    Ok(Prepared {
-        console,
-        name,
-        executable: CString::new(executable.into_os_string().into_encoded_bytes())?,
-        args: c_strings(spec.process.args.iter().map(String::as_str))?,
-        env: c_strings(env.iter().map(|(k, v)| format!("{k}={v}")))?,
-    })
+    Ok(())
 }
 
 /// Connects stdio and replaces this process with the command.
-fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
+pub fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
     // A new session with no controlling terminal: the command cannot push
     // input into the caller's terminal with TIOCSTI (CVE-2017-5226).
     setsid().context("starting a new session")?;
@@ -161,7 +182,7 @@ fn c_strings<S: Into<Vec<u8>>>(items: impl Iterator<Item = S>) -> Result<Vec<CSt
 
 /// Opens a pty in the container's devpts, hands the master to the monitor
 /// and returns the slave once the monitor has set its window size.
-fn open_console(channel: &Channel) -> Result<OwnedFd> {
+pub fn open_console(channel: &Channel) -> Result<OwnedFd> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .context("opening /dev/ptmx in the container")?;
     grantpt(&master).context("grantpt")?;
@@ -187,14 +208,17 @@ fn attach_terminal(terminal: OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// Changes to the working directory, creating it when missing (docker does
-/// too). The lookup happens after pivot_root, so it cannot leave the rootfs;
-/// the getcwd check catches a directory reached through a descriptor that
-/// still points outside (CVE-2024-21626).
-fn enter_working_directory(cwd: &str) -> Result<()> {
-    if let Err(err) = std::fs::create_dir_all(cwd) {
-        if !std::path::Path::new(cwd).is_dir() {
-            return Err(err).with_context(|| format!("creating the working directory {cwd}"));
+/// Changes to the working directory; `run` creates it when missing (as
+/// docker does), `exec` does not. The lookup happens after pivot_root (or
+/// setns), so it cannot leave the rootfs; the getcwd check catches a
+/// directory reached through a descriptor that still points outside
+/// (CVE-2024-21626).
+pub fn enter_working_directory(cwd: &str, create: bool) -> Result<()> {
+    if create {
+        if let Err(err) = std::fs::create_dir_all(cwd) {
+            if !std::path::Path::new(cwd).is_dir() {
+                return Err(err).with_context(|| format!("creating the working directory {cwd}"));
+            }
         }
     }
     chdir(cwd).with_context(|| format!("changing to the working directory {cwd}"))?;

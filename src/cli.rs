@@ -72,6 +72,8 @@ pub enum Command {
     Ps(PsArgs),
     /// Show a detached container's output
     Logs(LogsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
     /// Stop containers: the stop signal, then SIGKILL after a timeout
     Stop(StopArgs),
     /// Send a signal to containers
@@ -121,6 +123,8 @@ pub enum ContainerCommand {
     Kill(KillArgs),
     /// Show a detached container's output
     Logs(LogsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +153,40 @@ pub struct LogsArgs {
     /// Put each line's time first
     #[arg(short, long)]
     pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open and pass it to the command
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Give the command a pseudo-terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Set an environment variable (NAME=VALUE, or NAME to copy it from here)
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Read environment variables from a file, one NAME=VALUE a line
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// Working directory inside the container (default: the container's)
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// User (and group) to run as: names or ids (default: the container's)
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// The container, by name or id
+    pub container: String,
+
+    /// The command and its arguments
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

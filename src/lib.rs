@@ -18,6 +18,7 @@ pub mod container;
 pub mod dirs;
 pub mod error;
 pub mod etcfiles;
+pub mod exec;
 pub mod fsutil;
 pub mod fuseoverlay;
 pub mod hostcheck;
@@ -79,6 +80,9 @@ pub fn main() -> i32 {
         }
         cli::Command::Logs(args) | cli::Command::Container(cli::ContainerCommand::Logs(args)) => {
             commands::container::logs_command(args)
+        }
+        cli::Command::Exec(args) | cli::Command::Container(cli::ContainerCommand::Exec(args)) => {
+            commands::exec::exec_command(args)
         }
         cli::Command::Stop(args) | cli::Command::Container(cli::ContainerCommand::Stop(args)) => {
             commands::container::stop_command(args)

@@ -9,11 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{getgid, getuid, Pid};
 
 use crate::channel::Channel;
-use crate::console::Console;
 use crate::container::logfile::LogWriter;
 use crate::dirs::Dirs;
 use crate::error::EXIT_ROCKER_FAILED;
@@ -22,7 +20,7 @@ use crate::logpipes::LogPipes;
 use crate::network::slirp::Slirp;
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::state::ContainerDir;
-use crate::supervise::{supervise, BlockedSignals, Supervised, FORWARDED};
+use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
 use crate::{child, hostcheck, idmap, mountplan};
 
@@ -137,32 +135,15 @@ pub fn run(
         channel.network_ready()?;
     }
 
-    let mut console = match spec.process.terminal {
-        true => {
-            let console = Console::new(channel.wait_for_console()?);
-            channel.console_sized()?;
-            Some(console)
-        }
-        false => None,
-    };
-    channel.wait_for_exec()?;
-    started(pid)?;
-
-    // Raw mode only when we forward input (docker's -it): with -t alone,
-    // Ctrl-C stays a SIGINT for rocker, which forwards it.
-    if let (Some(console), true) = (console.as_mut(), spec.process.stdin) {
-        console.enter_raw_mode()?;
-    }
-    let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("creating a signalfd")?;
-    let status = supervise(
+    let status = supervise::run_to_exit(
+        &channel,
         &mut container,
-        &signal_fd,
-        console.as_ref(),
+        &signals,
+        spec.process.terminal,
         spec.process.stdin,
         log.as_mut(),
+        &mut || started(pid),
     )?;
-    drop(console);
     if let Some(log) = log.as_mut() {
         log.drain();
     }

@@ -63,6 +63,28 @@ pub fn parse_env_file(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Applies `--env-file` files, then `-e` entries, to `env` (later wins);
+/// a bare `NAME` copies the caller's value.
+pub fn apply_env_options(
+    env: &mut Environment,
+    files: &[PathBuf],
+    entries: &[String],
+) -> Result<()> {
+    let mut all = vec![];
+    for file in files {
+        let text = read_env_file(file)?;
+        all.extend(parse_env_file(&text).into_iter().map(String::from));
+    }
+    all.extend(entries.iter().cloned());
+    let host_env = |name: &str| std::env::var(name).ok();
+    for entry in &all {
+        if let Some((name, value)) = parse_env_entry(entry, host_env)? {
+            env.set(&name, &value);
+        }
+    }
+    Ok(())
+}
+
 pub fn read_env_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading env file {}", path.display()))
 }

@@ -7,10 +7,11 @@ use std::os::fd::AsFd;
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::SignalFd;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::channel::Channel;
 use crate::console::Console;
 use crate::error::wait_status_to_exit_code;
 use crate::logpipes::LogPipes;
@@ -27,9 +28,42 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGWINCH,
 ];
 
+/// The end of a start-up handshake, for `run` and `exec` alike: take the
+/// pty (with `-t`), wait until the command has been executed (`started`
+/// runs then), and supervise `child` until it exits.
+pub fn run_to_exit(
+    channel: &Channel,
+    child: &mut Supervised,
+    signals: &SigSet,
+    terminal: bool,
+    forward_input: bool,
+    log: Option<&mut LogPipes>,
+    started: &mut dyn FnMut() -> Result<()>,
+) -> Result<i32> {
+    let mut console = match terminal {
+        true => {
+            let console = Console::new(channel.wait_for_console()?);
+            channel.console_sized()?;
+            Some(console)
+        }
+        false => None,
+    };
+    channel.wait_for_exec()?;
+    started()?;
+
+    // Raw mode only when we forward input (docker's -it): with -t alone,
+    // Ctrl-C stays a SIGINT for rocker, which forwards it.
+    if let (Some(console), true) = (console.as_mut(), forward_input) {
+        console.enter_raw_mode()?;
+    }
+    let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("creating a signalfd")?;
+    supervise(child, &signal_fd, console.as_ref(), forward_input, log)
+}
+
 /// Waits for `child` to exit, forwarding signals to it and relaying the
 /// terminal (or the log) meanwhile; returns its exit status.
-pub fn supervise(
+fn supervise(
     child: &mut Supervised,
     signal_fd: &SignalFd,
     console: Option<&Console>,

@@ -491,3 +491,158 @@ fn ten_detached_containers_at_once_and_nothing_left_after_rm() {
     let helpers = processes_with_env(&data);
     assert!(helpers.is_empty(), "processes left: {helpers:?}");
 }
+
+/// `exec` output and status, with stdin from `input`.
+fn exec_with_input(s: &Store, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut command = s.command(args);
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    wait_output(child, Duration::from_secs(60))
+}
+
+#[test]
+fn exec_joins_the_container_with_its_environment_and_returns_the_status() {
+    let s = Store::new("lifecycle-exec");
+    s.detach(
+        &[
+            "--name",
+            "box",
+            "--hostname",
+            "boxhost",
+            "-e",
+            "FROM_RUN=run",
+            "-e",
+            "KEPT=yes",
+            "-w",
+            "/tmp",
+        ],
+        &["sh", "-c", "echo made-by-init > /tmp/mark; sleep 300"],
+    );
+    // Its processes, files, hostname, environment and working directory.
+    let script = "cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /tmp/mark; hostname; pwd; \
+                  echo $FROM_RUN $KEPT; ps -o comm; cat /proc/self/cgroup | grep ^0::";
+    let out = ok(s.rocker(&["exec", "-e", "FROM_RUN=exec", "box", "sh", "-c", script]));
+    let lines: Vec<&str> = out.lines().collect();
+    // PID 1 is the container's command (sh has exec'd its last one).
+    assert_eq!(lines[0], "sleep 300 ", "{out}");
+    assert_eq!(
+        lines[1..5],
+        ["made-by-init", "boxhost", "/tmp", "exec yes"],
+        "{out}"
+    );
+    // Nothing of rocker's is visible in the container's pid namespace.
+    assert!(!out.contains("rocker"), "{out}");
+    assert!(out.ends_with("0::/\n"), "{out}");
+    // Same capabilities and no_new_privs as the container's own process.
+    let status = |pid: &str| {
+        ok(s.rocker(&[
+            "exec",
+            "box",
+            "grep",
+            "-E",
+            "^(CapBnd|CapEff|NoNewPrivs)",
+            &format!("/proc/{pid}/status"),
+        ]))
+    };
+    assert_eq!(status("self"), status("1"));
+    assert!(status("self").contains("NoNewPrivs:\t1"));
+
+    assert_eq!(
+        ok(s.rocker(&["exec", "-w", "/etc", "box", "pwd"])),
+        "/etc\n"
+    );
+    assert_eq!(code(&s.rocker(&["exec", "box", "sh", "-c", "exit 7"])), 7);
+    assert_eq!(code(&s.rocker(&["exec", "box", "no-such-program"])), 127);
+    let no_dir = s.rocker(&["exec", "-w", "/no/such/dir", "box", "true"]);
+    assert_eq!(code(&no_dir), 126, "{}", stderr(&no_dir));
+    assert!(stderr(&no_dir).contains("/no/such/dir"));
+    // -u names the mapped user, by name or number; no other user exists.
+    assert_eq!(
+        ok(s.rocker(&["exec", "-u", "root", "box", "id", "-u"])),
+        "0\n"
+    );
+    let other = s.rocker(&["exec", "-u", "1000", "box", "true"]);
+    assert_eq!(code(&other), 125);
+    assert!(
+        stderr(&other).contains("maps only uid 0"),
+        "{}",
+        stderr(&other)
+    );
+
+    // stdin reaches the command with -i only.
+    let piped = exec_with_input(&s, &["exec", "-i", "box", "cat"], "typed\n");
+    assert_eq!(stdout(&piped), "typed\n");
+    let closed = exec_with_input(&s, &["exec", "box", "cat"], "typed\n");
+    assert_eq!(stdout(&closed), "");
+    // -t: a pty from the container's devpts, and TERM.
+    let tty = ok(s.rocker(&["exec", "-t", "box", "sh", "-c", "tty; echo $TERM"]));
+    let tty = tty.replace('\r', "");
+    assert!(tty.starts_with("/dev/pts/"), "{tty}");
+    assert!(tty.ends_with("\nxterm\n"), "{tty}");
+
+    ok(s.rocker(&["rm", "-f", "box"]));
+    let gone = s.rocker(&["exec", "box", "true"]);
+    assert_eq!(code(&gone), 125);
+    assert!(
+        stderr(&gone).contains("no such container"),
+        "{}",
+        stderr(&gone)
+    );
+}
+
+#[test]
+fn two_execs_run_at_once_and_end_with_their_container() {
+    let s = Store::new("lifecycle-exec2");
+    s.detach(&["--name", "pair", "--network", "host"], &["sleep", "300"]);
+    // Each waits for the other's file: they only finish if both run at once.
+    let wait_for = |mine: &str, theirs: &str| {
+        format!("touch /tmp/{mine}; while [ ! -e /tmp/{theirs} ]; do sleep 0.05; done; echo {mine}")
+    };
+    let a_script = wait_for("a", "b");
+    let b_script = wait_for("b", "a");
+    let spawn = |script: &str| {
+        let mut command = s.command(&["exec", "pair", "sh", "-c", script]);
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let (a, b) = (spawn(&a_script), spawn(&b_script));
+    let (a, b) = (
+        wait_output(a, Duration::from_secs(30)),
+        wait_output(b, Duration::from_secs(30)),
+    );
+    assert_eq!(ok(a), "a\n");
+    assert_eq!(ok(b), "b\n");
+
+    // An exec still running when the container stops is killed with it.
+    let mut long = s.command(&["exec", "pair", "sleep", "1017"]);
+    long.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let long = long.spawn().unwrap();
+    let marker = "sleep 1017";
+    wait_for_process(marker, Duration::from_secs(20));
+    ok(s.rocker(&["stop", "-t", "1", "pair"]));
+    let ended = wait_output(long, Duration::from_secs(20));
+    assert_eq!(code(&ended), 137, "{}", stderr(&ended));
+    assert!(processes_with(marker).is_empty());
+
+    let stopped = s.rocker(&["exec", "pair", "true"]);
+    assert_eq!(code(&stopped), 125);
+    assert!(
+        stderr(&stopped).contains("not running"),
+        "{}",
+        stderr(&stopped)
+    );
+    ok(s.rocker(&["rm", "pair"]));
+}

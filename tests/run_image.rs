@@ -348,3 +348,61 @@ fn a_kept_container_keeps_its_layers_through_rmi_and_prune() {
     ok(rocker(&data, "overlay", &["image", "prune"]));
     assert_eq!(count(), 0);
 }
+
+#[test]
+fn exec_works_in_every_rootfs_mode_with_the_image_config() {
+    let image = busybox(
+        "served:1",
+        json!({
+            "Env": ["GREETING=hello"],
+            "WorkingDir": "/srv/app",
+            "User": "app"
+        }),
+    );
+    for mode in MODES {
+        let data = harness().scratch(&format!("exec-{mode}"));
+        let id = ok(rocker(
+            &data,
+            mode,
+            &[
+                "run",
+                "-d",
+                "-q",
+                "--network",
+                "none",
+                &image,
+                "sh",
+                "-c",
+                "echo from-init > mark; exec sleep 300",
+            ],
+        ));
+        let id = id.trim();
+        let script = "while [ ! -e mark ]; do sleep 0.05; done; cat mark; pwd; id -u; \
+                      echo $GREETING; awk '$2 == \"/\" { print $3 }' /proc/mounts";
+        let out = ok(rocker(&data, mode, &["exec", id, "sh", "-c", script]));
+        let root_type = match mode {
+            "overlay" => "overlay",
+            "fuse-overlayfs" => "fuse.fuse-overlayfs",
+            _ => "",
+        };
+        assert!(
+            out.starts_with("from-init\n/srv/app\n1000\nhello\n") && out.contains(root_type),
+            "{mode}: {out}"
+        );
+        // The image's user is the one mapped: by name, and root is not.
+        assert_eq!(
+            ok(rocker(&data, mode, &["exec", "-u", "app", id, "id", "-un"])),
+            "app\n"
+        );
+        let root = rocker(&data, mode, &["exec", "-u", "root", id, "true"]);
+        assert_eq!(code(&root), 125, "{mode}");
+        assert!(
+            stderr(&root).contains("maps only uid 1000"),
+            "{}",
+            stderr(&root)
+        );
+        ok(rocker(&data, mode, &["rm", "-f", id]));
+        assert_eq!(containers(&data), Vec::<PathBuf>::new());
+        assert_nothing_left(&data);
+    }
+}

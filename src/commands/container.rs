@@ -212,7 +212,7 @@ fn parse_signal(text: &str) -> Result<Signal> {
 }
 
 /// The live processes of a container that must be running for `what`.
-fn running(containers: &Containers, record: &ContainerRecord, what: &str) -> Result<LiveState> {
+pub fn running(containers: &Containers, record: &ContainerRecord, what: &str) -> Result<LiveState> {
     match containers.state(&record.id)? {
         State::Running(live) => Ok(live),
         state => bail!(

@@ -367,18 +367,7 @@ fn build_spec(
     if env.get("HOME").is_none() {
         env.set("HOME", &user.home);
     }
-    let host_env = |name: &str| std::env::var(name).ok();
-    let mut entries = vec![];
-    for file in &args.env_file {
-        let text = options::read_env_file(file)?;
-        entries.extend(options::parse_env_file(&text).into_iter().map(String::from));
-    }
-    entries.extend(args.env.iter().cloned());
-    for entry in &entries {
-        if let Some((name, value)) = options::parse_env_entry(entry, host_env)? {
-            env.set(&name, &value);
-        }
-    }
+    options::apply_env_options(&mut env, &args.env_file, &args.env)?;
 
     // --entrypoint replaces the image's Entrypoint and drops its Cmd;
     // arguments replace Cmd.

@@ -1,0 +1,120 @@
+//! `rocker exec`: runs a command in a running container, as docker exec
+//! does. This side finds the container, works out the command's
+//! environment, working directory and user from the container's record and
+//! the flags, forks the process that joins the container (see `exec`), and
+//! relays signals and the terminal until the command ends, with its status.
+
+use anyhow::{Context, Result};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::channel::Channel;
+use crate::cli::ExecArgs;
+use crate::commands::container::running;
+use crate::container::record::{ContainerRecord, Containers};
+use crate::dirs::Dirs;
+use crate::exec::{self, ExecSpec};
+use crate::options::{self, Environment};
+use crate::spec::{ContainerUser, NetworkMode};
+use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
+use crate::sys::{self, Forked};
+
+pub fn exec_command(args: ExecArgs) -> Result<i32> {
+    let containers = Containers::open(&Dirs::discover()?)?;
+    let record = containers.find(&args.container)?;
+    let live = running(&containers, &record, "exec in")?;
+    let init = live.init.open().with_context(|| {
+        format!(
+            "cannot exec in container {}: it has just stopped",
+            record.name
+        )
+    })?;
+    let spec = ExecSpec {
+        init,
+        namespaces: namespaces(&record)?,
+        mapped: mapped_user(&record)?,
+        user: args.user.as_deref().map(options::parse_user).transpose()?,
+        env: environment(&record, &args)?,
+        cwd: match &args.workdir {
+            Some(dir) => options::container_path(dir, "the working directory")?,
+            None => record.working_dir.clone(),
+        },
+        args: args.command,
+        terminal: args.tty,
+        stdin: args.interactive,
+    };
+
+    let (channel, child_end) = Channel::pair()?;
+    // Blocked before the fork, so that none is lost: the joining process
+    // forwards them to the command, which unblocks them before exec.
+    let mut signals: SigSet = FORWARDED.iter().copied().collect();
+    signals.add(Signal::SIGCHLD);
+    let _mask = BlockedSignals::block(&signals)?;
+    let pid = match sys::fork().context("forking to join the container")? {
+        Forked::Child => {
+            drop(channel);
+            exec::run(child_end, &spec, &signals)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_end);
+    let mut joined = Supervised::new(pid);
+    supervise::run_to_exit(
+        &channel,
+        &mut joined,
+        &signals,
+        spec.terminal,
+        spec.stdin,
+        None,
+        &mut || Ok(()),
+    )
+}
+
+/// Every namespace of the container, except a network namespace it shares
+/// with the host (`--network host`): that one is already ours, and joining
+/// it from the container's user namespace is not allowed.
+fn namespaces(record: &ContainerRecord) -> Result<CloneFlags> {
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    let network = NetworkMode::parse(&record.network)
+        .with_context(|| format!("reading the network of container {}", record.name))?;
+    if network.is_own_namespace() {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    Ok(flags)
+}
+
+/// The user the container was started as (`UID:GID` in its record).
+fn mapped_user(record: &ContainerRecord) -> Result<ContainerUser> {
+    let parsed = record
+        .user
+        .split_once(':')
+        .and_then(|(uid, gid)| Some((uid.parse().ok()?, gid.parse().ok()?)));
+    let (uid, gid) = parsed.with_context(|| {
+        format!(
+            "the record of container {} names no user ({:?})",
+            record.name, record.user
+        )
+    })?;
+    Ok(ContainerUser { uid, gid })
+}
+
+/// docker exec's environment: the container's, then `--env-file`, then
+/// `-e`; with `-t`, TERM as in `run -t` unless something set it.
+fn environment(record: &ContainerRecord, args: &ExecArgs) -> Result<Vec<(String, String)>> {
+    let mut env = Environment::default();
+    for entry in &record.env {
+        if let Some((name, value)) = entry.split_once('=') {
+            env.set(name, value);
+        }
+    }
+    if args.tty && env.get("TERM").is_none() {
+        env.set("TERM", "xterm");
+    }
+    options::apply_env_options(&mut env, &args.env_file, &args.env)?;
+    Ok(env.into_vec())
+}

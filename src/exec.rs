@@ -1,0 +1,132 @@
+//! The container's side of `rocker exec`. It runs in a process forked from
+//! `rocker exec`, which joins the namespaces of the container's PID 1
+//! (user namespace first: it is what grants the right to join the others),
+//! takes the container's user, working directory and terminal, and forks
+//! the command into the container's pid namespace. It stays outside that
+//! namespace itself, forwarding signals to the command and exiting with its
+//! status, so nothing in the container can reach it.
+//!
+//! The handshake with `rocker exec` is `run`'s, minus the steps that build
+//! the container (see `channel`): `[-t] send_console`, `wait_for_console_sized`,
+//! then exec (end of stream) or `Failed`.
+
+use std::os::fd::OwnedFd;
+
+use anyhow::{bail, Context, Result};
+use nix::sched::CloneFlags;
+use nix::sys::prctl;
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::channel::Channel;
+use crate::child::{self, Prepared};
+use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
+use crate::options::UserSpec;
+use crate::spec::ContainerUser;
+use crate::sys::{self, Forked};
+use crate::{reaper, users};
+
+/// What `rocker exec` runs, and where.
+pub struct ExecSpec {
+    /// A pidfd of the container's PID 1, whose namespaces are joined.
+    pub init: OwnedFd,
+    /// The namespaces to join (not the network one of a `--network host`
+    /// container: that is the caller's own).
+    pub namespaces: CloneFlags,
+    /// The only ids the container's user namespace maps: the user the
+    /// container was started as.
+    pub mapped: ContainerUser,
+    /// `-u`, resolved inside the container (its /etc/passwd).
+    pub user: Option<UserSpec>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub terminal: bool,
+    pub stdin: bool,
+}
+
+/// Never returns: joins the container, starts the command in it and exits
+/// with the command's status, or reports why it could not.
+pub fn run(channel: Channel, spec: &ExecSpec, signals: &SigSet) -> ! {
+    let prepared = match join(&channel, spec) {
+        Ok(prepared) => prepared,
+        Err(err) => child::fail(&channel, err),
+    };
+    match sys::fork() {
+        Ok(Forked::Parent(command)) => {
+            // Keep nothing of the command's: with our copies of the channel
+            // and the pty closed, `rocker exec` sees the exec and, later,
+            // the terminal's end.
+            drop(channel);
+            drop(prepared);
+            reaper::supervise(command, signals)
+        }
+        Ok(Forked::Child) => {}
+        Err(err) => {
+            let err = anyhow::Error::new(err).context(
+                "forking into the container's pid namespace (has the container just stopped?)",
+            );
+            child::fail(&channel, err)
+        }
+    }
+    let err = match prctl::set_pdeathsig(Signal::SIGKILL)
+        .context("setting the parent-death signal")
+        .and_then(|()| child::exec(prepared, spec.stdin))
+    {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    child::fail(&channel, err)
+}
+
+/// Everything up to the fork of the command: in the container's
+/// namespaces, as its user, in the working directory, privileges reduced.
+fn join(channel: &Channel, spec: &ExecSpec) -> Result<Prepared> {
+    // From here until exec this process is rocker's binary with every
+    // capability in the container's user namespace: nothing in the
+    // container may open it (CVE-2019-5736). Joining a user namespace
+    // changes credentials, which resets both settings: set them again.
+    prctl::set_dumpable(false).context("marking the process non-dumpable")?;
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+    nix::sched::setns(&spec.init, spec.namespaces)
+        .context("joining the container's namespaces (Linux 5.8 or later is needed)")?;
+    prctl::set_dumpable(false).context("marking the process non-dumpable")?;
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+
+    child::become_user(user_ids(spec)?)?;
+    // Joining the mount namespace moved us to its root.
+    child::enter_working_directory(&spec.cwd, false)
+        .map_err(|err| StatusError::new(EXIT_CANNOT_EXECUTE, format!("{err:#}")))?;
+    let console = match spec.terminal {
+        true => Some(child::open_console(channel)?),
+        false => None,
+    };
+    let prepared = Prepared::new(console, &spec.args, &spec.env)?;
+    child::restrict_privileges()?;
+    Ok(prepared)
+}
+
+/// The ids `-u` names, which must be the container's mapped ones: rocker
+/// maps a single uid and gid (it needs no /etc/subuid), so no other user
+/// exists in the container's user namespace.
+fn user_ids(spec: &ExecSpec) -> Result<ContainerUser> {
+    let Some(user) = &spec.user else {
+        return Ok(spec.mapped);
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").ok();
+    let group = std::fs::read_to_string("/etc/group").ok();
+    let ids = users::resolve(Some(user), passwd.as_deref(), group.as_deref())?.ids;
+    if ids != spec.mapped {
+        bail!(
+            "cannot exec as {}:{} in this container: it maps only uid {} and gid {} (the user \
+             it was started as; rocker maps one user, so that no /etc/subuid is needed). Start \
+             the container with --user {}:{} to exec as that user",
+            ids.uid,
+            ids.gid,
+            spec.mapped.uid,
+            spec.mapped.gid,
+            ids.uid,
+            ids.gid
+        );
+    }
+    Ok(ids)
+}
