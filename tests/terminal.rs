@@ -22,7 +22,16 @@ struct OnTerminal {
 }
 
 impl OnTerminal {
+    /// `rocker run --rootfs BUSYBOX ARGS...` on the terminal.
     fn start(args: &[&str]) -> OnTerminal {
+        let rootfs = harness().rootfs.to_string_lossy().to_string();
+        let mut all = vec!["run", "--rootfs", &rootfs];
+        all.extend_from_slice(args);
+        OnTerminal::rocker(&all)
+    }
+
+    /// `rocker ARGS...` on the terminal.
+    fn rocker(args: &[&str]) -> OnTerminal {
         let h = harness();
         let size = Winsize {
             ws_row: 33,
@@ -32,12 +41,7 @@ impl OnTerminal {
         };
         let pty = openpty(&size, None).unwrap();
         let mut command = h.command_as_user("setsid");
-        command
-            .arg("-c")
-            .arg(&h.binary)
-            .args(["run", "--rootfs"])
-            .arg(&h.rootfs)
-            .args(args);
+        command.arg("-c").arg(&h.binary).args(args);
         command
             .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
             .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
@@ -193,4 +197,34 @@ fn input_typed_on_the_terminal_reaches_the_container() {
 fn tty_works_without_a_terminal_on_our_side() {
     let out = ok(harness().run(&["-t", "sh", "-c", "tty; echo hi"]));
     assert_eq!(out.replace("\r\n", "\n"), "/dev/pts/0\nhi\n");
+}
+
+#[test]
+fn exec_it_gives_an_interactive_shell_in_a_running_container() {
+    let h = harness();
+    let rootfs = h.rootfs.to_string_lossy().to_string();
+    let name = "terminal-exec";
+    let mut run = h.rocker();
+    run.args([
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs,
+    ]);
+    run.args(["sleep", "300"]);
+    ok(output_within(run, Duration::from_secs(60)));
+
+    let mut session = OnTerminal::rocker(&["exec", "-it", name, "sh"]);
+    session.type_bytes(b"echo $((6 * 7)); tty; exit 3\r");
+    let (status, out) = session.finish();
+    assert_eq!(status, 3, "{out}");
+    assert!(out.contains("\n42\n/dev/pts/"), "{out}");
+
+    let mut rm = h.rocker();
+    rm.args(["rm", "-f", name]);
+    ok(output_within(rm, Duration::from_secs(60)));
 }
