@@ -32,12 +32,34 @@ pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: 
         Ok(prepared) => prepared,
         Err(err) => fail(&channel, err),
     };
-    if spec.init {
+    let reaper = spec.init.then_some(signals);
+    start(
+        channel,
+        prepared,
+        spec.process.stdin,
+        reaper,
+        "forking under --init",
+    )
+}
+
+/// Execs the prepared command. With `reaper` (the signals to forward), this
+/// process forks first and stays as the command's parent, forwarding those
+/// signals and exiting with its status: `--init`'s PID 1, and the process
+/// `exec` leaves outside the container's pid namespace.
+pub fn start(
+    channel: Channel,
+    prepared: Prepared,
+    stdin: bool,
+    reaper: Option<&SigSet>,
+    forking: &str,
+) -> ! {
+    if let Some(signals) = reaper {
         match sys::fork() {
             Ok(Forked::Parent(command)) => {
-                // The reaper keeps nothing of the command's: with its copy of
-                // the channel closed, the monitor reads end of stream as soon
-                // as the command has exec'd.
+                // The reaper keeps nothing of the command's: with its copies
+                // of the channel and the pty closed, the monitor reads end of
+                // stream as soon as the command has exec'd, and the
+                // terminal's end once the command is gone.
                 drop(channel);
                 drop(prepared);
                 reaper::supervise(command, signals)
@@ -45,11 +67,15 @@ pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: 
             Ok(Forked::Child) => {}
             Err(err) => fail(
                 &channel,
-                anyhow::Error::new(err).context("forking under --init"),
+                anyhow::Error::new(err).context(forking.to_string()),
             ),
         }
     }
-    let err = match exec(prepared, spec.process.stdin) {
+    // A parent-death signal does not survive fork: set it (again).
+    let err = match prctl::set_pdeathsig(Signal::SIGKILL)
+        .context("setting the parent-death signal")
+        .and_then(|()| exec(prepared, stdin))
+    {
         Ok(never) => match never {},
         Err(err) => err,
     };

@@ -155,8 +155,10 @@ pub struct LogsArgs {
     pub timestamps: bool,
 }
 
+/// What `run` and `exec` share: the command's stdio, environment, working
+/// directory and user.
 #[derive(Debug, Args)]
-pub struct ExecArgs {
+pub struct ProcessArgs {
     /// Keep stdin open and pass it to the command
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -173,13 +175,20 @@ pub struct ExecArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
 
-    /// Working directory inside the container (default: the container's)
+    /// Working directory inside the container (default: the image's, or
+    /// for exec the container's)
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
 
-    /// User (and group) to run as: names or ids (default: the container's)
+    /// User (and group) to run as inside the container: names or ids
     #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub process: ProcessArgs,
 
     /// The container, by name or id
     pub container: String,
@@ -338,29 +347,8 @@ pub struct RunArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
-    /// Keep stdin open and pass it to the container
-    #[arg(short = 'i', long)]
-    pub interactive: bool,
-
-    /// Give the container a pseudo-terminal
-    #[arg(short = 't', long)]
-    pub tty: bool,
-
-    /// Set an environment variable (NAME=VALUE, or NAME to copy it from here)
-    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
-    pub env: Vec<String>,
-
-    /// Read environment variables from a file, one NAME=VALUE a line
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_file: Vec<PathBuf>,
-
-    /// Working directory inside the container
-    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
-    pub workdir: Option<String>,
-
-    /// User (and group) to run as inside the container: names or ids
-    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
-    pub user: Option<String>,
+    #[command(flatten)]
+    pub process: ProcessArgs,
 
     /// Override the command's entrypoint ("" for none)
     #[arg(long, value_name = "COMMAND")]

@@ -22,8 +22,7 @@ use crate::child::{self, Prepared};
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
 use crate::options::UserSpec;
 use crate::spec::ContainerUser;
-use crate::sys::{self, Forked};
-use crate::{reaper, users};
+use crate::users;
 
 /// What `rocker exec` runs, and where.
 pub struct ExecSpec {
@@ -51,31 +50,13 @@ pub fn run(channel: Channel, spec: &ExecSpec, signals: &SigSet) -> ! {
         Ok(prepared) => prepared,
         Err(err) => child::fail(&channel, err),
     };
-    match sys::fork() {
-        Ok(Forked::Parent(command)) => {
-            // Keep nothing of the command's: with our copies of the channel
-            // and the pty closed, `rocker exec` sees the exec and, later,
-            // the terminal's end.
-            drop(channel);
-            drop(prepared);
-            reaper::supervise(command, signals)
-        }
-        Ok(Forked::Child) => {}
-        Err(err) => {
-            let err = anyhow::Error::new(err).context(
-                "forking into the container's pid namespace (has the container just stopped?)",
-            );
-            child::fail(&channel, err)
-        }
-    }
-    let err = match prctl::set_pdeathsig(Signal::SIGKILL)
-        .context("setting the parent-death signal")
-        .and_then(|()| child::exec(prepared, spec.stdin))
-    {
-        Ok(never) => match never {},
-        Err(err) => err,
-    };
-    child::fail(&channel, err)
+    child::start(
+        channel,
+        prepared,
+        spec.stdin,
+        Some(signals),
+        "forking into the container's pid namespace (has the container just stopped?)",
+    )
 }
 
 /// Everything up to the fork of the command: in the container's

@@ -24,9 +24,10 @@ use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
 use crate::{child, hostcheck, idmap, mountplan};
 
-/// The user namespace comes first: it is what makes the others possible
-/// without privilege, and it owns them.
-fn namespace_flags(network: NetworkMode) -> CloneFlags {
+/// The namespaces of a container (`exec` joins the same ones). The user
+/// namespace comes first: it is what makes the others possible without
+/// privilege, and it owns them.
+pub fn namespace_flags(network: NetworkMode) -> CloneFlags {
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID

@@ -14,6 +14,7 @@ use crate::commands::container::running;
 use crate::container::record::{ContainerRecord, Containers};
 use crate::dirs::Dirs;
 use crate::exec::{self, ExecSpec};
+use crate::monitor;
 use crate::options::{self, Environment};
 use crate::spec::{ContainerUser, NetworkMode};
 use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
@@ -33,15 +34,20 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
         init,
         namespaces: namespaces(&record)?,
         mapped: mapped_user(&record)?,
-        user: args.user.as_deref().map(options::parse_user).transpose()?,
+        user: args
+            .process
+            .user
+            .as_deref()
+            .map(options::parse_user)
+            .transpose()?,
         env: environment(&record, &args)?,
-        cwd: match &args.workdir {
+        cwd: match &args.process.workdir {
             Some(dir) => options::container_path(dir, "the working directory")?,
             None => record.working_dir.clone(),
         },
         args: args.command,
-        terminal: args.tty,
-        stdin: args.interactive,
+        terminal: args.process.tty,
+        stdin: args.process.interactive,
     };
 
     let (channel, child_end) = Channel::pair()?;
@@ -70,22 +76,13 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
     )
 }
 
-/// Every namespace of the container, except a network namespace it shares
-/// with the host (`--network host`): that one is already ours, and joining
-/// it from the container's user namespace is not allowed.
+/// The container's namespaces. With `--network host` that includes no
+/// network namespace: the container's is the caller's own (and joining it
+/// from the container's user namespace is not allowed).
 fn namespaces(record: &ContainerRecord) -> Result<CloneFlags> {
-    let mut flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWCGROUP;
     let network = NetworkMode::parse(&record.network)
         .with_context(|| format!("reading the network of container {}", record.name))?;
-    if network.is_own_namespace() {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    Ok(flags)
+    Ok(monitor::namespace_flags(network))
 }
 
 /// The user the container was started as (`UID:GID` in its record).
@@ -112,9 +109,9 @@ fn environment(record: &ContainerRecord, args: &ExecArgs) -> Result<Vec<(String,
             env.set(name, value);
         }
     }
-    if args.tty && env.get("TERM").is_none() {
+    if args.process.tty && env.get("TERM").is_none() {
         env.set("TERM", "xterm");
     }
-    options::apply_env_options(&mut env, &args.env_file, &args.env)?;
+    options::apply_env_options(&mut env, &args.process.env_file, &args.process.env)?;
     Ok(env.into_vec())
 }

@@ -77,7 +77,7 @@ impl RunExtras {
         if let Some(name) = &args.name {
             names::check(name)?;
         }
-        if args.detach && (args.tty || args.interactive) {
+        if args.detach && (args.process.tty || args.process.interactive) {
             bail!(
                 "-d with -i or -t needs rocker attach, which rocker does not have yet: \
                  run in the background without them, and use rocker exec -i for a shell"
@@ -339,6 +339,7 @@ fn build_spec(
 
     let image_user = image.user.as_deref().filter(|u| !u.is_empty());
     let user_spec = args
+        .process
         .user
         .as_deref()
         .or(image_user)
@@ -356,7 +357,7 @@ fn build_spec(
     let mut env = Environment::default();
     env.set("PATH", DEFAULT_PATH);
     env.set("HOSTNAME", &hostname);
-    if args.tty {
+    if args.process.tty {
         env.set("TERM", "xterm");
     }
     for entry in image.env.iter().flatten() {
@@ -367,7 +368,7 @@ fn build_spec(
     if env.get("HOME").is_none() {
         env.set("HOME", &user.home);
     }
-    options::apply_env_options(&mut env, &args.env_file, &args.env)?;
+    options::apply_env_options(&mut env, &args.process.env_file, &args.process.env)?;
 
     // --entrypoint replaces the image's Entrypoint and drops its Cmd;
     // arguments replace Cmd.
@@ -388,7 +389,11 @@ fn build_spec(
     }
     let image_workdir = image.working_dir.as_deref().filter(|w| !w.is_empty());
     let workdir = options::container_path(
-        args.workdir.as_deref().or(image_workdir).unwrap_or("/"),
+        args.process
+            .workdir
+            .as_deref()
+            .or(image_workdir)
+            .unwrap_or("/"),
         "working directory",
     )?;
 
@@ -400,8 +405,8 @@ fn build_spec(
             env: env.into_vec(),
             cwd: workdir,
             user: user.ids,
-            terminal: args.tty,
-            stdin: args.interactive,
+            terminal: args.process.tty,
+            stdin: args.process.interactive,
         },
         hostname,
         mounts,
