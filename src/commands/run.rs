@@ -449,12 +449,36 @@ fn root_directory(path: &Path) -> Result<PathBuf> {
 }
 
 /// 64 random hex digits, as docker's ids.
+/// A random 64-hex-digit id whose short form (the default hostname) is not
+/// all decimal digits: resolvers read such a name as an IPv4 address, so
+/// `hostname -i` and the like would fail (docker draws again too).
 fn new_container_id() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
-        &mut bytes,
-    )
-    .context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let mut urandom = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
+    loop {
+        let mut bytes = [0u8; 32];
+        std::io::Read::read_exact(&mut urandom, &mut bytes).context("reading /dev/urandom")?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        if !looks_like_a_number(&id[..12]) {
+            return Ok(id);
+        }
+    }
+}
+
+fn looks_like_a_number(name: &str) -> bool {
+    name.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_64_hex_digits_and_never_a_numeric_hostname() {
+        assert!(looks_like_a_number("723269765120"));
+        assert!(!looks_like_a_number("72326976512a"));
+        let id = new_container_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!looks_like_a_number(&id[..12]));
+    }
 }
