@@ -81,7 +81,8 @@ fn record_start(containers: &Containers, id: &str, init: Pid) -> Result<Status> 
 
 /// After the monitor: how the container ended (`started` is the status
 /// `record_start` wrote, if the command ran), and its removal under `--rm`
-/// (or when it never started: then it leaves nothing).
+/// (or when it never started: then it leaves nothing). A container about
+/// to be removed gets no final status, unless the removal fails.
 fn finish(
     containers: &Containers,
     record: &ContainerRecord,
@@ -89,25 +90,24 @@ fn finish(
     result: Result<i32>,
     mut files: ContainerFiles,
 ) -> Result<i32> {
-    let was_started = started.is_some();
-    if let Some(mut status) = started {
+    // From here the record's removal is explicit (under the lock), not the
+    // guard's.
+    files.keep();
+    let removed = match started.is_none() || record.auto_remove {
+        true => containers
+            .lock()
+            .and_then(|lock| containers.remove(&record.id, &lock))
+            .map_err(|err| eprintln!("rocker: warning: {err:#}"))
+            .is_ok(),
+        false => false,
+    };
+    if let (Some(mut status), false) = (started, removed) {
         status.finished = Some(timefmt::now_nanos());
         status.exit_code = Some(match &result {
             Ok(code) => *code,
             Err(err) => exit_status_of(err),
         });
         if let Err(err) = containers.write_status(&record.id, &status) {
-            eprintln!("rocker: warning: {err:#}");
-        }
-    }
-    // From here the record's removal is explicit (under the lock), not the
-    // guard's.
-    files.keep();
-    if !was_started || record.auto_remove {
-        let removed = containers
-            .lock()
-            .and_then(|lock| containers.remove(&record.id, &lock));
-        if let Err(err) = removed {
             eprintln!("rocker: warning: {err:#}");
         }
     }

@@ -227,7 +227,7 @@ impl Containers {
                 record.name
             );
         }
-        self.write_status(&record.id, &Status::default())?;
+        // No status.json yet: a missing one reads as "created".
         write_json(&self.dir(&record.id).join(CONFIG_FILE), record)
     }
 
