@@ -24,6 +24,18 @@ fn publish_flag(text: &str) -> Result<PublishedPorts, String> {
         .map_err(|err| format!("{err:#}"))
 }
 
+fn size_flag(text: &str) -> Result<u64, String> {
+    crate::config::parse_size(text).map_err(|err| format!("{err:#}"))
+}
+
+fn swap_flag(text: &str) -> Result<i64, String> {
+    crate::cgroups::limits::parse_swap(text).map_err(|err| format!("{err:#}"))
+}
+
+fn cpus_flag(text: &str) -> Result<f64, String> {
+    crate::cgroups::limits::parse_cpus(text).map_err(|err| format!("{err:#}"))
+}
+
 /// A `--log-opt`.
 #[derive(Debug, Clone, Copy)]
 pub enum LogOption {
@@ -74,6 +86,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
+    /// Show what running containers use (CPU, memory, processes)
+    Stats(StatsArgs),
     /// Stop containers: the stop signal, then SIGKILL after a timeout
     Stop(StopArgs),
     /// Send a signal to containers
@@ -196,6 +210,18 @@ pub struct ExecArgs {
     /// The command and its arguments
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Containers by name or id (default: every running one)
+    pub containers: Vec<String>,
+    /// Print one reading and exit, instead of one every second
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +408,31 @@ pub struct RunArgs {
     /// Run a small init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,
+
+    /// Memory limit (e.g. 256m); beyond it the kernel kills (OOM) a process
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = size_flag)]
+    pub memory: Option<u64>,
+
+    /// Memory plus swap (e.g. 512m; default: twice --memory), -1 for no swap limit
+    #[arg(long = "memory-swap", value_name = "SIZE", value_parser = swap_flag,
+          allow_hyphen_values = true)]
+    pub memory_swap: Option<i64>,
+
+    /// CPU time, in CPUs (e.g. 1.5)
+    #[arg(long, value_name = "N", value_parser = cpus_flag)]
+    pub cpus: Option<f64>,
+
+    /// Relative CPU weight, 1-10000 (default 100)
+    #[arg(long = "cpu-weight", value_name = "N", conflicts_with = "cpu_shares")]
+    pub cpu_weight: Option<u64>,
+
+    /// CPU shares as in cgroup v1 (2-262144, default 1024), mapped onto the weight
+    #[arg(short = 'c', long = "cpu-shares", value_name = "N")]
+    pub cpu_shares: Option<u64>,
+
+    /// Most processes the container may have (-1: no limit)
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
 
     /// Print help
     #[arg(long, action = ArgAction::Help)]

@@ -11,12 +11,14 @@
 //! then exec (end of stream) or `Failed`.
 
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
 
+use crate::cgroups;
 use crate::channel::Channel;
 use crate::child::{self, Prepared};
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
@@ -28,6 +30,8 @@ use crate::users;
 pub struct ExecSpec {
     /// A pidfd of the container's PID 1, whose namespaces are joined.
     pub init: OwnedFd,
+    /// The container's cgroup (when it has limits), joined first.
+    pub cgroup: Option<PathBuf>,
     /// The namespaces to join (not the network one of a `--network host`
     /// container: that is the caller's own).
     pub namespaces: CloneFlags,
@@ -68,6 +72,11 @@ fn join(channel: &Channel, spec: &ExecSpec) -> Result<Prepared> {
     // changes credentials, which resets both settings: set them again.
     prctl::set_dumpable(false).context("marking the process non-dumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+    // The cgroup before its namespace: joining the cgroup namespace then
+    // roots our view at the container's cgroup, as the container's is.
+    if let Some(leaf) = &spec.cgroup {
+        cgroups::enter(leaf).context("joining the container's cgroup (and its limits)")?;
+    }
     nix::sched::setns(&spec.init, spec.namespaces)
         .context("joining the container's namespaces (Linux 5.8 or later is needed)")?;
     prctl::set_dumpable(false).context("marking the process non-dumpable")?;

@@ -12,6 +12,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use serde::Serialize;
 
+use crate::cgroups::host::{self, Delegation};
 use crate::sys::{self, Forked};
 
 /// One line of the report: whether it works, and what we found or what to do.
@@ -197,8 +198,8 @@ pub fn device(path: &str) -> Check {
     }
 }
 
-/// How cgroups look to this process.
-#[derive(Debug, Clone, Serialize)]
+/// How cgroups look to this process, and how rocker gets limits here.
+#[derive(Debug, Serialize)]
 pub struct Cgroups {
     /// "v2", "hybrid" or "v1".
     pub layout: String,
@@ -206,70 +207,31 @@ pub struct Cgroups {
     pub own_cgroup: Option<String>,
     /// Whether a systemd user manager could delegate a subtree to us.
     pub systemd_user_manager: Check,
-    /// Whether resource limits can be applied, and why not.
+    /// Whether resource limits can be applied, how, or why not.
     pub limits: Check,
 }
 
-/// A user manager listens on $XDG_RUNTIME_DIR/systemd/private.
-fn systemd_user_manager() -> Check {
-    let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") else {
-        return Check::no("XDG_RUNTIME_DIR is not set: no user session");
-    };
-    let socket = Path::new(&runtime).join("systemd/private");
-    if socket.exists() {
-        Check::yes(format!("listening on {}", socket.display()))
-    } else {
-        Check::no(format!(
-            "none at {}; log in through a systemd session, or keep one with: loginctl enable-linger $USER",
-            socket.display()
-        ))
-    }
-}
-
-fn is_cgroup2(path: &str) -> bool {
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-}
-
 pub fn cgroups() -> Cgroups {
-    let (layout, mount_point) = if is_cgroup2("/sys/fs/cgroup") {
-        ("v2", Some("/sys/fs/cgroup"))
-    } else if is_cgroup2("/sys/fs/cgroup/unified") {
-        ("hybrid", Some("/sys/fs/cgroup/unified"))
-    } else {
-        ("v1", None)
+    let systemd = match host::systemd_user_manager() {
+        Ok(socket) => Check::yes(format!("listening on {}", socket.display())),
+        Err(why) => Check::no(why),
     };
-    let own_cgroup = std::fs::read_to_string("/proc/self/cgroup")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("0::").map(str::to_string))
-        });
-    let limits = match (layout, &own_cgroup, mount_point) {
-        ("v2", Some(own), Some(root)) => {
-            let dir = Path::new(root).join(own.trim_start_matches('/'));
-            let writable = |file: &str| {
-                nix::unistd::access(&dir.join(file), nix::unistd::AccessFlags::W_OK).is_ok()
-            };
-            if writable("cgroup.procs") && writable("cgroup.subtree_control") {
-                Check::yes(format!("cgroup {own} is delegated to this user"))
-            } else {
-                Check::no(format!(
-                    "cgroup {own} is not delegated to this user; run rocker in a systemd user \
-                     session (loginctl enable-linger $USER) or a delegated scope \
-                     (systemd-run --user --scope -p Delegate=yes)"
-                ))
-            }
-        }
-        _ => Check::no(format!(
-            "this host's cgroups are {layout}; resource limits need cgroup v2 \
-             (boot with systemd.unified_cgroup_hierarchy=1) and a systemd user session"
+    let limits = match host::delegation() {
+        Delegation::Delegated(dir) => Check::yes(format!(
+            "rocker's own cgroup {} is delegated (controllers: {})",
+            dir.display(),
+            host::controllers(&dir).join(" ")
         )),
+        Delegation::SystemdScope => Check::yes(
+            "a run with limits asks the systemd user manager for a delegated scope \
+             (systemd-run --user --scope -p Delegate=yes)",
+        ),
+        Delegation::Unavailable(why) => Check::no(why),
     };
     Cgroups {
-        layout: layout.to_string(),
-        own_cgroup,
-        systemd_user_manager: systemd_user_manager(),
+        layout: host::hierarchy().layout.to_string(),
+        own_cgroup: host::own_cgroup(),
+        systemd_user_manager: systemd,
         limits,
     }
 }

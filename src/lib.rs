@@ -8,6 +8,7 @@
 //! `sys` holds every raw system call that needs `unsafe`.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod channel;
 pub mod child;
 pub mod cli;
@@ -84,6 +85,7 @@ pub fn main() -> i32 {
         cli::Command::Exec(args) | cli::Command::Container(cli::ContainerCommand::Exec(args)) => {
             commands::exec::exec_command(args)
         }
+        cli::Command::Stats(args) => commands::stats::stats_command(args),
         cli::Command::Stop(args) | cli::Command::Container(cli::ContainerCommand::Stop(args)) => {
             commands::container::stop_command(args)
         }

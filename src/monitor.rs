@@ -4,6 +4,8 @@
 //! way out kills the container, reaps it and removes its live directory,
 //! in reverse order of acquisition.
 
+use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -11,6 +13,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{getgid, getuid, Pid};
 
+use crate::cgroups::{self, ContainerCgroup};
 use crate::channel::Channel;
 use crate::container::logfile::LogWriter;
 use crate::dirs::Dirs;
@@ -48,14 +51,38 @@ pub enum Output {
     Log(LogWriter),
 }
 
-/// Runs the container to completion and returns its exit status.
-/// `started` is called with the container's PID 1 once its command runs.
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// Its exit status (128+N for signal N).
+    pub code: i32,
+    /// The kernel's OOM killer killed one of its processes (`--memory`).
+    pub oom_killed: bool,
+}
+
+/// Runs the container to completion and returns how it ended. `started`
+/// is called with the container's PID 1 (and its cgroup, if it has one of
+/// its own) once its command runs.
 pub fn run(
     spec: &ContainerSpec,
     dirs: &Dirs,
     output: Output,
-    started: &mut dyn FnMut(Pid) -> Result<()>,
-) -> Result<i32> {
+    started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
+) -> Result<Exit> {
+    // The monitor's own cgroup first: it moves this process out of the
+    // container's, and the container is cloned straight into its own.
+    let cgroup = match spec.limits.is_empty() {
+        true => None,
+        false => Some(ContainerCgroup::create(
+            &cgroups::delegated_dir()?,
+            &spec.id,
+            &spec.limits,
+        )?),
+    };
+    let cgroup_fd = cgroup
+        .as_ref()
+        .map(ContainerCgroup::open_leaf)
+        .transpose()?;
     let live_dir = ContainerDir::create(dirs.ensure_runtime()?, spec)?;
     let files = live_dir.write_etc_files(spec)?;
     let mounts = mountplan::plan(spec, &files);
@@ -71,7 +98,8 @@ pub fn run(
     signals.add(Signal::SIGCHLD);
     let _mask = BlockedSignals::block(&signals)?;
 
-    let pid = match sys::clone_into_namespaces(namespace_flags(spec.network)) {
+    let cgroup_fd = cgroup_fd.as_ref().map(|fd| fd.as_fd());
+    let pid = match sys::clone_into_namespaces(namespace_flags(spec.network), cgroup_fd) {
         Ok(Forked::Child) => {
             drop(channel);
             if let Some(log) = log.as_mut() {
@@ -136,19 +164,21 @@ pub fn run(
         channel.network_ready()?;
     }
 
-    let status = supervise::run_to_exit(
+    let leaf = cgroup.as_ref().map(ContainerCgroup::leaf);
+    let code = supervise::run_to_exit(
         &channel,
         &mut container,
         &signals,
         spec.process.terminal,
         spec.process.stdin,
         log.as_mut(),
-        &mut || started(pid),
+        &mut || started(pid, leaf.as_deref()),
     )?;
     if let Some(log) = log.as_mut() {
         log.drain();
     }
-    Ok(status)
+    let oom_killed = cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
+    Ok(Exit { code, oom_killed })
 }
 
 /// A step of the monitor that failed because the child had already failed

@@ -239,6 +239,7 @@ mod tests {
             network,
             ports: vec![],
             init: false,
+            limits: Default::default(),
         }
     }
 

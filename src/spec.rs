@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::cgroups::limits::Limits;
 pub use crate::network::ports::PortMapping;
 pub use crate::network::NetworkMode;
 
@@ -27,6 +28,8 @@ pub struct ContainerSpec {
     pub ports: Vec<PortMapping>,
     /// Run a small reaper as PID 1 (`--init`).
     pub init: bool,
+    /// Resource limits; when any is set the container gets a cgroup.
+    pub limits: Limits,
 }
 
 /// Where the container's root file system comes from.

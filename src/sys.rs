@@ -177,24 +177,54 @@ pub fn inherit_fds_on_spawn(command: &mut std::process::Command, fds: Vec<RawFd>
     }
 }
 
-/// `clone(2)` with fork semantics: the child gets a copy of the address space
-/// and returns here too, already inside the namespaces named by `flags`.
-/// Unlike `unshare`, this puts the child itself (not only its children) in
-/// the new pid namespace, as its PID 1.
-pub fn clone_into_namespaces(flags: CloneFlags) -> nix::Result<Forked> {
+/// clone3's arguments (`struct clone_args`, version 2: with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone3(2)` with fork semantics: the child gets a copy of the address
+/// space and returns here too, already inside the namespaces named by
+/// `flags` and, when given, in the cgroup `cgroup` (a directory fd), so
+/// that it never runs outside its limits and its new cgroup namespace is
+/// rooted there. Unlike `unshare`, this puts the child itself (not only its
+/// children) in the new pid namespace, as its PID 1.
+pub fn clone_into_namespaces(
+    flags: CloneFlags,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> nix::Result<Forked> {
     ensure_single_threaded()?;
-    let raw_flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-    // SAFETY: a null stack makes clone behave like fork: the child runs on a
-    // copy of this stack. The process has a single thread (checked above), so
-    // no lock can be held by a thread that does not exist in the child.
+    let mut args = CloneArgs {
+        flags: flags.bits() as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(cgroup) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cgroup.as_raw_fd() as u64;
+    }
+    // SAFETY: a zero stack makes clone3 behave like fork: the child runs on
+    // a copy of this stack. The kernel only reads `args`, which outlives the
+    // call. The process has a single thread (checked above), so no lock can
+    // be held by a thread that does not exist in the child.
     let ret = unsafe {
         libc::syscall(
-            libc::SYS_clone,
-            raw_flags,
-            std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            0 as libc::c_ulong,
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
         )
     };
     match Errno::result(ret)? {

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
+use crate::cgroups;
 use crate::cli::{ContainerInspectArgs, Format, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
 use crate::commands::table::write_table;
 use crate::container::logfile::{self, Entry, Follower};
@@ -226,6 +227,10 @@ pub fn running(containers: &Containers, record: &ContainerRecord, what: &str) ->
 /// Kills the container's processes and waits until its monitor has
 /// recorded the end and cleaned up, so the next command sees it exited.
 fn kill_and_await(live: &LiveState) -> Result<()> {
+    // A container with a cgroup is killed whole (exec'd processes too).
+    if let Some(leaf) = &live.cgroup {
+        cgroups::kill_all(leaf);
+    }
     live.init.signal(Signal::SIGKILL)?;
     await_end(live);
     Ok(())
@@ -387,7 +392,11 @@ pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
                 "ExitCode": exit_code(&state),
                 "StartedAt": status.started.map(timefmt::rfc3339),
                 "FinishedAt": status.finished.map(timefmt::rfc3339),
-                "OOMKilled": false,
+                "OOMKilled": status.oom_killed,
+                "CgroupPath": match &state {
+                    State::Running(live) => live.cgroup.clone(),
+                    _ => None,
+                },
             },
             "Mounts": mounts,
             "NetworkSettings": {
@@ -396,6 +405,11 @@ pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
                 "Ports": ports,
             },
             "HostConfig": {
+                "Memory": record.limits.memory.unwrap_or(0),
+                "MemorySwap": record.limits.memory_swap.unwrap_or(0),
+                "NanoCpus": record.limits.cpus.map_or(0, |cpus| (cpus * 1e9) as u64),
+                "CpuWeight": record.limits.cpu_weight.unwrap_or(0),
+                "PidsLimit": record.limits.pids.unwrap_or(0),
                 "AutoRemove": record.auto_remove,
                 "NetworkMode": record.network,
             },

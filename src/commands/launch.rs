@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{open, OFlag};
@@ -18,7 +19,7 @@ use crate::container::record::{ContainerRecord, Containers, LiveState, Status};
 use crate::dirs::Dirs;
 use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
 use crate::layered::ContainerFiles;
-use crate::monitor::{self, Output};
+use crate::monitor::{self, Exit, Output};
 use crate::spec::ContainerSpec;
 use crate::sys::{self, Forked};
 use crate::timefmt;
@@ -55,8 +56,8 @@ pub fn launch(launch: Launch, dirs: &Dirs) -> Result<i32> {
         return run_detached(&spec, &record, &containers, files, dirs, log_max);
     }
     let mut started = None;
-    let result = monitor::run(&spec, dirs, Output::Inherit, &mut |pid| {
-        started = Some(record_start(&containers, &record.id, pid)?);
+    let result = monitor::run(&spec, dirs, Output::Inherit, &mut |pid, cgroup| {
+        started = Some(record_start(&containers, &record.id, pid, cgroup)?);
         Ok(())
     });
     finish(&containers, &record, started, result, files)
@@ -65,10 +66,16 @@ pub fn launch(launch: Launch, dirs: &Dirs) -> Result<i32> {
 /// The container's command runs: note its processes and the time, and
 /// return the status written. The live state comes first, so a started
 /// container always has one to check.
-fn record_start(containers: &Containers, id: &str, init: Pid) -> Result<Status> {
+fn record_start(
+    containers: &Containers,
+    id: &str,
+    init: Pid,
+    cgroup: Option<&Path>,
+) -> Result<Status> {
     let live = LiveState {
         monitor: ProcessId::current()?,
         init: ProcessId::of(init)?,
+        cgroup: cgroup.map(Path::to_path_buf),
     };
     containers.write_live_state(id, &live)?;
     let status = Status {
@@ -87,9 +94,23 @@ fn finish(
     containers: &Containers,
     record: &ContainerRecord,
     started: Option<Status>,
-    result: Result<i32>,
+    result: Result<Exit>,
     mut files: ContainerFiles,
 ) -> Result<i32> {
+    let oom_killed = matches!(
+        result,
+        Ok(Exit {
+            oom_killed: true,
+            ..
+        })
+    );
+    if oom_killed {
+        eprintln!(
+            "rocker: container {} ran out of memory (its --memory limit): the kernel killed it",
+            record.name
+        );
+    }
+    let result = result.map(|exit| exit.code);
     // From here the record's removal is explicit (under the lock), not the
     // guard's.
     files.keep();
@@ -103,6 +124,7 @@ fn finish(
     };
     if let (Some(mut status), false) = (started, removed) {
         status.finished = Some(timefmt::now_nanos());
+        status.oom_killed = oom_killed;
         status.exit_code = Some(match &result {
             Ok(code) => *code,
             Err(err) => exit_status_of(err),
@@ -180,8 +202,8 @@ fn detached_monitor(
     let mut started = None;
     let result = detach_from_caller(containers, &record.id).and_then(|()| {
         let log = LogWriter::create(&containers.log_path(&record.id), log_max)?;
-        monitor::run(spec, dirs, Output::Log(log), &mut |pid| {
-            started = Some(record_start(containers, &record.id, pid)?);
+        monitor::run(spec, dirs, Output::Log(log), &mut |pid, cgroup| {
+            started = Some(record_start(containers, &record.id, pid, cgroup)?);
             if let Some(mut report) = report.take() {
                 // The caller may be gone (killed): the container runs on.
                 let _ = writeln!(report, "{STARTED}");

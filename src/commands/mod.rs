@@ -7,4 +7,5 @@ pub mod info;
 pub mod launch;
 pub mod login;
 pub mod run;
+pub mod stats;
 pub mod table;

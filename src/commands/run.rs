@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::cgroups::{self, limits::Limits};
 use crate::cli::{LogOption, PullPolicy, RunArgs};
 use crate::commands::image::ImageContext;
 use crate::commands::launch::{launch, Launch, DEFAULT_LOG_MAX};
@@ -34,6 +35,12 @@ const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
 pub fn run(mut args: RunArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;
     let extras = RunExtras::of(&args)?;
+    // First of all: on a systemd host this may start rocker again in a
+    // delegated scope, and a host without cgroups fails a run with limits.
+    let limits = limits_of(&args)?;
+    if !limits.is_empty() {
+        cgroups::ensure_delegated(&limits)?;
+    }
     let Some(rootfs) = args.rootfs.take() else {
         return run_image(args, extras, &dirs);
     };
@@ -163,6 +170,7 @@ impl RunExtras {
             auto_remove: self.auto_remove,
             detached: self.detach,
             rootfs_mode: rootfs_mode.to_string(),
+            limits: spec.limits,
         }
     }
 }
@@ -328,6 +336,7 @@ fn build_spec(
     id: String,
 ) -> Result<ContainerSpec> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
+    let limits = limits_of(&args)?;
     let mut mounts = vec![];
     for volume in &args.volumes {
         mounts.push(options::parse_volume(volume, &cwd)?);
@@ -414,7 +423,23 @@ fn build_spec(
         network,
         ports,
         init: args.init,
+        limits,
     })
+}
+
+/// `--memory`, `--cpus` and friends, checked against each other.
+fn limits_of(args: &RunArgs) -> Result<Limits> {
+    let limits = Limits {
+        memory: args.memory,
+        memory_swap: args.memory_swap,
+        cpus: args.cpus,
+        cpu_weight: args
+            .cpu_weight
+            .or(args.cpu_shares.map(cgroups::limits::shares_to_weight)),
+        pids: args.pids_limit,
+    };
+    limits.check()?;
+    Ok(limits)
 }
 
 /// `--network` and `-p`. Ports need slirp4netns: docker drops them (with a

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names;
 use super::process::ProcessId;
+use crate::cgroups::limits::Limits;
 use crate::dirs::Dirs;
 use crate::fsutil::{remove_tree, replace_file};
 use crate::layered::CONTAINERS_DIR;
@@ -58,6 +59,8 @@ pub struct ContainerRecord {
     pub detached: bool,
     /// How its root is made: overlay, fuse-overlayfs, copy or directory.
     pub rootfs_mode: String,
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,18 +78,24 @@ pub struct Status {
     pub started: Option<u64>,
     pub finished: Option<u64>,
     pub exit_code: Option<i32>,
+    /// The kernel's OOM killer killed a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// The processes of a running container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveState {
     pub monitor: ProcessId,
     /// The container's PID 1, as the host sees it.
     pub init: ProcessId,
+    /// The container's own cgroup, when it has limits.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
 }
 
 /// Where a container is in its life, as `ps` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     /// Recorded, not (yet) started.
     Created,
@@ -281,6 +290,10 @@ impl Containers {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => return Err(err).with_context(|| format!("removing {}", config.display())),
+        }
+        // A monitor that was killed left its container's cgroups behind.
+        if let Some(leaf) = self.live_state(id).and_then(|live| live.cgroup) {
+            crate::cgroups::remove(&leaf);
         }
         remove_tree(&self.live_dir(id))?;
         remove_tree(&self.dir(id))

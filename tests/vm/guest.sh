@@ -13,12 +13,20 @@ for path in $(cat /opt/rocker-vm/paths); do
     d=$path
     while [ "$d" != / ]; do chmod a+rx "$d"; d=$(dirname "$d"); done
 done
+# The scratch disk (ext4) holds the tests' files.
+for _ in $(seq 1 100); do
+    [ -b /dev/vda ] && break
+    sleep 0.1
+done
+mkdir -p /scratch
+mount /dev/vda /scratch
+chmod 1777 /scratch
 for _ in $(seq 1 300); do
     [ -S "/run/user/$uid/bus" ] && break
     sleep 0.1
 done
 systemd-run --quiet --user --machine="$user@.host" --wait --pipe --collect \
-    --working-directory=/home/$user -p Delegate=no \
+    --working-directory=/home/$user --setenv=TMPDIR=/scratch \
     /bin/sh /opt/rocker-vm/command < /dev/null > /dev/ttyS0 2>&1
 status=$?
 echo "ROCKER-VM-STATUS=$status" > /dev/ttyS0

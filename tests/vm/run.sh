@@ -36,6 +36,7 @@ need debootstrap debootstrap
 need qemu-system-x86_64 qemu-system-x86
 need cpio cpio
 need jq jq
+need mkfs.ext4 e2fsprogs
 need cargo "a Rust toolchain (rustup)"
 
 # --- the image: built once per recipe ---------------------------------------
@@ -88,7 +89,7 @@ build_image() {
     mkdir -p "$root/usr/lib/modules"
     mv "$build/kernel/lib/modules/$version" "$root/usr/lib/modules/"
     chroot "$root" depmod -a "$version"
-    printf 'overlay\nfuse\ntun\n' >"$root/etc/modules-load.d/rocker.conf"
+    printf 'overlay\nfuse\ntun\nvirtio_blk\next4\n' >"$root/etc/modules-load.d/rocker.conf"
 
     # The user, whose user manager systemd starts at boot (linger).
     chroot "$root" useradd --create-home --uid 1000 --shell /bin/sh tester
@@ -139,7 +140,7 @@ else
         while read -r name executable; do
             cp "$executable" "$stage/opt/rocker-vm/tests/$name"
             echo "echo \"=== $name\""
-            echo "/opt/rocker-vm/tests/$name --test-threads=2 || status=1"
+            echo "/opt/rocker-vm/tests/$name --test-threads=2 --color=never || status=1"
         done <"$run/executables"
         echo 'exit $status'
     } >"$stage/opt/rocker-vm/command"
@@ -152,6 +153,10 @@ printf '%s\n' "$(dirname "$binary")" /opt/rocker-vm >"$stage/opt/rocker-vm/paths
 
 (cd "$stage" && find . -mindepth 1 -print0 | cpio --null -o -H newc --quiet | gzip -1) \
     >"$run/payload.cpio.gz"
+# The tests' files go on a disk file system, as a laptop's home is: the
+# initramfs is tmpfs, which keeps no user.* xattrs before Linux 6.6.
+truncate -s 16G "$run/scratch.img"
+mkfs.ext4 -q -F "$run/scratch.img"
 # The kernel unpacks concatenated archives in order.
 cat "$image/root.cpio.gz" "$run/payload.cpio.gz" >"$run/initrd.gz"
 
@@ -159,6 +164,7 @@ echo "booting the VM (software emulation) ..." >&2
 set +e
 timeout "$timeout_s" qemu-system-x86_64 -accel tcg -m "$memory" -smp 2 \
     -display none -monitor none -serial stdio -no-reboot -nic none \
+    -drive file="$run/scratch.img",format=raw,if=virtio \
     -kernel "$image/vmlinuz" -initrd "$run/initrd.gz" \
     -append "console=ttyS0 rdinit=/init quiet systemd.show_status=0 panic=-1" \
     </dev/null | tee "$run/console.log"

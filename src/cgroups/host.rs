@@ -1,0 +1,140 @@
+//! Where this process stands in the host's cgroups, and how rocker can get
+//! a cgroup v2 subtree of its own to manage without privilege:
+//!
+//! 1. our own cgroup is already delegated to us (its `cgroup.procs` and
+//!    `cgroup.subtree_control` are writable: a systemd scope made with
+//!    `Delegate=yes`, a CI job's delegated cgroup): use it;
+//! 2. a systemd user manager runs: ask it for a delegated scope
+//!    (`systemd-run --user --scope -p Delegate=yes`) and run in it;
+//! 3. neither: say exactly what is missing.
+
+use std::path::{Path, PathBuf};
+
+/// The v2 hierarchy's mount point: all of it ("v2"), beside v1
+/// controllers ("hybrid"), or none ("v1").
+pub struct Hierarchy {
+    pub layout: &'static str,
+    pub root: Option<PathBuf>,
+}
+
+fn is_cgroup2(path: &str) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+pub fn hierarchy() -> Hierarchy {
+    let (layout, root) = if is_cgroup2("/sys/fs/cgroup") {
+        ("v2", Some("/sys/fs/cgroup"))
+    } else if is_cgroup2("/sys/fs/cgroup/unified") {
+        ("hybrid", Some("/sys/fs/cgroup/unified"))
+    } else {
+        ("v1", None)
+    };
+    Hierarchy {
+        layout,
+        root: root.map(PathBuf::from),
+    }
+}
+
+/// This process's cgroup in the v2 hierarchy, as `/proc/self/cgroup`
+/// names it (`/user.slice/...`).
+pub fn own_cgroup() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("0::").map(str::to_string))
+}
+
+/// The directory of a v2 cgroup path.
+pub fn cgroup_dir(root: &Path, cgroup: &str) -> PathBuf {
+    root.join(cgroup.trim_start_matches('/'))
+}
+
+fn writable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+/// Whether we may manage the cgroup in `dir`: move processes in and out,
+/// and enable controllers below it.
+pub fn is_delegated(dir: &Path) -> bool {
+    writable(&dir.join("cgroup.procs")) && writable(&dir.join("cgroup.subtree_control"))
+}
+
+/// The controllers a cgroup may use (its parent enabled them for it).
+pub fn controllers(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("cgroup.controllers"))
+        .map(|text| text.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// A systemd user manager listens on $XDG_RUNTIME_DIR/systemd/private.
+/// Ok(socket) when it does; Err(why not) otherwise.
+pub fn systemd_user_manager() -> Result<PathBuf, String> {
+    let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") else {
+        return Err("XDG_RUNTIME_DIR is not set: there is no user session".to_string());
+    };
+    let socket = Path::new(&runtime).join("systemd/private");
+    match socket.exists() {
+        true => Ok(socket),
+        false => Err(format!(
+            "no systemd user manager listens at {}: log in through a systemd session, or \
+             keep one running with: loginctl enable-linger $USER",
+            socket.display()
+        )),
+    }
+}
+
+/// How rocker gets a cgroup subtree on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delegation {
+    /// Our own cgroup, this directory, is ours to manage.
+    Delegated(PathBuf),
+    /// A systemd user manager can make us a delegated scope.
+    SystemdScope,
+    /// Neither: why, and how to get it.
+    Unavailable(String),
+}
+
+pub fn delegation() -> Delegation {
+    let hierarchy = hierarchy();
+    let manager = systemd_user_manager();
+    let root = match (hierarchy.layout, hierarchy.root) {
+        ("v2", Some(root)) => root,
+        (layout, _) => {
+            let mut why = format!(
+                "rootless limits need cgroup v2, and this host's cgroups are {layout} (the \
+                 controllers are in cgroup v1): boot with systemd.unified_cgroup_hierarchy=1 \
+                 (the default since systemd 247)"
+            );
+            if let Err(no_manager) = manager {
+                why.push_str(&format!(
+                    "; they also need a systemd user manager: {no_manager}"
+                ));
+            }
+            return Delegation::Unavailable(why);
+        }
+    };
+    let Some(own) = own_cgroup() else {
+        return Delegation::Unavailable("this process is in no cgroup v2 cgroup".to_string());
+    };
+    let dir = cgroup_dir(&root, &own);
+    if is_delegated(&dir) {
+        // A shell that rocker moved to D/init (see `cgroups`) runs the
+        // next rocker from there: D is still the one to use.
+        if let Some(parent) = dir.parent().filter(|_| dir.ends_with(super::INIT_LEAF)) {
+            if is_delegated(parent) {
+                return Delegation::Delegated(parent.to_path_buf());
+            }
+        }
+        return Delegation::Delegated(dir);
+    }
+    match (manager, crate::hostcheck::find_in_path("systemd-run")) {
+        (Ok(_), Some(_)) => Delegation::SystemdScope,
+        (Ok(_), None) => Delegation::Unavailable(
+            "a systemd user manager runs but systemd-run is missing: apt-get install systemd"
+                .to_string(),
+        ),
+        (Err(no_manager), _) => Delegation::Unavailable(format!(
+            "cgroup {own} is not delegated to you, and {no_manager}"
+        )),
+    }
+}

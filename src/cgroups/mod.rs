@@ -1,0 +1,283 @@
+//! Resource limits through cgroup v2, without privilege: `host` finds (or
+//! asks systemd for) a delegated subtree, `limits` turns the flags into
+//! cgroup files, and this module lays out one container's cgroups in the
+//! delegated cgroup D:
+//!
+//! ```text
+//! D/                       controllers enabled for the children
+//! D/init/                  processes that were in D (cgroup v2 lets a cgroup
+//!                          with enabled controllers hold no process)
+//! D/rocker-ID/monitor/     the container's monitor: outside the limits
+//! D/rocker-ID/container/   the container (cloned straight into it), its
+//!                          limits, and every `exec` into it
+//! ```
+
+pub mod host;
+pub mod limits;
+
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+
+use host::Delegation;
+use limits::Limits;
+
+/// Set in a rocker that re-executed itself in a systemd scope, so that it
+/// does not ask again.
+const IN_SCOPE: &str = "ROCKER_IN_SCOPE";
+const CONTAINER_LEAF: &str = "container";
+const MONITOR_LEAF: &str = "monitor";
+pub(crate) const INIT_LEAF: &str = "init";
+
+/// For a run with limits, before anything else: makes sure rocker stands in
+/// a cgroup delegated to it that offers the controllers the limits need,
+/// and returns its directory. Where systemd can make one, this re-executes
+/// rocker (same pid, arguments and terminal) in a new delegated scope and
+/// does not return. Where nothing can, it fails saying what is missing.
+pub fn ensure_delegated(limits: &Limits) -> Result<PathBuf> {
+    let dir = match host::delegation() {
+        Delegation::Delegated(dir) => dir,
+        Delegation::SystemdScope if std::env::var_os(IN_SCOPE).is_none() => {
+            return Err(reexec_in_scope());
+        }
+        Delegation::SystemdScope => bail!(
+            "resource limits are unavailable: systemd made rocker a scope, but did not \
+             delegate it (its cgroup.procs and cgroup.subtree_control are not writable)"
+        ),
+        Delegation::Unavailable(why) => bail!(
+            "resource limits (--memory, --cpus, --pids-limit...) are unavailable here: {why}. \
+             Run without them, or see rocker info"
+        ),
+    };
+    let offered = host::controllers(&dir);
+    let missing: Vec<&str> = limits
+        .controllers()
+        .into_iter()
+        .filter(|needed| !offered.iter().any(|c| c == needed))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the {} controller{} not delegated to {} (it offers: {}): with systemd older than \
+             252, add a drop-in for user@.service with Delegate=cpu cpuset io memory pids, \
+             then log in again",
+            missing.join(" and "),
+            if missing.len() == 1 { " is" } else { "s are" },
+            dir.display(),
+            if offered.is_empty() {
+                "none".to_string()
+            } else {
+                offered.join(" ")
+            }
+        );
+    }
+    Ok(dir)
+}
+
+/// The delegated cgroup this process stands in, once `ensure_delegated`
+/// has made sure there is one (the monitor, which must not re-execute).
+pub fn delegated_dir() -> Result<PathBuf> {
+    match host::delegation() {
+        Delegation::Delegated(dir) => Ok(dir),
+        _ => bail!("rocker's monitor is not in a delegated cgroup; resource limits cannot be set"),
+    }
+}
+
+/// Replaces this process with itself inside a transient scope of the user
+/// manager with Delegate=yes; returns only the error if that fails.
+fn reexec_in_scope() -> anyhow::Error {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(err) => return anyhow::Error::new(err).context("finding rocker's own binary"),
+    };
+    let err = std::process::Command::new("systemd-run")
+        .args([
+            "--user",
+            "--scope",
+            "--quiet",
+            "--collect",
+            "-p",
+            "Delegate=yes",
+        ])
+        .args(["--description", "rocker container"])
+        .arg("--")
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(IN_SCOPE, "1")
+        .exec();
+    anyhow::Error::new(err).context("running systemd-run to get a delegated scope")
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
+}
+
+fn make_dir(path: &Path) -> Result<()> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("creating cgroup {}", path.display())),
+    }
+}
+
+/// Moves this process into the cgroup `dir`.
+pub fn enter(dir: &Path) -> Result<()> {
+    write(&dir.join("cgroup.procs"), "0")
+}
+
+fn pids_in(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|text| text.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// One container's cgroups (see the module's picture).
+pub struct ContainerCgroup {
+    delegated: PathBuf,
+    group: PathBuf,
+}
+
+impl ContainerCgroup {
+    /// Lays out container `id`'s cgroups in the delegated `dir`, moves this
+    /// process (its monitor) into its leaf, and sets the limits on the
+    /// container's leaf, which is still empty.
+    pub fn create(dir: &Path, id: &str, limits: &Limits) -> Result<ContainerCgroup> {
+        let cgroup = ContainerCgroup {
+            delegated: dir.to_path_buf(),
+            group: dir.join(format!("rocker-{id}")),
+        };
+        make_dir(&cgroup.group)?;
+        let monitor = cgroup.group.join(MONITOR_LEAF);
+        make_dir(&monitor)?;
+        enter(&monitor).context("moving rocker's monitor out of the container's cgroup")?;
+        cgroup.empty_delegated_cgroup()?;
+        let controllers: String = limits
+            .controllers()
+            .iter()
+            .map(|c| format!("+{c} "))
+            .collect();
+        for dir in [&cgroup.delegated, &cgroup.group] {
+            write(&dir.join("cgroup.subtree_control"), controllers.trim_end())?;
+        }
+        let leaf = cgroup.leaf();
+        make_dir(&leaf)?;
+        for (file, value) in limits.files() {
+            let path = leaf.join(file);
+            // Without swap accounting the file is missing; docker then
+            // ignores the swap limit too.
+            if file == "memory.swap.max" && !path.exists() {
+                continue;
+            }
+            write(&path, &value)?;
+        }
+        Ok(cgroup)
+    }
+
+    /// The no-internal-process rule: a cgroup whose children get
+    /// controllers holds no process itself. Whatever else runs in D (the
+    /// shell that ran rocker in a delegated scope) moves to D/init.
+    fn empty_delegated_cgroup(&self) -> Result<()> {
+        let procs = self.delegated.join("cgroup.procs");
+        let init = self.delegated.join(INIT_LEAF);
+        for _ in 0..100 {
+            let pids = pids_in(&self.delegated);
+            if pids.is_empty() {
+                return Ok(());
+            }
+            make_dir(&init)?;
+            for pid in pids {
+                // A process that has exited meanwhile is fine.
+                let _ = std::fs::write(init.join("cgroup.procs"), &pid);
+            }
+        }
+        bail!(
+            "{} keeps gaining processes; rocker cannot enable controllers below it",
+            procs.display()
+        )
+    }
+
+    /// The container's own cgroup.
+    pub fn leaf(&self) -> PathBuf {
+        self.group.join(CONTAINER_LEAF)
+    }
+
+    /// The leaf, open for clone3's CLONE_INTO_CGROUP.
+    pub fn open_leaf(&self) -> Result<OwnedFd> {
+        let leaf = self.leaf();
+        open(
+            &leaf,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening cgroup {}", leaf.display()))
+    }
+
+    /// Whether the kernel's OOM killer killed a process of the container.
+    pub fn oom_killed(&self) -> bool {
+        oom_kills(&self.leaf()) > 0
+    }
+}
+
+impl Drop for ContainerCgroup {
+    /// After the container's PID 1 has exited (or on a failed start): ends
+    /// what is left in the container's cgroup, moves the monitor out, and
+    /// removes them all.
+    fn drop(&mut self) {
+        let leaf = self.leaf();
+        kill_all(&leaf);
+        let init = self.delegated.join(INIT_LEAF);
+        let moved = make_dir(&init).and_then(|()| enter(&init));
+        if let Err(err) = moved {
+            eprintln!("rocker: warning: {err:#}");
+        }
+        remove(&leaf);
+    }
+}
+
+/// The oom_kill count in a cgroup's memory.events.
+fn oom_kills(leaf: &Path) -> u64 {
+    std::fs::read_to_string(leaf.join("memory.events"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("oom_kill "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Kills every process in the container's cgroup `leaf` at once
+/// (`cgroup.kill`, Linux 5.14), so none survives a `stop` or `rm -f`.
+/// Returns whether the cgroup was there to kill.
+pub fn kill_all(leaf: &Path) -> bool {
+    std::fs::write(leaf.join("cgroup.kill"), "1").is_ok()
+}
+
+/// Removes a container's cgroups (given its leaf), waiting briefly for the
+/// last processes to be gone. Missing directories are fine.
+pub fn remove(leaf: &Path) {
+    let Some(group) = leaf.parent() else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for dir in [
+        leaf.to_path_buf(),
+        group.join(MONITOR_LEAF),
+        group.to_path_buf(),
+    ] {
+        loop {
+            match std::fs::remove_dir(&dir) {
+                Err(err)
+                    if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => break,
+            }
+        }
+    }
+}
