@@ -55,8 +55,37 @@ fn writable(path: &Path) -> bool {
 
 /// Whether we may manage the cgroup in `dir`: move processes in and out,
 /// and enable controllers below it.
-pub fn is_delegated(dir: &Path) -> bool {
+pub fn is_writable(dir: &Path) -> bool {
     writable(&dir.join("cgroup.procs")) && writable(&dir.join("cgroup.subtree_control"))
+}
+
+/// Whether the cgroup in `dir` was handed to us to manage. Writable files
+/// alone do not say so: under a user manager every cgroup of the user's
+/// units is the user's, yet systemd manages those of units without
+/// `Delegate=yes`. Recent systemd marks delegated cgroups with an xattr;
+/// older ones (Debian 12's 252, for a user manager) are asked; the root of
+/// a cgroup namespace (a container's, a CI job's) is delegated by nature.
+pub fn is_delegated(dir: &Path, cgroup: &str) -> bool {
+    if !is_writable(dir) {
+        return false;
+    }
+    let marked = ["user.delegate", "trusted.delegate"]
+        .iter()
+        .any(|name| crate::sys::lgetxattr(dir, name).is_ok_and(|value| value == b"1"));
+    marked || cgroup == "/" || systemd_delegates(cgroup)
+}
+
+/// Whether the user manager's unit owning `cgroup` has Delegate=yes.
+fn systemd_delegates(cgroup: &str) -> bool {
+    let unit = cgroup.rsplit('/').next().unwrap_or_default();
+    if !(unit.ends_with(".scope") || unit.ends_with(".service")) {
+        return false;
+    }
+    std::process::Command::new("systemctl")
+        .args(["--user", "show", "--property=Delegate", "--value", unit])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == b"yes")
 }
 
 /// The controllers a cgroup may use (its parent enabled them for it).
@@ -117,14 +146,19 @@ pub fn delegation() -> Delegation {
         return Delegation::Unavailable("this process is in no cgroup v2 cgroup".to_string());
     };
     let dir = cgroup_dir(&root, &own);
-    if is_delegated(&dir) {
-        // A shell that rocker moved to D/init (see `cgroups`) runs the
-        // next rocker from there: D is still the one to use.
-        if let Some(parent) = dir.parent().filter(|_| dir.ends_with(super::INIT_LEAF)) {
-            if is_delegated(parent) {
-                return Delegation::Delegated(parent.to_path_buf());
-            }
+    // A shell that rocker moved to D/init (see `cgroups`) runs the next
+    // rocker from there: D is still the one to use.
+    if let (Some(parent), Some(parent_cgroup)) = (dir.parent(), own.strip_suffix("/init")) {
+        let parent_cgroup = if parent_cgroup.is_empty() {
+            "/"
+        } else {
+            parent_cgroup
+        };
+        if dir.ends_with(super::INIT_LEAF) && is_delegated(parent, parent_cgroup) {
+            return Delegation::Delegated(parent.to_path_buf());
         }
+    }
+    if is_delegated(&dir, &own) {
         return Delegation::Delegated(dir);
     }
     match (manager, crate::hostcheck::find_in_path("systemd-run")) {

@@ -33,6 +33,8 @@ const IN_SCOPE: &str = "ROCKER_IN_SCOPE";
 const CONTAINER_LEAF: &str = "container";
 const MONITOR_LEAF: &str = "monitor";
 pub(crate) const INIT_LEAF: &str = "init";
+/// The controllers a container's cgroup gets when the host offers them.
+const STATS_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
 /// For a run with limits, before anything else: makes sure rocker stands in
 /// a cgroup delegated to it that offers the controllers the limits need,
@@ -155,9 +157,12 @@ impl ContainerCgroup {
         make_dir(&monitor)?;
         enter(&monitor).context("moving rocker's monitor out of the container's cgroup")?;
         cgroup.empty_delegated_cgroup()?;
-        let controllers: String = limits
-            .controllers()
+        // Every controller of these offered, not only those the limits
+        // need: `stats` reads memory and pids whatever the limits.
+        let offered = host::controllers(dir);
+        let controllers: String = STATS_CONTROLLERS
             .iter()
+            .filter(|c| offered.iter().any(|o| o == *c) || limits.controllers().contains(c))
             .map(|c| format!("+{c} "))
             .collect();
         for dir in [&cgroup.delegated, &cgroup.group] {

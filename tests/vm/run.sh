@@ -137,6 +137,8 @@ else
                | .target.name + " " + .executable' >"$run/executables"
     {
         echo 'status=0'
+        # This host has delegated cgroups: the limits must be enforced.
+        echo 'export ROCKER_TEST_CGROUPS=delegated'
         while read -r name executable; do
             cp "$executable" "$stage/opt/rocker-vm/tests/$name"
             echo "echo \"=== $name\""
