@@ -340,3 +340,44 @@ fn unavailable_checked_elsewhere() {
          tests/vm/run.sh; here the refusal is tested"
     );
 }
+
+#[test]
+fn an_already_delegated_cgroup_is_used_as_it_is() {
+    if !require_delegated() {
+        return unavailable_checked_elsewhere();
+    }
+    let data = harness().scratch("cgroups-case1");
+    let root = rootfs();
+    // A shell in a scope systemd delegated to us starts the container: no
+    // new scope is made, and the shell moves to the scope's init leaf.
+    let unit = format!("rocker-test-{}.scope", std::process::id());
+    let rocker_line = format!(
+        "{} run -d --name inside --memory 64m --network none --rootfs {root} sleep 300",
+        harness().binary.display()
+    );
+    let script = format!("{rocker_line} >/dev/null && cat /proc/self/cgroup");
+    let mut command = Command::new("systemd-run");
+    command
+        .args([
+            "--user",
+            "--scope",
+            "--quiet",
+            "-p",
+            "Delegate=yes",
+            "--unit",
+            &unit,
+        ])
+        .args(["--", "sh", "-c", &script])
+        .env("XDG_DATA_HOME", &data);
+    let shell_cgroup = ok(output_within(command, Duration::from_secs(120)));
+    assert!(
+        shell_cgroup.trim_end().ends_with(&format!("/{unit}/init")),
+        "{shell_cgroup}"
+    );
+    let leaf = cgroup_of(&data, "inside");
+    let want = format!("/{unit}/rocker-");
+    assert!(leaf.to_string_lossy().contains(&want), "{}", leaf.display());
+    assert_eq!(read(&leaf.join("memory.max")), (64u64 << 20).to_string());
+    ok(rocker(&data, &["rm", "-f", "inside"]));
+    assert!(!leaf.exists());
+}
