@@ -112,6 +112,13 @@ pub fn systemd_user_manager() -> Result<PathBuf, String> {
     }
 }
 
+/// Whether the user's D-Bus session bus is there for systemd-run.
+fn has_session_bus() -> bool {
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
+        || std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|runtime| Path::new(&runtime).join("bus").exists())
+}
+
 /// How rocker gets a cgroup subtree on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delegation {
@@ -162,7 +169,13 @@ pub fn delegation() -> Delegation {
         return Delegation::Delegated(dir);
     }
     match (manager, crate::hostcheck::find_in_path("systemd-run")) {
-        (Ok(_), Some(_)) => Delegation::SystemdScope,
+        (Ok(_), Some(_)) if has_session_bus() => Delegation::SystemdScope,
+        (Ok(_), Some(_)) => Delegation::Unavailable(
+            "a systemd user manager runs, but `systemd-run --user` reaches it over the session \
+             bus, and there is none (no DBUS_SESSION_BUS_ADDRESS, no $XDG_RUNTIME_DIR/bus): \
+             apt-get install dbus-user-session, then log in again"
+                .to_string(),
+        ),
         (Ok(_), None) => Delegation::Unavailable(
             "a systemd user manager runs but systemd-run is missing: apt-get install systemd"
                 .to_string(),
