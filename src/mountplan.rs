@@ -171,6 +171,17 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
         NetworkMode::Host => bind("/sys", "/sys", true, true),
         _ => filesystem("sysfs", "/sys", secure | MsFlags::MS_RDONLY, ""),
     });
+    // A container with limits has a cgroup of its own, the root of its
+    // cgroup namespace: it sees that, read-only, so that runtimes which
+    // size themselves from memory.max and cpu.max (the JVM, Go) find them.
+    if !spec.limits.is_empty() {
+        ops.push(filesystem(
+            "cgroup2",
+            "/sys/fs/cgroup",
+            secure | MsFlags::MS_RDONLY,
+            "",
+        ));
+    }
 
     // Parents before children, so /data is mounted before /data/cache.
     let mut user_mounts: Vec<&UserMount> = spec.mounts.iter().collect();
@@ -278,6 +289,16 @@ mod tests {
         assert!(own.iter().any(|op| matches!(op, MountOp::Filesystem { fstype: "sysfs", flags, .. } if flags.contains(MsFlags::MS_RDONLY))));
         let host = plan(&spec(NetworkMode::Host, vec![]), &files());
         assert!(host.contains(&bind("/sys", "/sys", true, true)));
+    }
+
+    #[test]
+    fn only_a_container_with_limits_sees_its_cgroup() {
+        let is_cgroup = |op: &MountOp| matches!(op, MountOp::Filesystem { fstype: "cgroup2", flags, .. } if flags.contains(MsFlags::MS_RDONLY));
+        let plain = spec(NetworkMode::None, vec![]);
+        assert!(!plan(&plain, &files()).iter().any(is_cgroup));
+        let mut limited = plain;
+        limited.limits.pids = Some(10);
+        assert!(plan(&limited, &files()).iter().any(is_cgroup));
     }
 
     #[test]

@@ -146,16 +146,14 @@ fn a_memory_limit_oom_kills_with_137_and_inspect_says_so() {
             &[
                 "sh",
                 "-c",
-                "cat /proc/self/cgroup; dd if=/dev/zero of=/dev/null bs=64M count=1",
+                "cat /proc/self/cgroup /sys/fs/cgroup/memory.max; \
+                 dd if=/dev/zero of=/dev/null bs=64M count=1",
             ],
         ),
     );
     assert_eq!(code(&out), 137, "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        "0::/\n",
-        "the container sees its own cgroup as /"
-    );
+    // Its own cgroup is / to it, and mounted (read-only) where runtimes look.
+    assert_eq!(stdout(&out), "0::/\n33554432\n");
     assert!(stderr(&out).contains("out of memory"), "{}", stderr(&out));
     let state = inspect(&data, "hog");
     assert_eq!(state["State"]["OOMKilled"], true, "{state}");
