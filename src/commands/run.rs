@@ -58,16 +58,22 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         accounts,
         id,
     )?;
-    let record = extras.record(&spec, rootfs.display().to_string(), None, None, "directory");
-    launch(
-        Launch {
-            spec,
-            record,
-            files,
-            log_max: extras.log_max,
-        },
-        &dirs,
-    )
+    let origin = Origin {
+        image: rootfs.display().to_string(),
+        image_id: None,
+        stop_signal: None,
+        rootfs_mode: "directory",
+    };
+    extras.launch(spec, origin, files, &dirs)
+}
+
+/// Where a container's root comes from, for its record.
+struct Origin<'a> {
+    /// The image as named, or the `--rootfs` directory.
+    image: String,
+    image_id: Option<String>,
+    stop_signal: Option<&'a str>,
+    rootfs_mode: &'a str,
 }
 
 /// What `run` takes from the command line besides the spec: the
@@ -105,14 +111,33 @@ impl RunExtras {
     }
 
     /// The container's record (see `container::record`).
-    fn record(
+    /// Records the container and runs it (see `launch`).
+    fn launch(
         &self,
-        spec: &ContainerSpec,
-        image: String,
-        image_id: Option<String>,
-        stop_signal: Option<&str>,
-        rootfs_mode: &str,
-    ) -> ContainerRecord {
+        spec: ContainerSpec,
+        origin: Origin<'_>,
+        files: ContainerFiles,
+        dirs: &Dirs,
+    ) -> Result<i32> {
+        let record = self.record(&spec, origin);
+        launch(
+            Launch {
+                spec,
+                record,
+                files,
+                log_max: self.log_max,
+            },
+            dirs,
+        )
+    }
+
+    fn record(&self, spec: &ContainerSpec, origin: Origin<'_>) -> ContainerRecord {
+        let Origin {
+            image,
+            image_id,
+            stop_signal,
+            rootfs_mode,
+        } = origin;
         let mounts = spec
             .mounts
             .iter()
@@ -252,24 +277,15 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     };
     let image_defaults = image_config.config.unwrap_or_default();
     let spec = build_spec(args, &image_defaults, command, rootfs, accounts, id)?;
-    let record = extras.record(
-        &spec,
+    let origin = Origin {
         image,
-        Some(record.id().to_string()),
-        image_defaults.stop_signal.as_deref(),
-        &choice.mode.to_string(),
-    );
+        image_id: Some(record.id().to_string()),
+        stop_signal: image_defaults.stop_signal.as_deref(),
+        rootfs_mode: &choice.mode.to_string(),
+    };
     // A container that never started leaves nothing; one that ran keeps
     // its files unless --rm (see `launch`).
-    launch(
-        Launch {
-            spec,
-            record,
-            files,
-            log_max: extras.log_max,
-        },
-        dirs,
-    )
+    extras.launch(spec, origin, files, dirs)
 }
 
 /// The container's /etc/passwd and /etc/group (when it has them), as
