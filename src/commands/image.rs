@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::cli::{Format, ImagesArgs, InspectArgs, PullArgs, RmiArgs};
+use crate::commands::table::write_table;
 use crate::dirs::Dirs;
 use crate::error::StatusError;
 use crate::image::auth::AuthFiles;
@@ -144,20 +145,19 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
             writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         }
         Format::Text => {
-            writeln!(
-                out,
-                "{:<40} {:<16} {:<14} {:>10}",
-                "REPOSITORY", "TAG", "IMAGE ID", "SIZE"
-            )?;
-            for image in &images {
-                let (repository, tag) = repository_and_tag(&image.name);
-                writeln!(
-                    out,
-                    "{repository:<40} {tag:<16} {:<14} {:>10}",
-                    image.id().short(),
-                    human_size(image.size())
-                )?;
-            }
+            let rows: Vec<Vec<String>> = images
+                .iter()
+                .map(|image| {
+                    let (repository, tag) = repository_and_tag(&image.name);
+                    vec![
+                        repository.to_string(),
+                        tag.to_string(),
+                        image.id().short().to_string(),
+                        human_size(image.size()),
+                    ]
+                })
+                .collect();
+            write_table(&mut out, &["REPOSITORY", "TAG", "IMAGE ID", "SIZE"], &rows)?;
         }
     }
     Ok(0)
