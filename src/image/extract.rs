@@ -477,7 +477,14 @@ fn set_xattr(dir: &OwnedFd, name: Option<&OsStr>, key: &str, value: &[u8]) -> Re
         Some(name) => openat2(dir, name, beneath(OFlag::O_RDONLY | OFlag::O_NONBLOCK))?,
         None => openat2(dir, ".", beneath(OFlag::O_RDONLY | OFlag::O_DIRECTORY))?,
     };
-    crate::sys::fsetxattr(target.as_fd(), key, value).map_err(Into::into)
+    crate::sys::fsetxattr(target.as_fd(), key, value).map_err(|errno| match errno {
+        nix::errno::Errno::EOPNOTSUPP => anyhow::anyhow!(
+            "{errno}: the store's file system keeps no user.* extended attributes, which \
+             image layers need (tmpfs before Linux 6.6 is one): put the store \
+             (XDG_DATA_HOME) on a disk file system"
+        ),
+        errno => errno.into(),
+    })
 }
 
 /// The extended attribute value, for tests and checks.
