@@ -138,6 +138,21 @@ fn the_image_config_applies_as_docker_applies_it() {
         ])),
         "bye\n/tmp\n0\n"
     );
+    // inspect, as docker's, takes images too.
+    let seen: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(rocker(&data, "overlay", &["inspect", &image]))).unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0]["Name"].as_str().unwrap().ends_with("configured:1"),
+        "{seen:?}"
+    );
+    let neither = rocker(&data, "overlay", &["inspect", "no-such-thing"]);
+    assert_eq!(code(&neither), 1, "docker's status for no such object");
+    assert!(
+        stderr(&neither).contains("no such container or image"),
+        "{}",
+        stderr(&neither)
+    );
     // No Entrypoint or Cmd and no command: a clear error.
     let bare = busybox("bare:1", json!({}));
     let out = run(&[&bare]);

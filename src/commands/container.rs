@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::cgroups;
 use crate::cli::{ContainerInspectArgs, Format, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+use crate::commands::image;
 use crate::commands::table::write_table;
 use crate::container::logfile::{self, Entry, Follower};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
@@ -335,88 +336,98 @@ pub fn prune_command() -> Result<i32> {
     Ok(0)
 }
 
+/// `inspect`: containers, and (as docker does) images for names that are
+/// no container's.
 pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
     let containers = open()?;
     let mut list = vec![];
     for query in &args.containers {
-        let record = containers
-            .find(query)
-            .with_context(|| "(for an image's details: rocker image inspect IMAGE)".to_string())?;
-        let status = containers.status(&record.id)?;
-        let state = containers.state_from(&record.id, &status);
-        let ports: Vec<_> = record
-            .ports
-            .iter()
-            .map(|p| {
-                json!({
-                    "HostIp": p.host_ip.to_string(),
-                    "HostPort": p.host_port,
-                    "ContainerPort": p.container_port,
-                    "Protocol": p.protocol,
-                })
-            })
-            .collect();
-        let mounts: Vec<_> = record
-            .mounts
-            .iter()
-            .map(|m| {
-                json!({
-                    "Type": m.kind,
-                    "Source": m.source,
-                    "Destination": m.destination,
-                    "RW": !m.read_only,
-                })
-            })
-            .collect();
-        list.push(json!({
-            "Id": record.id,
-            "Name": record.name,
-            "Created": timefmt::rfc3339(record.created),
-            "Image": record.image_id,
-            "ImageName": record.image,
-            "Path": record.command.first(),
-            "Args": record.command.get(1..).unwrap_or_default(),
-            "Config": {
-                "Hostname": record.hostname,
-                "User": record.user,
-                "Env": record.env,
-                "Cmd": record.command,
-                "WorkingDir": record.working_dir,
-                "Tty": record.tty,
-                "StopSignal": record.stop_signal,
-            },
-            "State": {
-                "Status": state.word(),
-                "Running": matches!(state, State::Running(_)),
-                "Pid": pid(&state),
-                "ExitCode": exit_code(&state),
-                "StartedAt": status.started.map(timefmt::rfc3339),
-                "FinishedAt": status.finished.map(timefmt::rfc3339),
-                "OOMKilled": status.oom_killed,
-                "CgroupPath": match &state {
-                    State::Running(live) => live.cgroup.clone(),
-                    _ => None,
-                },
-            },
-            "Mounts": mounts,
-            "NetworkSettings": {
-                "Mode": record.network,
-                "IPAddress": record.ip_address,
-                "Ports": ports,
-            },
-            "HostConfig": {
-                "Memory": record.limits.memory.unwrap_or(0),
-                "MemorySwap": record.limits.memory_swap.unwrap_or(0),
-                "NanoCpus": record.limits.cpus.map_or(0, |cpus| (cpus * 1e9) as u64),
-                "CpuWeight": record.limits.cpu_weight.unwrap_or(0),
-                "PidsLimit": record.limits.pids.unwrap_or(0),
-                "AutoRemove": record.auto_remove,
-                "NetworkMode": record.network,
-            },
-            "Rootfs": record.rootfs_mode,
-            "LogPath": record.detached.then(|| containers.log_path(&record.id)),
-        }));
+        match containers.lookup(query)? {
+            Some(record) => list.push(container_report(&containers, &record)?),
+            None => list.extend(
+                image::image_reports(query)
+                    .with_context(|| format!("no such container or image: {query}"))?,
+            ),
+        }
     }
     println!("{}", serde_json::to_string_pretty(&list)?);
     Ok(0)
+}
+
+/// What `inspect` says of a container, in docker's shape.
+fn container_report(containers: &Containers, record: &ContainerRecord) -> Result<Value> {
+    let status = containers.status(&record.id)?;
+    let state = containers.state_from(&record.id, &status);
+    let ports: Vec<_> = record
+        .ports
+        .iter()
+        .map(|p| {
+            json!({
+                "HostIp": p.host_ip.to_string(),
+                "HostPort": p.host_port,
+                "ContainerPort": p.container_port,
+                "Protocol": p.protocol,
+            })
+        })
+        .collect();
+    let mounts: Vec<_> = record
+        .mounts
+        .iter()
+        .map(|m| {
+            json!({
+                "Type": m.kind,
+                "Source": m.source,
+                "Destination": m.destination,
+                "RW": !m.read_only,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "Id": record.id,
+        "Name": record.name,
+        "Created": timefmt::rfc3339(record.created),
+        "Image": record.image_id,
+        "ImageName": record.image,
+        "Path": record.command.first(),
+        "Args": record.command.get(1..).unwrap_or_default(),
+        "Config": {
+            "Hostname": record.hostname,
+            "User": record.user,
+            "Env": record.env,
+            "Cmd": record.command,
+            "WorkingDir": record.working_dir,
+            "Tty": record.tty,
+            "StopSignal": record.stop_signal,
+        },
+        "State": {
+            "Status": state.word(),
+            "Running": matches!(state, State::Running(_)),
+            "Pid": pid(&state),
+            "ExitCode": exit_code(&state),
+            "StartedAt": status.started.map(timefmt::rfc3339),
+            "FinishedAt": status.finished.map(timefmt::rfc3339),
+            "OOMKilled": status.oom_killed,
+            "CgroupPath": match &state {
+                State::Running(live) => live.cgroup.clone(),
+                _ => None,
+            },
+        },
+        "Mounts": mounts,
+        "NetworkSettings": {
+            "Mode": record.network,
+            "IPAddress": record.ip_address,
+            "Ports": ports,
+        },
+        "HostConfig": {
+            "Memory": record.limits.memory.unwrap_or(0),
+            "MemorySwap": record.limits.memory_swap.unwrap_or(0),
+            "NanoCpus": record.limits.cpus.map_or(0, |cpus| (cpus * 1e9) as u64),
+            "CpuWeight": record.limits.cpu_weight.unwrap_or(0),
+            "PidsLimit": record.limits.pids.unwrap_or(0),
+            "AutoRemove": record.auto_remove,
+            "NetworkMode": record.network,
+        },
+        "Rootfs": record.rootfs_mode,
+        "LogPath": record.detached.then(|| containers.log_path(&record.id)),
+    }))
 }

@@ -201,31 +201,39 @@ pub fn prune_command() -> Result<i32> {
 }
 
 pub fn inspect_command(args: InspectArgs) -> Result<i32> {
-    let context = ImageContext::open()?;
     let mut reports = vec![];
     for text in &args.images {
-        let found = context.find(text)?;
-        if found.is_empty() {
-            return Err(no_such_image(text));
-        }
-        for image in found {
-            let config: serde_json::Value =
-                serde_json::from_slice(&context.store.read_blob(&image.config)?)
-                    .with_context(|| format!("reading the config of {}", image.name))?;
-            reports.push(json!({
-                "Id": image.id(),
-                "Name": image.name,
-                "Digest": image.manifest,
-                "Platform": image.platform,
-                "Size": image.size(),
-                "Layers": image.layers.iter().map(|l| json!({
-                    "Digest": l.digest, "DiffID": l.diff_id, "Size": l.size,
-                    "Path": context.store.layer_path(&l.diff_id),
-                })).collect::<Vec<_>>(),
-                "Config": config,
-            }));
-        }
+        reports.extend(image_reports(text)?);
     }
     println!("{}", serde_json::to_string_pretty(&reports)?);
     Ok(0)
+}
+
+/// What `inspect` says of the images `text` names (one unless an id
+/// prefix matches several names); an error when none.
+pub fn image_reports(text: &str) -> Result<Vec<serde_json::Value>> {
+    let context = ImageContext::open()?;
+    let found = context.find(text)?;
+    if found.is_empty() {
+        return Err(no_such_image(text));
+    }
+    let mut reports = vec![];
+    for image in found {
+        let config: serde_json::Value =
+            serde_json::from_slice(&context.store.read_blob(&image.config)?)
+                .with_context(|| format!("reading the config of {}", image.name))?;
+        reports.push(json!({
+            "Id": image.id(),
+            "Name": image.name,
+            "Digest": image.manifest,
+            "Platform": image.platform,
+            "Size": image.size(),
+            "Layers": image.layers.iter().map(|l| json!({
+                "Digest": l.digest, "DiffID": l.diff_id, "Size": l.size,
+                "Path": context.store.layer_path(&l.diff_id),
+            })).collect::<Vec<_>>(),
+            "Config": config,
+        }));
+    }
+    Ok(reports)
 }

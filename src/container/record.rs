@@ -202,17 +202,26 @@ impl Containers {
     /// The container a user means by `query`: its name, its id, or a
     /// unique prefix of its id.
     pub fn find(&self, query: &str) -> Result<ContainerRecord> {
+        match self.lookup(query)? {
+            Some(record) => Ok(record),
+            None => bail!("no such container: {query} (see rocker ps -a)"),
+        }
+    }
+
+    /// As `find`, with None when no container matches (an ambiguous id
+    /// prefix is still an error).
+    pub fn lookup(&self, query: &str) -> Result<Option<ContainerRecord>> {
         let records = self.list()?;
         if let Some(record) = records.iter().find(|r| r.name == query || r.id == query) {
-            return Ok(record.clone());
+            return Ok(Some(record.clone()));
         }
         let matches: Vec<&ContainerRecord> = match query.is_empty() {
             true => vec![],
             false => records.iter().filter(|r| r.id.starts_with(query)).collect(),
         };
         match matches.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => bail!("no such container: {query} (see rocker ps -a)"),
+            [one] => Ok(Some((*one).clone())),
+            [] => Ok(None),
             many => bail!(
                 "{query} matches {} containers; give more of the id",
                 many.len()
