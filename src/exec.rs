@@ -14,9 +14,11 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
 
 use crate::cgroups;
 use crate::channel::Channel;
@@ -24,12 +26,15 @@ use crate::child::{self, Prepared};
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
 use crate::options::UserSpec;
 use crate::spec::ContainerUser;
+use crate::sys;
 use crate::users;
 
 /// What `rocker exec` runs, and where.
 pub struct ExecSpec {
-    /// A pidfd of the container's PID 1, whose namespaces are joined.
+    /// A pidfd of the container's PID 1, whose namespaces are joined, and
+    /// its pid as the host sees it.
     pub init: OwnedFd,
+    pub init_pid: i32,
     /// The container's cgroup (when it has limits), joined first.
     pub cgroup: Option<PathBuf>,
     /// The namespaces to join (not the network one of a `--network host`
@@ -77,8 +82,7 @@ fn join(channel: &Channel, spec: &ExecSpec) -> Result<Prepared> {
     if let Some(leaf) = &spec.cgroup {
         cgroups::enter(leaf).context("joining the container's cgroup (and its limits)")?;
     }
-    nix::sched::setns(&spec.init, spec.namespaces)
-        .context("joining the container's namespaces (Linux 5.8 or later is needed)")?;
+    join_namespaces(spec)?;
     prctl::set_dumpable(false).context("marking the process non-dumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
 
@@ -93,6 +97,32 @@ fn join(channel: &Channel, spec: &ExecSpec) -> Result<Prepared> {
     let prepared = Prepared::new(console, &spec.args, &spec.env)?;
     child::restrict_privileges()?;
     Ok(prepared)
+}
+
+fn join_namespaces(spec: &ExecSpec) -> Result<()> {
+    let context = "joining the container's namespaces (Linux 5.8 or later is needed)";
+    match nix::sched::setns(&spec.init, spec.namespaces) {
+        Err(Errno::EPERM) => {}
+        other => return other.context(context),
+    }
+    // Under --init, PID 1 is rocker's reaper, which stays non-dumpable
+    // (CVE-2019-5736), and the kernel lets no one join through such a
+    // process. Its child, the container's command, shares its namespaces.
+    let command = first_child_of(spec.init_pid)
+        .context("the container's PID 1 cannot be joined and has no child to join through")?;
+    nix::sched::setns(&command, spec.namespaces).context(context)
+}
+
+/// A pidfd of the first child of `pid`, checked to be its child once the
+/// pidfd pins it (so a reused pid is never joined).
+fn first_child_of(pid: i32) -> Option<OwnedFd> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    let child: i32 = children.split_whitespace().next()?.parse().ok()?;
+    let pidfd = sys::pidfd_open(Pid::from_raw(child)).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+    let ppid = stat[stat.rfind(')')? + 2..].split(' ').nth(1)?;
+    (ppid == pid.to_string()).then_some(pidfd)
 }
 
 /// The ids `-u` names, which must be the container's mapped ones: rocker

@@ -646,3 +646,22 @@ fn two_execs_run_at_once_and_end_with_their_container() {
     );
     ok(s.rocker(&["rm", "pair"]));
 }
+
+#[test]
+fn exec_reaches_a_container_whose_pid_1_is_the_init_reaper() {
+    let s = Store::new("lifecycle-exec-init");
+    s.detach(
+        &["--name", "reaped", "--init", "--network", "none"],
+        &["sleep", "300"],
+    );
+    // PID 1 is rocker's reaper (non-dumpable): exec joins through PID 2.
+    let out = ok(s.rocker(&[
+        "exec",
+        "reaped",
+        "sh",
+        "-c",
+        "cat /proc/2/cmdline; echo; echo $$",
+    ]));
+    assert_eq!(out, "sleep\u{0}300\u{0}\n3\n", "{out:?}");
+    ok(s.rocker(&["rm", "-f", "reaped"]));
+}

@@ -32,6 +32,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
     })?;
     let spec = ExecSpec {
         init,
+        init_pid: live.init.pid,
         cgroup: live.cgroup.clone(),
         namespaces: namespaces(&record)?,
         mapped: mapped_user(&record)?,
