@@ -4,7 +4,10 @@
 //! `rocker run` touches them: `cli` (flags) -> `commands::run` (a
 //! `spec::ContainerSpec`) -> `monitor` (the parent: clone, id maps, signals,
 //! terminal) and `child` (the container side: `rootfs` carries out the
-//! `mountplan`, then capabilities and exec), talking over `channel`.
+//! `mountplan`, then capabilities and exec), talking over `channel`;
+//! `supervise` relays signals and the terminal, `cgroups` sets limits, and
+//! `container` keeps the records `ps`, `stop` and the rest read. `exec` is
+//! the side of `rocker exec` that joins a running container.
 //! `sys` holds every raw system call that needs `unsafe`.
 
 pub mod capabilities;
