@@ -8,12 +8,12 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{getgid, getuid, Pid};
 
-use crate::cgroups::{self, ContainerCgroup};
+use crate::cgroups::ContainerCgroup;
 use crate::channel::Channel;
 use crate::container::logfile::LogWriter;
 use crate::dirs::Dirs;
@@ -71,13 +71,10 @@ pub fn run(
 ) -> Result<Exit> {
     // The monitor's own cgroup first: it moves this process out of the
     // container's, and the container is cloned straight into its own.
-    let cgroup = match spec.limits.is_empty() {
-        true => None,
-        false => Some(ContainerCgroup::create(
-            &cgroups::delegated_dir()?,
-            &spec.id,
-            &spec.limits,
-        )?),
+    let cgroup = match (&spec.delegated_cgroup, spec.limits.is_empty()) {
+        (_, true) => None,
+        (Some(dir), false) => Some(ContainerCgroup::create(dir, &spec.id, &spec.limits)?),
+        (None, false) => bail!("resource limits need a delegated cgroup, and none was found"),
     };
     let cgroup_fd = cgroup
         .as_ref()

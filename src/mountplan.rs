@@ -251,6 +251,7 @@ mod tests {
             ports: vec![],
             init: false,
             limits: Default::default(),
+            delegated_cgroup: None,
         }
     }
 

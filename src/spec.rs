@@ -28,8 +28,10 @@ pub struct ContainerSpec {
     pub ports: Vec<PortMapping>,
     /// Run a small reaper as PID 1 (`--init`).
     pub init: bool,
-    /// Resource limits; when any is set the container gets a cgroup.
+    /// Resource limits; when any is set the container gets a cgroup...
     pub limits: Limits,
+    /// ...in this delegated one (see `cgroups::ensure_delegated`).
+    pub delegated_cgroup: Option<PathBuf>,
 }
 
 /// Where the container's root file system comes from.

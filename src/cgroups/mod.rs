@@ -80,15 +80,6 @@ pub fn ensure_delegated(limits: &Limits) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The delegated cgroup this process stands in, once `ensure_delegated`
-/// has made sure there is one (the monitor, which must not re-execute).
-pub fn delegated_dir() -> Result<PathBuf> {
-    match host::delegation() {
-        Delegation::Delegated(dir) => Ok(dir),
-        _ => bail!("rocker's monitor is not in a delegated cgroup; resource limits cannot be set"),
-    }
-}
-
 /// Replaces this process with itself inside a transient scope of the user
 /// manager with Delegate=yes; returns only the error if that fails.
 fn reexec_in_scope() -> anyhow::Error {

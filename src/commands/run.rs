@@ -34,12 +34,12 @@ const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
 
 pub fn run(mut args: RunArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;
-    let extras = RunExtras::of(&args)?;
+    let mut extras = RunExtras::of(&args)?;
     // First of all: on a systemd host this may start rocker again in a
     // delegated scope, and a host without cgroups fails a run with limits.
     let limits = limits_of(&args)?;
     if !limits.is_empty() {
-        cgroups::ensure_delegated(&limits)?;
+        extras.delegated_cgroup = Some(cgroups::ensure_delegated(&limits)?);
     }
     let Some(rootfs) = args.rootfs.take() else {
         return run_image(args, extras, &dirs);
@@ -83,6 +83,8 @@ struct RunExtras {
     detach: bool,
     auto_remove: bool,
     log_max: u64,
+    /// Where the container's cgroups go, when it has limits.
+    delegated_cgroup: Option<PathBuf>,
 }
 
 impl RunExtras {
@@ -107,6 +109,7 @@ impl RunExtras {
             detach: args.detach,
             auto_remove: args.rm,
             log_max,
+            delegated_cgroup: None,
         })
     }
 
@@ -114,11 +117,12 @@ impl RunExtras {
     /// Records the container and runs it (see `launch`).
     fn launch(
         &self,
-        spec: ContainerSpec,
+        mut spec: ContainerSpec,
         origin: Origin<'_>,
         files: ContainerFiles,
         dirs: &Dirs,
     ) -> Result<i32> {
+        spec.delegated_cgroup = self.delegated_cgroup.clone();
         let record = self.record(&spec, origin);
         launch(
             Launch {
@@ -440,6 +444,7 @@ fn build_spec(
         ports,
         init: args.init,
         limits,
+        delegated_cgroup: None,
     })
 }
 
