@@ -27,7 +27,7 @@ for _ in $(seq 1 300); do
 done
 systemd-run --quiet --user --machine="$user@.host" --wait --pipe --collect \
     --working-directory=/home/$user --setenv=TMPDIR=/scratch \
-    /bin/sh /opt/rocker-vm/command < /dev/null > /dev/ttyS0 2>&1
+    /bin/bash /opt/rocker-vm/command < /dev/null > /dev/ttyS0 2>&1
 status=$?
 echo "ROCKER-VM-STATUS=$status" > /dev/ttyS0
 systemctl poweroff --no-block
