@@ -379,3 +379,27 @@ fn an_already_delegated_cgroup_is_used_as_it_is() {
     ok(rocker(&data, &["rm", "-f", "inside"]));
     assert!(!leaf.exists());
 }
+
+#[test]
+fn a_pty_and_the_exit_status_pass_through_the_delegated_scope() {
+    if !require_delegated() {
+        return unavailable_checked_elsewhere();
+    }
+    let data = harness().scratch("cgroups-tty");
+    let root = rootfs();
+    // rocker starts itself again in a scope: same process, same stdio.
+    let out = rocker(
+        &data,
+        &run_args(
+            &root,
+            &["--rm", "-t", "--pids-limit", "50"],
+            &["sh", "-c", "tty; cat /sys/fs/cgroup/pids.max; exit 3"],
+        ),
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let text = stdout(&out).replace('\r', "");
+    assert!(
+        text.starts_with("/dev/pts/") && text.ends_with("\n50\n"),
+        "{text:?}"
+    );
+}
