@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{getgid, getuid, Pid};
@@ -71,11 +71,11 @@ pub fn run(
 ) -> Result<Exit> {
     // The monitor's own cgroup first: it moves this process out of the
     // container's, and the container is cloned straight into its own.
-    let cgroup = match (&spec.delegated_cgroup, spec.limits.is_empty()) {
-        (_, true) => None,
-        (Some(dir), false) => Some(ContainerCgroup::create(dir, &spec.id, &spec.limits)?),
-        (None, false) => bail!("resource limits need a delegated cgroup, and none was found"),
-    };
+    let cgroup = spec
+        .resources
+        .as_ref()
+        .map(|r| ContainerCgroup::create(&r.delegated, &spec.id, &r.limits))
+        .transpose()?;
     let cgroup_fd = cgroup
         .as_ref()
         .map(ContainerCgroup::open_leaf)

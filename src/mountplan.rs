@@ -174,7 +174,7 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     // A container with limits has a cgroup of its own, the root of its
     // cgroup namespace: it sees that, read-only, so that runtimes which
     // size themselves from memory.max and cpu.max (the JVM, Go) find them.
-    if !spec.limits.is_empty() {
+    if spec.resources.is_some() {
         ops.push(filesystem(
             "cgroup2",
             "/sys/fs/cgroup",
@@ -250,8 +250,7 @@ mod tests {
             network,
             ports: vec![],
             init: false,
-            limits: Default::default(),
-            delegated_cgroup: None,
+            resources: None,
         }
     }
 
@@ -298,7 +297,13 @@ mod tests {
         let plain = spec(NetworkMode::None, vec![]);
         assert!(!plan(&plain, &files()).iter().any(is_cgroup));
         let mut limited = plain;
-        limited.limits.pids = Some(10);
+        limited.resources = Some(crate::cgroups::Resources {
+            limits: crate::cgroups::limits::Limits {
+                pids: Some(10),
+                ..Default::default()
+            },
+            delegated: "/sys/fs/cgroup/user.slice/x.scope".into(),
+        });
         assert!(plan(&limited, &files()).iter().any(is_cgroup));
     }
 

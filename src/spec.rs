@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub use crate::cgroups::limits::Limits;
+pub use crate::cgroups::Resources;
 pub use crate::network::ports::PortMapping;
 pub use crate::network::NetworkMode;
 
@@ -28,10 +28,9 @@ pub struct ContainerSpec {
     pub ports: Vec<PortMapping>,
     /// Run a small reaper as PID 1 (`--init`).
     pub init: bool,
-    /// Resource limits; when any is set the container gets a cgroup...
-    pub limits: Limits,
-    /// ...in this delegated one (see `cgroups::ensure_delegated`).
-    pub delegated_cgroup: Option<PathBuf>,
+    /// Resource limits, for which the container gets cgroups of its own in
+    /// a delegated one; None without limits.
+    pub resources: Option<Resources>,
 }
 
 /// Where the container's root file system comes from.

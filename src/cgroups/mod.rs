@@ -36,6 +36,13 @@ pub(crate) const INIT_LEAF: &str = "init";
 /// The controllers a container's cgroup gets when the host offers them.
 const STATS_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
+/// A container's limits, and the delegated cgroup its cgroups go in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resources {
+    pub limits: Limits,
+    pub delegated: PathBuf,
+}
+
 /// For a run with limits, before anything else: makes sure rocker stands in
 /// a cgroup delegated to it that offers the controllers the limits need,
 /// and returns its directory. Where systemd can make one, this re-executes

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cgroups::{self, limits::Limits};
+use crate::cgroups::{self, limits::Limits, Resources};
 use crate::cli::{LogOption, PullPolicy, RunArgs};
 use crate::commands::image::ImageContext;
 use crate::commands::launch::{launch, Launch, DEFAULT_LOG_MAX};
@@ -39,7 +39,8 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     // delegated scope, and a host without cgroups fails a run with limits.
     let limits = limits_of(&args)?;
     if !limits.is_empty() {
-        extras.delegated_cgroup = Some(cgroups::ensure_delegated(&limits)?);
+        let delegated = cgroups::ensure_delegated(&limits)?;
+        extras.resources = Some(Resources { limits, delegated });
     }
     let Some(rootfs) = args.rootfs.take() else {
         return run_image(args, extras, &dirs);
@@ -57,6 +58,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         Rootfs::Directory(rootfs.clone()),
         accounts,
         id,
+        extras.resources.clone(),
     )?;
     let origin = Origin {
         image: rootfs.display().to_string(),
@@ -83,8 +85,8 @@ struct RunExtras {
     detach: bool,
     auto_remove: bool,
     log_max: u64,
-    /// Where the container's cgroups go, when it has limits.
-    delegated_cgroup: Option<PathBuf>,
+    /// Its limits and where its cgroups go, when it has limits.
+    resources: Option<Resources>,
 }
 
 impl RunExtras {
@@ -109,7 +111,7 @@ impl RunExtras {
             detach: args.detach,
             auto_remove: args.rm,
             log_max,
-            delegated_cgroup: None,
+            resources: None,
         })
     }
 
@@ -117,12 +119,11 @@ impl RunExtras {
     /// Records the container and runs it (see `launch`).
     fn launch(
         &self,
-        mut spec: ContainerSpec,
+        spec: ContainerSpec,
         origin: Origin<'_>,
         files: ContainerFiles,
         dirs: &Dirs,
     ) -> Result<i32> {
-        spec.delegated_cgroup = self.delegated_cgroup.clone();
         let record = self.record(&spec, origin);
         launch(
             Launch {
@@ -199,7 +200,11 @@ impl RunExtras {
             auto_remove: self.auto_remove,
             detached: self.detach,
             rootfs_mode: rootfs_mode.to_string(),
-            limits: spec.limits,
+            limits: spec
+                .resources
+                .as_ref()
+                .map(|r| r.limits)
+                .unwrap_or_default(),
         }
     }
 }
@@ -280,7 +285,16 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         }
     };
     let image_defaults = image_config.config.unwrap_or_default();
-    let spec = build_spec(args, &image_defaults, command, rootfs, accounts, id)?;
+    let resources = extras.resources.clone();
+    let spec = build_spec(
+        args,
+        &image_defaults,
+        command,
+        rootfs,
+        accounts,
+        id,
+        resources,
+    )?;
     let origin = Origin {
         image,
         image_id: Some(record.id().to_string()),
@@ -354,9 +368,9 @@ fn build_spec(
     rootfs: Rootfs,
     (passwd, group): Accounts,
     id: String,
+    resources: Option<Resources>,
 ) -> Result<ContainerSpec> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let limits = limits_of(&args)?;
     let mut mounts = vec![];
     for volume in &args.volumes {
         mounts.push(options::parse_volume(volume, &cwd)?);
@@ -443,8 +457,7 @@ fn build_spec(
         network,
         ports,
         init: args.init,
-        limits,
-        delegated_cgroup: None,
+        resources,
     })
 }
 
