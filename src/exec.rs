@@ -18,15 +18,14 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
-use nix::unistd::Pid;
 
 use crate::cgroups;
 use crate::channel::Channel;
 use crate::child::{self, Prepared};
+use crate::container::process;
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
 use crate::options::UserSpec;
 use crate::spec::ContainerUser;
-use crate::sys;
 use crate::users;
 
 /// What `rocker exec` runs, and where.
@@ -108,21 +107,9 @@ fn join_namespaces(spec: &ExecSpec) -> Result<()> {
     // Under --init, PID 1 is rocker's reaper, which stays non-dumpable
     // (CVE-2019-5736), and the kernel lets no one join through such a
     // process. Its child, the container's command, shares its namespaces.
-    let command = first_child_of(spec.init_pid)
+    let command = process::first_child(spec.init_pid)
         .context("the container's PID 1 cannot be joined and has no child to join through")?;
     nix::sched::setns(&command, spec.namespaces).context(context)
-}
-
-/// A pidfd of the first child of `pid`, checked to be its child once the
-/// pidfd pins it (so a reused pid is never joined).
-fn first_child_of(pid: i32) -> Option<OwnedFd> {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    let child: i32 = children.split_whitespace().next()?.parse().ok()?;
-    let pidfd = sys::pidfd_open(Pid::from_raw(child)).ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
-    // pid (comm) state ppid ...: comm may hold spaces and parentheses.
-    let ppid = stat[stat.rfind(')')? + 2..].split(' ').nth(1)?;
-    (ppid == pid.to_string()).then_some(pidfd)
 }
 
 /// The ids `-u` names, which must be the container's mapped ones: rocker

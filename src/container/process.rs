@@ -20,16 +20,32 @@ pub struct ProcessId {
     pub start_time: u64,
 }
 
-/// Whether `pid` is a zombie (it has exited; only its exit status is
-/// left), and its start time; None when there is no such process.
-fn stat(pid: i32) -> Option<(bool, u64)> {
+/// The fields of /proc/PID/stat from field 3 (state) on; None when there
+/// is no such process.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // pid (comm) state ppid ...: comm may hold spaces and parentheses.
     let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // rest starts at field 3 (state); start time is field 22.
+    Some(rest.split(' ').map(str::to_string).collect())
+}
+
+/// Whether `pid` is a zombie (it has exited; only its exit status is
+/// left), and its start time; None when there is no such process.
+fn stat(pid: i32) -> Option<(bool, u64)> {
+    let fields = stat_fields(pid)?;
+    // The start time is field 22.
     let start_time = fields.get(22 - 3)?.parse().ok()?;
-    Some((fields.first() == Some(&"Z"), start_time))
+    Some((fields[0] == "Z", start_time))
+}
+
+/// A pidfd of the first child of `pid`, checked to be its child (field 4,
+/// ppid) once the pidfd pins it, so a reused pid is never taken.
+pub fn first_child(pid: i32) -> Option<OwnedFd> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    let child: i32 = children.split_whitespace().next()?.parse().ok()?;
+    let pidfd = sys::pidfd_open(Pid::from_raw(child)).ok()?;
+    let ppid = stat_fields(child)?.get(4 - 3)?.parse::<i32>().ok()?;
+    (ppid == pid).then_some(pidfd)
 }
 
 /// The start time of `pid` while it lives (a zombie does not).
@@ -117,5 +133,28 @@ mod tests {
         assert!(!stranger.is_alive());
         assert!(stranger.open().is_none());
         assert!(!stranger.signal(Signal::SIGKILL).unwrap());
+    }
+
+    #[test]
+    fn a_child_is_found_and_a_childless_process_has_none() {
+        let spawn = |script: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", script])
+                .spawn()
+                .unwrap()
+        };
+        let mut parent = spawn("sleep 30 & wait");
+        let mut lone = spawn("exec sleep 30");
+        let found = (0..200).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            first_child(parent.id() as i32)
+        });
+        let sleep = found.expect("the shell's sleep was not found");
+        sys::pidfd_send_signal(sleep.as_fd(), Signal::SIGKILL).unwrap();
+        assert!(first_child(lone.id() as i32).is_none());
+        for child in [&mut parent, &mut lone] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
     }
 }
