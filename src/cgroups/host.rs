@@ -1,9 +1,9 @@
 //! Where this process stands in the host's cgroups, and how rocker can get
 //! a cgroup v2 subtree of its own to manage without privilege:
 //!
-//! 1. our own cgroup is already delegated to us (its `cgroup.procs` and
-//!    `cgroup.subtree_control` are writable: a systemd scope made with
-//!    `Delegate=yes`, a CI job's delegated cgroup): use it;
+//! 1. our own cgroup is already delegated to us (writable, and systemd
+//!    says so: a scope made with `Delegate=yes`; or a cgroup namespace's
+//!    root, as a CI job's container has): use it;
 //! 2. a systemd user manager runs: ask it for a delegated scope
 //!    (`systemd-run --user --scope -p Delegate=yes`) and run in it;
 //! 3. neither: say exactly what is missing.

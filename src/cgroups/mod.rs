@@ -55,8 +55,8 @@ pub fn ensure_delegated(limits: &Limits) -> Result<PathBuf> {
             return Err(reexec_in_scope());
         }
         Delegation::SystemdScope => bail!(
-            "resource limits are unavailable: systemd made rocker a scope, but did not \
-             delegate it (its cgroup.procs and cgroup.subtree_control are not writable)"
+            "resource limits are unavailable: systemd made rocker a scope, but it is not \
+             delegated (not writable, or systemd does not report Delegate=yes for it)"
         ),
         Delegation::Unavailable(why) => bail!(
             "resource limits (--memory, --cpus, --pids-limit...) are unavailable here: {why}. \
@@ -221,7 +221,7 @@ impl ContainerCgroup {
 
     /// Whether the kernel's OOM killer killed a process of the container.
     pub fn oom_killed(&self) -> bool {
-        oom_kills(&self.leaf()) > 0
+        keyed_value(&self.leaf(), "memory.events", "oom_kill").unwrap_or(0) > 0
     }
 }
 
@@ -241,23 +241,22 @@ impl Drop for ContainerCgroup {
     }
 }
 
-/// The oom_kill count in a cgroup's memory.events.
-fn oom_kills(leaf: &Path) -> u64 {
-    std::fs::read_to_string(leaf.join("memory.events"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("oom_kill "))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// A counter from one of a cgroup's `KEY VALUE` files (cpu.stat,
+/// memory.events).
+pub fn keyed_value(cgroup: &Path, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(cgroup.join(file)).ok()?;
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(' ')?;
+        (name == key).then(|| value.trim().parse().ok()).flatten()
+    })
 }
 
 /// Kills every process in the container's cgroup `leaf` at once
-/// (`cgroup.kill`, Linux 5.14), so none survives a `stop` or `rm -f`.
-/// Returns whether the cgroup was there to kill.
-pub fn kill_all(leaf: &Path) -> bool {
-    std::fs::write(leaf.join("cgroup.kill"), "1").is_ok()
+/// (`cgroup.kill`, Linux 5.14), so none survives a `stop` or `rm -f`. A
+/// cgroup already gone (or an older kernel) leaves the rest to the
+/// container's PID 1, whose end takes its pid namespace with it.
+pub fn kill_all(leaf: &Path) {
+    let _ = std::fs::write(leaf.join("cgroup.kill"), "1");
 }
 
 /// Removes a container's cgroups (given its leaf), waiting briefly for the
@@ -282,5 +281,26 @@ pub fn remove(leaf: &Path) {
                 _ => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_values_match_whole_keys() {
+        let dir = std::env::temp_dir().join(format!("rocker-keyed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("memory.events"),
+            "low 0\noom 3\noom_kill 2\noom_group_kill 7\n",
+        )
+        .unwrap();
+        assert_eq!(keyed_value(&dir, "memory.events", "oom_kill"), Some(2));
+        assert_eq!(keyed_value(&dir, "memory.events", "oom"), Some(3));
+        assert_eq!(keyed_value(&dir, "memory.events", "max"), None);
+        assert_eq!(keyed_value(&dir, "cpu.stat", "usage_usec"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::cgroups;
 use crate::cli::{Format, StatsArgs};
 use crate::commands::table::write_table;
 use crate::container::record::{Containers, State};
@@ -45,10 +46,7 @@ fn read_number(path: &Path) -> Option<u64> {
 }
 
 fn cpu_usec(cgroup: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(cgroup.join("cpu.stat")).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("usage_usec "))
-        .and_then(|n| n.trim().parse().ok())
+    cgroups::keyed_value(cgroup, "cpu.stat", "usage_usec")
 }
 
 impl Watched {
