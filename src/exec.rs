@@ -25,7 +25,7 @@ use crate::child::{self, Prepared};
 use crate::container::process;
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
 use crate::options::UserSpec;
-use crate::spec::ContainerUser;
+use crate::spec::{ContainerUser, ProcessSpec};
 use crate::users;
 
 /// What `rocker exec` runs, and where.
@@ -39,16 +39,12 @@ pub struct ExecSpec {
     /// The namespaces to join (not the network one of a `--network host`
     /// container: that is the caller's own).
     pub namespaces: CloneFlags,
-    /// The only ids the container's user namespace maps: the user the
-    /// container was started as.
-    pub mapped: ContainerUser,
+    /// The command, as `run` describes its own; `process.user` is the
+    /// only user the container's user namespace maps, the one it was
+    /// started as.
+    pub process: ProcessSpec,
     /// `-u`, resolved inside the container (its /etc/passwd).
     pub user: Option<UserSpec>,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub cwd: String,
-    pub terminal: bool,
-    pub stdin: bool,
 }
 
 /// Never returns: joins the container, starts the command in it and exits
@@ -61,7 +57,7 @@ pub fn run(channel: Channel, spec: &ExecSpec, signals: &SigSet) -> ! {
     child::start(
         channel,
         prepared,
-        spec.stdin,
+        spec.process.stdin,
         Some(signals),
         "forking into the container's pid namespace (has the container just stopped?)",
     )
@@ -87,13 +83,13 @@ fn join(channel: &Channel, spec: &ExecSpec) -> Result<Prepared> {
 
     child::become_user(user_ids(spec)?)?;
     // Joining the mount namespace moved us to its root.
-    child::enter_working_directory(&spec.cwd, false)
+    child::enter_working_directory(&spec.process.cwd, false)
         .map_err(|err| StatusError::new(EXIT_CANNOT_EXECUTE, format!("{err:#}")))?;
-    let console = match spec.terminal {
+    let console = match spec.process.terminal {
         true => Some(child::open_console(channel)?),
         false => None,
     };
-    let prepared = Prepared::new(console, &spec.args, &spec.env)?;
+    let prepared = Prepared::new(console, &spec.process.args, &spec.process.env)?;
     child::restrict_privileges()?;
     Ok(prepared)
 }
@@ -116,21 +112,22 @@ fn join_namespaces(spec: &ExecSpec) -> Result<()> {
 /// maps a single uid and gid (it needs no /etc/subuid), so no other user
 /// exists in the container's user namespace.
 fn user_ids(spec: &ExecSpec) -> Result<ContainerUser> {
+    let mapped = spec.process.user;
     let Some(user) = &spec.user else {
-        return Ok(spec.mapped);
+        return Ok(mapped);
     };
     let passwd = std::fs::read_to_string("/etc/passwd").ok();
     let group = std::fs::read_to_string("/etc/group").ok();
     let ids = users::resolve(Some(user), passwd.as_deref(), group.as_deref())?.ids;
-    if ids != spec.mapped {
+    if ids != mapped {
         bail!(
             "cannot exec as {}:{} in this container: it maps only uid {} and gid {} (the user \
              it was started as; rocker maps one user, so that no /etc/subuid is needed). Start \
              the container with --user {}:{} to exec as that user",
             ids.uid,
             ids.gid,
-            spec.mapped.uid,
-            spec.mapped.gid,
+            mapped.uid,
+            mapped.gid,
             ids.uid,
             ids.gid
         );

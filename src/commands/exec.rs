@@ -16,7 +16,7 @@ use crate::dirs::Dirs;
 use crate::exec::{self, ExecSpec};
 use crate::monitor;
 use crate::options::{self, Environment};
-use crate::spec::{ContainerUser, NetworkMode};
+use crate::spec::{ContainerUser, NetworkMode, ProcessSpec};
 use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
 
@@ -35,21 +35,23 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
         init_pid: live.init.pid,
         cgroup: live.cgroup.clone(),
         namespaces: namespaces(&record)?,
-        mapped: mapped_user(&record)?,
         user: args
             .process
             .user
             .as_deref()
             .map(options::parse_user)
             .transpose()?,
-        env: environment(&record, &args)?,
-        cwd: match &args.process.workdir {
-            Some(dir) => options::container_path(dir, "the working directory")?,
-            None => record.working_dir.clone(),
+        process: ProcessSpec {
+            env: environment(&record, &args)?,
+            cwd: match &args.process.workdir {
+                Some(dir) => options::container_path(dir, "the working directory")?,
+                None => record.working_dir.clone(),
+            },
+            user: mapped_user(&record)?,
+            args: args.command,
+            terminal: args.process.tty,
+            stdin: args.process.interactive,
         },
-        args: args.command,
-        terminal: args.process.tty,
-        stdin: args.process.interactive,
     };
 
     let (channel, child_end) = Channel::pair()?;
@@ -71,8 +73,8 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
         &channel,
         &mut joined,
         &signals,
-        spec.terminal,
-        spec.stdin,
+        spec.process.terminal,
+        spec.process.stdin,
         None,
         &mut || Ok(()),
     )
