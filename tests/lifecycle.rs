@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -33,6 +33,16 @@ impl Store {
 
     fn rocker(&self, args: &[&str]) -> Output {
         output_within(self.command(args), Duration::from_secs(60))
+    }
+
+    /// rocker in the background, its output collected (see `wait_output`).
+    fn spawn(&self, args: &[&str], stdin: Stdio) -> Child {
+        let mut command = self.command(args);
+        command
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command.spawn().unwrap()
     }
 
     /// `run -d ... --rootfs BUSYBOX COMMAND...`; returns the printed id.
@@ -495,12 +505,7 @@ fn ten_detached_containers_at_once_and_nothing_left_after_rm() {
 /// `exec` output and status, with stdin from `input`.
 fn exec_with_input(s: &Store, args: &[&str], input: &str) -> Output {
     use std::io::Write;
-    let mut command = s.command(args);
-    command
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = command.spawn().unwrap();
+    let mut child = s.spawn(args, Stdio::piped());
     child
         .stdin
         .take()
@@ -610,13 +615,7 @@ fn two_execs_run_at_once_and_end_with_their_container() {
     };
     let a_script = wait_for("a", "b");
     let b_script = wait_for("b", "a");
-    let spawn = |script: &str| {
-        let mut command = s.command(&["exec", "pair", "sh", "-c", script]);
-        command
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        command.spawn().unwrap()
-    };
+    let spawn = |script: &str| s.spawn(&["exec", "pair", "sh", "-c", script], Stdio::null());
     let (a, b) = (spawn(&a_script), spawn(&b_script));
     let (a, b) = (
         wait_output(a, Duration::from_secs(30)),
@@ -626,10 +625,7 @@ fn two_execs_run_at_once_and_end_with_their_container() {
     assert_eq!(ok(b), "b\n");
 
     // An exec still running when the container stops is killed with it.
-    let mut long = s.command(&["exec", "pair", "sleep", "1017"]);
-    long.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let long = long.spawn().unwrap();
+    let long = s.spawn(&["exec", "pair", "sleep", "1017"], Stdio::null());
     let marker = "sleep 1017";
     wait_for_process(marker, Duration::from_secs(20));
     ok(s.rocker(&["stop", "-t", "1", "pair"]));
