@@ -441,21 +441,11 @@ fn ten_detached_containers_at_once_and_nothing_left_after_rm() {
     let children: Vec<_> = (0..10)
         .map(|i| {
             let name = format!("c{i}");
-            s.command(&[
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "--rootfs",
-                &rootfs,
-                "sh",
-                "-c",
-                &format!("sleep 300; echo {marker}"),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            let script = format!("sleep 300; echo {marker}");
+            let args = [
+                "run", "-d", "--name", &name, "--rootfs", &rootfs, "sh", "-c", &script,
+            ];
+            s.spawn(&args, Stdio::null())
         })
         .collect();
     let mut ids: Vec<String> = children
