@@ -45,21 +45,23 @@ fn host() -> Host {
 /// rocker as the test user, with a data dir of the test's own and the
 /// user's real runtime dir when it has a session (its user manager lives
 /// there), so that rocker can reach systemd.
-fn rocker(data: &Path, args: &[&str]) -> Output {
+fn command(data: &Path, args: &[&str]) -> Command {
     let mut command = match (host(), std::env::var_os("XDG_RUNTIME_DIR")) {
         (Host::Delegated, Some(runtime)) => {
             let mut command = harness().rocker_with_runtime(Path::new(&runtime));
-            for name in ["DBUS_SESSION_BUS_ADDRESS"] {
-                if let Some(value) = std::env::var_os(name) {
-                    command.env(name, value);
-                }
+            if let Some(bus) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
+                command.env("DBUS_SESSION_BUS_ADDRESS", bus);
             }
             command
         }
         _ => harness().rocker(),
     };
     command.env("XDG_DATA_HOME", data).args(args);
-    output_within(command, Duration::from_secs(120))
+    command
+}
+
+fn rocker(data: &Path, args: &[&str]) -> Output {
+    output_within(command(data, args), Duration::from_secs(120))
 }
 
 fn run_args<'a>(rootfs: &'a str, options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
@@ -290,13 +292,7 @@ fn stop_leaves_nothing_in_the_cgroup_and_exec_joins_it() {
         &["exec", "stubborn", "cat", "/proc/self/cgroup"],
     ));
     assert_eq!(seen, "0::/\n");
-    let mut long = harness().rocker();
-    long.env("XDG_DATA_HOME", &data);
-    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
-        long.env("XDG_RUNTIME_DIR", runtime);
-    }
-    long.args(["exec", "stubborn", "sleep", "1032"]);
-    let mut long: std::process::Child = spawn_quiet(long);
+    let mut long = spawn_quiet(command(&data, &["exec", "stubborn", "sleep", "1032"]));
     wait_for_process("sleep 1032", Duration::from_secs(30));
     let members = read(&cgroup.join("cgroup.procs"));
     assert!(
