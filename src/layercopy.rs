@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
-use crate::fsutil::remove_tree;
-use crate::image::extract::get_xattr;
+use crate::util::fs::remove_tree;
+use crate::util::xattr;
 
 /// Applies `layers` (bottom first) into `dest`, which must not exist.
 pub fn flatten(layers: &[&Path], dest: &Path) -> Result<()> {
@@ -54,7 +54,7 @@ fn apply_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -
             continue;
         }
         if kind.is_dir() {
-            let opaque = get_xattr(&from, "user.overlay.opaque").as_deref() == Some(b"y");
+            let opaque = xattr::is_opaque(&from);
             match std::fs::symlink_metadata(&to) {
                 Ok(existing) if existing.is_dir() && !opaque => {}
                 Ok(_) => {
@@ -161,7 +161,7 @@ mod tests {
         .unwrap();
         crate::sys::fsetxattr(
             std::fs::File::open(top.join("var/cache")).unwrap().as_fd(),
-            "user.overlay.opaque",
+            xattr::OVERLAY_OPAQUE,
             b"y",
         )
         .unwrap();

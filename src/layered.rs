@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::fsutil::remove_tree;
+use crate::util::fs::remove_tree;
 use crate::image::digest::Digest;
-use crate::image::extract::get_xattr;
+use crate::util::xattr;
 use crate::storage::RootfsMode;
 
 pub const CONTAINERS_DIR: &str = "containers";
@@ -152,7 +152,7 @@ fn is_whiteout(meta: &std::fs::Metadata) -> bool {
 }
 
 fn is_opaque(dir: &Path) -> bool {
-    get_xattr(dir, "user.overlay.opaque").as_deref() == Some(b"y")
+    xattr::is_opaque(dir)
 }
 
 /// Reads `path` (absolute in the image) as the merged layers show it: the
@@ -240,7 +240,7 @@ mod tests {
         // An opaque /etc in layer 3 hides everything below it.
         crate::sys::fsetxattr(
             std::fs::File::open(layer(3).join("etc")).unwrap().as_fd(),
-            "user.overlay.opaque",
+            xattr::OVERLAY_OPAQUE,
             b"y",
         )
         .unwrap();

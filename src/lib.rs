@@ -23,7 +23,6 @@ pub mod dirs;
 pub mod error;
 pub mod etcfiles;
 pub mod exec;
-pub mod fsutil;
 pub mod fuseoverlay;
 pub mod hostcheck;
 pub mod idmap;
@@ -44,7 +43,7 @@ pub mod state;
 pub mod storage;
 pub mod supervise;
 pub mod sys;
-pub mod timefmt;
+pub mod util;
 pub mod users;
 
 use clap::Parser;

@@ -145,7 +145,7 @@ pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
 
 fn remember(runtime: &Path, choice: Choice) -> Choice {
     // A failed write only costs the next run another probe.
-    let _ = crate::fsutil::write_atomic(
+    let _ = crate::util::fs::write_atomic(
         &runtime.join(CACHE_FILE),
         format!("{}\n{}\n", choice.mode, choice.reason).as_bytes(),
         0o600,

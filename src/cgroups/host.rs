@@ -71,7 +71,7 @@ pub fn is_delegated(dir: &Path, cgroup: &str) -> bool {
     }
     let marked = ["user.delegate", "trusted.delegate"]
         .iter()
-        .any(|name| crate::sys::lgetxattr(dir, name).is_ok_and(|value| value == b"1"));
+        .any(|name| crate::util::xattr::get(dir, name).is_some_and(|value| value == b"1"));
     marked || cgroup == "/" || systemd_delegates(cgroup)
 }
 

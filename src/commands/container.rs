@@ -17,7 +17,7 @@ use crate::container::logfile::{self, Entry, Follower};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
 use crate::dirs::Dirs;
 use crate::error::EXIT_ROCKER_FAILED;
-use crate::timefmt;
+use crate::util::time;
 
 /// How long `stop`, `kill` and `rm -f` wait for a monitor to record the
 /// end of its container once the container's processes are gone.
@@ -33,11 +33,11 @@ fn status_words(state: &State, started: Option<u64>, now: u64) -> String {
         State::Created => "Created".to_string(),
         State::Running(_) => format!(
             "Up {}",
-            timefmt::duration_words(started.unwrap_or(now), now)
+            time::duration_words(started.unwrap_or(now), now)
         ),
         State::Exited { code, finished } => format!(
             "Exited ({code}) {} ago",
-            timefmt::duration_words(*finished, now)
+            time::duration_words(*finished, now)
         ),
         State::Stopped => "Stopped (exit status unknown)".to_string(),
     }
@@ -54,7 +54,7 @@ fn ports_text(record: &ContainerRecord) -> String {
 
 pub fn ps_command(args: PsArgs) -> Result<i32> {
     let containers = open()?;
-    let now = timefmt::now_nanos();
+    let now = time::now_nanos();
     let mut rows = vec![];
     for record in containers.list()?.into_iter().rev() {
         let status = containers.status(&record.id)?;
@@ -80,7 +80,7 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
                     "Image": record.image,
                     "ImageID": record.image_id,
                     "Command": record.command,
-                    "Created": timefmt::rfc3339(record.created),
+                    "Created": time::rfc3339(record.created),
                     "State": state.word(),
                     "Status": status_words(state, *started, now),
                     "ExitCode": exit_code(state),
@@ -103,7 +103,7 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
                 record.id[..12].to_string(),
                 record.image.clone(),
                 command,
-                format!("{} ago", timefmt::duration_words(record.created, now)),
+                format!("{} ago", time::duration_words(record.created, now)),
                 status_words(state, *started, now),
                 ports_text(record),
                 record.name.clone(),
@@ -385,7 +385,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
     Ok(json!({
         "Id": record.id,
         "Name": record.name,
-        "Created": timefmt::rfc3339(record.created),
+        "Created": time::rfc3339(record.created),
         "Image": record.image_id,
         "ImageName": record.image,
         "Path": record.command.first(),
@@ -404,8 +404,8 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "Running": matches!(state, State::Running(_)),
             "Pid": pid(&state),
             "ExitCode": exit_code(&state),
-            "StartedAt": status.started.map(timefmt::rfc3339),
-            "FinishedAt": status.finished.map(timefmt::rfc3339),
+            "StartedAt": status.started.map(time::rfc3339),
+            "FinishedAt": status.finished.map(time::rfc3339),
             "OOMKilled": status.oom_killed,
             "CgroupPath": match &state {
                 State::Running(live) => live.cgroup.clone(),

@@ -22,7 +22,7 @@ use crate::layered::ContainerFiles;
 use crate::monitor::{self, Exit, Output};
 use crate::spec::ContainerSpec;
 use crate::sys::{self, Forked};
-use crate::timefmt;
+use crate::util::time;
 
 /// The log of a detached container stops growing at twice this (docker's
 /// json-file has no limit by default; a forgotten chatty container should
@@ -79,7 +79,7 @@ fn record_start(
     };
     containers.write_live_state(id, &live)?;
     let status = Status {
-        started: Some(timefmt::now_nanos()),
+        started: Some(time::now_nanos()),
         ..Status::default()
     };
     containers.write_status(id, &status)?;
@@ -123,7 +123,7 @@ fn finish(
         false => false,
     };
     if let (Some(mut status), false) = (started, removed) {
-        status.finished = Some(timefmt::now_nanos());
+        status.finished = Some(time::now_nanos());
         status.oom_killed = oom_killed;
         status.exit_code = Some(match &result {
             Ok(code) => *code,

@@ -27,7 +27,8 @@ use crate::options::{self, Environment};
 use crate::program::DEFAULT_PATH;
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
 use crate::storage::{self, RootfsMode};
-use crate::{inroot, state, timefmt, users};
+use crate::util::time;
+use crate::{inroot, state, users};
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
 const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
@@ -178,7 +179,7 @@ impl RunExtras {
             name: self.name.clone().unwrap_or_default(),
             image,
             image_id,
-            created: timefmt::now_nanos(),
+            created: time::now_nanos(),
             command: process.args.clone(),
             env: process
                 .env

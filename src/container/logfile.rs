@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::timefmt;
+use crate::util::time;
 
 /// A line longer than this is logged in pieces, as docker does.
 const MAX_LINE: usize = 16 * 1024;
@@ -102,7 +102,7 @@ impl LogWriter {
                 Stream::Stderr => "stderr",
             }
             .to_string(),
-            time: timefmt::rfc3339(timefmt::now_nanos()),
+            time: time::rfc3339(time::now_nanos()),
         };
         let Ok(mut json) = serde_json::to_vec(&entry) else {
             return;

@@ -21,7 +21,7 @@ use super::names;
 use super::process::ProcessId;
 use crate::cgroups::limits::Limits;
 use crate::dirs::Dirs;
-use crate::fsutil::{remove_tree, replace_file};
+use crate::util::fs::{remove_tree, replace_file};
 use crate::layered::CONTAINERS_DIR;
 use crate::network::ports::PortMapping;
 

@@ -153,7 +153,7 @@ impl AuthFiles {
 
     fn write(&self, file: &AuthFile) -> Result<()> {
         let text = serde_json::to_string_pretty(file)?;
-        crate::fsutil::write_atomic(&self.primary, text.as_bytes(), 0o600)
+        crate::util::fs::write_atomic(&self.primary, text.as_bytes(), 0o600)
     }
 }
 

@@ -24,6 +24,8 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, symlinkat, unlinkat, UnlinkatFlags};
 
+use crate::util::xattr;
+
 /// Bounds that make a hostile layer fail cleanly instead of filling memory.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -163,7 +165,7 @@ fn clear(parent: &OwnedFd, name: &OsStr, keep_directory: bool) -> Result<()> {
         Err(Errno::EISDIR) => {
             // A directory replaced by a non-directory: remove the tree.
             let path = parent_path(parent)?.join(name);
-            crate::fsutil::remove_tree(&path)
+            crate::util::fs::remove_tree(&path)
         }
         Err(err) => Err(err).with_context(|| format!("replacing {}", Path::new(name).display())),
     }
@@ -304,7 +306,7 @@ pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
 
         let text = file_name.to_string_lossy();
         if text == OPAQUE_MARKER {
-            set_xattr(&parent, None, "user.overlay.opaque", b"y")
+            set_xattr(&parent, None, xattr::OVERLAY_OPAQUE, b"y")
                 .with_context(|| format!("marking {} opaque", join(parent_parts).display()))?;
             continue;
         }
@@ -487,11 +489,6 @@ fn set_xattr(dir: &OwnedFd, name: Option<&OsStr>, key: &str, value: &[u8]) -> Re
     })
 }
 
-/// The extended attribute value, for tests and checks.
-pub fn get_xattr(path: &Path, key: &str) -> Option<Vec<u8>> {
-    crate::sys::lgetxattr(path, key).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +543,7 @@ mod tests {
     fn scratch(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("rocker-extract-{name}-{}", std::process::id()));
-        let _ = crate::fsutil::remove_tree(&dir);
+        let _ = crate::util::fs::remove_tree(&dir);
         std::fs::create_dir_all(dir.join("layer")).unwrap();
         std::fs::create_dir_all(dir.join("outside")).unwrap();
         dir
@@ -613,7 +610,7 @@ mod tests {
             .is_fifo());
         assert_eq!(summary.skipped_devices, 1);
         assert!(!layer.join("dev/null").exists());
-        crate::fsutil::remove_tree(&dir).unwrap();
+        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -634,13 +631,13 @@ mod tests {
         assert_eq!(whiteout.rdev(), 0);
         assert!(!layer.join("etc/.wh.removed").exists());
         assert_eq!(
-            get_xattr(&layer.join("var/cache"), "user.overlay.opaque").as_deref(),
+            xattr::get(&layer.join("var/cache"), xattr::OVERLAY_OPAQUE).as_deref(),
             Some(&b"y"[..])
         );
         assert!(!layer.join("var/cache/.wh..wh..opq").exists());
         assert!(layer.join("var/cache/kept").exists());
         assert!(!layer.join(".wh..wh.plnk").exists());
-        crate::fsutil::remove_tree(&dir).unwrap();
+        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -657,7 +654,7 @@ mod tests {
         let layer = dir.join("layer");
         assert_eq!(std::fs::read_to_string(layer.join("a/new")).unwrap(), "2");
         assert!(!layer.join("a/old").exists());
-        crate::fsutil::remove_tree(&dir).unwrap();
+        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -721,7 +718,7 @@ mod tests {
                 "secret",
                 "{name}"
             );
-            crate::fsutil::remove_tree(&dir).unwrap();
+            crate::util::fs::remove_tree(&dir).unwrap();
         }
     }
 
@@ -733,7 +730,7 @@ mod tests {
             std::fs::read_to_string(dir.join("layer/etc/abs")).unwrap(),
             "inside"
         );
-        crate::fsutil::remove_tree(&dir).unwrap();
+        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -753,7 +750,7 @@ mod tests {
             err.contains("metadata record claims 1099511627776 bytes"),
             "{err}"
         );
-        crate::fsutil::remove_tree(&dir).unwrap();
+        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -771,6 +768,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 10 entries"), "{err}");
-        crate::fsutil::remove_tree(&dir).unwrap();
+        crate::util::fs::remove_tree(&dir).unwrap();
     }
 }

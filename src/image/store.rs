@@ -23,7 +23,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
-use crate::fsutil::{remove_tree, write_atomic};
+use crate::util::fs::{remove_tree, write_atomic};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LayerRecord {

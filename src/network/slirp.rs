@@ -84,7 +84,7 @@ fn known_hardening_flags(program: &Path, runtime: &Path) -> Vec<&'static str> {
             let text = flags.join(" ");
             // A failed write only costs the next run another --help.
             let _ =
-                crate::fsutil::write_atomic(&cache, format!("{identity}{text}").as_bytes(), 0o600);
+                crate::util::fs::write_atomic(&cache, format!("{identity}{text}").as_bytes(), 0o600);
             text
         }
     };
