@@ -25,7 +25,7 @@ fn publish_flag(text: &str) -> Result<PublishedPorts, String> {
 }
 
 fn size_flag(text: &str) -> Result<u64, String> {
-    crate::config::parse_size(text).map_err(|err| format!("{err:#}"))
+    crate::host::config::parse_size(text).map_err(|err| format!("{err:#}"))
 }
 
 fn swap_flag(text: &str) -> Result<i64, String> {
@@ -44,7 +44,7 @@ pub enum LogOption {
 
 fn log_opt_flag(text: &str) -> Result<LogOption, String> {
     match text.split_once('=') {
-        Some(("max-size", size)) => crate::config::parse_size(size)
+        Some(("max-size", size)) => crate::host::config::parse_size(size)
             .map_err(|err| format!("{err:#}"))
             .and_then(|size| match size {
                 0 => Err("max-size must be above 0".to_string()),

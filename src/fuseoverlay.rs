@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::hostcheck;
+use crate::host::which;
 
 /// How long the mount may take to appear.
 const MOUNT_DEADLINE: Duration = Duration::from_secs(10);
@@ -68,7 +68,7 @@ impl FuseOverlay {
         lowers: &[PathBuf],
         merged: &Path,
     ) -> Result<FuseOverlay> {
-        let program = hostcheck::find_in_path("fuse-overlayfs").context(
+        let program = which::find_in_path("fuse-overlayfs").context(
             "fuse-overlayfs is not installed: sudo apt-get install fuse-overlayfs \
              (or choose another rootfs mode, see rocker info)",
         )?;

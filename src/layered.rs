@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::util::fs::remove_tree;
 use crate::image::digest::Digest;
-use crate::util::xattr;
 use crate::storage::RootfsMode;
+use crate::util::fs::remove_tree;
+use crate::util::xattr;
 
 pub const CONTAINERS_DIR: &str = "containers";
 

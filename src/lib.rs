@@ -16,16 +16,13 @@ pub mod channel;
 pub mod child;
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod console;
 pub mod container;
-pub mod dirs;
 pub mod error;
 pub mod etcfiles;
 pub mod exec;
 pub mod fuseoverlay;
-pub mod hostcheck;
-pub mod idmap;
+pub mod host;
 pub mod image;
 pub mod inroot;
 pub mod layercopy;
@@ -43,8 +40,8 @@ pub mod state;
 pub mod storage;
 pub mod supervise;
 pub mod sys;
-pub mod util;
 pub mod users;
+pub mod util;
 
 use clap::Parser;
 

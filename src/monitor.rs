@@ -16,16 +16,17 @@ use nix::unistd::{getgid, getuid, Pid};
 use crate::cgroups::ContainerCgroup;
 use crate::channel::Channel;
 use crate::container::logfile::LogWriter;
-use crate::dirs::Dirs;
 use crate::error::EXIT_ROCKER_FAILED;
 use crate::fuseoverlay::FuseOverlay;
+use crate::host::dirs::Dirs;
+use crate::host::userns;
 use crate::logpipes::LogPipes;
 use crate::network::slirp::Slirp;
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::state::ContainerDir;
 use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
-use crate::{child, hostcheck, idmap, mountplan};
+use crate::{child, mountplan};
 
 /// The namespaces of a container (`exec` joins the same ones). The user
 /// namespace comes first: it is what makes the others possible without
@@ -111,7 +112,7 @@ pub fn run(
         Err(err) => {
             return Err(err).context(format!(
                 "creating the container's namespaces{}",
-                hostcheck::userns_hint()
+                userns::hint()
             ))
         }
     };
@@ -126,12 +127,12 @@ pub fn run(
     let mut container = Supervised::new(pid);
 
     let user = spec.process.user;
-    idmap::write_id_maps(
+    userns::write_id_maps(
         pid,
         (user.uid, getuid().as_raw()),
         (user.gid, getgid().as_raw()),
     )
-    .with_context(|| format!("writing the id maps{}", hostcheck::userns_hint()))?;
+    .with_context(|| format!("writing the id maps{}", userns::hint()))?;
     channel.mapping_written()?;
     if let Rootfs::FuseOverlay {
         dir,

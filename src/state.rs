@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::dirs::ensure_private_dir;
 use crate::etcfiles;
+use crate::host::dirs::ensure_private_dir;
 use crate::mountplan::GeneratedFiles;
 use crate::spec::ContainerSpec;
 

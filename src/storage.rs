@@ -14,9 +14,9 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::dirs::Dirs;
-use crate::hostcheck::{self, Check};
+use crate::host::config::Config;
+use crate::host::dirs::Dirs;
+use crate::host::probe::{self, Check};
 
 /// The environment variable that forces a mode (it wins over config.toml).
 pub const MODE_VARIABLE: &str = "ROCKER_ROOTFS";
@@ -83,11 +83,11 @@ fn forced(config: &Config) -> Result<Option<Choice>> {
 
 /// Whether fuse-overlayfs could serve: the program and a usable /dev/fuse.
 fn fuse_overlayfs_usable() -> Check {
-    let program = hostcheck::program("fuse-overlayfs", "fuse-overlayfs");
+    let program = probe::program("fuse-overlayfs", "fuse-overlayfs");
     if !program.ok {
         return Check::no(format!("fuse-overlayfs is {}", program.detail));
     }
-    let device = hostcheck::device("/dev/fuse");
+    let device = probe::device("/dev/fuse");
     if !device.ok {
         return Check::no(format!("/dev/fuse: {}", device.detail));
     }
@@ -136,7 +136,7 @@ pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
             }
         }
     }
-    let overlay = hostcheck::overlay_in_userns(runtime);
+    let overlay = probe::overlay_in_userns(runtime);
     Ok(remember(
         runtime,
         best_mode(overlay, fuse_overlayfs_usable()),

@@ -235,7 +235,8 @@ fn whiteouts_opaque_dirs_and_zstd_layers() {
 
 /// The `user.overlay.opaque` xattr of a directory, as overlayfs reads it.
 fn opaque_mark(path: &std::path::Path) -> String {
-    let value = rocker::util::xattr::get(path, rocker::util::xattr::OVERLAY_OPAQUE).unwrap_or_default();
+    let value =
+        rocker::util::xattr::get(path, rocker::util::xattr::OVERLAY_OPAQUE).unwrap_or_default();
     String::from_utf8(value).unwrap()
 }
 

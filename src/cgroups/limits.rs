@@ -122,7 +122,7 @@ pub fn parse_swap(text: &str) -> Result<i64> {
     if text.trim() == "-1" {
         return Ok(-1);
     }
-    let size = crate::config::parse_size(text)?;
+    let size = crate::host::config::parse_size(text)?;
     i64::try_from(size).map_err(|_| anyhow::anyhow!("--memory-swap {text:?} is too large"))
 }
 

@@ -1,6 +1,6 @@
-//! Resource limits through cgroup v2, without privilege: `host` finds (or
-//! asks systemd for) a delegated subtree, `limits` turns the flags into
-//! cgroup files, and this module lays out one container's cgroups in the
+//! Resource limits through cgroup v2, without privilege: `delegation` finds
+//! (or asks systemd for) a delegated subtree, `limits` turns the flags into
+//! cgroup files, `report` is the cgroup part of `rocker info`, and this module lays out one container's cgroups in the
 //! delegated cgroup D:
 //!
 //! ```text
@@ -12,8 +12,9 @@
 //!                          limits, and every `exec` into it
 //! ```
 
-pub mod host;
+pub mod delegation;
 pub mod limits;
+pub mod report;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -24,7 +25,7 @@ use anyhow::{bail, Context, Result};
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 
-use host::Delegation;
+use delegation::Delegation;
 use limits::Limits;
 
 /// Set in a rocker that re-executed itself in a systemd scope, so that it
@@ -49,7 +50,7 @@ pub struct Resources {
 /// rocker (same pid, arguments and terminal) in a new delegated scope and
 /// does not return. Where nothing can, it fails saying what is missing.
 pub fn ensure_delegated(limits: &Limits) -> Result<PathBuf> {
-    let dir = match host::delegation() {
+    let dir = match delegation::delegation() {
         Delegation::Delegated(dir) => dir,
         Delegation::SystemdScope if std::env::var_os(IN_SCOPE).is_none() => {
             return Err(reexec_in_scope());
@@ -63,7 +64,7 @@ pub fn ensure_delegated(limits: &Limits) -> Result<PathBuf> {
              Run without them, or see rocker info"
         ),
     };
-    let offered = host::controllers(&dir);
+    let offered = delegation::controllers(&dir);
     let missing: Vec<&str> = limits
         .controllers()
         .into_iter()
@@ -157,7 +158,7 @@ impl ContainerCgroup {
         cgroup.empty_delegated_cgroup()?;
         // Every controller of these offered, not only those the limits
         // need: `stats` reads memory and pids whatever the limits.
-        let offered = host::controllers(dir);
+        let offered = delegation::controllers(dir);
         let controllers: String = STATS_CONTROLLERS
             .iter()
             .filter(|c| offered.iter().any(|o| o == *c) || limits.controllers().contains(c))

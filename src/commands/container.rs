@@ -15,8 +15,8 @@ use crate::commands::image;
 use crate::commands::table::write_table;
 use crate::container::logfile::{self, Entry, Follower};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
-use crate::dirs::Dirs;
 use crate::error::EXIT_ROCKER_FAILED;
+use crate::host::dirs::Dirs;
 use crate::util::time;
 
 /// How long `stop`, `kill` and `rm -f` wait for a monitor to record the
@@ -31,10 +31,7 @@ fn open() -> Result<Containers> {
 fn status_words(state: &State, started: Option<u64>, now: u64) -> String {
     match state {
         State::Created => "Created".to_string(),
-        State::Running(_) => format!(
-            "Up {}",
-            time::duration_words(started.unwrap_or(now), now)
-        ),
+        State::Running(_) => format!("Up {}", time::duration_words(started.unwrap_or(now), now)),
         State::Exited { code, finished } => format!(
             "Exited ({code}) {} ago",
             time::duration_words(*finished, now)

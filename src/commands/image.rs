@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::cli::{Format, ImagesArgs, InspectArgs, PullArgs, RmiArgs};
 use crate::commands::table::write_table;
-use crate::dirs::Dirs;
 use crate::error::StatusError;
+use crate::host::dirs::Dirs;
 use crate::image::auth::AuthFiles;
 use crate::image::manifest::Platform;
 use crate::image::pull::{pull, PullOptions};
@@ -68,7 +68,7 @@ pub fn pull_command(args: PullArgs) -> Result<i32> {
     let context = ImageContext::open()?;
     let reference = Reference::parse(&args.reference)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let config = crate::config::Config::load(&context.dirs.config)?;
+    let config = crate::host::config::Config::load(&context.dirs.config)?;
     let options = PullOptions::new(platform, args.quiet, config.max_layer_size()?);
     let record = pull(
         &context.store,

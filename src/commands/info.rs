@@ -3,10 +3,11 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::cgroups::report::Cgroups;
 use crate::cli::{Format, InfoArgs};
-use crate::config::Config;
-use crate::dirs::Dirs;
-use crate::hostcheck::{self, Cgroups, Check};
+use crate::host::config::Config;
+use crate::host::dirs::Dirs;
+use crate::host::probe::{self, Check};
 use crate::storage::{self, Choice};
 
 #[derive(Serialize)]
@@ -27,20 +28,20 @@ struct Report {
 
 pub fn run(args: InfoArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;
-    let overlay_in_userns = hostcheck::overlay_in_userns(dirs.ensure_runtime()?);
+    let overlay_in_userns = probe::overlay_in_userns(dirs.ensure_runtime()?);
     let rootfs = storage::report(&dirs, &Config::load(&dirs.config)?, &overlay_in_userns)?;
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
-        kernel: hostcheck::kernel_release()?,
+        kernel: probe::kernel_release()?,
         uid: nix::unistd::getuid().as_raw(),
-        user_namespaces: hostcheck::user_namespaces(),
+        user_namespaces: probe::user_namespaces(),
         overlay_in_userns,
         rootfs,
-        fuse_overlayfs: hostcheck::program("fuse-overlayfs", "fuse-overlayfs"),
-        dev_fuse: hostcheck::device("/dev/fuse"),
-        slirp4netns: hostcheck::program("slirp4netns", "slirp4netns"),
-        dev_net_tun: hostcheck::device("/dev/net/tun"),
-        cgroups: hostcheck::cgroups(),
+        fuse_overlayfs: probe::program("fuse-overlayfs", "fuse-overlayfs"),
+        dev_fuse: probe::device("/dev/fuse"),
+        slirp4netns: probe::program("slirp4netns", "slirp4netns"),
+        dev_net_tun: probe::device("/dev/net/tun"),
+        cgroups: crate::cgroups::report::report(),
         directories: dirs,
     };
     match args.format {

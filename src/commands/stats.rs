@@ -14,7 +14,7 @@ use crate::cgroups;
 use crate::cli::{Format, StatsArgs};
 use crate::commands::table::write_table;
 use crate::container::record::{Containers, State};
-use crate::dirs::Dirs;
+use crate::host::dirs::Dirs;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 

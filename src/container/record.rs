@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use super::names;
 use super::process::ProcessId;
 use crate::cgroups::limits::Limits;
-use crate::dirs::Dirs;
-use crate::util::fs::{remove_tree, replace_file};
+use crate::host::dirs::Dirs;
 use crate::layered::CONTAINERS_DIR;
 use crate::network::ports::PortMapping;
+use crate::util::fs::{remove_tree, replace_file};
 
 const CONFIG_FILE: &str = "config.json";
 const STATUS_FILE: &str = "status.json";
@@ -133,7 +133,7 @@ pub struct ContainersLock(#[allow(dead_code)] Flock<File>);
 
 impl Containers {
     pub fn open(dirs: &Dirs) -> Result<Containers> {
-        crate::dirs::ensure_private_dir(&dirs.data)?;
+        crate::host::dirs::ensure_private_dir(&dirs.data)?;
         let store = dirs.data.join(CONTAINERS_DIR);
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         Ok(Containers {

@@ -93,7 +93,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
-        crate::dirs::ensure_private_dir(data_dir)?;
+        crate::host::dirs::ensure_private_dir(data_dir)?;
         for dir in ["blobs/sha256", "layers", "tmp"] {
             let path = data_dir.join(dir);
             std::fs::create_dir_all(&path)

@@ -28,7 +28,7 @@ use nix::unistd::{pipe2, Pid};
 
 use super::ports::{PortMapping, Protocol};
 use super::SlirpOptions;
-use crate::hostcheck;
+use crate::host::which;
 
 /// How long slirp4netns may take to configure the interface.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -83,8 +83,11 @@ fn known_hardening_flags(program: &Path, runtime: &Path) -> Vec<&'static str> {
                 .collect();
             let text = flags.join(" ");
             // A failed write only costs the next run another --help.
-            let _ =
-                crate::util::fs::write_atomic(&cache, format!("{identity}{text}").as_bytes(), 0o600);
+            let _ = crate::util::fs::write_atomic(
+                &cache,
+                format!("{identity}{text}").as_bytes(),
+                0o600,
+            );
             text
         }
     };
@@ -124,7 +127,7 @@ impl Slirp {
         runtime: &Path,
         live_dir: &Path,
     ) -> Result<Slirp> {
-        let program = hostcheck::find_in_path("slirp4netns").context(
+        let program = which::find_in_path("slirp4netns").context(
             "slirp4netns is not installed, and containers get their network from it: \
              sudo apt-get install slirp4netns (or run with --network none for no network)",
         )?;

@@ -168,7 +168,7 @@ pub fn delegation() -> Delegation {
     if is_delegated(&dir, &own) {
         return Delegation::Delegated(dir);
     }
-    match (manager, crate::hostcheck::find_in_path("systemd-run")) {
+    match (manager, crate::host::which::find_in_path("systemd-run")) {
         (Ok(_), Some(_)) if has_session_bus() => Delegation::SystemdScope,
         (Ok(_), Some(_)) => Delegation::Unavailable(
             "a systemd user manager runs, but `systemd-run --user` reaches it over the session \

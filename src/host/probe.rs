@@ -1,10 +1,10 @@
-//! What this host offers a rootless user, checked live, and the settings to
-//! change when something is missing. `rocker info` prints it all; errors
-//! reuse the hints (rootlesskit's warn.go does the same).
+//! What this host offers a rootless user, checked live: user namespaces,
+//! overlay inside one, programs, devices, the kernel. `rocker info` prints
+//! it all; the rootfs mode probe and error messages reuse the checks.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::mount::{mount, MsFlags};
@@ -12,7 +12,8 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use serde::Serialize;
 
-use crate::cgroups::host::{self, Delegation};
+use super::userns::{self, map_line, read_sysctl};
+use super::which::find_in_path;
 use crate::sys::{self, Forked};
 
 /// One line of the report: whether it works, and what we found or what to do.
@@ -34,44 +35,6 @@ impl Check {
             ok: false,
             detail: detail.into(),
         }
-    }
-}
-
-fn read_sysctl(path: &str) -> Option<i64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Host settings known to block unprivileged user namespaces, each with
-/// the command that lifts it.
-pub fn userns_blockers() -> Vec<String> {
-    let mut found = vec![];
-    if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
-        found.push(
-            "user.max_user_namespaces is 0; enable with: sudo sysctl -w user.max_user_namespaces=15000"
-                .to_string(),
-        );
-    }
-    if read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
-        found.push(
-            "kernel.unprivileged_userns_clone is 0; enable with: sudo sysctl -w kernel.unprivileged_userns_clone=1"
-                .to_string(),
-        );
-    }
-    if read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
-        found.push(
-            "AppArmor restricts unprivileged user namespaces; give rocker a profile that allows \
-             `userns,` or run: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
-                .to_string(),
-        );
-    }
-    found
-}
-
-/// A suffix for error messages: the blockers found, if any.
-pub fn userns_hint() -> String {
-    match userns_blockers().as_slice() {
-        [] => String::new(),
-        blockers => format!(" (hint: {})", blockers.join("; ")),
     }
 }
 
@@ -112,16 +75,8 @@ fn enter_user_namespace(extra: CloneFlags) -> Result<()> {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     unshare(CloneFlags::CLONE_NEWUSER | extra).context("unshare")?;
     std::fs::write("/proc/self/setgroups", "deny").context("writing setgroups")?;
-    std::fs::write(
-        "/proc/self/uid_map",
-        crate::idmap::map_line(0, uid.as_raw()),
-    )
-    .context("writing uid_map")?;
-    std::fs::write(
-        "/proc/self/gid_map",
-        crate::idmap::map_line(0, gid.as_raw()),
-    )
-    .context("writing gid_map")?;
+    std::fs::write("/proc/self/uid_map", map_line(0, uid.as_raw())).context("writing uid_map")?;
+    std::fs::write("/proc/self/gid_map", map_line(0, gid.as_raw())).context("writing gid_map")?;
     Ok(())
 }
 
@@ -132,7 +87,7 @@ pub fn user_namespaces() -> Check {
             Some(max) => format!("unprivileged user namespaces work (max {max})"),
             None => "unprivileged user namespaces work".to_string(),
         }),
-        Err(err) => Check::no(format!("{err}{}", userns_hint())),
+        Err(err) => Check::no(format!("{err}{}", userns::hint())),
     }
 }
 
@@ -173,13 +128,6 @@ pub fn overlay_in_userns(scratch: &Path) -> Check {
     }
 }
 
-pub fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
 pub fn program(program: &str, package: &str) -> Check {
     match find_in_path(program) {
         Some(path) => Check::yes(path.display().to_string()),
@@ -195,44 +143,6 @@ pub fn device(path: &str) -> Check {
         Err(err) => Check::no(format!(
             "cannot open it: {err}; desktop distributions make it mode 0666 (sudo chmod 0666 {path})"
         )),
-    }
-}
-
-/// How cgroups look to this process, and how rocker gets limits here.
-#[derive(Debug, Serialize)]
-pub struct Cgroups {
-    /// "v2", "hybrid" or "v1".
-    pub layout: String,
-    /// Our own cgroup in the v2 hierarchy, if there is one.
-    pub own_cgroup: Option<String>,
-    /// Whether a systemd user manager could delegate a subtree to us.
-    pub systemd_user_manager: Check,
-    /// Whether resource limits can be applied, how, or why not.
-    pub limits: Check,
-}
-
-pub fn cgroups() -> Cgroups {
-    let systemd = match host::systemd_user_manager() {
-        Ok(socket) => Check::yes(format!("listening on {}", socket.display())),
-        Err(why) => Check::no(why),
-    };
-    let limits = match host::delegation() {
-        Delegation::Delegated(dir) => Check::yes(format!(
-            "rocker's own cgroup {} is delegated (controllers: {})",
-            dir.display(),
-            host::controllers(&dir).join(" ")
-        )),
-        Delegation::SystemdScope => Check::yes(
-            "a run with limits asks the systemd user manager for a delegated scope \
-             (systemd-run --user --scope -p Delegate=yes)",
-        ),
-        Delegation::Unavailable(why) => Check::no(why),
-    };
-    Cgroups {
-        layout: host::hierarchy().layout.to_string(),
-        own_cgroup: host::own_cgroup(),
-        systemd_user_manager: systemd,
-        limits,
     }
 }
 

@@ -1,4 +1,6 @@
-//! The user namespace's id maps, written by the parent with plain writes.
+//! What unprivileged user namespaces need from the host: the settings known
+//! to block them (each with the command that lifts it, as rootlesskit's
+//! warn.go names them), and the id maps, written with plain writes.
 //!
 //! An unprivileged process may map exactly one id: its own. So the map is one
 //! line putting the container's user (root by default) on the caller's uid,
@@ -11,6 +13,44 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use nix::unistd::Pid;
+
+pub(crate) fn read_sysctl(path: &str) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Host settings known to block unprivileged user namespaces, each with
+/// the command that lifts it.
+pub fn blockers() -> Vec<String> {
+    let mut found = vec![];
+    if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
+        found.push(
+            "user.max_user_namespaces is 0; enable with: sudo sysctl -w user.max_user_namespaces=15000"
+                .to_string(),
+        );
+    }
+    if read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        found.push(
+            "kernel.unprivileged_userns_clone is 0; enable with: sudo sysctl -w kernel.unprivileged_userns_clone=1"
+                .to_string(),
+        );
+    }
+    if read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+        found.push(
+            "AppArmor restricts unprivileged user namespaces; give rocker a profile that allows \
+             `userns,` or run: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
+                .to_string(),
+        );
+    }
+    found
+}
+
+/// A suffix for error messages: the blockers found, if any.
+pub fn hint() -> String {
+    match blockers().as_slice() {
+        [] => String::new(),
+        blockers => format!(" (hint: {})", blockers.join("; ")),
+    }
+}
 
 /// One `uid_map`/`gid_map` line: `inside` in the namespace is `outside` on
 /// the host, for one id.

@@ -1,0 +1,9 @@
+//! The host as rocker finds it: what it offers a rootless user (`probe`,
+//! `userns`, `which`), where rocker keeps its files (`dirs`) and rocker's
+//! own settings (`config`). Nothing here knows of containers.
+
+pub mod config;
+pub mod dirs;
+pub mod probe;
+pub mod userns;
+pub mod which;
