@@ -1,7 +1,7 @@
 //! Resource limits through cgroup v2, without privilege: `delegation` finds
 //! (or asks systemd for) a delegated subtree, `limits` turns the flags into
-//! cgroup files, `report` is the cgroup part of `rocker info`, and this module lays out one container's cgroups in the
-//! delegated cgroup D:
+//! cgroup files, `report` is the cgroup part of `rocker info`, and this
+//! module lays out one container's cgroups in the delegated cgroup D:
 //!
 //! ```text
 //! D/                       controllers enabled for the children
