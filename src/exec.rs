@@ -24,7 +24,7 @@ use crate::channel::Channel;
 use crate::child::{self, Prepared};
 use crate::container::process;
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
-use crate::options::UserSpec;
+use crate::spec::UserSpec;
 use crate::spec::{ContainerUser, ProcessSpec};
 use crate::users;
 

@@ -6,32 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::spec::{TmpfsOptions, UserMount};
-
-/// An ordered environment in which a later `set` of a name replaces the
-/// earlier value in place (docker's rule: the command line wins).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Environment(Vec<(String, String)>);
-
-impl Environment {
-    pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.iter_mut().find(|(n, _)| n == name) {
-            Some(entry) => entry.1 = value.to_string(),
-            None => self.0.push((name.to_string(), value.to_string())),
-        }
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn into_vec(self) -> Vec<(String, String)> {
-        self.0
-    }
-}
+use crate::spec::{Environment, TmpfsOptions, UserMount};
 
 /// One `-e` value: `NAME=VALUE`, or `NAME` alone to copy the caller's value
 /// (skipped when the caller has none, as docker does).
@@ -189,29 +164,6 @@ pub fn parse_tmpfs(spec: &str) -> Result<UserMount> {
     })
 }
 
-/// The `-u` value: `USER[:GROUP]`, each a number or a name to look up in the
-/// container's /etc/passwd and /etc/group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserSpec {
-    pub user: String,
-    pub group: Option<String>,
-}
-
-pub fn parse_user(spec: &str) -> Result<UserSpec> {
-    let (user, group) = match spec.split_once(':') {
-        Some((user, group)) => (user, Some(group)),
-        None => (spec, None),
-    };
-    let valid = |s: &str| !s.is_empty() && !s.contains([':', '\0', '/', '\n']);
-    if !valid(user) || group.is_some_and(|g| !valid(g)) {
-        bail!("invalid user {spec:?}: expected -u USER[:GROUP] (names or numeric ids)");
-    }
-    Ok(UserSpec {
-        user: user.to_string(),
-        group: group.map(str::to_string),
-    })
-}
-
 /// Makes a relative host path absolute against `cwd`, for error messages and
 /// for `--rootfs`.
 pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
@@ -248,18 +200,6 @@ mod tests {
         for bad in ["", "=x", "A B=1", "A\0=1"] {
             assert!(parse_env_entry(bad, no_env).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn later_env_wins_in_place() {
-        let mut env = Environment::default();
-        env.set("PATH", "/bin");
-        env.set("A", "1");
-        env.set("PATH", "/usr/bin");
-        assert_eq!(
-            env.into_vec(),
-            vec![("PATH".into(), "/usr/bin".into()), ("A".into(), "1".into())]
-        );
     }
 
     #[test]
@@ -321,26 +261,5 @@ mod tests {
         assert!(parse_tmpfs("x").is_err());
         assert!(parse_tmpfs("/x:bogus").is_err());
         assert!(parse_tmpfs("/x:size").is_err());
-    }
-
-    #[test]
-    fn users() {
-        assert_eq!(
-            parse_user("1000").unwrap(),
-            UserSpec {
-                user: "1000".into(),
-                group: None
-            }
-        );
-        assert_eq!(
-            parse_user("app:staff").unwrap(),
-            UserSpec {
-                user: "app".into(),
-                group: Some("staff".into())
-            }
-        );
-        for bad in ["", ":1", "1:", "a:b:c", "../x"] {
-            assert!(parse_user(bad).is_err(), "{bad:?}");
-        }
     }
 }

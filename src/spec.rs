@@ -3,8 +3,12 @@
 //! `rocker run --rootfs DIR` fills this from the command line; running an
 //! image fills the same struct from the image config plus the command line,
 //! so everything downstream (mount plan, child, monitor) stays the same.
+//! Its value types (`Environment`, `UserSpec`) live here too: every layer
+//! may use this module, and it uses none above it.
 
 use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
 
 pub use crate::cgroups::Resources;
 pub use crate::network::ports::PortMapping;
@@ -133,4 +137,93 @@ pub struct TmpfsOptions {
     pub nodev: bool,
     /// `size=..,mode=..` and the like, passed to the kernel as they are.
     pub data: String,
+}
+
+/// An ordered environment in which a later `set` of a name replaces the
+/// earlier value in place (docker's rule: the command line wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment(Vec<(String, String)>);
+
+impl Environment {
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => self.0.push((name.to_string(), value.to_string())),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn into_vec(self) -> Vec<(String, String)> {
+        self.0
+    }
+}
+
+/// The `-u` value: `USER[:GROUP]`, each a number or a name to look up in the
+/// container's /etc/passwd and /etc/group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+impl UserSpec {
+    /// Parses `USER[:GROUP]`.
+    pub fn parse(spec: &str) -> Result<UserSpec> {
+        let (user, group) = match spec.split_once(':') {
+            Some((user, group)) => (user, Some(group)),
+            None => (spec, None),
+        };
+        let valid = |s: &str| !s.is_empty() && !s.contains([':', '\0', '/', '\n']);
+        if !valid(user) || group.is_some_and(|g| !valid(g)) {
+            bail!("invalid user {spec:?}: expected -u USER[:GROUP] (names or numeric ids)");
+        }
+        Ok(UserSpec {
+            user: user.to_string(),
+            group: group.map(str::to_string),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_env_wins_in_place() {
+        let mut env = Environment::default();
+        env.set("PATH", "/bin");
+        env.set("A", "1");
+        env.set("PATH", "/usr/bin");
+        assert_eq!(
+            env.into_vec(),
+            vec![("PATH".into(), "/usr/bin".into()), ("A".into(), "1".into())]
+        );
+    }
+
+    #[test]
+    fn users() {
+        assert_eq!(
+            UserSpec::parse("1000").unwrap(),
+            UserSpec {
+                user: "1000".into(),
+                group: None
+            }
+        );
+        assert_eq!(
+            UserSpec::parse("app:staff").unwrap(),
+            UserSpec {
+                user: "app".into(),
+                group: Some("staff".into())
+            }
+        );
+        for bad in ["", ":1", "1:", "a:b:c", "../x"] {
+            assert!(UserSpec::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

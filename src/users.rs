@@ -5,8 +5,8 @@
 
 use anyhow::{bail, Result};
 
-use crate::options::UserSpec;
 use crate::spec::ContainerUser;
+use crate::spec::UserSpec;
 
 /// A user as the container will see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +89,6 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::parse_user;
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
                           app:x:1000:1001:App:/home/app:/bin/sh\n\
@@ -97,7 +96,7 @@ mod tests {
     const GROUP: &str = "root:x:0:\nstaff:x:50:app\napp:x:1001:\n";
 
     fn resolve_str(spec: Option<&str>) -> Result<ResolvedUser> {
-        let spec = spec.map(|s| parse_user(s).unwrap());
+        let spec = spec.map(|s| UserSpec::parse(s).unwrap());
         resolve(spec.as_ref(), Some(PASSWD), Some(GROUP))
     }
 

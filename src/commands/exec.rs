@@ -15,8 +15,9 @@ use crate::container::record::{ContainerRecord, Containers};
 use crate::exec::{self, ExecSpec};
 use crate::host::dirs::Dirs;
 use crate::monitor;
-use crate::options::{self, Environment};
+use crate::options;
 use crate::spec::{ContainerUser, NetworkMode, ProcessSpec};
+use crate::spec::{Environment, UserSpec};
 use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
 
@@ -39,7 +40,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
             .process
             .user
             .as_deref()
-            .map(options::parse_user)
+            .map(UserSpec::parse)
             .transpose()?,
         process: ProcessSpec {
             env: environment(&record, &args)?,

@@ -23,9 +23,10 @@ use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::store::ImageRecord;
 use crate::layered::{self, ContainerFiles};
-use crate::options::{self, Environment};
+use crate::options;
 use crate::program::DEFAULT_PATH;
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
+use crate::spec::{Environment, UserSpec};
 use crate::storage::{self, RootfsMode};
 use crate::util::time;
 use crate::{inroot, state, users};
@@ -387,7 +388,7 @@ fn build_spec(
         .user
         .as_deref()
         .or(image_user)
-        .map(options::parse_user)
+        .map(UserSpec::parse)
         .transpose()?;
     let user = users::resolve(user_spec.as_ref(), passwd.as_deref(), group.as_deref())?;
 
