@@ -20,10 +20,12 @@ use nix::unistd::{
 
 use crate::channel::Channel;
 use crate::error::exit_status_of;
-use crate::mountplan::MountOp;
-use crate::spec::{ContainerSpec, ContainerUser, NetworkMode};
+use crate::rootfs::backing::mode;
+use crate::rootfs::mount;
+use crate::rootfs::plan::MountOp;
+use crate::spec::{ContainerSpec, ContainerUser, NetworkMode, Rootfs};
 use crate::sys::{self, Forked};
-use crate::{capabilities, program, reaper, rootfs};
+use crate::{capabilities, program, reaper};
 
 /// Never returns: the process becomes the container's command, or reports
 /// why it could not and exits with the status rocker will end with.
@@ -106,7 +108,7 @@ fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Resul
     channel.wait_for_mapping()?;
 
     become_user(spec.process.user)?;
-    rootfs::enter(&spec.rootfs, mounts, spec.read_only, channel)?;
+    enter_rootfs(channel, spec, mounts)?;
     sethostname(&spec.hostname).context("setting the hostname")?;
     if spec.network.is_own_namespace() {
         sys::set_loopback_up().context("bringing up the loopback interface")?;
@@ -125,6 +127,25 @@ fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Resul
     let prepared = Prepared::new(console, &spec.process.args, &spec.process.env)?;
     restrict_privileges()?;
     Ok(prepared)
+}
+
+/// Mounts the rootfs and its plan and pivots into it. fuse-overlayfs is
+/// the monitor's to start, once the mount point is ready for it.
+fn enter_rootfs(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<()> {
+    mount::make_mounts_private()?;
+    mount::mount_backing(&spec.rootfs, || {
+        channel.rootfs_wanted()?;
+        channel.wait_for_rootfs_mounted()
+    })
+    .map_err(|err| match spec.rootfs {
+        Rootfs::KernelOverlay { .. } => err.context(format!(
+            "the kernel overlay failed (if this host cannot mount it in a user namespace, set \
+             {}=fuse-overlayfs)",
+            mode::MODE_VARIABLE
+        )),
+        _ => err,
+    })?;
+    mount::enter(spec.rootfs.path(), mounts, spec.read_only)
 }
 
 /// Takes the container user's ids (real, effective and saved).

@@ -24,9 +24,9 @@ use crate::channel::Channel;
 use crate::child::{self, Prepared};
 use crate::container::process;
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
+use crate::rootfs::users;
 use crate::spec::UserSpec;
 use crate::spec::{ContainerUser, ProcessSpec};
-use crate::users;
 
 /// What `rocker exec` runs, and where.
 pub struct ExecSpec {

@@ -15,18 +15,19 @@ use nix::unistd::{getgid, getuid, Pid};
 
 use crate::cgroups::ContainerCgroup;
 use crate::channel::Channel;
+use crate::child;
 use crate::container::logfile::LogWriter;
 use crate::error::EXIT_ROCKER_FAILED;
-use crate::fuseoverlay::FuseOverlay;
 use crate::host::dirs::Dirs;
 use crate::host::userns;
 use crate::logpipes::LogPipes;
 use crate::network::slirp::Slirp;
+use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
+use crate::rootfs::plan;
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::state::ContainerDir;
 use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
-use crate::{child, mountplan};
 
 /// The namespaces of a container (`exec` joins the same ones). The user
 /// namespace comes first: it is what makes the others possible without
@@ -83,7 +84,7 @@ pub fn run(
         .transpose()?;
     let live_dir = ContainerDir::create(dirs.ensure_runtime()?, spec)?;
     let files = live_dir.write_etc_files(spec)?;
-    let mounts = mountplan::plan(spec, &files);
+    let mounts = plan::plan(spec, &files);
     let (channel, child_end) = Channel::pair()?;
     let mut log = match output {
         Output::Inherit => None,

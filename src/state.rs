@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::etcfiles;
 use crate::host::dirs::ensure_private_dir;
-use crate::mountplan::GeneratedFiles;
+use crate::rootfs::etc_files;
+use crate::rootfs::plan::GeneratedFiles;
 use crate::spec::ContainerSpec;
 
 fn live_dir(runtime: &Path, id: &str) -> PathBuf {
@@ -56,12 +56,12 @@ impl ContainerDir {
         let contents = [
             (
                 &files.hosts,
-                etcfiles::hosts_file(&spec.hostname, spec.network, host_hosts.as_deref()),
+                etc_files::hosts_file(&spec.hostname, spec.network, host_hosts.as_deref()),
             ),
-            (&files.hostname, etcfiles::hostname_file(&spec.hostname)),
+            (&files.hostname, etc_files::hostname_file(&spec.hostname)),
             (
                 &files.resolv_conf,
-                etcfiles::resolv_conf(spec.network, host_resolv.as_deref()),
+                etc_files::resolv_conf(spec.network, host_resolv.as_deref()),
             ),
         ];
         for (path, content) in contents {

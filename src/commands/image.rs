@@ -16,6 +16,7 @@ use crate::image::reference::Reference;
 use crate::image::registries::Registries;
 use crate::image::registry::Registry;
 use crate::image::store::{ImageRecord, Store};
+use crate::rootfs::backing::container_dir::layers_in_use;
 
 /// What every image command needs.
 pub struct ImageContext {
@@ -186,7 +187,7 @@ pub fn rmi_command(args: RmiArgs) -> Result<i32> {
             println!("Untagged: {}", removed.name);
         }
     }
-    let (layers, _) = context.store.collect_garbage()?;
+    let (layers, _) = context.store.collect_garbage(layers_in_use)?;
     if layers > 0 {
         println!("Deleted {layers} unused layers");
     }
@@ -195,7 +196,7 @@ pub fn rmi_command(args: RmiArgs) -> Result<i32> {
 
 pub fn prune_command() -> Result<i32> {
     let context = ImageContext::open()?;
-    let (layers, blobs) = context.store.collect_garbage()?;
+    let (layers, blobs) = context.store.collect_garbage(layers_in_use)?;
     println!("Deleted {layers} unused layers and {blobs} unused blobs");
     Ok(0)
 }

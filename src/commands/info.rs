@@ -8,7 +8,7 @@ use crate::cli::{Format, InfoArgs};
 use crate::host::config::Config;
 use crate::host::dirs::Dirs;
 use crate::host::probe::{self, Check};
-use crate::storage::{self, Choice};
+use crate::rootfs::backing::mode::{self, Choice};
 
 #[derive(Serialize)]
 struct Report {
@@ -29,7 +29,7 @@ struct Report {
 pub fn run(args: InfoArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;
     let overlay_in_userns = probe::overlay_in_userns(dirs.ensure_runtime()?);
-    let rootfs = storage::report(&dirs, &Config::load(&dirs.config)?, &overlay_in_userns)?;
+    let rootfs = mode::report(&dirs, &Config::load(&dirs.config)?, &overlay_in_userns)?;
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         kernel: probe::kernel_release()?,

@@ -22,14 +22,16 @@ use crate::image::manifest::{ContainerConfig, ImageConfig};
 use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::store::ImageRecord;
-use crate::layered::{self, ContainerFiles};
 use crate::options;
 use crate::program::DEFAULT_PATH;
+use crate::rootfs::backing::container_dir::ContainerFiles;
+use crate::rootfs::backing::layers;
+use crate::rootfs::backing::mode::{self, RootfsMode};
+use crate::rootfs::{inroot, users};
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
 use crate::spec::{Environment, UserSpec};
-use crate::storage::{self, RootfsMode};
+use crate::state;
 use crate::util::time;
-use crate::{inroot, state, users};
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
 const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
@@ -244,7 +246,7 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         ));
     }
 
-    let choice = storage::choose(dirs, &config)?;
+    let choice = mode::choose(dirs, &config)?;
     if choice.mode == RootfsMode::Copy {
         eprintln!(
             "rocker: warning: copying the image for this container, which is slow: {}",
@@ -268,7 +270,7 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         }
         mode => {
             let accounts = account_files(|path| {
-                layered::read_from_layers(&layer_dirs, path, ACCOUNT_FILE_LIMIT)
+                layers::read_from_layers(&layer_dirs, path, ACCOUNT_FILE_LIMIT)
             })?;
             let mount_point = state::rootfs_mount_point(dirs.ensure_runtime()?, &id);
             let rootfs = match mode {

@@ -21,8 +21,8 @@ use super::names;
 use super::process::ProcessId;
 use crate::cgroups::limits::Limits;
 use crate::host::dirs::Dirs;
-use crate::layered::CONTAINERS_DIR;
 use crate::network::ports::PortMapping;
+use crate::rootfs::backing::container_dir::CONTAINERS_DIR;
 use crate::util::fs::{remove_tree, replace_file};
 
 const CONFIG_FILE: &str = "config.json";

@@ -256,14 +256,19 @@ impl Store {
         Ok(removed)
     }
 
-    /// Deletes every layer and blob no indexed image refers to. Returns how
-    /// many layers went and the bytes freed in blobs.
-    pub fn collect_garbage(&self) -> Result<(usize, usize)> {
+    /// Deletes every layer and blob no indexed image refers to, nor
+    /// `pinned` names. Returns how many layers went and the bytes freed in
+    /// blobs. `pinned` reads (from the store root, under the exclusive
+    /// lock, so no container is being made meanwhile) the layers that
+    /// containers are built on: they stay even when their image's name is
+    /// gone. The store knows images, not containers; its caller does.
+    pub fn collect_garbage(
+        &self,
+        pinned: impl FnOnce(&Path) -> Vec<String>,
+    ) -> Result<(usize, usize)> {
         let _lock = self.lock_exclusive()?;
         let images = self.images()?;
-        // Containers keep the layers they are built on, even when their
-        // image's name is gone.
-        let in_use = crate::layered::layers_in_use(&self.root);
+        let in_use = pinned(&self.root);
         let used_layers: BTreeSet<&str> = images
             .iter()
             .flat_map(|i| i.layers.iter().map(|l| l.diff_id.hex()))

@@ -15,32 +15,44 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
-use crate::channel::Channel;
-use crate::inroot::{self, fd_path, Kind};
-use crate::layered;
-use crate::mountplan::MountOp;
+use crate::rootfs::backing::container_dir;
+use crate::rootfs::inroot::{self, fd_path, Kind};
+use crate::rootfs::plan::MountOp;
 use crate::spec::Rootfs;
 use crate::sys;
 
 const NONE: Option<&str> = None;
 
-/// Mounts everything `plan` says onto `rootfs`, then pivots into it. On
-/// return the process's root and working directory are the container's `/`
-/// and the host's tree is no longer reachable.
-pub fn enter(source: &Rootfs, plan: &[MountOp], read_only: bool, channel: &Channel) -> Result<()> {
-    // Nothing mounted from here on may propagate back to the caller.
+/// Makes every mount of this (new) mount namespace private: nothing
+/// mounted from here on may propagate back to the caller's.
+pub fn make_mounts_private() -> Result<()> {
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
-        .context("making the container's mounts private")?;
+        .context("making the container's mounts private")
+}
+
+/// Mounts what the rootfs is made of on its mount point: the kernel
+/// overlay, or fuse-overlayfs's mount, which `await_fuse_mount` waits for
+/// once the mount point is ready for it (someone else starts the helper).
+/// A plain directory needs nothing.
+pub fn mount_backing(source: &Rootfs, await_fuse_mount: impl FnOnce() -> Result<()>) -> Result<()> {
     match source {
         Rootfs::KernelOverlay {
             dir,
             layers,
             mount_point,
-        } => mount_overlay(dir, *layers, mount_point)?,
-        Rootfs::FuseOverlay { mount_point, .. } => receive_fuse_mount(mount_point, channel)?,
-        Rootfs::Directory(_) => {}
+        } => mount_overlay(dir, *layers, mount_point),
+        Rootfs::FuseOverlay { mount_point, .. } => {
+            receive_fuse_mount(mount_point, await_fuse_mount)
+        }
+        Rootfs::Directory(_) => Ok(()),
     }
-    let rootfs = source.path();
+}
+
+/// Mounts everything `plan` says onto `rootfs` (already mounted, see
+/// `mount_backing`), then pivots into it. On return the process's root and
+/// working directory are the container's `/` and the host's tree is no
+/// longer reachable.
+pub fn enter(rootfs: &Path, plan: &[MountOp], read_only: bool) -> Result<()> {
     // pivot_root needs the new root to be a mount point of its own.
     mount(
         Some(rootfs),
@@ -80,7 +92,7 @@ pub fn enter(source: &Rootfs, plan: &[MountOp], read_only: bool, channel: &Chann
 /// mounting.
 fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path) -> Result<()> {
     chdir(dir).with_context(|| format!("entering {}", dir.display()))?;
-    let options = layered::overlay_options(layers);
+    let options = container_dir::overlay_options(layers);
     mount(
         Some("overlay"),
         mount_point,
@@ -90,10 +102,9 @@ fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path) -> Result<()> {
     )
     .with_context(|| {
         format!(
-            "mounting overlayfs of {} on {} (if this host cannot, set {}=fuse-overlayfs)",
+            "mounting overlayfs of {} on {}",
             dir.display(),
             mount_point.display(),
-            crate::storage::MODE_VARIABLE
         )
     })
 }
@@ -102,13 +113,12 @@ fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path) -> Result<()> {
 /// this one), out of reach of our pivot_root. Its mount reaches us through
 /// a shared mount point, made here for the purpose and made private again
 /// as soon as the mount has arrived.
-fn receive_fuse_mount(merged: &Path, channel: &Channel) -> Result<()> {
+fn receive_fuse_mount(merged: &Path, await_mount: impl FnOnce() -> Result<()>) -> Result<()> {
     mount(Some(merged), merged, NONE, MsFlags::MS_BIND, NONE)
         .with_context(|| format!("bind-mounting {}", merged.display()))?;
     mount(NONE, merged, NONE, MsFlags::MS_SHARED, NONE)
         .with_context(|| format!("sharing {}", merged.display()))?;
-    channel.rootfs_wanted()?;
-    channel.wait_for_rootfs_mounted()?;
+    await_mount()?;
     mount(
         NONE,
         merged,
@@ -143,6 +153,7 @@ fn is_directory(fd: &OwnedFd) -> Result<bool> {
     Ok(SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
 }
 
+/// Carries out one step of the plan, resolving its paths inside `root`.
 fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
     match op {
         MountOp::Filesystem {
@@ -150,93 +161,113 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
             destination,
             flags,
             data,
-        } => {
-            let target = inroot::open_or_create(root, destination, Kind::Directory)?;
-            let data = (!data.is_empty()).then_some(data.as_str());
-            mount(
-                Some(*fstype),
-                fd_path(&target).as_str(),
-                Some(*fstype),
-                *flags,
-                data,
-            )?;
-        }
+        } => mount_filesystem(root, fstype, destination, *flags, data),
         MountOp::Bind {
             source,
             destination,
             recursive,
             read_only,
-        } => {
-            let kind = match std::fs::metadata(source) {
-                Ok(meta) if meta.is_dir() => Kind::Directory,
-                Ok(_) => Kind::File,
-                Err(err) => return Err(err).context(format!("{}", source.display())),
-            };
-            let target = inroot::open_or_create(root, destination, kind)?;
-            let mut flags = MsFlags::MS_BIND;
-            flags.set(MsFlags::MS_REC, *recursive);
-            mount(
-                Some(source.as_path()),
-                fd_path(&target).as_str(),
-                NONE,
-                flags,
-                NONE,
-            )?;
-            if *read_only {
-                // Reopen: the old descriptor still names what lies beneath.
-                let mounted = inroot::open(root, destination)?;
-                make_read_only(&mounted, *recursive)?;
-            }
-        }
-        MountOp::Symlink { target, link } => {
-            let link = Path::new(link);
-            let parent = link.parent().map_or("/".into(), |p| p.to_string_lossy());
-            let parent = inroot::open_or_create(root, &parent, Kind::Directory)?;
-            let name = link.file_name().context("symlink without a name")?;
-            symlinkat(target.as_str(), parent.as_fd(), name)?;
-        }
-        MountOp::Mask { path } => {
-            let Some(target) = open_existing(root, path)? else {
-                return Ok(());
-            };
-            if is_directory(&target)? {
-                mount(
-                    Some("tmpfs"),
-                    fd_path(&target).as_str(),
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY
-                        | MsFlags::MS_NOSUID
-                        | MsFlags::MS_NODEV
-                        | MsFlags::MS_NOEXEC,
-                    Some("size=0,mode=0555"),
-                )?;
-            } else {
-                mount(
-                    Some("/dev/null"),
-                    fd_path(&target).as_str(),
-                    NONE,
-                    MsFlags::MS_BIND,
-                    NONE,
-                )?;
-            }
-        }
-        MountOp::ReadOnly { path } => {
-            let Some(target) = open_existing(root, path)? else {
-                return Ok(());
-            };
-            let target_path = fd_path(&target);
-            mount(
-                Some(target_path.as_str()),
-                target_path.as_str(),
-                NONE,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                NONE,
-            )?;
-            let mounted = inroot::open(root, path)?;
-            make_read_only(&mounted, true)?;
-        }
+        } => bind(root, source, destination, *recursive, *read_only),
+        MountOp::Symlink { target, link } => make_symlink(root, target, link),
+        MountOp::Mask { path } => mask(root, path),
+        MountOp::ReadOnly { path } => make_path_read_only(root, path),
+    }
+}
+
+fn mount_filesystem(
+    root: &OwnedFd,
+    fstype: &str,
+    destination: &str,
+    flags: MsFlags,
+    data: &str,
+) -> Result<()> {
+    let target = inroot::open_or_create(root, destination, Kind::Directory)?;
+    let data = (!data.is_empty()).then_some(data);
+    mount(
+        Some(fstype),
+        fd_path(&target).as_str(),
+        Some(fstype),
+        flags,
+        data,
+    )?;
+    Ok(())
+}
+
+fn bind(
+    root: &OwnedFd,
+    source: &Path,
+    destination: &str,
+    recursive: bool,
+    read_only: bool,
+) -> Result<()> {
+    let kind = match std::fs::metadata(source) {
+        Ok(meta) if meta.is_dir() => Kind::Directory,
+        Ok(_) => Kind::File,
+        Err(err) => return Err(err).context(format!("{}", source.display())),
+    };
+    let target = inroot::open_or_create(root, destination, kind)?;
+    let mut flags = MsFlags::MS_BIND;
+    flags.set(MsFlags::MS_REC, recursive);
+    mount(Some(source), fd_path(&target).as_str(), NONE, flags, NONE)?;
+    if read_only {
+        // Reopen: the old descriptor still names what lies beneath.
+        let mounted = inroot::open(root, destination)?;
+        make_read_only(&mounted, recursive)?;
     }
     Ok(())
+}
+
+fn make_symlink(root: &OwnedFd, target: &str, link: &str) -> Result<()> {
+    let link = Path::new(link);
+    let parent = link.parent().map_or("/".into(), |p| p.to_string_lossy());
+    let parent = inroot::open_or_create(root, &parent, Kind::Directory)?;
+    let name = link.file_name().context("symlink without a name")?;
+    symlinkat(target, parent.as_fd(), name)?;
+    Ok(())
+}
+
+/// Hides `path`: an empty read-only tmpfs over a directory, /dev/null over
+/// anything else. A path the rootfs lacks needs no hiding.
+fn mask(root: &OwnedFd, path: &str) -> Result<()> {
+    let Some(target) = open_existing(root, path)? else {
+        return Ok(());
+    };
+    if is_directory(&target)? {
+        mount(
+            Some("tmpfs"),
+            fd_path(&target).as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0,mode=0555"),
+        )?;
+    } else {
+        mount(
+            Some("/dev/null"),
+            fd_path(&target).as_str(),
+            NONE,
+            MsFlags::MS_BIND,
+            NONE,
+        )?;
+    }
+    Ok(())
+}
+
+/// Binds `path` onto itself and makes that mount read-only (missing paths
+/// are skipped).
+fn make_path_read_only(root: &OwnedFd, path: &str) -> Result<()> {
+    let Some(target) = open_existing(root, path)? else {
+        return Ok(());
+    };
+    let target_path = fd_path(&target);
+    mount(
+        Some(target_path.as_str()),
+        target_path.as_str(),
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )?;
+    let mounted = inroot::open(root, path)?;
+    make_read_only(&mounted, true)
 }
 
 /// Read-only mounts use mount_setattr(2), which changes only that flag: a

@@ -1,0 +1,96 @@
+//! Reading a file of an image (its /etc/passwd) through the layers, as
+//! overlay would show it, without mounting anything: whiteouts (0/0
+//! character devices) and opaque directories hide what lies below.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::rootfs::inroot;
+use crate::util::xattr;
+
+fn is_whiteout(meta: &std::fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// Reads `path` (absolute in the image) as the merged layers show it: the
+/// topmost layer that has it wins; a whiteout, a non-directory parent or an
+/// opaque parent ends the search. `layers` is bottom first.
+pub fn read_from_layers(layers: &[PathBuf], path: &str, limit: u64) -> Result<Option<String>> {
+    let relative = Path::new(path.trim_start_matches('/'));
+    'layers: for layer in layers.iter().rev() {
+        let mut hides_below = false;
+        let mut prefix = layer.clone();
+        let components: Vec<_> = relative.components().collect();
+        for component in &components[..components.len().saturating_sub(1)] {
+            prefix.push(component);
+            match std::fs::symlink_metadata(&prefix) {
+                Ok(meta) if meta.is_dir() => hides_below |= xattr::is_opaque(&prefix),
+                Ok(_) => return Ok(None), // a whiteout or a file hides the path
+                Err(_) => {
+                    if hides_below {
+                        return Ok(None);
+                    }
+                    continue 'layers;
+                }
+            }
+        }
+        match std::fs::symlink_metadata(layer.join(relative)) {
+            Ok(meta) if is_whiteout(&meta) => return Ok(None),
+            Ok(_) => {
+                return inroot::read_to_string(layer, path, limit)
+                    .with_context(|| format!("reading {path} in the layer {}", layer.display()))
+            }
+            Err(_) if hides_below => return Ok(None),
+            Err(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+    use crate::util::fs::remove_tree;
+
+    #[test]
+    fn files_are_read_as_overlay_shows_them() {
+        let base = std::env::temp_dir().join(format!("rocker-layered-{}", std::process::id()));
+        let layer = |n: usize| base.join(format!("layer{n}"));
+        for n in 0..4 {
+            std::fs::create_dir_all(layer(n).join("etc")).unwrap();
+        }
+        std::fs::write(layer(0).join("etc/passwd"), "bottom").unwrap();
+        std::fs::write(layer(1).join("etc/passwd"), "middle").unwrap();
+        std::fs::write(layer(0).join("etc/group"), "bottom group").unwrap();
+        let layers: Vec<PathBuf> = (0..4).map(layer).collect();
+        let read = |layers: &[PathBuf], path| read_from_layers(layers, path, 1 << 20).unwrap();
+        assert_eq!(read(&layers, "/etc/passwd").as_deref(), Some("middle"));
+        assert_eq!(read(&layers, "/etc/group").as_deref(), Some("bottom group"));
+        assert_eq!(read(&layers, "/etc/shadow"), None);
+
+        // A whiteout in layer 2 hides both lower files.
+        nix::sys::stat::mknod(
+            &layer(2).join("etc/passwd"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(read(&layers, "/etc/passwd"), None);
+        // An opaque /etc in layer 3 hides everything below it.
+        crate::sys::fsetxattr(
+            std::fs::File::open(layer(3).join("etc")).unwrap().as_fd(),
+            xattr::OVERLAY_OPAQUE,
+            b"y",
+        )
+        .unwrap();
+        assert_eq!(read(&layers, "/etc/group"), None);
+        std::fs::write(layer(3).join("etc/group"), "top group").unwrap();
+        assert_eq!(read(&layers, "/etc/group").as_deref(), Some("top group"));
+        remove_tree(&base).unwrap();
+    }
+}

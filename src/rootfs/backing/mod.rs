@@ -1,0 +1,11 @@
+//! What a container's root is made of, and its files in the store: the
+//! host's choice of mode (`mode`), the container's own dir with its lower
+//! links, upper and work dirs (`container_dir`), reading a file through
+//! the layers as overlay would show it (`layers`), the copy-mode fallback
+//! (`copy`) and the fuse-overlayfs helper (`fuse_overlayfs`).
+
+pub mod container_dir;
+pub mod copy;
+pub mod fuse_overlayfs;
+pub mod layers;
+pub mod mode;
