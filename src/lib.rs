@@ -10,28 +10,18 @@
 //! the side of `rocker exec` that joins a running container.
 //! `sys` holds every raw system call that needs `unsafe`.
 
-pub mod capabilities;
 pub mod cgroups;
-pub mod channel;
-pub mod child;
 pub mod cli;
 pub mod commands;
-pub mod console;
 pub mod container;
 pub mod error;
-pub mod exec;
 pub mod host;
 pub mod image;
-pub mod logpipes;
-pub mod monitor;
 pub mod network;
 pub mod options;
-pub mod program;
-pub mod reaper;
 pub mod rootfs;
+pub mod runtime;
 pub mod spec;
-pub mod state;
-pub mod supervise;
 pub mod sys;
 pub mod util;
 

@@ -8,17 +8,17 @@ use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::channel::Channel;
 use crate::cli::ExecArgs;
 use crate::commands::container::running;
 use crate::container::record::{ContainerRecord, Containers};
-use crate::exec::{self, ExecSpec};
 use crate::host::dirs::Dirs;
-use crate::monitor;
 use crate::options;
+use crate::runtime::channel::Channel;
+use crate::runtime::join::{self, ExecSpec};
+use crate::runtime::namespaces;
+use crate::runtime::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::spec::{ContainerUser, NetworkMode, ProcessSpec};
 use crate::spec::{Environment, UserSpec};
-use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
 
 pub fn exec_command(args: ExecArgs) -> Result<i32> {
@@ -64,7 +64,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
     let pid = match sys::fork().context("forking to join the container")? {
         Forked::Child => {
             drop(channel);
-            exec::run(child_end, &spec, &signals)
+            join::run(child_end, &spec, &signals)
         }
         Forked::Parent(pid) => pid,
     };
@@ -87,7 +87,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
 fn namespaces(record: &ContainerRecord) -> Result<CloneFlags> {
     let network = NetworkMode::parse(&record.network)
         .with_context(|| format!("reading the network of container {}", record.name))?;
-    Ok(monitor::namespace_flags(network))
+    Ok(namespaces::flags(network))
 }
 
 /// The user the container was started as (`UID:GID` in its record).

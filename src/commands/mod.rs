@@ -4,7 +4,6 @@ pub mod container;
 pub mod exec;
 pub mod image;
 pub mod info;
-pub mod launch;
 pub mod login;
 pub mod run;
 pub mod stats;

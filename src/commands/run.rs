@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use crate::cgroups::{self, limits::Limits, Resources};
 use crate::cli::{LogOption, PullPolicy, RunArgs};
 use crate::commands::image::ImageContext;
-use crate::commands::launch::{launch, Launch, DEFAULT_LOG_MAX};
+use crate::container::live_dir;
 use crate::container::names;
 use crate::container::record::{ContainerRecord, MountRecord};
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
@@ -23,14 +23,14 @@ use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::store::ImageRecord;
 use crate::options;
-use crate::program::DEFAULT_PATH;
 use crate::rootfs::backing::container_dir::ContainerFiles;
 use crate::rootfs::backing::layers;
 use crate::rootfs::backing::mode::{self, RootfsMode};
 use crate::rootfs::{inroot, users};
+use crate::runtime::launch::{launch, Launch, DEFAULT_LOG_MAX};
+use crate::runtime::path_lookup::DEFAULT_PATH;
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
 use crate::spec::{Environment, UserSpec};
-use crate::state;
 use crate::util::time;
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
@@ -272,7 +272,7 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
             let accounts = account_files(|path| {
                 layers::read_from_layers(&layer_dirs, path, ACCOUNT_FILE_LIMIT)
             })?;
-            let mount_point = state::rootfs_mount_point(dirs.ensure_runtime()?, &id);
+            let mount_point = live_dir::rootfs_mount_point(dirs.ensure_runtime()?, &id);
             let rootfs = match mode {
                 RootfsMode::Overlay => Rootfs::KernelOverlay {
                     dir: files.dir.clone(),

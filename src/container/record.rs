@@ -17,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::names;
-use super::process::ProcessId;
+use super::identity::ProcessId;
+use super::{live_dir, names};
 use crate::cgroups::limits::Limits;
 use crate::host::dirs::Dirs;
 use crate::network::ports::PortMapping;
@@ -27,7 +27,6 @@ use crate::util::fs::{remove_tree, replace_file};
 
 const CONFIG_FILE: &str = "config.json";
 const STATUS_FILE: &str = "status.json";
-const LIVE_STATE_FILE: &str = "state.json";
 pub const LOG_FILE: &str = "ctr.log";
 
 /// What a container is: fixed when it is created.
@@ -138,7 +137,7 @@ impl Containers {
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         Ok(Containers {
             store,
-            runtime: dirs.runtime.join(CONTAINERS_DIR),
+            runtime: dirs.runtime.clone(),
             lock_path: dirs.data.join("containers.lock"),
         })
     }
@@ -165,7 +164,7 @@ impl Containers {
 
     /// The container's live dir in the runtime dir.
     pub fn live_dir(&self, id: &str) -> PathBuf {
-        self.runtime.join(id)
+        live_dir::path(&self.runtime, id)
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
@@ -258,11 +257,11 @@ impl Containers {
     }
 
     pub fn write_live_state(&self, id: &str, state: &LiveState) -> Result<()> {
-        write_json(&self.live_dir(id).join(LIVE_STATE_FILE), state)
+        write_json(&self.live_dir(id).join(live_dir::STATE_FILE), state)
     }
 
     fn live_state(&self, id: &str) -> Option<LiveState> {
-        read_json(&self.live_dir(id).join(LIVE_STATE_FILE))
+        read_json(&self.live_dir(id).join(live_dir::STATE_FILE))
             .ok()
             .flatten()
     }

@@ -13,13 +13,13 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{pipe2, setsid, Pid};
 
+use crate::container::identity::ProcessId;
 use crate::container::logfile::LogWriter;
-use crate::container::process::ProcessId;
 use crate::container::record::{ContainerRecord, Containers, LiveState, Status};
 use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
-use crate::monitor::{self, Exit, Output};
 use crate::rootfs::backing::container_dir::ContainerFiles;
+use crate::runtime::monitor::{self, Exit, Output};
 use crate::spec::ContainerSpec;
 use crate::sys::{self, Forked};
 use crate::util::time;

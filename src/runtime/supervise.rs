@@ -11,10 +11,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::channel::Channel;
-use crate::console::Console;
 use crate::error::wait_status_to_exit_code;
-use crate::logpipes::LogPipes;
+use crate::runtime::channel::Channel;
+use crate::runtime::console::Console;
+use crate::runtime::logpipes::LogPipes;
 
 /// Signals that, sent to `rocker run` or `rocker exec`, are meant for the
 /// container's process.

@@ -9,41 +9,24 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{getgid, getuid, Pid};
 
 use crate::cgroups::ContainerCgroup;
-use crate::channel::Channel;
-use crate::child;
+use crate::container::live_dir::LiveDir;
 use crate::container::logfile::LogWriter;
 use crate::error::EXIT_ROCKER_FAILED;
 use crate::host::dirs::Dirs;
 use crate::host::userns;
-use crate::logpipes::LogPipes;
 use crate::network::slirp::Slirp;
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan;
+use crate::runtime::channel::Channel;
+use crate::runtime::logpipes::LogPipes;
+use crate::runtime::supervise::{self, BlockedSignals, Supervised, FORWARDED};
+use crate::runtime::{init, namespaces};
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
-use crate::state::ContainerDir;
-use crate::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::sys::{self, Forked};
-
-/// The namespaces of a container (`exec` joins the same ones). The user
-/// namespace comes first: it is what makes the others possible without
-/// privilege, and it owns them.
-pub fn namespace_flags(network: NetworkMode) -> CloneFlags {
-    let mut flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWCGROUP;
-    if network.is_own_namespace() {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    flags
-}
 
 /// Where the container's stdout and stderr go.
 pub enum Output {
@@ -82,7 +65,7 @@ pub fn run(
         .as_ref()
         .map(ContainerCgroup::open_leaf)
         .transpose()?;
-    let live_dir = ContainerDir::create(dirs.ensure_runtime()?, spec)?;
+    let live_dir = LiveDir::create(dirs.ensure_runtime()?, spec)?;
     let files = live_dir.write_etc_files(spec)?;
     let mounts = plan::plan(spec, &files);
     let (channel, child_end) = Channel::pair()?;
@@ -98,7 +81,7 @@ pub fn run(
     let _mask = BlockedSignals::block(&signals)?;
 
     let cgroup_fd = cgroup_fd.as_ref().map(|fd| fd.as_fd());
-    let pid = match sys::clone_into_namespaces(namespace_flags(spec.network), cgroup_fd) {
+    let pid = match sys::clone_into_namespaces(namespaces::flags(spec.network), cgroup_fd) {
         Ok(Forked::Child) => {
             drop(channel);
             if let Some(log) = log.as_mut() {
@@ -107,7 +90,7 @@ pub fn run(
                     sys::exit_now(EXIT_ROCKER_FAILED);
                 }
             }
-            child::run(child_end, spec, &mounts, &signals)
+            init::run(child_end, spec, &mounts, &signals)
         }
         Ok(Forked::Parent(pid)) => pid,
         Err(err) => {

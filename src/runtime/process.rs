@@ -1,7 +1,8 @@
-//! The container's side of `rocker run`. It runs in the cloned child, which
-//! is already PID 1 of the new namespaces, and ends either in `execve` of the
-//! command or in a `Failed` message to the monitor (see `channel` for the
-//! handshake). Each step is named; the order matters and is explained.
+//! The steps `run`'s container side (`init`) and `exec`'s (`join`) share
+//! once they stand in the container: take its user, change to its working
+//! directory, open its console, find the command, reduce privileges, and
+//! exec it (after a fork with `--init`, or always for `exec`, whose
+//! process stays outside the container's pid namespace).
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -14,35 +15,15 @@ use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{
-    chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, getcwd, sethostname, setresgid, setresuid,
-    setsid, Gid, Uid,
+    chdir, dup2_stderr, dup2_stdin, dup2_stdout, execve, getcwd, setresgid, setresuid, setsid, Gid,
+    Uid,
 };
 
-use crate::channel::Channel;
+use super::channel::Channel;
+use super::{capabilities, path_lookup, reaper};
 use crate::error::exit_status_of;
-use crate::rootfs::backing::mode;
-use crate::rootfs::mount;
-use crate::rootfs::plan::MountOp;
-use crate::spec::{ContainerSpec, ContainerUser, NetworkMode, Rootfs};
+use crate::spec::ContainerUser;
 use crate::sys::{self, Forked};
-use crate::{capabilities, program, reaper};
-
-/// Never returns: the process becomes the container's command, or reports
-/// why it could not and exits with the status rocker will end with.
-pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: &SigSet) -> ! {
-    let prepared = match prepare(&channel, spec, mounts) {
-        Ok(prepared) => prepared,
-        Err(err) => fail(&channel, err),
-    };
-    let reaper = spec.init.then_some(signals);
-    start(
-        channel,
-        prepared,
-        spec.process.stdin,
-        reaper,
-        "forking under --init",
-    )
-}
 
 /// Execs the prepared command. With `reaper` (the signals to forward), this
 /// process forks first and stays as the command's parent, forwarding those
@@ -100,54 +81,6 @@ pub struct Prepared {
     env: Vec<CString>,
 }
 
-/// Everything up to the command: namespaces filled in, privileges reduced.
-fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<Prepared> {
-    // A container must not outlive the monitor that answers for it. Should
-    // the monitor already be gone, the wait below reads end of stream.
-    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
-    channel.wait_for_mapping()?;
-
-    become_user(spec.process.user)?;
-    enter_rootfs(channel, spec, mounts)?;
-    sethostname(&spec.hostname).context("setting the hostname")?;
-    if spec.network.is_own_namespace() {
-        sys::set_loopback_up().context("bringing up the loopback interface")?;
-    }
-    if let NetworkMode::Slirp4netns(_) = spec.network {
-        // The monitor starts slirp4netns meanwhile; the command must find
-        // the network (and its published ports) ready.
-        channel.wait_for_network()?;
-    }
-    // The pty comes from the container's own devpts, so `tty` inside names it.
-    let console = match spec.process.terminal {
-        true => Some(open_console(channel)?),
-        false => None,
-    };
-    enter_working_directory(&spec.process.cwd, true)?;
-    let prepared = Prepared::new(console, &spec.process.args, &spec.process.env)?;
-    restrict_privileges()?;
-    Ok(prepared)
-}
-
-/// Mounts the rootfs and its plan and pivots into it. fuse-overlayfs is
-/// the monitor's to start, once the mount point is ready for it.
-fn enter_rootfs(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<()> {
-    mount::make_mounts_private()?;
-    mount::mount_backing(&spec.rootfs, || {
-        channel.rootfs_wanted()?;
-        channel.wait_for_rootfs_mounted()
-    })
-    .map_err(|err| match spec.rootfs {
-        Rootfs::KernelOverlay { .. } => err.context(format!(
-            "the kernel overlay failed (if this host cannot mount it in a user namespace, set \
-             {}=fuse-overlayfs)",
-            mode::MODE_VARIABLE
-        )),
-        _ => err,
-    })?;
-    mount::enter(spec.rootfs.path(), mounts, spec.read_only)
-}
-
 /// Takes the container user's ids (real, effective and saved).
 pub fn become_user(user: ContainerUser) -> Result<()> {
     let gid = Gid::from_raw(user.gid);
@@ -168,9 +101,9 @@ impl Prepared {
         let path = env
             .iter()
             .find(|(name, _)| name == "PATH")
-            .map_or(program::DEFAULT_PATH, |(_, value)| value.as_str());
+            .map_or(path_lookup::DEFAULT_PATH, |(_, value)| value.as_str());
         let name = args.first().context("no command given")?.clone();
-        let executable = program::find(&name, path)?;
+        let executable = path_lookup::find(&name, path)?;
         Ok(Prepared {
             console,
             name,
@@ -218,7 +151,7 @@ pub fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
     // Only 0, 1 and 2 may reach the command (CVE-2024-21626).
     sys::cloexec_from(3).context("closing inherited descriptors")?;
     let errno = execve(&prepared.executable, &prepared.args, &prepared.env).unwrap_err();
-    Err(program::exec_error(&prepared.name, errno).into())
+    Err(path_lookup::exec_error(&prepared.name, errno).into())
 }
 
 fn c_strings<S: Into<Vec<u8>>>(items: impl Iterator<Item = S>) -> Result<Vec<CString>> {

@@ -1,6 +1,9 @@
-//! A container's live directory under the runtime dir: the generated /etc
-//! files it bind-mounts. It is removed when the container ends, on every
-//! path out of `rocker run` (the guard's Drop).
+//! A container's live directory, `containers/ID/` under the runtime dir:
+//! its `state.json` (the pids of its monitor and init, see `record`), the
+//! generated /etc files it bind-mounts, its rootfs mount point, and
+//! slirp4netns's socket. This module alone knows that layout. The dir is
+//! removed when the container ends, on every path out of `rocker run` (the
+//! guard's Drop); a reboot wipes it too, as it should.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +14,11 @@ use crate::rootfs::etc_files;
 use crate::rootfs::plan::GeneratedFiles;
 use crate::spec::ContainerSpec;
 
-fn live_dir(runtime: &Path, id: &str) -> PathBuf {
+/// The file of a running container's processes (see `record::LiveState`).
+pub const STATE_FILE: &str = "state.json";
+
+/// Container `id`'s live dir under the runtime dir `runtime`.
+pub fn path(runtime: &Path, id: &str) -> PathBuf {
     runtime.join("containers").join(id)
 }
 
@@ -19,20 +26,21 @@ fn live_dir(runtime: &Path, id: &str) -> PathBuf {
 /// (a tmpfs on most hosts), since a mount point is state of a running
 /// container, not data to keep.
 pub fn rootfs_mount_point(runtime: &Path, id: &str) -> PathBuf {
-    live_dir(runtime, id).join("rootfs")
+    path(runtime, id).join("rootfs")
 }
 
-pub struct ContainerDir {
+/// A live dir held by its container's monitor; removed on drop.
+pub struct LiveDir {
     path: PathBuf,
 }
 
-impl ContainerDir {
+impl LiveDir {
     /// The live dir of container `id`, with the mount point its rootfs
     /// needs (see `rootfs_mount_point`).
-    pub fn create(runtime: &Path, spec: &ContainerSpec) -> Result<ContainerDir> {
-        let path = live_dir(runtime, &spec.id);
+    pub fn create(runtime: &Path, spec: &ContainerSpec) -> Result<LiveDir> {
+        let path = path(runtime, &spec.id);
         ensure_private_dir(&path)?;
-        let dir = ContainerDir { path };
+        let dir = LiveDir { path };
         if let Some(mount_point) = spec.rootfs.mount_point() {
             std::fs::create_dir(mount_point)
                 .with_context(|| format!("creating {}", mount_point.display()))?;
@@ -71,7 +79,7 @@ impl ContainerDir {
     }
 }
 
-impl Drop for ContainerDir {
+impl Drop for LiveDir {
     fn drop(&mut self) {
         if let Err(err) = std::fs::remove_dir_all(&self.path) {
             eprintln!(

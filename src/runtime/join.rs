@@ -14,17 +14,16 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
 
+use super::namespaces;
+use super::process::{self, Prepared};
 use crate::cgroups;
-use crate::channel::Channel;
-use crate::child::{self, Prepared};
-use crate::container::process;
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
 use crate::rootfs::users;
+use crate::runtime::channel::Channel;
 use crate::spec::UserSpec;
 use crate::spec::{ContainerUser, ProcessSpec};
 
@@ -52,9 +51,9 @@ pub struct ExecSpec {
 pub fn run(channel: Channel, spec: &ExecSpec, signals: &SigSet) -> ! {
     let prepared = match join(&channel, spec) {
         Ok(prepared) => prepared,
-        Err(err) => child::fail(&channel, err),
+        Err(err) => process::fail(&channel, err),
     };
-    child::start(
+    process::start(
         channel,
         prepared,
         spec.process.stdin,
@@ -77,35 +76,21 @@ fn join(channel: &Channel, spec: &ExecSpec) -> Result<Prepared> {
     if let Some(leaf) = &spec.cgroup {
         cgroups::enter(leaf).context("joining the container's cgroup (and its limits)")?;
     }
-    join_namespaces(spec)?;
+    namespaces::join(&spec.init, spec.init_pid, spec.namespaces)?;
     prctl::set_dumpable(false).context("marking the process non-dumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
 
-    child::become_user(user_ids(spec)?)?;
+    process::become_user(user_ids(spec)?)?;
     // Joining the mount namespace moved us to its root.
-    child::enter_working_directory(&spec.process.cwd, false)
+    process::enter_working_directory(&spec.process.cwd, false)
         .map_err(|err| StatusError::new(EXIT_CANNOT_EXECUTE, format!("{err:#}")))?;
     let console = match spec.process.terminal {
-        true => Some(child::open_console(channel)?),
+        true => Some(process::open_console(channel)?),
         false => None,
     };
     let prepared = Prepared::new(console, &spec.process.args, &spec.process.env)?;
-    child::restrict_privileges()?;
+    process::restrict_privileges()?;
     Ok(prepared)
-}
-
-fn join_namespaces(spec: &ExecSpec) -> Result<()> {
-    let context = "joining the container's namespaces (Linux 5.8 or later is needed)";
-    match nix::sched::setns(&spec.init, spec.namespaces) {
-        Err(Errno::EPERM) => {}
-        other => return other.context(context),
-    }
-    // Under --init, PID 1 is rocker's reaper, which stays non-dumpable
-    // (CVE-2019-5736), and the kernel lets no one join through such a
-    // process. Its child, the container's command, shares its namespaces.
-    let command = process::first_child(spec.init_pid)
-        .context("the container's PID 1 cannot be joined and has no child to join through")?;
-    nix::sched::setns(&command, spec.namespaces).context(context)
 }
 
 /// The ids `-u` names, which must be the container's mapped ones: rocker

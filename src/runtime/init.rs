@@ -1,0 +1,84 @@
+//! The container's side of `rocker run`. It runs in the cloned child, which
+//! is already PID 1 of the new namespaces, and ends either in `execve` of the
+//! command or in a `Failed` message to the monitor (see `channel` for the
+//! handshake). Each step is named; the order matters and is explained.
+
+use anyhow::{Context, Result};
+use nix::sys::prctl;
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::sethostname;
+
+use super::channel::Channel;
+use super::process::{
+    become_user, enter_working_directory, fail, open_console, restrict_privileges, start, Prepared,
+};
+use crate::rootfs::backing::mode;
+use crate::rootfs::mount;
+use crate::rootfs::plan::MountOp;
+use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
+use crate::sys;
+
+/// Never returns: the process becomes the container's command, or reports
+/// why it could not and exits with the status rocker will end with.
+pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: &SigSet) -> ! {
+    let prepared = match prepare(&channel, spec, mounts) {
+        Ok(prepared) => prepared,
+        Err(err) => fail(&channel, err),
+    };
+    let reaper = spec.init.then_some(signals);
+    start(
+        channel,
+        prepared,
+        spec.process.stdin,
+        reaper,
+        "forking under --init",
+    )
+}
+
+/// Everything up to the command: namespaces filled in, privileges reduced.
+fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<Prepared> {
+    // A container must not outlive the monitor that answers for it. Should
+    // the monitor already be gone, the wait below reads end of stream.
+    prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
+    channel.wait_for_mapping()?;
+
+    become_user(spec.process.user)?;
+    enter_rootfs(channel, spec, mounts)?;
+    sethostname(&spec.hostname).context("setting the hostname")?;
+    if spec.network.is_own_namespace() {
+        sys::set_loopback_up().context("bringing up the loopback interface")?;
+    }
+    if let NetworkMode::Slirp4netns(_) = spec.network {
+        // The monitor starts slirp4netns meanwhile; the command must find
+        // the network (and its published ports) ready.
+        channel.wait_for_network()?;
+    }
+    // The pty comes from the container's own devpts, so `tty` inside names it.
+    let console = match spec.process.terminal {
+        true => Some(open_console(channel)?),
+        false => None,
+    };
+    enter_working_directory(&spec.process.cwd, true)?;
+    let prepared = Prepared::new(console, &spec.process.args, &spec.process.env)?;
+    restrict_privileges()?;
+    Ok(prepared)
+}
+
+/// Mounts the rootfs and its plan and pivots into it. fuse-overlayfs is
+/// the monitor's to start, once the mount point is ready for it.
+fn enter_rootfs(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<()> {
+    mount::make_mounts_private()?;
+    mount::mount_backing(&spec.rootfs, || {
+        channel.rootfs_wanted()?;
+        channel.wait_for_rootfs_mounted()
+    })
+    .map_err(|err| match spec.rootfs {
+        Rootfs::KernelOverlay { .. } => err.context(format!(
+            "the kernel overlay failed (if this host cannot mount it in a user namespace, set \
+             {}=fuse-overlayfs)",
+            mode::MODE_VARIABLE
+        )),
+        _ => err,
+    })?;
+    mount::enter(spec.rootfs.path(), mounts, spec.read_only)
+}

@@ -1,0 +1,21 @@
+//! Running a container: `launch` records it and starts its monitor, the
+//! parent side (`monitor`) clones it and watches it, and the container
+//! side (`init`) sets it up and execs its command; `join` is `exec`'s
+//! way into a running one. They share `process` (the last steps before
+//! exec), `channel` (their handshake), `supervise`, `console`, `logpipes`
+//! and `reaper` (signals, terminal, logs, `--init`), `namespaces` and
+//! `capabilities`.
+
+pub mod capabilities;
+pub mod channel;
+pub mod console;
+pub mod init;
+pub mod join;
+pub mod launch;
+pub mod logpipes;
+pub mod monitor;
+pub mod namespaces;
+pub mod path_lookup;
+pub mod process;
+pub mod reaper;
+pub mod supervise;

@@ -1,0 +1,45 @@
+//! A container's namespaces: the set it is created with, and how `exec`
+//! joins them.
+
+use std::os::fd::OwnedFd;
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+
+use crate::container::identity;
+use crate::network::NetworkMode;
+
+/// The namespaces of a container (`exec` joins the same ones). The user
+/// namespace comes first: it is what makes the others possible without
+/// privilege, and it owns them.
+pub fn flags(network: NetworkMode) -> CloneFlags {
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    if network.is_own_namespace() {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// Joins the namespaces `namespaces` of the container whose PID 1 is
+/// `init` (a pidfd; `init_pid` as the host sees it), all in one setns:
+/// the user namespace comes first within it, which grants the right to
+/// join the rest.
+pub fn join(init: &OwnedFd, init_pid: i32, namespaces: CloneFlags) -> Result<()> {
+    let context = "joining the container's namespaces (Linux 5.8 or later is needed)";
+    match nix::sched::setns(init, namespaces) {
+        Err(Errno::EPERM) => {}
+        other => return other.context(context),
+    }
+    // Under --init, PID 1 is rocker's reaper, which stays non-dumpable
+    // (CVE-2019-5736), and the kernel lets no one join through such a
+    // process. Its child, the container's command, shares its namespaces.
+    let command = identity::first_child(init_pid)
+        .context("the container's PID 1 cannot be joined and has no child to join through")?;
+    nix::sched::setns(&command, namespaces).context(context)
+}
