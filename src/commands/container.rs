@@ -10,9 +10,11 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::cgroups;
-use crate::cli::{ContainerInspectArgs, Format, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+use crate::cli::args::{
+    ContainerInspectArgs, Format, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs,
+};
 use crate::commands::image;
-use crate::commands::table::write_table;
+use crate::commands::output::write_table;
 use crate::container::logfile::{self, Entry, Follower};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
 use crate::error::EXIT_ROCKER_FAILED;

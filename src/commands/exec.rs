@@ -8,11 +8,11 @@ use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::cli::ExecArgs;
+use crate::cli::args::ExecArgs;
+use crate::cli::values as options;
 use crate::commands::container::running;
 use crate::container::record::{ContainerRecord, Containers};
 use crate::host::dirs::Dirs;
-use crate::options;
 use crate::runtime::channel::Channel;
 use crate::runtime::join::{self, ExecSpec};
 use crate::runtime::namespaces;

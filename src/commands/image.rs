@@ -5,16 +5,16 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::cli::{Format, ImagesArgs, InspectArgs, PullArgs, RmiArgs};
-use crate::commands::table::write_table;
+use crate::cli::args::{Format, ImagesArgs, InspectArgs, PullArgs, RmiArgs};
+use crate::commands::output::write_table;
 use crate::error::StatusError;
 use crate::host::dirs::Dirs;
-use crate::image::auth::AuthFiles;
+use crate::image::distribution::auth::AuthFiles;
+use crate::image::distribution::client::Registry;
+use crate::image::distribution::registries_conf::Registries;
 use crate::image::manifest::Platform;
 use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
-use crate::image::registries::Registries;
-use crate::image::registry::Registry;
 use crate::image::store::{ImageRecord, Store};
 use crate::rootfs::backing::container_dir::layers_in_use;
 

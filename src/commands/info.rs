@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cgroups::report::Cgroups;
-use crate::cli::{Format, InfoArgs};
+use crate::cli::args::{Format, InfoArgs};
 use crate::host::config::Config;
 use crate::host::dirs::Dirs;
 use crate::host::probe::{self, Check};

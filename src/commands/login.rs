@@ -6,11 +6,11 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use anyhow::{bail, Context, Result};
 use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
 
-use crate::cli::{LoginArgs, LogoutArgs};
+use crate::cli::args::{LoginArgs, LogoutArgs};
 use crate::commands::image::ImageContext;
-use crate::image::auth::{AuthFiles, Credentials};
+use crate::image::distribution::auth::{AuthFiles, Credentials};
+use crate::image::distribution::client::credential_key;
 use crate::image::reference::Reference;
-use crate::image::registry::credential_key;
 
 /// Reads one line from stdin, without echo when it is a terminal.
 fn prompt(label: &str, hidden: bool) -> Result<String> {

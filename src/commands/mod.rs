@@ -5,6 +5,6 @@ pub mod exec;
 pub mod image;
 pub mod info;
 pub mod login;
+pub mod output;
 pub mod run;
 pub mod stats;
-pub mod table;

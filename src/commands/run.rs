@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::cgroups::{self, limits::Limits, Resources};
-use crate::cli::{LogOption, PullPolicy, RunArgs};
+use crate::cli::args::{PullPolicy, RunArgs};
+use crate::cli::values as options;
+use crate::cli::values::LogOption;
 use crate::commands::image::ImageContext;
 use crate::container::live_dir;
 use crate::container::names;
@@ -22,7 +24,6 @@ use crate::image::manifest::{ContainerConfig, ImageConfig};
 use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::store::ImageRecord;
-use crate::options;
 use crate::rootfs::backing::container_dir::ContainerFiles;
 use crate::rootfs::backing::layers;
 use crate::rootfs::backing::mode::{self, RootfsMode};

@@ -11,8 +11,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cgroups;
-use crate::cli::{Format, StatsArgs};
-use crate::commands::table::write_table;
+use crate::cli::args::{Format, StatsArgs};
+use crate::commands::output::write_table;
 use crate::container::record::{Containers, State};
 use crate::host::dirs::Dirs;
 

@@ -1,12 +1,11 @@
-//! Images: references, registries, manifests, the store and pulling.
+//! Images: references, digests and manifests, the store, and pulling
+//! (`pull`) from registries (`distribution`: the HTTP client, auth and
+//! registries.conf) through the layer unpacker (`layer`).
 
-pub mod auth;
 pub mod digest;
-pub mod extract;
+pub mod distribution;
+pub mod layer;
 pub mod manifest;
 pub mod pull;
-mod readahead;
 pub mod reference;
-pub mod registries;
-pub mod registry;
 pub mod store;

@@ -14,14 +14,14 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 
 use super::digest::{Digest, VerifyingReader};
-use super::extract::{self, Limits};
+use super::distribution::client::{NotFound, Registry};
+use super::distribution::registries_conf::{Endpoint, Registries};
+use super::layer::readahead;
+use super::layer::unpack::{self as extract, Limits};
 use super::manifest::{
     self, Compression, Descriptor, ImageConfig, Manifest, Platform, MAX_MANIFEST_SIZE,
 };
-use super::readahead;
 use super::reference::Reference;
-use super::registries::{Endpoint, Registries};
-use super::registry::{NotFound, Registry};
 use super::store::{ImageRecord, LayerRecord, Store};
 use crate::error::StatusError;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::reference::Reference;
+use crate::image::reference::Reference;
 
 #[derive(Debug, Default, Deserialize)]
 struct ConfFile {

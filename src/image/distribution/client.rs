@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::auth::{parse_challenge, AuthFiles, Challenge, Credentials};
-use super::digest::Digest;
-use super::manifest::{ACCEPTED, MAX_MANIFEST_SIZE};
-use super::registries::Endpoint;
+use super::registries_conf::Endpoint;
+use crate::image::digest::Digest;
+use crate::image::manifest::{ACCEPTED, MAX_MANIFEST_SIZE};
 
 const ATTEMPTS: u32 = 4;
 const MAX_REDIRECTS: u32 = 5;

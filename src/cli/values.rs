@@ -1,12 +1,62 @@
-//! Parsing of `run` options that carry their own syntax (`-e`, `--env-file`,
-//! `-v`, `--tmpfs`, `-u`). Pure functions with table tests; nothing here
-//! touches the system except reading an env file and checking a volume source.
+//! Parsing of option values that carry their own syntax: the flag parsers
+//! clap calls (`--network`, `-p`, sizes, `--cpus`, `--log-opt`), and those
+//! `run` applies once it has the image (`-e`, `--env-file`, `-v`,
+//! `--tmpfs`). Pure functions with table tests; nothing here touches the
+//! system except reading an env file and checking a volume source.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::network::ports::{self, PortMapping};
+use crate::network::NetworkMode;
 use crate::spec::{Environment, TmpfsOptions, UserMount};
+
+/// The ports one `-p` publishes (a range gives several).
+#[derive(Debug, Clone)]
+pub struct PublishedPorts(pub Vec<PortMapping>);
+
+// Flags are checked where flags are parsed: a bad value fails with 125
+// before anything is pulled or made.
+pub(super) fn network_flag(text: &str) -> Result<NetworkMode, String> {
+    NetworkMode::parse(text).map_err(|err| format!("{err:#}"))
+}
+
+pub(super) fn publish_flag(text: &str) -> Result<PublishedPorts, String> {
+    ports::parse(text)
+        .map(PublishedPorts)
+        .map_err(|err| format!("{err:#}"))
+}
+
+pub(super) fn size_flag(text: &str) -> Result<u64, String> {
+    crate::host::config::parse_size(text).map_err(|err| format!("{err:#}"))
+}
+
+pub(super) fn swap_flag(text: &str) -> Result<i64, String> {
+    crate::cgroups::limits::parse_swap(text).map_err(|err| format!("{err:#}"))
+}
+
+pub(super) fn cpus_flag(text: &str) -> Result<f64, String> {
+    crate::cgroups::limits::parse_cpus(text).map_err(|err| format!("{err:#}"))
+}
+
+/// A `--log-opt`.
+#[derive(Debug, Clone, Copy)]
+pub enum LogOption {
+    MaxSize(u64),
+}
+
+pub(super) fn log_opt_flag(text: &str) -> Result<LogOption, String> {
+    match text.split_once('=') {
+        Some(("max-size", size)) => crate::host::config::parse_size(size)
+            .map_err(|err| format!("{err:#}"))
+            .and_then(|size| match size {
+                0 => Err("max-size must be above 0".to_string()),
+                size => Ok(LogOption::MaxSize(size)),
+            }),
+        _ => Err("the log option rocker knows is max-size=SIZE".to_string()),
+    }
+}
 
 /// One `-e` value: `NAME=VALUE`, or `NAME` alone to copy the caller's value
 /// (skipped when the caller has none, as docker does).

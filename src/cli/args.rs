@@ -1,58 +1,16 @@
-//! The command line, as clap structs only; `commands/` does the work.
+//! The command line, as clap structs only (their value parsers are in
+//! `values`); `commands/` does the work.
 //! Flags follow docker/podman so their users feel at home.
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::network::ports::{self, PortMapping};
+use super::values::{
+    cpus_flag, log_opt_flag, network_flag, publish_flag, size_flag, swap_flag, LogOption,
+    PublishedPorts,
+};
 use crate::network::NetworkMode;
-
-/// The ports one `-p` publishes (a range gives several).
-#[derive(Debug, Clone)]
-pub struct PublishedPorts(pub Vec<PortMapping>);
-
-// Flags are checked where flags are parsed: a bad value fails with 125
-// before anything is pulled or made.
-fn network_flag(text: &str) -> Result<NetworkMode, String> {
-    NetworkMode::parse(text).map_err(|err| format!("{err:#}"))
-}
-
-fn publish_flag(text: &str) -> Result<PublishedPorts, String> {
-    ports::parse(text)
-        .map(PublishedPorts)
-        .map_err(|err| format!("{err:#}"))
-}
-
-fn size_flag(text: &str) -> Result<u64, String> {
-    crate::host::config::parse_size(text).map_err(|err| format!("{err:#}"))
-}
-
-fn swap_flag(text: &str) -> Result<i64, String> {
-    crate::cgroups::limits::parse_swap(text).map_err(|err| format!("{err:#}"))
-}
-
-fn cpus_flag(text: &str) -> Result<f64, String> {
-    crate::cgroups::limits::parse_cpus(text).map_err(|err| format!("{err:#}"))
-}
-
-/// A `--log-opt`.
-#[derive(Debug, Clone, Copy)]
-pub enum LogOption {
-    MaxSize(u64),
-}
-
-fn log_opt_flag(text: &str) -> Result<LogOption, String> {
-    match text.split_once('=') {
-        Some(("max-size", size)) => crate::host::config::parse_size(size)
-            .map_err(|err| format!("{err:#}"))
-            .and_then(|size| match size {
-                0 => Err("max-size must be above 0".to_string()),
-                size => Ok(LogOption::MaxSize(size)),
-            }),
-        _ => Err("the log option rocker knows is max-size=SIZE".to_string()),
-    }
-}
 
 #[derive(Debug, Parser)]
 #[command(
