@@ -1,14 +1,25 @@
 //! rocker: rootless OCI containers for ordinary users.
 //!
-//! The binary is a thin `main` over [`main`]. The modules, in the order a
-//! `rocker run` touches them: `cli` (flags) -> `commands::run` (a
-//! `spec::ContainerSpec`) -> `monitor` (the parent: clone, id maps, signals,
-//! terminal) and `child` (the container side: `rootfs` carries out the
-//! `mountplan`, then capabilities and exec), talking over `channel`;
-//! `supervise` relays signals and the terminal, `cgroups` sets limits, and
-//! `container` keeps the records `ps`, `stop` and the rest read. `exec` is
-//! the side of `rocker exec` that joins a running container.
-//! `sys` holds every raw system call that needs `unsafe`.
+//! The binary is a thin `main` over [`main`]. The modules, top to bottom;
+//! each uses only those below it (`tests/layout.rs` checks):
+//!
+//! - `commands`: one file per verb family, their output (`output`), and
+//!   `dispatch` from a parsed command line to them;
+//! - `runtime`: running a container: `launch` (record, then monitor),
+//!   `monitor` (the parent side: clone, id maps, helpers, signals),
+//!   `init` (the container side: rootfs, then exec), `join` (`exec` into a
+//!   running one), and what they share (`process`, `channel`, ...);
+//! - `container`: containers that last: records, names, identities, live
+//!   dirs, logs;
+//! - `rootfs` (the container's root: its backing, the mount plan, carrying
+//!   it out) and `cli` (clap's structs and value parsers);
+//! - `spec`: what a container is, once parsed; every layer above may use it;
+//! - `image` (references, registries, pulls, the store), `cgroups`
+//!   (delegation and limits), `network` (slirp4netns, ports);
+//! - `host`: what the host offers (probes, user namespaces, programs),
+//!   rocker's directories and config;
+//! - `util` (files, times, xattrs); `error` (exit statuses) and `sys`, which
+//!   holds every raw system call that needs `unsafe`.
 
 pub mod cgroups;
 pub mod cli;
@@ -40,7 +51,7 @@ pub fn main() -> i32 {
             };
         }
     };
-    let result = cli::dispatch::run(cli.command);
+    let result = commands::dispatch::execute(cli.command);
     match result {
         Ok(status) => status,
         Err(err) => {

@@ -1,7 +1,6 @@
-//! The command line: clap's structs (`args`), the parsers of values with a
-//! syntax of their own (`values`), and the table from verb to command
-//! (`dispatch`).
+//! The command line: clap's structs (`args`) and the parsers of values
+//! with a syntax of their own (`values`). `commands::dispatch` maps each
+//! verb to its command.
 
 pub mod args;
-pub mod dispatch;
 pub mod values;

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into work.
 
 pub mod container;
+pub mod dispatch;
 pub mod exec;
 pub mod image;
 pub mod info;

@@ -1,0 +1,47 @@
+//! From a parsed command line to the command that does the work: one arm
+//! per verb, aliases (`image ls`, `container rm`...) beside their verb.
+
+use anyhow::Result;
+
+use super::{container, exec, image, info, login, run, stats};
+use crate::cli::args::{Command, ContainerCommand, ImageCommand};
+
+/// Runs `command`; its exit status, or the error rocker reports.
+pub fn execute(command: Command) -> Result<i32> {
+    match command {
+        Command::Run(args) => run::run(*args),
+        Command::Info(args) => info::run(args),
+        Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => image::pull_command(args),
+        Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
+            image::images_command(args)
+        }
+        Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => image::rmi_command(args),
+        Command::Image(ImageCommand::Prune(_)) => image::prune_command(),
+        Command::Image(ImageCommand::Inspect(args)) => image::inspect_command(args),
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {
+            container::ps_command(args)
+        }
+        Command::Logs(args) | Command::Container(ContainerCommand::Logs(args)) => {
+            container::logs_command(args)
+        }
+        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => {
+            exec::exec_command(args)
+        }
+        Command::Stats(args) => stats::stats_command(args),
+        Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
+            container::stop_command(args)
+        }
+        Command::Kill(args) | Command::Container(ContainerCommand::Kill(args)) => {
+            container::kill_command(args)
+        }
+        Command::Rm(args) | Command::Container(ContainerCommand::Rm(args)) => {
+            container::rm_command(args)
+        }
+        Command::Inspect(args) | Command::Container(ContainerCommand::Inspect(args)) => {
+            container::inspect_command(args)
+        }
+        Command::Container(ContainerCommand::Prune(_)) => container::prune_command(),
+        Command::Login(args) => login::login_command(args),
+        Command::Logout(args) => login::logout_command(args),
+    }
+}
