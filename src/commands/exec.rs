@@ -13,7 +13,7 @@ use crate::cli::values as options;
 use crate::commands::container::running;
 use crate::container::record::{ContainerRecord, Containers};
 use crate::host::dirs::Dirs;
-use crate::runtime::channel::Channel;
+use crate::runtime::channel::{self};
 use crate::runtime::join::{self, ExecSpec};
 use crate::runtime::namespaces;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised, FORWARDED};
@@ -55,7 +55,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
         },
     };
 
-    let (channel, child_end) = Channel::pair()?;
+    let (channel, child_end) = channel::pair()?;
     // Blocked before the fork, so that none is lost: the joining process
     // forwards them to the command, which unblocks them before exec.
     let mut signals: SigSet = FORWARDED.iter().copied().collect();

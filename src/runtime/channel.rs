@@ -21,6 +21,10 @@
 //!
 //! Any error in the child before exec is sent as `Failed` with the exit
 //! status rocker must end with, so the user sees one clear message.
+//!
+//! Each side holds its own typed end: the parent's (`ParentEnd`) sends only
+//! `ToChild` messages and reads `ToParent` ones, the child's (`ChildEnd`)
+//! the other way round, so neither can send what only the other may.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -31,56 +35,67 @@ use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StatusError;
 use crate::sys;
 
-#[derive(Debug, Serialize, Deserialize)]
-enum Message {
+/// What the parent tells the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum ToChild {
     MappingWritten,
-    /// The pty master travels with this message.
-    Console,
     ConsoleSized,
-    /// The child has made its mount point for fuse-overlayfs shared.
-    RootfsWanted,
     /// fuse-overlayfs has mounted the rootfs (and it has propagated).
     RootfsMounted,
     /// slirp4netns has configured the network and the ports are published.
     NetworkReady,
+}
+
+/// What the child tells the parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum ToParent {
+    /// The pty master travels with this message.
+    Console,
+    /// The child has made its mount point for fuse-overlayfs shared.
+    RootfsWanted,
     Failed {
         status: i32,
         message: String,
     },
 }
 
-/// One end of the channel.
-pub struct Channel {
-    socket: OwnedFd,
-}
-
 const MAX_MESSAGE: usize = 64 * 1024;
 
-impl Channel {
-    /// A connected pair: (parent's end, child's end). Both are close-on-exec.
-    pub fn pair() -> Result<(Channel, Channel)> {
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .context("creating the parent/child sync socket")?;
-        Ok((Channel { socket: a }, Channel { socket: b }))
-    }
+/// A connected pair: (the parent's end, the child's end). Both are
+/// close-on-exec.
+pub fn pair() -> Result<(ParentEnd, ChildEnd)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("creating the parent/child sync socket")?;
+    Ok((ParentEnd(Socket(a)), ChildEnd(Socket(b))))
+}
 
-    fn send(&self, message: &Message, fd: Option<BorrowedFd<'_>>) -> Result<()> {
+/// One end of the socket: a message per packet, JSON, with at most one
+/// descriptor beside it.
+struct Socket(OwnedFd);
+
+impl Socket {
+    fn send<M: Serialize + std::fmt::Debug>(
+        &self,
+        message: &M,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<()> {
         let bytes = serde_json::to_vec(message)?;
         let raw = fd.map(|fd| [fd.as_raw_fd()]);
         let rights: Vec<ControlMessage> =
             raw.iter().map(|r| ControlMessage::ScmRights(r)).collect();
         sendmsg::<()>(
-            self.socket.as_raw_fd(),
+            self.0.as_raw_fd(),
             &[IoSlice::new(&bytes)],
             &rights,
             MsgFlags::empty(),
@@ -91,13 +106,13 @@ impl Channel {
     }
 
     /// The next message, or `None` when the other end is closed.
-    fn receive(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
+    fn receive<M: DeserializeOwned>(&self) -> Result<Option<(M, Option<OwnedFd>)>> {
         let mut buffer = vec![0u8; MAX_MESSAGE];
         let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (length, fd) = {
             let mut iov = [IoSliceMut::new(&mut buffer)];
             let received = recvmsg::<()>(
-                self.socket.as_raw_fd(),
+                self.0.as_raw_fd(),
                 &mut iov,
                 Some(&mut control[..]),
                 MsgFlags::MSG_CMSG_CLOEXEC,
@@ -122,41 +137,44 @@ impl Channel {
             serde_json::from_slice(&buffer[..length]).context("a malformed sync message")?;
         Ok(Some((message, fd)))
     }
+}
 
-    /// Waits for the message `want`; a `Failed` from the other side becomes
-    /// the error to report, with its exit status.
-    fn expect(&self, want: &str) -> Result<Option<OwnedFd>> {
-        match self.receive()? {
-            Some((Message::Failed { status, message }, _)) => {
+/// The parent's end: the monitor's, or `rocker exec`'s.
+pub struct ParentEnd(Socket);
+
+impl ParentEnd {
+    /// Waits for `want`; a `Failed` from the child becomes the error to
+    /// report, with its exit status.
+    fn expect(&self, want: ToParent) -> Result<Option<OwnedFd>> {
+        match self.0.receive::<ToParent>()? {
+            Some((ToParent::Failed { status, message }, _)) => {
                 Err(StatusError::new(status, message).into())
             }
-            Some((message, fd)) if variant_name(&message) == want => Ok(fd),
-            Some((message, _)) => bail!("expected {want} on the sync socket, got {message:?}"),
-            None => bail!("the other side exited before sending {want}"),
+            Some((message, fd)) if message == want => Ok(fd),
+            Some((message, _)) => bail!("expected {want:?} on the sync socket, got {message:?}"),
+            None => bail!("the container's process exited before sending {want:?}"),
         }
     }
 
-    // ---- the parent's steps ----
-
     pub fn mapping_written(&self) -> Result<()> {
-        self.send(&Message::MappingWritten, None)
+        self.0.send(&ToChild::MappingWritten, None)
     }
 
     pub fn wait_for_console(&self) -> Result<OwnedFd> {
-        self.expect("Console")?
+        self.expect(ToParent::Console)?
             .context("the console message carried no descriptor")
     }
 
     pub fn console_sized(&self) -> Result<()> {
-        self.send(&Message::ConsoleSized, None)
+        self.0.send(&ToChild::ConsoleSized, None)
     }
 
     /// Returns once the container's command has been executed: the child's
     /// end is close-on-exec, so a successful exec reads as end of stream.
     pub fn wait_for_exec(&self) -> Result<()> {
-        match self.receive()? {
+        match self.0.receive::<ToParent>()? {
             None => Ok(()),
-            Some((Message::Failed { status, message }, _)) => {
+            Some((ToParent::Failed { status, message }, _)) => {
                 Err(StatusError::new(status, message).into())
             }
             Some((message, _)) => bail!("unexpected {message:?} while waiting for exec"),
@@ -164,24 +182,24 @@ impl Channel {
     }
 
     pub fn wait_for_rootfs_wanted(&self) -> Result<()> {
-        self.expect("RootfsWanted").map(drop)
+        self.expect(ToParent::RootfsWanted).map(drop)
     }
 
     pub fn rootfs_mounted(&self) -> Result<()> {
-        self.send(&Message::RootfsMounted, None)
+        self.0.send(&ToChild::RootfsMounted, None)
     }
 
     /// Whether a message (or the end of the stream) is there within `limit`.
     pub fn has_news_within(&self, limit: std::time::Duration) -> bool {
         let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(self.0 .0.as_fd(), PollFlags::POLLIN)];
         matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
     }
 
     /// Tells the child the network is up. Should the child have failed
     /// meanwhile, its own message is the error to report.
     pub fn network_ready(&self) -> Result<()> {
-        match self.send(&Message::NetworkReady, None) {
+        match self.0.send(&ToChild::NetworkReady, None) {
             Ok(()) => Ok(()),
             Err(err) => {
                 self.wait_for_exec()?;
@@ -189,47 +207,47 @@ impl Channel {
             }
         }
     }
+}
 
-    // ---- the child's steps ----
+/// The child's end: the container's init, or the process `exec` forks.
+pub struct ChildEnd(Socket);
+
+impl ChildEnd {
+    /// Waits for `want` from the parent.
+    fn expect(&self, want: ToChild) -> Result<()> {
+        match self.0.receive::<ToChild>()? {
+            Some((message, _)) if message == want => Ok(()),
+            Some((message, _)) => bail!("expected {want:?} on the sync socket, got {message:?}"),
+            None => bail!("rocker's monitor exited before sending {want:?}"),
+        }
+    }
 
     pub fn rootfs_wanted(&self) -> Result<()> {
-        self.send(&Message::RootfsWanted, None)
+        self.0.send(&ToParent::RootfsWanted, None)
     }
 
     pub fn wait_for_rootfs_mounted(&self) -> Result<()> {
-        self.expect("RootfsMounted").map(drop)
+        self.expect(ToChild::RootfsMounted)
     }
 
     pub fn wait_for_network(&self) -> Result<()> {
-        self.expect("NetworkReady").map(drop)
+        self.expect(ToChild::NetworkReady)
     }
 
     pub fn wait_for_mapping(&self) -> Result<()> {
-        self.expect("MappingWritten").map(drop)
+        self.expect(ToChild::MappingWritten)
     }
 
     pub fn send_console(&self, master: impl AsFd) -> Result<()> {
-        self.send(&Message::Console, Some(master.as_fd()))
+        self.0.send(&ToParent::Console, Some(master.as_fd()))
     }
 
     pub fn wait_for_console_sized(&self) -> Result<()> {
-        self.expect("ConsoleSized").map(drop)
+        self.expect(ToChild::ConsoleSized)
     }
 
     pub fn failed(&self, status: i32, message: String) -> Result<()> {
-        self.send(&Message::Failed { status, message }, None)
-    }
-}
-
-fn variant_name(message: &Message) -> &'static str {
-    match message {
-        Message::MappingWritten => "MappingWritten",
-        Message::Console => "Console",
-        Message::ConsoleSized => "ConsoleSized",
-        Message::RootfsWanted => "RootfsWanted",
-        Message::RootfsMounted => "RootfsMounted",
-        Message::NetworkReady => "NetworkReady",
-        Message::Failed { .. } => "Failed",
+        self.0.send(&ToParent::Failed { status, message }, None)
     }
 }
 
@@ -239,7 +257,7 @@ mod tests {
 
     #[test]
     fn handshake_and_failure_status() {
-        let (parent, child) = Channel::pair().unwrap();
+        let (parent, child) = pair().unwrap();
         parent.mapping_written().unwrap();
         child.wait_for_mapping().unwrap();
         let (r, _w) = nix::unistd::pipe().unwrap();
@@ -251,5 +269,19 @@ mod tests {
         assert_eq!(crate::error::exit_status_of(&err), 127);
         drop(child);
         parent.wait_for_exec().unwrap();
+    }
+
+    #[test]
+    fn a_message_out_of_turn_is_named() {
+        let (parent, child) = pair().unwrap();
+        parent.console_sized().unwrap();
+        let err = child.wait_for_mapping().unwrap_err().to_string();
+        assert!(
+            err.contains("expected MappingWritten") && err.contains("ConsoleSized"),
+            "{err}"
+        );
+        drop(parent);
+        let err = child.wait_for_network().unwrap_err().to_string();
+        assert!(err.contains("monitor exited"), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::sethostname;
 
-use super::channel::Channel;
+use super::channel::ChildEnd;
 use super::process::{
     become_user, enter_working_directory, fail, open_console, restrict_privileges, start, Prepared,
 };
@@ -20,7 +20,7 @@ use crate::sys;
 
 /// Never returns: the process becomes the container's command, or reports
 /// why it could not and exits with the status rocker will end with.
-pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: &SigSet) -> ! {
+pub fn run(channel: ChildEnd, spec: &ContainerSpec, mounts: &[MountOp], signals: &SigSet) -> ! {
     let prepared = match prepare(&channel, spec, mounts) {
         Ok(prepared) => prepared,
         Err(err) => fail(&channel, err),
@@ -36,7 +36,7 @@ pub fn run(channel: Channel, spec: &ContainerSpec, mounts: &[MountOp], signals: 
 }
 
 /// Everything up to the command: namespaces filled in, privileges reduced.
-fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<Prepared> {
+fn prepare(channel: &ChildEnd, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<Prepared> {
     // A container must not outlive the monitor that answers for it. Should
     // the monitor already be gone, the wait below reads end of stream.
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
@@ -66,7 +66,7 @@ fn prepare(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Resul
 
 /// Mounts the rootfs and its plan and pivots into it. fuse-overlayfs is
 /// the monitor's to start, once the mount point is ready for it.
-fn enter_rootfs(channel: &Channel, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<()> {
+fn enter_rootfs(channel: &ChildEnd, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<()> {
     mount::make_mounts_private()?;
     mount::mount_backing(&spec.rootfs, || {
         channel.rootfs_wanted()?;

@@ -23,7 +23,7 @@ use super::process::{self, Prepared};
 use crate::cgroups;
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
 use crate::rootfs::users;
-use crate::runtime::channel::Channel;
+use crate::runtime::channel::ChildEnd;
 use crate::spec::UserSpec;
 use crate::spec::{ContainerUser, ProcessSpec};
 
@@ -48,7 +48,7 @@ pub struct ExecSpec {
 
 /// Never returns: joins the container, starts the command in it and exits
 /// with the command's status, or reports why it could not.
-pub fn run(channel: Channel, spec: &ExecSpec, signals: &SigSet) -> ! {
+pub fn run(channel: ChildEnd, spec: &ExecSpec, signals: &SigSet) -> ! {
     let prepared = match join(&channel, spec) {
         Ok(prepared) => prepared,
         Err(err) => process::fail(&channel, err),
@@ -64,7 +64,7 @@ pub fn run(channel: Channel, spec: &ExecSpec, signals: &SigSet) -> ! {
 
 /// Everything up to the fork of the command: in the container's
 /// namespaces, as its user, in the working directory, privileges reduced.
-fn join(channel: &Channel, spec: &ExecSpec) -> Result<Prepared> {
+fn join(channel: &ChildEnd, spec: &ExecSpec) -> Result<Prepared> {
     // From here until exec this process is rocker's binary with every
     // capability in the container's user namespace: nothing in the
     // container may open it (CVE-2019-5736). Joining a user namespace

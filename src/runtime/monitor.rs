@@ -21,7 +21,7 @@ use crate::host::userns;
 use crate::network::slirp::Slirp;
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan;
-use crate::runtime::channel::Channel;
+use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::logpipes::LogPipes;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised, FORWARDED};
 use crate::runtime::{init, namespaces};
@@ -68,7 +68,7 @@ pub fn run(
     let live_dir = LiveDir::create(dirs.ensure_runtime()?, spec)?;
     let files = live_dir.write_etc_files(spec)?;
     let mounts = plan::plan(spec, &files);
-    let (channel, child_end) = Channel::pair()?;
+    let (channel, child_end) = channel::pair()?;
     let mut log = match output {
         Output::Inherit => None,
         Output::Log(writer) => Some(LogPipes::new(writer)?),
@@ -169,7 +169,7 @@ pub fn run(
 /// A child still busy setting up says nothing for a while; one that
 /// failed has sent its reason (or closed the channel) by the time its
 /// namespaces are gone.
-fn childs_error_or(err: anyhow::Error, channel: &Channel) -> anyhow::Error {
+fn childs_error_or(err: anyhow::Error, channel: &ParentEnd) -> anyhow::Error {
     if channel.has_news_within(Duration::from_millis(200)) {
         if let Err(childs) = channel.wait_for_exec() {
             return childs;

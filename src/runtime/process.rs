@@ -19,7 +19,7 @@ use nix::unistd::{
     Uid,
 };
 
-use super::channel::Channel;
+use super::channel::ChildEnd;
 use super::{capabilities, path_lookup, reaper};
 use crate::error::exit_status_of;
 use crate::spec::ContainerUser;
@@ -30,7 +30,7 @@ use crate::sys::{self, Forked};
 /// signals and exiting with its status: `--init`'s PID 1, and the process
 /// `exec` leaves outside the container's pid namespace.
 pub fn start(
-    channel: Channel,
+    channel: ChildEnd,
     prepared: Prepared,
     stdin: bool,
     reaper: Option<&SigSet>,
@@ -66,7 +66,7 @@ pub fn start(
 }
 
 /// Reports `err` to the parent and exits with the status it calls for.
-pub fn fail(channel: &Channel, err: anyhow::Error) -> ! {
+pub fn fail(channel: &ChildEnd, err: anyhow::Error) -> ! {
     let status = exit_status_of(&err);
     let _ = channel.failed(status, format!("{err:#}"));
     sys::exit_now(status)
@@ -162,7 +162,7 @@ fn c_strings<S: Into<Vec<u8>>>(items: impl Iterator<Item = S>) -> Result<Vec<CSt
 
 /// Opens a pty in the container's devpts, hands the master to the monitor
 /// and returns the slave once the monitor has set its window size.
-pub fn open_console(channel: &Channel) -> Result<OwnedFd> {
+pub fn open_console(channel: &ChildEnd) -> Result<OwnedFd> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .context("opening /dev/ptmx in the container")?;
     grantpt(&master).context("grantpt")?;

@@ -12,7 +12,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::wait_status_to_exit_code;
-use crate::runtime::channel::Channel;
+use crate::runtime::channel::ParentEnd;
 use crate::runtime::console::Console;
 use crate::runtime::logpipes::LogPipes;
 
@@ -32,7 +32,7 @@ pub const FORWARDED: &[Signal] = &[
 /// pty (with `-t`), wait until the command has been executed (`started`
 /// runs then), and supervise `child` until it exits.
 pub fn run_to_exit(
-    channel: &Channel,
+    channel: &ParentEnd,
     child: &mut Supervised,
     signals: &SigSet,
     terminal: bool,
