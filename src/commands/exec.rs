@@ -6,17 +6,16 @@
 
 use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, Signal};
 
 use crate::cli::args::ExecArgs;
 use crate::cli::values as options;
 use crate::commands::container::running;
 use crate::container::record::{ContainerRecord, Containers};
 use crate::host::dirs::Dirs;
-use crate::runtime::channel::{self};
+use crate::runtime::channel;
 use crate::runtime::join::{self, ExecSpec};
 use crate::runtime::namespaces;
-use crate::runtime::supervise::{self, BlockedSignals, Supervised, FORWARDED};
+use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::spec::{ContainerUser, NetworkMode, ProcessSpec};
 use crate::spec::{Environment, UserSpec};
 use crate::sys::{self, Forked};
@@ -56,15 +55,12 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
     };
 
     let (channel, child_end) = channel::pair()?;
-    // Blocked before the fork, so that none is lost: the joining process
-    // forwards them to the command, which unblocks them before exec.
-    let mut signals: SigSet = FORWARDED.iter().copied().collect();
-    signals.add(Signal::SIGCHLD);
-    let _mask = BlockedSignals::block(&signals)?;
+    // The joining process forwards them to the command too.
+    let mask = BlockedSignals::for_supervision()?;
     let pid = match sys::fork().context("forking to join the container")? {
         Forked::Child => {
             drop(channel);
-            join::run(child_end, &spec, &signals)
+            join::run(child_end, &spec, mask.signals())
         }
         Forked::Parent(pid) => pid,
     };
@@ -73,7 +69,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
     supervise::run_to_exit(
         &channel,
         &mut joined,
-        &signals,
+        mask.signals(),
         spec.process.terminal,
         spec.process.stdin,
         None,

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{getgid, getuid, Pid};
 
 use crate::cgroups::ContainerCgroup;
@@ -20,10 +19,10 @@ use crate::host::dirs::Dirs;
 use crate::host::userns;
 use crate::network::slirp::Slirp;
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
-use crate::rootfs::plan;
+use crate::rootfs::plan::{self, MountOp};
 use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::logpipes::LogPipes;
-use crate::runtime::supervise::{self, BlockedSignals, Supervised, FORWARDED};
+use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::runtime::{init, namespaces};
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::sys::{self, Forked};
@@ -45,6 +44,32 @@ pub struct Exit {
     pub oom_killed: bool,
 }
 
+/// What the monitor holds for a container, released by `Drop` in an
+/// order written out there, not left to the order of declarations.
+#[derive(Default)]
+struct Held {
+    cgroup: Option<ContainerCgroup>,
+    live_dir: Option<LiveDir>,
+    mask: Option<BlockedSignals>,
+    container: Option<Supervised>,
+    fuse: Option<FuseOverlay>,
+    network: Option<Slirp>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // The container first, killed and reaped if it still runs: nothing
+        // of it may outlive its network, its file system or its cgroup.
+        drop(self.container.take());
+        drop(self.network.take());
+        drop(self.fuse.take());
+        drop(self.mask.take());
+        drop(self.live_dir.take());
+        // Last, as it was first: the cgroup kills whatever is left in it.
+        drop(self.cgroup.take());
+    }
+}
+
 /// Runs the container to completion and returns how it ended. `started`
 /// is called with the container's PID 1 (and its cgroup, if it has one of
 /// its own) once its command runs.
@@ -54,69 +79,28 @@ pub fn run(
     output: Output,
     started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
 ) -> Result<Exit> {
+    let mut held = Held::default();
     // The monitor's own cgroup first: it moves this process out of the
     // container's, and the container is cloned straight into its own.
-    let cgroup = spec
+    held.cgroup = spec
         .resources
         .as_ref()
         .map(|r| ContainerCgroup::create(&r.delegated, &spec.id, &r.limits))
         .transpose()?;
-    let cgroup_fd = cgroup
-        .as_ref()
-        .map(ContainerCgroup::open_leaf)
-        .transpose()?;
-    let live_dir = LiveDir::create(dirs.ensure_runtime()?, spec)?;
-    let files = live_dir.write_etc_files(spec)?;
-    let mounts = plan::plan(spec, &files);
-    let (channel, child_end) = channel::pair()?;
+    let cgroup = held.cgroup.as_ref();
+    let live_dir = &*held
+        .live_dir
+        .insert(LiveDir::create(dirs.ensure_runtime()?, spec)?);
+    let mounts = plan::plan(spec, &live_dir.write_etc_files(spec)?);
     let mut log = match output {
         Output::Inherit => None,
         Output::Log(writer) => Some(LogPipes::new(writer)?),
     };
+    let mask = &*held.mask.insert(BlockedSignals::for_supervision()?);
+    let (channel, pid) = clone_container(spec, cgroup, &mounts, log.as_mut(), mask)?;
+    let container = held.container.insert(Supervised::new(pid));
 
-    // Blocked before the clone, so no signal is lost before the loop below
-    // reads them; the child inherits the mask and clears it before exec.
-    let mut signals: SigSet = FORWARDED.iter().copied().collect();
-    signals.add(Signal::SIGCHLD);
-    let _mask = BlockedSignals::block(&signals)?;
-
-    let cgroup_fd = cgroup_fd.as_ref().map(|fd| fd.as_fd());
-    let pid = match sys::clone_into_namespaces(namespaces::flags(spec.network), cgroup_fd) {
-        Ok(Forked::Child) => {
-            drop(channel);
-            if let Some(log) = log.as_mut() {
-                if let Err(err) = log.become_stdio() {
-                    let _ = child_end.failed(EXIT_ROCKER_FAILED, format!("{err:#}"));
-                    sys::exit_now(EXIT_ROCKER_FAILED);
-                }
-            }
-            init::run(child_end, spec, &mounts, &signals)
-        }
-        Ok(Forked::Parent(pid)) => pid,
-        Err(err) => {
-            return Err(err).context(format!(
-                "creating the container's namespaces{}",
-                userns::hint()
-            ))
-        }
-    };
-    drop(child_end);
-    if let Some(log) = log.as_mut() {
-        log.close_write_ends();
-    }
-    // Declared before the container so that they are dropped after it: the
-    // container is killed and reaped before its file system and network go.
-    let mut _fuse: Option<FuseOverlay> = None;
-    let mut _network: Option<Slirp> = None;
-    let mut container = Supervised::new(pid);
-
-    let user = spec.process.user;
-    userns::write_id_maps(
-        pid,
-        (user.uid, getuid().as_raw()),
-        (user.gid, getgid().as_raw()),
-    )
-    .with_context(|| format!("writing the id maps{}", userns::hint()))?;
+    write_id_maps(pid, spec)?;
     channel.mapping_written()?;
     if let Rootfs::FuseOverlay {
         dir,
@@ -125,19 +109,20 @@ pub fn run(
     } = &spec.rootfs
     {
         channel.wait_for_rootfs_wanted()?;
-        _fuse = Some(FuseOverlay::start(pid, dir, lowers, mount_point)?);
+        held.fuse = Some(FuseOverlay::start(pid, dir, lowers, mount_point)?);
         channel.rootfs_mounted()?;
     }
     if let NetworkMode::Slirp4netns(options) = &spec.network {
+        let network = &mut held.network;
         let started = Slirp::start(
             pid,
             options,
-            user.uid == 0 && user.gid == 0,
+            spec.process.user.uid == 0 && spec.process.user.gid == 0,
             dirs.ensure_runtime()?,
             live_dir.path(),
         )
         .and_then(|slirp| {
-            let slirp = _network.insert(slirp);
+            let slirp = network.insert(slirp);
             spec.ports.iter().try_for_each(|port| slirp.publish(port))
         });
         if let Err(err) = started {
@@ -146,11 +131,11 @@ pub fn run(
         channel.network_ready()?;
     }
 
-    let leaf = cgroup.as_ref().map(ContainerCgroup::leaf);
+    let leaf = cgroup.map(ContainerCgroup::leaf);
     let code = supervise::run_to_exit(
         &channel,
-        &mut container,
-        &signals,
+        container,
+        mask.signals(),
         spec.process.terminal,
         spec.process.stdin,
         log.as_mut(),
@@ -159,8 +144,58 @@ pub fn run(
     if let Some(log) = log.as_mut() {
         log.drain();
     }
-    let oom_killed = cgroup.as_ref().is_some_and(ContainerCgroup::oom_killed);
+    let oom_killed = cgroup.is_some_and(ContainerCgroup::oom_killed);
     Ok(Exit { code, oom_killed })
+}
+
+/// Clones the container's PID 1 into its namespaces (and its cgroup's
+/// leaf), where it carries out `init`; returns the monitor's end of the
+/// channel and the container's pid. With `log`, the container's stdout and
+/// stderr are its pipes.
+fn clone_container(
+    spec: &ContainerSpec,
+    cgroup: Option<&ContainerCgroup>,
+    mounts: &[MountOp],
+    mut log: Option<&mut LogPipes>,
+    mask: &BlockedSignals,
+) -> Result<(ParentEnd, Pid)> {
+    let cgroup_fd = cgroup.map(ContainerCgroup::open_leaf).transpose()?;
+    let (channel, child_end) = channel::pair()?;
+    let cgroup_fd = cgroup_fd.as_ref().map(|fd| fd.as_fd());
+    match sys::clone_into_namespaces(namespaces::flags(spec.network), cgroup_fd) {
+        Ok(Forked::Child) => {
+            drop(channel);
+            if let Some(log) = log.as_mut() {
+                if let Err(err) = log.become_stdio() {
+                    let _ = child_end.failed(EXIT_ROCKER_FAILED, format!("{err:#}"));
+                    sys::exit_now(EXIT_ROCKER_FAILED);
+                }
+            }
+            init::run(child_end, spec, mounts, mask.signals())
+        }
+        Ok(Forked::Parent(pid)) => {
+            if let Some(log) = log {
+                log.close_write_ends();
+            }
+            Ok((channel, pid))
+        }
+        Err(err) => Err(err).context(format!(
+            "creating the container's namespaces{}",
+            userns::hint()
+        )),
+    }
+}
+
+/// Maps the container's user onto the caller's uid and gid, the one pair
+/// an unprivileged process may map (see `host::userns`).
+fn write_id_maps(pid: Pid, spec: &ContainerSpec) -> Result<()> {
+    let user = spec.process.user;
+    userns::write_id_maps(
+        pid,
+        (user.uid, getuid().as_raw()),
+        (user.gid, getgid().as_raw()),
+    )
+    .with_context(|| format!("writing the id maps{}", userns::hint()))
 }
 
 /// A step of the monitor that failed because the child had already failed

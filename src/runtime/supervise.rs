@@ -18,7 +18,7 @@ use crate::runtime::logpipes::LogPipes;
 
 /// Signals that, sent to `rocker run` or `rocker exec`, are meant for the
 /// container's process.
-pub const FORWARDED: &[Signal] = &[
+const FORWARDED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -170,17 +170,30 @@ impl Drop for Supervised {
     }
 }
 
-/// A blocked signal mask, restored on drop.
+/// The signals a supervisor takes through its signalfd, blocked; the old
+/// mask is restored on drop.
 pub struct BlockedSignals {
+    blocked: SigSet,
     previous: SigSet,
 }
 
 impl BlockedSignals {
-    pub fn block(signals: &SigSet) -> Result<BlockedSignals> {
+    /// Blocks `FORWARDED` and SIGCHLD. Done before the fork or clone of the
+    /// child to supervise, so that no signal is lost before `run_to_exit`
+    /// reads them; the child inherits the mask, and the command's process
+    /// clears it before exec.
+    pub fn for_supervision() -> Result<BlockedSignals> {
+        let mut blocked: SigSet = FORWARDED.iter().copied().collect();
+        blocked.add(Signal::SIGCHLD);
         let mut previous = SigSet::empty();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(signals), Some(&mut previous))
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut previous))
             .context("blocking signals")?;
-        Ok(BlockedSignals { previous })
+        Ok(BlockedSignals { blocked, previous })
+    }
+
+    /// The signals blocked.
+    pub fn signals(&self) -> &SigSet {
+        &self.blocked
     }
 }
 
