@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::Signal;
 
 pub use crate::cgroups::Resources;
 pub use crate::network::ports::PortMapping;
@@ -104,6 +105,46 @@ pub struct ContainerUser {
     pub gid: u32,
 }
 
+/// `UID:GID`, as records keep it.
+impl std::fmt::Display for ContainerUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
+
+impl std::str::FromStr for ContainerUser {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<ContainerUser> {
+        let parsed = text
+            .split_once(':')
+            .and_then(|(uid, gid)| Some((uid.parse().ok()?, gid.parse().ok()?)));
+        match parsed {
+            Some((uid, gid)) => Ok(ContainerUser { uid, gid }),
+            None => bail!("{text:?} is no UID:GID"),
+        }
+    }
+}
+
+/// A signal as docker takes one: a name with or without `SIG` (any case),
+/// or a number.
+pub fn parse_signal(text: &str) -> Result<Signal> {
+    let upper = text.trim().to_ascii_uppercase();
+    let signal = match upper.parse::<i32>() {
+        Ok(number) => Signal::try_from(number).ok(),
+        Err(_) => {
+            let name = match upper.starts_with("SIG") {
+                true => upper.clone(),
+                false => format!("SIG{upper}"),
+            };
+            name.parse::<Signal>().ok()
+        }
+    };
+    signal.with_context(|| {
+        format!("unknown signal {text:?}: use a name such as TERM or KILL, or a number")
+    })
+}
+
 /// A mount the user asked for with `-v` or `--tmpfs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserMount {
@@ -193,6 +234,31 @@ impl UserSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_read_back_as_written() {
+        let user = ContainerUser { uid: 1000, gid: 33 };
+        assert_eq!(user.to_string(), "1000:33");
+        assert_eq!("1000:33".parse::<ContainerUser>().unwrap(), user);
+        for bad in ["", "1000", "a:b", "1:2:3"] {
+            assert!(bad.parse::<ContainerUser>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signals_by_name_or_number() {
+        for (text, want) in [
+            ("TERM", Signal::SIGTERM),
+            ("sigkill", Signal::SIGKILL),
+            ("SIGQUIT", Signal::SIGQUIT),
+            ("9", Signal::SIGKILL),
+        ] {
+            assert_eq!(parse_signal(text).unwrap(), want, "{text}");
+        }
+        for bad in ["", "NOPE", "999", "SIGRTMIN+3"] {
+            assert!(parse_signal(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn later_env_wins_in_place() {

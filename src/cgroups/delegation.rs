@@ -10,10 +10,30 @@
 
 use std::path::{Path, PathBuf};
 
-/// The v2 hierarchy's mount point: all of it ("v2"), beside v1
-/// controllers ("hybrid"), or none ("v1").
+/// How the host mounts cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup v2 alone, on /sys/fs/cgroup.
+    V2,
+    /// v1 controllers, with a (mostly empty) v2 hierarchy beside them.
+    Hybrid,
+    /// cgroup v1 alone.
+    V1,
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Layout::V2 => "v2",
+            Layout::Hybrid => "hybrid",
+            Layout::V1 => "v1",
+        })
+    }
+}
+
+/// The cgroup layout, and the v2 hierarchy's mount point where it has one.
 pub struct Hierarchy {
-    pub layout: &'static str,
+    pub layout: Layout,
     pub root: Option<PathBuf>,
 }
 
@@ -24,11 +44,11 @@ fn is_cgroup2(path: &str) -> bool {
 
 pub fn hierarchy() -> Hierarchy {
     let (layout, root) = if is_cgroup2("/sys/fs/cgroup") {
-        ("v2", Some("/sys/fs/cgroup"))
+        (Layout::V2, Some("/sys/fs/cgroup"))
     } else if is_cgroup2("/sys/fs/cgroup/unified") {
-        ("hybrid", Some("/sys/fs/cgroup/unified"))
+        (Layout::Hybrid, Some("/sys/fs/cgroup/unified"))
     } else {
-        ("v1", None)
+        (Layout::V1, None)
     };
     Hierarchy {
         layout,
@@ -134,7 +154,7 @@ pub fn delegation() -> Delegation {
     let hierarchy = hierarchy();
     let manager = systemd_user_manager();
     let root = match (hierarchy.layout, hierarchy.root) {
-        ("v2", Some(root)) => root,
+        (Layout::V2, Some(root)) => root,
         (layout, _) => {
             let mut why = format!(
                 "rootless limits need cgroup v2, and this host's cgroups are {layout} (the \

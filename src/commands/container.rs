@@ -1,8 +1,8 @@
 //! The container commands: `ps`, `logs`, `stop`, `kill`, `rm`, `inspect`
 //! and `container prune`, over the records of `container::record`.
 
+use crate::spec::parse_signal;
 use std::io::Write;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +15,7 @@ use crate::cli::args::{
 };
 use crate::commands::image;
 use crate::commands::output::write_table;
-use crate::container::logfile::{self, Entry, Follower};
+use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
 use crate::error::EXIT_ROCKER_FAILED;
 use crate::host::dirs::Dirs;
@@ -181,9 +181,9 @@ fn print_entries(entries: &[Entry], timestamps: bool) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     for entry in entries {
-        let out: &mut dyn Write = match entry.stream.as_str() {
-            "stderr" => &mut stderr,
-            _ => &mut stdout,
+        let out: &mut dyn Write = match entry.stream {
+            Stream::Stderr => &mut stderr,
+            Stream::Stdout => &mut stdout,
         };
         if timestamps {
             write!(out, "{} ", entry.time)?;
@@ -195,23 +195,6 @@ fn print_entries(entries: &[Entry], timestamps: bool) -> Result<()> {
 }
 
 /// A signal as `kill -s` and StopSignal spell it: KILL, SIGKILL or 9.
-fn parse_signal(text: &str) -> Result<Signal> {
-    let upper = text.trim().to_ascii_uppercase();
-    let signal = match upper.parse::<i32>() {
-        Ok(number) => Signal::try_from(number).ok(),
-        Err(_) => {
-            let name = match upper.starts_with("SIG") {
-                true => upper.clone(),
-                false => format!("SIG{upper}"),
-            };
-            Signal::from_str(&name).ok()
-        }
-    };
-    signal.with_context(|| {
-        format!("unknown signal {text:?}: use a name such as TERM or KILL, or a number")
-    })
-}
-
 /// The live processes of a container that must be running for `what`.
 pub fn running(containers: &Containers, record: &ContainerRecord, what: &str) -> Result<LiveState> {
     match containers.state(&record.id)? {
@@ -270,9 +253,7 @@ fn each_container(
 pub fn stop_command(args: StopArgs) -> Result<i32> {
     each_container(&args.containers, |containers, record| {
         let live = running(containers, &record, "stop")?;
-        let signal = parse_signal(&record.stop_signal)
-            .with_context(|| format!("the stop signal of {}", record.name))?;
-        live.init.signal(signal)?;
+        live.init.signal(record.stop_signal.0)?;
         if live.init.wait_exit(Duration::from_secs(args.time)) {
             await_end(&live);
             Ok(())
@@ -391,12 +372,12 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         "Args": record.command.get(1..).unwrap_or_default(),
         "Config": {
             "Hostname": record.hostname,
-            "User": record.user,
+            "User": record.user.to_string(),
             "Env": record.env,
             "Cmd": record.command,
             "WorkingDir": record.working_dir,
             "Tty": record.tty,
-            "StopSignal": record.stop_signal,
+            "StopSignal": record.stop_signal.to_string(),
         },
         "State": {
             "Status": state.word(),
@@ -413,7 +394,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         },
         "Mounts": mounts,
         "NetworkSettings": {
-            "Mode": record.network,
+            "Mode": record.network.to_string(),
             "IPAddress": record.ip_address,
             "Ports": ports,
         },
@@ -424,7 +405,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "CpuWeight": record.limits.cpu_weight.unwrap_or(0),
             "PidsLimit": record.limits.pids.unwrap_or(0),
             "AutoRemove": record.auto_remove,
-            "NetworkMode": record.network,
+            "NetworkMode": record.network.to_string(),
         },
         "Rootfs": record.rootfs_mode,
         "LogPath": record.detached.then(|| containers.log_path(&record.id)),

@@ -16,7 +16,7 @@ use crate::runtime::channel;
 use crate::runtime::join::{self, ExecSpec};
 use crate::runtime::namespaces;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised};
-use crate::spec::{ContainerUser, NetworkMode, ProcessSpec};
+use crate::spec::ProcessSpec;
 use crate::spec::{Environment, UserSpec};
 use crate::sys::{self, Forked};
 
@@ -34,7 +34,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
         init,
         init_pid: live.init.pid,
         cgroup: live.cgroup.clone(),
-        namespaces: namespaces(&record)?,
+        namespaces: namespaces(&record),
         user: args
             .process
             .user
@@ -47,7 +47,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
                 Some(dir) => options::container_path(dir, "the working directory")?,
                 None => record.working_dir.clone(),
             },
-            user: mapped_user(&record)?,
+            user: record.user,
             args: args.command,
             terminal: args.process.tty,
             stdin: args.process.interactive,
@@ -80,25 +80,8 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
 /// The container's namespaces. With `--network host` that includes no
 /// network namespace: the container's is the caller's own (and joining it
 /// from the container's user namespace is not allowed).
-fn namespaces(record: &ContainerRecord) -> Result<CloneFlags> {
-    let network = NetworkMode::parse(&record.network)
-        .with_context(|| format!("reading the network of container {}", record.name))?;
-    Ok(namespaces::flags(network))
-}
-
-/// The user the container was started as (`UID:GID` in its record).
-fn mapped_user(record: &ContainerRecord) -> Result<ContainerUser> {
-    let parsed = record
-        .user
-        .split_once(':')
-        .and_then(|(uid, gid)| Some((uid.parse().ok()?, gid.parse().ok()?)));
-    let (uid, gid) = parsed.with_context(|| {
-        format!(
-            "the record of container {} names no user ({:?})",
-            record.name, record.user
-        )
-    })?;
-    Ok(ContainerUser { uid, gid })
+fn namespaces(record: &ContainerRecord) -> CloneFlags {
+    namespaces::flags(record.network)
 }
 
 /// docker exec's environment: the container's, then `--env-file`, then

@@ -16,7 +16,7 @@ use crate::cli::values::LogOption;
 use crate::commands::image::ImageContext;
 use crate::container::live_dir;
 use crate::container::names;
-use crate::container::record::{ContainerRecord, MountRecord};
+use crate::container::record::{ContainerRecord, MountKind, MountRecord, RootfsKind, StopSignal};
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::config::Config;
 use crate::host::dirs::Dirs;
@@ -69,7 +69,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         image: rootfs.display().to_string(),
         image_id: None,
         stop_signal: None,
-        rootfs_mode: "directory",
+        rootfs_mode: RootfsKind::Directory,
     };
     extras.launch(spec, origin, files, &dirs)
 }
@@ -80,7 +80,7 @@ struct Origin<'a> {
     image: String,
     image_id: Option<String>,
     stop_signal: Option<&'a str>,
-    rootfs_mode: &'a str,
+    rootfs_mode: RootfsKind,
 }
 
 /// What `run` takes from the command line besides the spec: the
@@ -157,7 +157,7 @@ impl RunExtras {
                     destination,
                     read_only,
                 } => MountRecord {
-                    kind: "bind".to_string(),
+                    kind: MountKind::Bind,
                     source: Some(source.display().to_string()),
                     destination: destination.clone(),
                     read_only: *read_only,
@@ -166,7 +166,7 @@ impl RunExtras {
                     destination,
                     options,
                 } => MountRecord {
-                    kind: "tmpfs".to_string(),
+                    kind: MountKind::Tmpfs,
                     source: None,
                     destination: destination.clone(),
                     read_only: options.read_only,
@@ -191,20 +191,17 @@ impl RunExtras {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect(),
             working_dir: process.cwd.clone(),
-            user: format!("{}:{}", process.user.uid, process.user.gid),
+            user: process.user,
             hostname: spec.hostname.clone(),
             tty: process.terminal,
-            network: spec.network.to_string(),
+            network: spec.network,
             ip_address,
             ports: spec.ports.clone(),
             mounts,
-            stop_signal: stop_signal
-                .filter(|s| !s.is_empty())
-                .unwrap_or("SIGTERM")
-                .to_string(),
+            stop_signal: StopSignal::of_image(stop_signal),
             auto_remove: self.auto_remove,
             detached: self.detach,
-            rootfs_mode: rootfs_mode.to_string(),
+            rootfs_mode,
             limits: spec
                 .resources
                 .as_ref()
@@ -304,7 +301,7 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         image,
         image_id: Some(record.id().to_string()),
         stop_signal: image_defaults.stop_signal.as_deref(),
-        rootfs_mode: &choice.mode.to_string(),
+        rootfs_mode: choice.mode.into(),
     };
     // A container that never started leaves nothing; one that ran keeps
     // its files unless --rm (see `launch`).

@@ -16,7 +16,8 @@ use crate::util::time;
 /// A line longer than this is logged in pieces, as docker does.
 const MAX_LINE: usize = 16 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
     Stderr,
@@ -25,7 +26,7 @@ pub enum Stream {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub log: String,
-    pub stream: String,
+    pub stream: Stream,
     pub time: String,
 }
 
@@ -97,11 +98,7 @@ impl LogWriter {
     fn emit(&mut self, stream: Stream, line: &[u8]) {
         let entry = Entry {
             log: String::from_utf8_lossy(line).into_owned(),
-            stream: match stream {
-                Stream::Stdout => "stdout",
-                Stream::Stderr => "stderr",
-            }
-            .to_string(),
+            stream,
             time: time::rfc3339(time::now_nanos()),
         };
         let Ok(mut json) = serde_json::to_vec(&entry) else {
@@ -227,16 +224,14 @@ mod tests {
         log.write(Stream::Stdout, b"lo\nwor");
         log.finish();
         let entries = read_all(&path).unwrap();
-        let seen: Vec<(&str, &str)> = entries
-            .iter()
-            .map(|e| (e.stream.as_str(), e.log.as_str()))
-            .collect();
+        let seen: Vec<(Stream, &str)> =
+            entries.iter().map(|e| (e.stream, e.log.as_str())).collect();
         assert_eq!(
             seen,
             [
-                ("stderr", "oops\n"),
-                ("stdout", "hello\n"),
-                ("stdout", "wor")
+                (Stream::Stderr, "oops\n"),
+                (Stream::Stdout, "hello\n"),
+                (Stream::Stdout, "wor")
             ]
         );
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::identity::ProcessId;
@@ -22,7 +23,10 @@ use super::{live_dir, names};
 use crate::cgroups::limits::Limits;
 use crate::host::dirs::Dirs;
 use crate::network::ports::PortMapping;
+use crate::network::NetworkMode;
 use crate::rootfs::backing::container_dir::CONTAINERS_DIR;
+use crate::rootfs::backing::mode::RootfsMode;
+use crate::spec::{parse_signal, ContainerUser};
 use crate::util::fs::{remove_tree, replace_file};
 
 const CONFIG_FILE: &str = "config.json";
@@ -43,29 +47,94 @@ pub struct ContainerRecord {
     pub command: Vec<String>,
     pub env: Vec<String>,
     pub working_dir: String,
-    /// `UID:GID` inside the container.
-    pub user: String,
+    /// The ids the container runs as (`UID:GID` in the file): the one user
+    /// its user namespace maps.
+    #[serde(with = "crate::util::as_text")]
+    pub user: ContainerUser,
     pub hostname: String,
     pub tty: bool,
-    pub network: String,
+    /// The network mode (its name in the file; options are not kept).
+    #[serde(with = "crate::util::as_text")]
+    pub network: NetworkMode,
     /// The container's address, behind slirp4netns.
     pub ip_address: Option<String>,
     pub ports: Vec<PortMapping>,
     pub mounts: Vec<MountRecord>,
     /// The signal `stop` sends first (the image's StopSignal, or SIGTERM).
-    pub stop_signal: String,
+    #[serde(with = "crate::util::as_text")]
+    pub stop_signal: StopSignal,
     pub auto_remove: bool,
     pub detached: bool,
-    /// How its root is made: overlay, fuse-overlayfs, copy or directory.
-    pub rootfs_mode: String,
+    /// How its root is made.
+    pub rootfs_mode: RootfsKind,
     #[serde(default)]
     pub limits: Limits,
 }
 
+/// The signal `stop` sends first, kept by name. A name rocker cannot send
+/// (an image's `SIGRTMIN+3`) reads as SIGTERM, as docker falls back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopSignal(pub Signal);
+
+impl StopSignal {
+    /// The image's StopSignal (or none): SIGTERM, with a warning, when it
+    /// names no signal rocker can send.
+    pub fn of_image(text: Option<&str>) -> StopSignal {
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            None => StopSignal(Signal::SIGTERM),
+            Some(text) => StopSignal(parse_signal(text).unwrap_or_else(|err| {
+                eprintln!("rocker: warning: the image's StopSignal: {err:#}; stop sends SIGTERM");
+                Signal::SIGTERM
+            })),
+        }
+    }
+}
+
+impl std::fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl std::str::FromStr for StopSignal {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<StopSignal, Self::Err> {
+        Ok(StopSignal(parse_signal(text).unwrap_or(Signal::SIGTERM)))
+    }
+}
+
+/// Where a container's root comes from: an image under one of the host's
+/// rootfs modes, or a directory (`--rootfs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootfsKind {
+    Overlay,
+    FuseOverlayfs,
+    Copy,
+    Directory,
+}
+
+impl From<RootfsMode> for RootfsKind {
+    fn from(mode: RootfsMode) -> RootfsKind {
+        match mode {
+            RootfsMode::Overlay => RootfsKind::Overlay,
+            RootfsMode::FuseOverlayfs => RootfsKind::FuseOverlayfs,
+            RootfsMode::Copy => RootfsKind::Copy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    Bind,
+    Tmpfs,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MountRecord {
-    /// bind or tmpfs.
-    pub kind: String,
+    pub kind: MountKind,
     pub source: Option<String>,
     pub destination: String,
     pub read_only: bool,
@@ -321,4 +390,50 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).context("serializing a container record")?;
     replace_file(path, &bytes, 0o600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as rocker wrote it before its fields had types.
+    const OLD_RECORD: &str = r#"{
+        "id": "c0ffee", "name": "web", "image": "busybox", "image_id": null,
+        "created": 1, "command": ["sh"], "env": [], "working_dir": "/",
+        "user": "1000:1000", "hostname": "c0ffee", "tty": false,
+        "network": "slirp4netns", "ip_address": "10.0.2.100", "ports": [],
+        "mounts": [{"kind": "tmpfs", "source": null, "destination": "/t", "read_only": false}],
+        "stop_signal": "SIGRTMIN+3", "auto_remove": false, "detached": true,
+        "rootfs_mode": "fuse-overlayfs"
+    }"#;
+
+    #[test]
+    fn records_written_before_read_as_types_and_write_back_the_same() {
+        let record: ContainerRecord = serde_json::from_str(OLD_RECORD).unwrap();
+        assert_eq!(
+            record.user,
+            ContainerUser {
+                uid: 1000,
+                gid: 1000
+            }
+        );
+        assert!(matches!(record.network, NetworkMode::Slirp4netns(_)));
+        assert_eq!(record.stop_signal, StopSignal(Signal::SIGTERM));
+        assert_eq!(record.rootfs_mode, RootfsKind::FuseOverlayfs);
+        assert_eq!(record.mounts[0].kind, MountKind::Tmpfs);
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["user"], "1000:1000");
+        assert_eq!(written["network"], "slirp4netns");
+        assert_eq!(written["rootfs_mode"], "fuse-overlayfs");
+        assert_eq!(written["mounts"][0]["kind"], "tmpfs");
+        assert_eq!(written["stop_signal"], "SIGTERM");
+    }
+
+    #[test]
+    fn an_image_stop_signal_rocker_cannot_send_falls_back_to_sigterm() {
+        assert_eq!(StopSignal::of_image(Some("SIGQUIT")).0, Signal::SIGQUIT);
+        assert_eq!(StopSignal::of_image(Some("")).0, Signal::SIGTERM);
+        assert_eq!(StopSignal::of_image(None).0, Signal::SIGTERM);
+        assert_eq!(StopSignal::of_image(Some("SIGRTMIN+3")).0, Signal::SIGTERM);
+    }
 }

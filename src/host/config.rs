@@ -8,10 +8,11 @@
 //! rootfs = "overlay"       # or "fuse-overlayfs" or "copy"; default: probed
 //! ```
 
+use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,8 +26,8 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Forces how containers get their root file system (see `storage`).
-    pub rootfs: Option<String>,
+    /// Forces how containers get their root file system.
+    pub rootfs: Option<RootfsMode>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +35,37 @@ pub struct StorageConfig {
 pub struct ImagesConfig {
     /// A size such as "64G"; a decompression bomb stops here.
     pub max_layer_size: Option<String>,
+}
+
+/// How containers built from images get their root file system (see
+/// `rootfs::backing::mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootfsMode {
+    Overlay,
+    FuseOverlayfs,
+    Copy,
+}
+
+impl RootfsMode {
+    pub fn parse(text: &str) -> Result<RootfsMode> {
+        match text.trim() {
+            "overlay" => Ok(RootfsMode::Overlay),
+            "fuse-overlayfs" => Ok(RootfsMode::FuseOverlayfs),
+            "copy" => Ok(RootfsMode::Copy),
+            other => bail!("unknown rootfs mode {other:?}: use overlay, fuse-overlayfs or copy"),
+        }
+    }
+}
+
+impl fmt::Display for RootfsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RootfsMode::Overlay => "overlay",
+            RootfsMode::FuseOverlayfs => "fuse-overlayfs",
+            RootfsMode::Copy => "copy",
+        })
+    }
 }
 
 pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
@@ -98,6 +130,16 @@ mod tests {
         for bad in ["", "m", "1.5g", "-1", "12q", "99999999999999999999t"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_rootfs_mode_is_one_of_three() {
+        let config: Config = toml::from_str("[storage]\nrootfs = \"fuse-overlayfs\"\n").unwrap();
+        assert_eq!(config.storage.rootfs, Some(RootfsMode::FuseOverlayfs));
+        let err = toml::from_str::<Config>("[storage]\nrootfs = \"vfs\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("overlay") && err.contains("copy"), "{err}");
     }
 
     #[test]

@@ -42,6 +42,14 @@ impl std::fmt::Display for NetworkMode {
     }
 }
 
+impl std::str::FromStr for NetworkMode {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<NetworkMode> {
+        NetworkMode::parse(text)
+    }
+}
+
 impl NetworkMode {
     /// The mode `--network` names.
     pub fn parse(text: &str) -> Result<NetworkMode> {

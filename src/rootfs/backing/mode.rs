@@ -8,13 +8,13 @@
 //!
 //! `ROCKER_ROOTFS` or `[storage] rootfs` in config.toml forces one.
 
-use std::fmt;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::host::config::Config;
+pub use crate::host::config::RootfsMode;
 use crate::host::dirs::Dirs;
 use crate::host::probe::{self, Check};
 
@@ -24,35 +24,6 @@ pub const MODE_VARIABLE: &str = "ROCKER_ROOTFS";
 /// The probe's verdict, cached in the runtime dir: it lasts until reboot,
 /// which is when the kernel can change.
 const CACHE_FILE: &str = "rootfs-mode";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RootfsMode {
-    Overlay,
-    FuseOverlayfs,
-    Copy,
-}
-
-impl RootfsMode {
-    pub fn parse(text: &str) -> Result<RootfsMode> {
-        match text.trim() {
-            "overlay" => Ok(RootfsMode::Overlay),
-            "fuse-overlayfs" => Ok(RootfsMode::FuseOverlayfs),
-            "copy" => Ok(RootfsMode::Copy),
-            other => bail!("unknown rootfs mode {other:?}: use overlay, fuse-overlayfs or copy"),
-        }
-    }
-}
-
-impl fmt::Display for RootfsMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RootfsMode::Overlay => "overlay",
-            RootfsMode::FuseOverlayfs => "fuse-overlayfs",
-            RootfsMode::Copy => "copy",
-        })
-    }
-}
 
 /// A mode and why it was picked.
 #[derive(Debug, Clone, Serialize)]
@@ -70,9 +41,7 @@ fn forced(config: &Config) -> Result<Option<Choice>> {
             reason: format!("forced by {MODE_VARIABLE}"),
         }));
     }
-    if let Some(text) = &config.storage.rootfs {
-        let mode =
-            RootfsMode::parse(text).map_err(|e| e.context("[storage] rootfs in config.toml"))?;
+    if let Some(mode) = config.storage.rootfs {
         return Ok(Some(Choice {
             mode,
             reason: "forced by [storage] rootfs in config.toml".into(),
