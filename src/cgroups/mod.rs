@@ -28,6 +28,8 @@ use nix::sys::stat::Mode;
 use delegation::Delegation;
 use limits::Limits;
 
+use crate::util::wait;
+
 /// Set in a rocker that re-executed itself in a systemd scope, so that it
 /// does not ask again.
 const IN_SCOPE: &str = "ROCKER_IN_SCOPE";
@@ -272,26 +274,27 @@ pub fn remove(leaf: &Path) {
         group.join(MONITOR_LEAF),
         group.to_path_buf(),
     ] {
-        loop {
-            match std::fs::remove_dir(&dir) {
-                Err(err)
-                    if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                _ => break,
-            }
-        }
+        // Busy while its last processes are being torn down.
+        let left = deadline.saturating_duration_since(Instant::now());
+        wait::until(
+            left,
+            Duration::from_millis(10),
+            || match std::fs::remove_dir(&dir) {
+                Err(err) if err.raw_os_error() == Some(libc::EBUSY) => None,
+                _ => Some(()),
+            },
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::scratch::ScratchDir;
 
     #[test]
     fn keyed_values_match_whole_keys() {
-        let dir = std::env::temp_dir().join(format!("rocker-keyed-{}", std::process::id()));
+        let dir = ScratchDir::new("keyed");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("memory.events"),
@@ -302,6 +305,5 @@ mod tests {
         assert_eq!(keyed_value(&dir, "memory.events", "oom"), Some(3));
         assert_eq!(keyed_value(&dir, "memory.events", "max"), None);
         assert_eq!(keyed_value(&dir, "cpu.stat", "usage_usec"), None);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

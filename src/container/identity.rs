@@ -3,15 +3,15 @@
 //! mistaken for the container's (or signalled).
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::sys;
+use crate::util::wait;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessId {
@@ -102,19 +102,8 @@ impl ProcessId {
         let Some(pidfd) = self.open() else {
             return true;
         };
-        let start = Instant::now();
-        loop {
-            let left = limit.saturating_sub(start.elapsed());
-            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(n) if n > 0 => return true,
-                Err(nix::errno::Errno::EINTR) => continue,
-                _ if left.is_zero() => return false,
-                Ok(_) => continue,
-                Err(_) => return !self.is_alive(),
-            }
-        }
+        // A pidfd reads as ready once its process has exited.
+        wait::readable(pidfd.as_fd(), limit).unwrap_or_else(|_| !self.is_alive())
     }
 }
 

@@ -212,10 +212,11 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::scratch::ScratchDir;
 
     #[test]
     fn lines_are_logged_whole_per_stream_and_rotate_at_the_limit() {
-        let dir = std::env::temp_dir().join(format!("rocker-log-{}", std::process::id()));
+        let dir = ScratchDir::new("log");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ctr.log");
         let mut log = LogWriter::create(&path, 400).unwrap();
@@ -245,6 +246,5 @@ mod tests {
         let all = read_all(&path).unwrap();
         assert_eq!(all.last().unwrap().log, "line 19\n");
         assert!(followed.iter().any(|e| e.log == "line 0\n"), "{followed:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,11 +10,9 @@
 //! Every file is written by rename. Creating and removing records (where
 //! names must stay unique) happens under `containers.lock`.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +25,8 @@ use crate::network::NetworkMode;
 use crate::rootfs::backing::container_dir::CONTAINERS_DIR;
 use crate::rootfs::backing::mode::RootfsMode;
 use crate::spec::{parse_signal, ContainerUser};
-use crate::util::fs::{remove_tree, replace_file};
+use crate::util::fs::{read_json, remove_tree, replace_file};
+use crate::util::lock::FileLock;
 
 const CONFIG_FILE: &str = "config.json";
 const STATUS_FILE: &str = "status.json";
@@ -197,7 +196,7 @@ pub struct Containers {
 }
 
 /// A held `containers.lock`.
-pub struct ContainersLock(#[allow(dead_code)] Flock<File>);
+pub type ContainersLock = FileLock;
 
 impl Containers {
     pub fn open(dirs: &Dirs) -> Result<Containers> {
@@ -214,16 +213,7 @@ impl Containers {
     /// Creating or removing records (which changes who holds a name)
     /// happens under this lock.
     pub fn lock(&self) -> Result<ContainersLock> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .with_context(|| format!("opening {}", self.lock_path.display()))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .with_context(|| format!("locking {}", self.lock_path.display()))?;
-        Ok(ContainersLock(lock))
+        FileLock::exclusive(&self.lock_path)
     }
 
     /// The container's dir in the store.
@@ -374,16 +364,6 @@ impl Containers {
         }
         remove_tree(&self.live_dir(id))?;
         remove_tree(&self.dir(id))
-    }
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .with_context(|| format!("reading {}", path.display())),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
     }
 }
 

@@ -14,6 +14,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::util::fs::read_if_present;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -74,12 +76,11 @@ impl Config {
     /// Reads `config.toml` in rocker's config dir; defaults when absent.
     pub fn load(config_dir: &Path) -> Result<Config> {
         let path = config_dir.join("config.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
+        match read_if_present(&path)? {
+            Some(text) => {
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+            None => Ok(Config::default()),
         }
     }
 

@@ -14,16 +14,15 @@
 //! dropped by `image prune`); never a half layer or a half index.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
-use crate::util::fs::{remove_tree, write_atomic};
+use crate::util::fs::{read_if_present, remove_tree, write_atomic};
+use crate::util::lock::FileLock;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LayerRecord {
@@ -66,8 +65,8 @@ pub struct Store {
     root: PathBuf,
 }
 
-/// A held lock; released when dropped.
-pub struct StoreLock(#[allow(dead_code)] Flock<File>);
+/// A held lock of the store; released when dropped.
+pub type StoreLock = FileLock;
 
 /// A directory under tmp/, removed on drop unless committed.
 pub struct TempDir {
@@ -108,28 +107,14 @@ impl Store {
         &self.root
     }
 
-    fn lock(&self, name: &str, arg: FlockArg) -> Result<StoreLock> {
-        let path = self.root.join(name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        let lock = Flock::lock(file, arg)
-            .map_err(|(_, e)| e)
-            .with_context(|| format!("locking {}", path.display()))?;
-        Ok(StoreLock(lock))
-    }
-
     /// Held by anything that adds to the store, so garbage collection never
     /// removes a layer a pull has just finished but not yet indexed.
     pub fn lock_shared(&self) -> Result<StoreLock> {
-        self.lock("store.lock", FlockArg::LockShared)
+        FileLock::shared(&self.root.join("store.lock"))
     }
 
     pub fn lock_exclusive(&self) -> Result<StoreLock> {
-        self.lock("store.lock", FlockArg::LockExclusive)
+        FileLock::exclusive(&self.root.join("store.lock"))
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -212,13 +197,11 @@ impl Store {
 
     fn read_index(&self) -> Result<Index> {
         let path = self.index_path();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is corrupt; remove it and pull again", path.display())
-            }),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
-            Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
-        }
+        let Some(text) = read_if_present(&path)? else {
+            return Ok(Index::default());
+        };
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is corrupt; remove it and pull again", path.display()))
     }
 
     fn write_index(&self, index: &Index) -> Result<()> {
@@ -235,7 +218,7 @@ impl Store {
 
     /// Adds or replaces the image named `record.name`.
     pub fn put_image(&self, record: ImageRecord) -> Result<()> {
-        let _lock = self.lock("index.lock", FlockArg::LockExclusive)?;
+        let _lock = FileLock::exclusive(&self.root.join("index.lock"))?;
         let mut index = self.read_index()?;
         index.images.retain(|image| image.name != record.name);
         index.images.push(record);
@@ -247,7 +230,7 @@ impl Store {
         &self,
         matches: impl Fn(&ImageRecord) -> bool,
     ) -> Result<Vec<ImageRecord>> {
-        let _lock = self.lock("index.lock", FlockArg::LockExclusive)?;
+        let _lock = FileLock::exclusive(&self.root.join("index.lock"))?;
         let mut index = self.read_index()?;
         let (removed, kept): (Vec<_>, Vec<_>) =
             index.images.into_iter().partition(|image| matches(image));

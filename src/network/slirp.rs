@@ -18,17 +18,17 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{open, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 use nix::unistd::{pipe2, Pid};
 
 use super::ports::{PortMapping, Protocol};
 use super::SlirpOptions;
 use crate::host::which;
+use crate::util::wait;
 
 /// How long slirp4netns may take to configure the interface.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -195,23 +195,11 @@ impl Slirp {
     }
 
     fn wait_until_ready(&mut self, ready: OwnedFd) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            let left = READY_DEADLINE.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                bail!(
-                    "slirp4netns did not configure the network within {} s",
-                    READY_DEADLINE.as_secs()
-                );
-            }
-            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(0) => continue,
-                Ok(_) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(err) => return Err(err).context("waiting for slirp4netns"),
-            }
+        if !wait::readable(ready.as_fd(), READY_DEADLINE).context("waiting for slirp4netns")? {
+            bail!(
+                "slirp4netns did not configure the network within {} s",
+                READY_DEADLINE.as_secs()
+            );
         }
         let mut byte = [0u8; 1];
         let read = std::fs::File::from(ready)

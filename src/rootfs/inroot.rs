@@ -123,11 +123,11 @@ pub fn fd_path(fd: &impl std::os::fd::AsRawFd) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::scratch::ScratchDir;
     use std::os::unix::fs::symlink;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("rocker-inroot-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    fn scratch(name: &str) -> ScratchDir {
+        let dir = ScratchDir::new(&format!("inroot-{name}"));
         std::fs::create_dir_all(dir.join("root/etc")).unwrap();
         std::fs::create_dir_all(dir.join("outside")).unwrap();
         dir
@@ -156,7 +156,6 @@ mod tests {
             read_to_string(&root_path, "/fifo", 100).is_err(),
             "a FIFO is refused"
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -172,6 +171,5 @@ mod tests {
             .join("outside/made/file");
         assert!(inside.is_file(), "{}", inside.display());
         assert!(!dir.join("outside/made").exists());
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

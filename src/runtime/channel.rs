@@ -30,7 +30,6 @@ use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
@@ -40,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StatusError;
 use crate::sys;
+use crate::util::wait;
 
 /// What the parent tells the child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,9 +191,7 @@ impl ParentEnd {
 
     /// Whether a message (or the end of the stream) is there within `limit`.
     pub fn has_news_within(&self, limit: std::time::Duration) -> bool {
-        let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(self.0 .0.as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
+        wait::readable(self.0 .0.as_fd(), limit).unwrap_or(false)
     }
 
     /// Tells the child the network is up. Should the child have failed

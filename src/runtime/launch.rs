@@ -22,6 +22,7 @@ use crate::rootfs::backing::container_dir::ContainerFiles;
 use crate::runtime::monitor::{self, Exit, Output};
 use crate::spec::ContainerSpec;
 use crate::sys::{self, Forked};
+use crate::util::fs::stdin_from_null;
 use crate::util::time;
 
 /// The log of a detached container stops growing at twice this (docker's
@@ -231,13 +232,7 @@ fn detached_monitor(
 /// of the caller's stays open, so `$(rocker run -d ...)` returns.
 fn detach_from_caller(containers: &Containers, id: &str) -> Result<()> {
     setsid().context("starting a session for the monitor")?;
-    let null = open(
-        "/dev/null",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .context("opening /dev/null")?;
-    nix::unistd::dup2_stdin(&null).context("redirecting the monitor's stdin")?;
+    stdin_from_null()?;
     let log_path = containers.dir(id).join(MONITOR_LOG);
     let log = open(
         &log_path,

@@ -10,6 +10,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 
 use crate::container::logfile::{LogWriter, Stream};
+use crate::util::wait;
 
 /// The pipes that carry a detached container's stdout and stderr to its
 /// log. The container holds the only write ends, so they read end of file
@@ -82,16 +83,15 @@ impl LogPipes {
     /// After the container's PID 1 has exited: the kernel is ending the
     /// rest of its processes; log what they wrote until the pipes close.
     pub fn drain(&mut self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while self.pipes.iter().any(|(_, read, _)| read.is_some())
-            && std::time::Instant::now() < deadline
-        {
-            if self.copy_ready().is_err() {
-                break;
+        wait::until(Duration::from_secs(2), Duration::ZERO, || {
+            let all_closed = self.pipes.iter().all(|(_, read, _)| read.is_none());
+            if all_closed || self.copy_ready().is_err() {
+                return Some(());
             }
             let mut fds = self.poll_fds();
             let _ = poll(&mut fds, PollTimeout::from(100u8));
-        }
+            None
+        });
         self.writer.finish();
     }
 }

@@ -68,10 +68,11 @@ pub fn exec_error(name: &str, errno: nix::errno::Errno) -> StatusError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::scratch::ScratchDir;
 
     #[test]
     fn lookup_table() {
-        let dir = std::env::temp_dir().join(format!("rocker-program-{}", std::process::id()));
+        let dir = ScratchDir::new("path-lookup");
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::fs::create_dir_all(dir.join("sbin/tool")).unwrap();
         let write = |name: &str, mode: u32| {
@@ -100,6 +101,5 @@ mod tests {
             "{}",
             err.message
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

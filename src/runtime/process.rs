@@ -24,6 +24,7 @@ use super::{capabilities, path_lookup, reaper};
 use crate::error::exit_status_of;
 use crate::spec::ContainerUser;
 use crate::sys::{self, Forked};
+use crate::util::fs::stdin_from_null;
 
 /// Execs the prepared command. With `reaper` (the signals to forward), this
 /// process forks first and stays as the command's parent, forwarding those
@@ -134,15 +135,7 @@ pub fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
     setsid().context("starting a new session")?;
     match prepared.console {
         Some(terminal) => attach_terminal(terminal)?,
-        None if !pass_stdin => {
-            let null = open(
-                "/dev/null",
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .context("opening /dev/null for stdin")?;
-            dup2_stdin(&null).context("connecting stdin to /dev/null")?;
-        }
+        None if !pass_stdin => stdin_from_null()?,
         None => {}
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)

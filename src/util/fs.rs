@@ -1,10 +1,12 @@
-//! Small file system helpers shared by the store and config writers.
+//! Small file system helpers: atomic writes, reads of files that may be
+//! missing, tree removal, and stdin from /dev/null.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
 
 /// Writes `path` so that readers see the old content or the new, never a
 /// part: a temp file in the same directory, fsync'd, then renamed over it.
@@ -50,6 +52,37 @@ fn write_by_rename(path: &Path, content: &[u8], mode: u32, sync: bool) -> Result
     result
 }
 
+/// The text of `path`, or None when there is no such file (a missing
+/// settings file or record means "the defaults", not an error).
+pub fn read_if_present(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The JSON value in `path`, or None when there is no such file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    read_if_present(path)?
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Connects this process's stdin to /dev/null, so nothing reads the
+/// caller's terminal or pipe.
+pub fn stdin_from_null() -> Result<()> {
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("opening /dev/null for stdin")?;
+    nix::unistd::dup2_stdin(&null).context("connecting stdin to /dev/null")?;
+    Ok(())
+}
+
 /// Removes a directory tree even where extraction left directories the
 /// owner cannot list or enter (modes like 0000 or 0555 from an image).
 pub fn remove_tree(path: &Path) -> Result<()> {
@@ -83,5 +116,23 @@ fn open_up(path: &Path) {
         for entry in entries.flatten() {
             open_up(&entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::scratch::ScratchDir;
+
+    #[test]
+    fn a_missing_file_reads_as_none_and_a_bad_one_fails_naming_it() {
+        let dir = ScratchDir::new("fs-read");
+        let path = dir.join("value.json");
+        assert_eq!(read_json::<Vec<u32>>(&path).unwrap(), None);
+        write_atomic(&path, b"[1, 2]", 0o600).unwrap();
+        assert_eq!(read_json::<Vec<u32>>(&path).unwrap(), Some(vec![1, 2]));
+        std::fs::write(&path, "[1,").unwrap();
+        let err = format!("{:#}", read_json::<Vec<u32>>(&path).unwrap_err());
+        assert!(err.contains("value.json"), "{err}");
     }
 }

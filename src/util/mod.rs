@@ -1,9 +1,14 @@
-//! Small helpers with no knowledge of containers: files written by rename
-//! and trees removed whatever their modes (`fs`), times as rocker records
+//! Small helpers with no knowledge of containers: files written by rename,
+//! read if present, and trees removed whatever their modes (`fs`), file
+//! locks (`lock`), waits with a deadline (`wait`), times as rocker records
 //! and shows them (`time`), extended attributes (`xattr`), typed fields
-//! kept as text in JSON (`as_text`).
+//! kept as text in JSON (`as_text`), and scratch dirs for unit tests.
 
 pub mod as_text;
 pub mod fs;
+pub mod lock;
+#[cfg(test)]
+pub mod scratch;
 pub mod time;
+pub mod wait;
 pub mod xattr;

@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+
+use crate::util::fs::read_json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -76,13 +78,7 @@ fn decode(entry: &AuthEntry) -> Option<Credentials> {
 }
 
 fn read_file(path: &Path) -> Result<Option<AuthFile>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?,
-        )),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
-    }
+    read_json(path)
 }
 
 /// Where rocker reads and writes credentials.
@@ -220,6 +216,7 @@ fn parse_params(text: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::scratch::ScratchDir;
 
     #[test]
     fn challenges() {
@@ -247,8 +244,7 @@ mod tests {
 
     #[test]
     fn files_round_trip_and_lookup_order() {
-        let dir = std::env::temp_dir().join(format!("rocker-auth-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = ScratchDir::new("auth");
         let files = AuthFiles::new(dir.join("run/containers/auth.json"), &dir.join("home"));
         std::fs::create_dir_all(dir.join("home/.docker")).unwrap();
         let docker_auth = base64::engine::general_purpose::STANDARD.encode("hubuser:hubpass");
@@ -287,6 +283,5 @@ mod tests {
         assert!(files.remove("localhost:5000").unwrap());
         assert!(!files.remove("localhost:5000").unwrap());
         assert_eq!(files.lookup("localhost:5000", "app").unwrap(), None);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::image::reference::Reference;
+use crate::util::fs::read_if_present;
 
 #[derive(Debug, Default, Deserialize)]
 struct ConfFile {
@@ -62,10 +63,8 @@ impl Registries {
         let user = config_home.join("containers/registries.conf");
         let system = Path::new("/etc/containers/registries.conf");
         for path in [user.as_path(), system] {
-            match std::fs::read_to_string(path) {
-                Ok(text) => return Registries::parse(&text, Some(path.to_path_buf())),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+            if let Some(text) = read_if_present(path)? {
+                return Registries::parse(&text, Some(path.to_path_buf()));
             }
         }
         Ok(Registries::default())

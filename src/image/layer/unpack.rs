@@ -492,6 +492,7 @@ fn set_xattr(dir: &OwnedFd, name: Option<&OsStr>, key: &str, value: &[u8]) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::scratch::ScratchDir;
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
     /// Builds a tar whose headers say exactly what we write, `..` included
@@ -540,10 +541,8 @@ mod tests {
         }
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("rocker-extract-{name}-{}", std::process::id()));
-        let _ = crate::util::fs::remove_tree(&dir);
+    fn scratch(name: &str) -> ScratchDir {
+        let dir = ScratchDir::new(&format!("unpack-{name}"));
         std::fs::create_dir_all(dir.join("layer")).unwrap();
         std::fs::create_dir_all(dir.join("outside")).unwrap();
         dir
@@ -610,7 +609,6 @@ mod tests {
             .is_fifo());
         assert_eq!(summary.skipped_devices, 1);
         assert!(!layer.join("dev/null").exists());
-        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -637,7 +635,6 @@ mod tests {
         assert!(!layer.join("var/cache/.wh..wh..opq").exists());
         assert!(layer.join("var/cache/kept").exists());
         assert!(!layer.join(".wh..wh.plnk").exists());
-        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -654,7 +651,6 @@ mod tests {
         let layer = dir.join("layer");
         assert_eq!(std::fs::read_to_string(layer.join("a/new")).unwrap(), "2");
         assert!(!layer.join("a/old").exists());
-        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -718,7 +714,6 @@ mod tests {
                 "secret",
                 "{name}"
             );
-            crate::util::fs::remove_tree(&dir).unwrap();
         }
     }
 
@@ -730,7 +725,6 @@ mod tests {
             std::fs::read_to_string(dir.join("layer/etc/abs")).unwrap(),
             "inside"
         );
-        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -750,7 +744,6 @@ mod tests {
             err.contains("metadata record claims 1099511627776 bytes"),
             "{err}"
         );
-        crate::util::fs::remove_tree(&dir).unwrap();
     }
 
     #[test]
@@ -768,6 +761,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 10 entries"), "{err}");
-        crate::util::fs::remove_tree(&dir).unwrap();
     }
 }

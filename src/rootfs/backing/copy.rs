@@ -130,11 +130,12 @@ fn copy_times_and_mode(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::scratch::ScratchDir;
     use std::os::fd::AsFd;
 
     #[test]
     fn layers_apply_with_whiteouts_opaque_dirs_and_links() {
-        let base = std::env::temp_dir().join(format!("rocker-layercopy-{}", std::process::id()));
+        let base = ScratchDir::new("copy");
         let bottom = base.join("bottom");
         let top = base.join("top");
         for dir in ["etc", "var/cache/old", "opt"] {
@@ -182,6 +183,5 @@ mod tests {
         let a = std::fs::metadata(dest.join("linked")).unwrap();
         let b = std::fs::metadata(dest.join("linked2")).unwrap();
         assert_eq!(a.ino(), b.ino());
-        remove_tree(&base).unwrap();
     }
 }

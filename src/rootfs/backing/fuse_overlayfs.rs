@@ -6,13 +6,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::host::which;
+use crate::util::wait;
 
 /// How long the mount may take to appear.
 const MOUNT_DEADLINE: Duration = Duration::from_secs(10);
@@ -120,24 +121,27 @@ impl FuseOverlay {
         let mut fuse = FuseOverlay { child };
 
         let mount_point = mountinfo_escape(merged);
-        let start = Instant::now();
-        while !is_mounted(container, &mount_point) {
-            let exited = fuse
-                .child
-                .try_wait()
-                .context("waiting for fuse-overlayfs")?;
-            if exited.is_some() || start.elapsed() > MOUNT_DEADLINE {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                bail!(
-                    "fuse-overlayfs did not mount {}: {}",
-                    merged.display(),
-                    match log.trim() {
-                        "" => "no message (is /dev/fuse usable? see rocker info)",
-                        text => text,
-                    }
-                );
+        // Mounted, or gone (its exit, or an error asking after it).
+        let outcome = wait::until(MOUNT_DEADLINE, Duration::from_millis(1), || {
+            if is_mounted(container, &mount_point) {
+                return Some(Ok(true));
             }
-            std::thread::sleep(Duration::from_millis(1));
+            match fuse.child.try_wait() {
+                Ok(None) => None,
+                Ok(Some(_)) => Some(Ok(false)),
+                Err(err) => Some(Err(err)),
+            }
+        });
+        if outcome.transpose().context("waiting for fuse-overlayfs")? != Some(true) {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!(
+                "fuse-overlayfs did not mount {}: {}",
+                merged.display(),
+                match log.trim() {
+                    "" => "no message (is /dev/fuse usable? see rocker info)",
+                    text => text,
+                }
+            );
         }
         Ok(fuse)
     }
@@ -158,13 +162,11 @@ impl Drop for FuseOverlay {
 /// it; always reaps, so no zombie stays. Waiting matters here: the upper
 /// dir is only consistent once fuse-overlayfs has unmounted.
 fn wait_or_kill(child: &mut Child, deadline: Duration) {
-    let start = Instant::now();
-    while matches!(child.try_wait(), Ok(None)) {
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
+    let exited = wait::until(deadline, Duration::from_millis(1), || {
+        (!matches!(child.try_wait(), Ok(None))).then_some(())
+    });
+    if exited.is_none() {
+        let _ = child.kill();
     }
     let _ = child.wait();
 }

@@ -54,11 +54,11 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
-    use crate::util::fs::remove_tree;
+    use crate::util::scratch::ScratchDir;
 
     #[test]
     fn files_are_read_as_overlay_shows_them() {
-        let base = std::env::temp_dir().join(format!("rocker-layered-{}", std::process::id()));
+        let base = ScratchDir::new("layers");
         let layer = |n: usize| base.join(format!("layer{n}"));
         for n in 0..4 {
             std::fs::create_dir_all(layer(n).join("etc")).unwrap();
@@ -91,6 +91,5 @@ mod tests {
         assert_eq!(read(&layers, "/etc/group"), None);
         std::fs::write(layer(3).join("etc/group"), "top group").unwrap();
         assert_eq!(read(&layers, "/etc/group").as_deref(), Some("top group"));
-        remove_tree(&base).unwrap();
     }
 }

@@ -1,0 +1,76 @@
+//! Waiting with a deadline: for a condition checked at intervals, or for a
+//! descriptor to become readable. Every wait in rocker that could hang on a
+//! helper or a kernel that is slow to let go has a limit.
+
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+/// Calls `check` every `interval` until it gives a value, or until `limit`
+/// has passed (then None). `check` runs at least once.
+pub fn until<T>(
+    limit: Duration,
+    interval: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// Waits up to `limit` for `fd` to be readable (or at its end, or in
+/// error, which a read then tells); false when the time ran out. A signal
+/// does not cut the wait short.
+pub fn readable(fd: BorrowedFd<'_>, limit: Duration) -> nix::Result<bool> {
+    let start = Instant::now();
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) if left.is_zero() => return Ok(false),
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => return Ok(true),
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_condition_is_checked_until_it_holds_or_time_runs_out() {
+        let mut calls = 0;
+        let got = until(Duration::from_secs(5), Duration::ZERO, || {
+            calls += 1;
+            (calls == 3).then_some(calls)
+        });
+        assert_eq!(got, Some(3));
+        let never = until(Duration::from_millis(20), Duration::from_millis(5), || {
+            None::<()>
+        });
+        assert_eq!(never, None);
+    }
+
+    #[test]
+    fn a_pipe_is_readable_once_written_or_closed() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        assert!(!readable(read.as_fd(), Duration::from_millis(20)).unwrap());
+        nix::unistd::write(&write, b"x").unwrap();
+        assert!(readable(read.as_fd(), Duration::from_secs(5)).unwrap());
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(write);
+        assert!(readable(read.as_fd(), Duration::from_secs(5)).unwrap());
+    }
+}
