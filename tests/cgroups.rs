@@ -315,15 +315,6 @@ fn stop_leaves_nothing_in_the_cgroup_and_exec_joins_it() {
     );
 }
 
-fn spawn_quiet(mut command: Command) -> std::process::Child {
-    command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 /// On a host without cgroups the enforcement tests have nothing to
 /// enforce; the refusal there is what
 /// `without_cgroups_a_run_with_limits_fails_with_the_reason_and_one_without_runs`

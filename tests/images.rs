@@ -101,8 +101,8 @@ fn store() -> PathBuf {
 /// rocker with a data dir (and so a store) of its own, for tests that look
 /// at the store's temp dir while other tests pull in parallel.
 fn rocker_in(data: &std::path::Path, args: &[&str]) -> Output {
-    let mut command = harness().rocker();
-    command.env("XDG_DATA_HOME", data).args(args);
+    let mut command = harness().rocker_in(data);
+    command.args(args);
     output_within(command, Duration::from_secs(120))
 }
 
@@ -409,10 +409,8 @@ fn a_killed_pull_leaves_nothing_to_trip_on() {
         json!({}),
     );
     let data = harness().scratch("killed-store");
-    let mut command = harness().rocker();
-    command
-        .env("XDG_DATA_HOME", &data)
-        .args(["pull", "-q", &image]);
+    let mut command = harness().rocker_in(&data);
+    command.args(["pull", "-q", &image]);
     command.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = command.spawn().unwrap();
     // Wait until its temp dir exists, then kill it.
@@ -524,10 +522,9 @@ fn a_decompression_bomb_stops_at_the_configured_size() {
     .unwrap();
     write_registries_conf(&config, &registries_conf(&[&images().registry]));
     let data = h.scratch("bomb-store");
-    let mut command = h.rocker();
+    let mut command = h.rocker_in(&data);
     command
         .env("XDG_CONFIG_HOME", &config)
-        .env("XDG_DATA_HOME", &data)
         .args(["pull", &image]);
     let output = output_within(command, Duration::from_secs(60));
     assert_eq!(code(&output), 125);
@@ -684,11 +681,8 @@ fn mirrors_are_tried_first_then_the_registry() {
     );
     let data = h.scratch("mirror-store");
     let run = |args: &[&str]| {
-        let mut command = h.rocker();
-        command
-            .env("XDG_CONFIG_HOME", &config)
-            .env("XDG_DATA_HOME", &data)
-            .args(args);
+        let mut command = h.rocker_in(&data);
+        command.env("XDG_CONFIG_HOME", &config).args(args);
         output_within(command, Duration::from_secs(60))
     };
     let origin = |image: &str| {

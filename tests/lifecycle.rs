@@ -26,8 +26,8 @@ impl Store {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = harness().rocker();
-        command.env("XDG_DATA_HOME", &self.data).args(args);
+        let mut command = harness().rocker_in(&self.data);
+        command.args(args);
         command
     }
 
@@ -38,11 +38,8 @@ impl Store {
     /// rocker in the background, its output collected (see `wait_output`).
     fn spawn(&self, args: &[&str], stdin: Stdio) -> Child {
         let mut command = self.command(args);
-        command
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command.spawn().unwrap()
+        command.stdin(stdin);
+        spawn_collecting(command)
     }
 
     /// `run -d ... --rootfs BUSYBOX COMMAND...`; returns the printed id.

@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -34,10 +34,8 @@ fn spawn(options: &[&str], command: &[&str]) -> Child {
         .args(options)
         .arg("--rootfs")
         .arg(&h.rootfs)
-        .args(command)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    rocker.spawn().unwrap()
+        .args(command);
+    spawn_collecting(rocker)
 }
 
 /// An HTTP server on the host's 127.0.0.1 answering every request with

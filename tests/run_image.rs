@@ -52,11 +52,8 @@ fn busybox(name: &str, config: serde_json::Value) -> String {
 
 /// rocker with its own data dir, so each test sees only its containers.
 fn rocker(data: &Path, mode: &str, args: &[&str]) -> Output {
-    let mut command = harness().rocker();
-    command
-        .env("XDG_DATA_HOME", data)
-        .env("ROCKER_ROOTFS", mode)
-        .args(args);
+    let mut command = harness().rocker_in(data);
+    command.env("ROCKER_ROOTFS", mode).args(args);
     output_within(command, Duration::from_secs(120))
 }
 
@@ -269,9 +266,8 @@ fn pull_policies_and_no_registry_traffic_when_present() {
     write_registries_conf(&config, &registries_conf(&[&own]));
     let data = h.scratch("policy-data");
     let run = |args: &[&str]| {
-        let mut command = h.rocker();
+        let mut command = h.rocker_in(&data);
         command
-            .env("XDG_DATA_HOME", &data)
             .env("XDG_CONFIG_HOME", &config)
             .args(["run", "--rm"])
             .args(args);
@@ -316,9 +312,8 @@ fn failures_leave_nothing_behind() {
 fn a_missing_fuse_overlayfs_is_named_and_leaves_nothing() {
     let image = busybox("fuse:1", json!({}));
     let data = harness().scratch("fuse-data");
-    let mut command = harness().rocker();
+    let mut command = harness().rocker_in(&data);
     command
-        .env("XDG_DATA_HOME", &data)
         .env("ROCKER_ROOTFS", "fuse-overlayfs")
         .env("PATH", "/nonexistent")
         .args(["run", "--rm", &image, "true"]);

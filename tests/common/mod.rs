@@ -182,6 +182,14 @@ impl Harness {
         self.rocker_with_runtime(&self.base.join("run"))
     }
 
+    /// `rocker` as the test user, with a data dir (so a store and
+    /// containers) of its own: a test that needs one sees only its own.
+    pub fn rocker_in(&self, data: &Path) -> Command {
+        let mut command = self.rocker();
+        command.env("XDG_DATA_HOME", data);
+        command
+    }
+
     pub fn rocker_with_runtime(&self, runtime: &Path) -> Command {
         let mut command = Command::new(&self.binary);
         self.prepare(&mut command, runtime);
@@ -234,10 +242,24 @@ pub fn free_port() -> u16 {
 
 /// Runs a command to completion, killing it and failing the test if it takes
 /// longer than `limit` (a hang must not stall the suite).
-pub fn output_within(mut command: Command, limit: Duration) -> Output {
+pub fn output_within(command: Command, limit: Duration) -> Output {
+    wait_output(spawn_collecting(command), limit)
+}
+
+/// Starts `command` in the background with its stdout and stderr piped,
+/// for `wait_output` to collect.
+pub fn spawn_collecting(mut command: Command) -> Child {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = command.spawn().expect("starting rocker");
-    wait_output(child, limit)
+    command.spawn().expect("starting rocker")
+}
+
+/// Starts `command` in the background, its stdio on /dev/null.
+pub fn spawn_quiet(mut command: Command) -> Child {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command.spawn().expect("starting rocker")
 }
 
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
