@@ -1,7 +1,9 @@
 //! One layer on its way into the store: `readahead` keeps the download
-//! ahead of the tar reader, `unpack` turns the tar into a layer directory
-//! that overlayfs reads (whiteouts and opaque marks), never writing
-//! outside it.
+//! ahead of the tar reader, `header_guard` refuses oversized metadata
+//! records before the tar reader buffers them, and `unpack` turns the tar
+//! into a layer directory that overlayfs reads (whiteouts and opaque
+//! marks), never writing outside it.
 
+mod header_guard;
 pub(super) mod readahead;
 pub mod unpack;

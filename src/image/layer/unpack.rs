@@ -24,6 +24,7 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, symlinkat, unlinkat, UnlinkatFlags};
 
+use super::header_guard::HeaderGuard;
 use crate::util::xattr;
 
 /// Bounds that make a hostile layer fail cleanly instead of filling memory.
@@ -175,103 +176,6 @@ fn parent_path(fd: &OwnedFd) -> Result<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).context("locating a directory")
 }
 
-/// The largest GNU long-name or PAX record accepted: the tar reader keeps
-/// these in memory whole.
-const MAX_METADATA_RECORD: u64 = 1 << 20;
-
-/// Passes a tar stream through while checking each header, so that a
-/// metadata record claiming gigabytes (which the tar reader would buffer)
-/// fails before it is read.
-struct HeaderGuard<R> {
-    inner: R,
-    /// Bytes left in the current entry's data (padded to 512).
-    data_left: u64,
-    header: Vec<u8>,
-    ended: bool,
-}
-
-impl<R: Read> HeaderGuard<R> {
-    fn new(inner: R) -> Self {
-        HeaderGuard {
-            inner,
-            data_left: 0,
-            header: Vec::with_capacity(512),
-            ended: false,
-        }
-    }
-
-    /// A header's size field: octal, or base-256 when the top bit is set.
-    fn size_of(header: &[u8]) -> std::io::Result<u64> {
-        let field = &header[124..136];
-        if field[0] & 0x80 != 0 {
-            let mut value: u64 = 0;
-            for &b in &field[1..] {
-                value = value
-                    .checked_shl(8)
-                    .ok_or_else(|| invalid("a tar size overflows"))?
-                    | b as u64;
-            }
-            return Ok(value);
-        }
-        let text: String = field
-            .iter()
-            .take_while(|&&b| b != 0)
-            .map(|&b| b as char)
-            .collect();
-        let text = text.trim();
-        if text.is_empty() {
-            return Ok(0);
-        }
-        u64::from_str_radix(text, 8).map_err(|_| invalid("a tar header has a malformed size"))
-    }
-
-    fn inspect_header(&mut self) -> std::io::Result<()> {
-        if self.header.iter().all(|&b| b == 0) {
-            // End of archive: what follows is padding.
-            self.ended = true;
-            return Ok(());
-        }
-        let size = Self::size_of(&self.header)?;
-        if matches!(self.header[156], b'L' | b'K' | b'x' | b'g') && size > MAX_METADATA_RECORD {
-            return Err(invalid(&format!(
-                "a tar metadata record claims {size} bytes (at most {MAX_METADATA_RECORD})"
-            )));
-        }
-        self.data_left = size.div_ceil(512) * 512;
-        Ok(())
-    }
-}
-
-fn invalid(message: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_string())
-}
-
-impl<R: Read> Read for HeaderGuard<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.ended || self.data_left > 0 {
-            let want = if self.ended {
-                buf.len()
-            } else {
-                buf.len().min(self.data_left as usize)
-            };
-            let n = self.inner.read(&mut buf[..want])?;
-            if !self.ended {
-                self.data_left -= n as u64;
-            }
-            return Ok(n);
-        }
-        // Collect a whole header before handing any of it on.
-        let want = (512 - self.header.len()).min(buf.len());
-        let n = self.inner.read(&mut buf[..want])?;
-        self.header.extend_from_slice(&buf[..n]);
-        if self.header.len() == 512 {
-            self.inspect_header()?;
-            self.header.clear();
-        }
-        Ok(n)
-    }
-}
-
 /// Extracts `tar` into `root` (an empty directory). Directory modes and
 /// times are applied at the end, so a read-only directory can still be
 /// filled first.
@@ -282,132 +186,201 @@ pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
         Mode::empty(),
     )
     .with_context(|| format!("opening {}", root.display()))?;
+    let mut unpacker = Unpacker {
+        root: root_fd,
+        limits,
+        parents: ParentCache::default(),
+        directories: vec![],
+        summary: Summary::default(),
+    };
     let mut archive = tar::Archive::new(HeaderGuard::new(tar));
-    let mut summary = Summary::default();
-    let mut directories: Vec<(Vec<PathBuf>, u32, i64)> = vec![];
-    let mut parents = ParentCache::default();
     for entry in archive.entries().context("reading the layer")? {
-        let mut entry = entry.context("reading a layer entry")?;
-        summary.entries += 1;
-        if summary.entries > limits.max_entries {
-            bail!("the layer has more than {} entries", limits.max_entries);
+        unpacker.entry(entry.context("reading a layer entry")?)?;
+    }
+    unpacker.finish_directories()?;
+    Ok(unpacker.summary)
+}
+
+/// A directory whose mode and time wait for the end of the layer.
+struct PendingDirectory {
+    parts: Vec<PathBuf>,
+    mode: u32,
+    mtime: i64,
+}
+
+/// One layer's extraction in progress.
+struct Unpacker<'a> {
+    root: OwnedFd,
+    limits: &'a Limits,
+    parents: ParentCache,
+    directories: Vec<PendingDirectory>,
+    summary: Summary,
+}
+
+/// One entry, placed: its parent directory (open), its name there and its
+/// name in the archive (for messages).
+struct Place {
+    parent: Rc<OwnedFd>,
+    name: std::ffi::OsString,
+    archive_name: PathBuf,
+}
+
+impl Place {
+    fn describe(&self) -> String {
+        self.archive_name.display().to_string()
+    }
+}
+
+/// What creating an entry leaves to do.
+enum Created {
+    /// Its xattrs, mode and time (not following a symlink when it is one).
+    Metadata { symlink: bool },
+    /// Nothing: a hardlink shares its target's, a directory waits for the
+    /// end, and what is skipped has none.
+    Done,
+}
+
+impl Unpacker<'_> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
+        self.summary.entries += 1;
+        if self.summary.entries > self.limits.max_entries {
+            bail!(
+                "the layer has more than {} entries",
+                self.limits.max_entries
+            );
         }
-        let name = entry.path().context("an entry name")?.into_owned();
-        let parts = normalize(&name, limits)?;
+        let archive_name = entry.path().context("an entry name")?.into_owned();
+        let parts = normalize(&archive_name, self.limits)?;
         let Some((file_name, parent_parts)) = parts.split_last() else {
-            continue; // the root itself
+            return Ok(()); // the root itself
         };
-        let file_name = file_name.as_os_str().to_owned();
-        let parent = parents.get(&root_fd, parent_parts)?;
+        let place = Place {
+            parent: self.parents.get(&self.root, parent_parts)?,
+            name: file_name.as_os_str().to_owned(),
+            archive_name: archive_name.clone(),
+        };
+        if self.overlay_marker(&place, parent_parts)? {
+            return Ok(());
+        }
         let header = entry.header().clone();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let mtime = header.mtime().unwrap_or(0) as i64;
-        let describe = || name.display().to_string();
-
-        let text = file_name.to_string_lossy();
-        if text == OPAQUE_MARKER {
-            set_xattr(&parent, None, xattr::OVERLAY_OPAQUE, b"y")
-                .with_context(|| format!("marking {} opaque", join(parent_parts).display()))?;
-            continue;
-        }
-        if let Some(hidden) = text.strip_prefix(WHITEOUT_PREFIX) {
-            if hidden.starts_with(".wh.") {
-                continue; // aufs bookkeeping (.wh..wh.plnk and the like)
-            }
-            clear(&parent, OsStr::new(hidden), false)?;
-            mknodat(&parent, hidden, SFlag::S_IFCHR, Mode::empty(), 0).with_context(|| {
-                format!(
-                    "creating the whiteout for {} (needs Linux 5.8 or later)",
-                    describe()
-                )
-            })?;
-            continue;
-        }
-
-        let kind = header.entry_type();
-        match kind {
+        let created = match header.entry_type() {
             tar::EntryType::Directory => {
-                clear(&parent, &file_name, true)?;
+                clear(&place.parent, &place.name, true)?;
                 let mut dir_parts = parent_parts.to_vec();
-                dir_parts.push(PathBuf::from(&file_name));
-                directory(&root_fd, &dir_parts)?;
-                directories.push((dir_parts, mode, mtime));
-                continue;
+                dir_parts.push(PathBuf::from(&place.name));
+                directory(&self.root, &dir_parts)?;
+                self.directories.push(PendingDirectory {
+                    parts: dir_parts,
+                    mode,
+                    mtime,
+                });
+                Created::Done
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                clear(&parent, &file_name, false)?;
-                let fd = openat(
-                    &parent,
-                    file_name.as_os_str(),
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_WRONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .with_context(|| format!("creating {}", describe()))?;
-                let mut file = std::fs::File::from(fd);
-                std::io::copy(&mut entry, &mut file)
-                    .with_context(|| format!("writing {}", describe()))?;
+                create_file(&place, &mut entry)?
             }
-            tar::EntryType::Symlink => {
-                let target = header
-                    .link_name()
-                    .context("a symlink target")?
-                    .context("a symlink without a target")?;
-                if target.as_os_str().len() > limits.max_name {
-                    bail!(
-                        "the symlink {} has a target longer than {} bytes",
-                        describe(),
-                        limits.max_name
-                    );
-                }
-                clear(&parent, &file_name, false)?;
-                symlinkat(target.as_ref(), parent.as_fd(), file_name.as_os_str())
-                    .with_context(|| format!("creating the symlink {}", describe()))?;
-            }
-            tar::EntryType::Link => {
-                let target = header
-                    .link_name()
-                    .context("a hardlink target")?
-                    .context("a hardlink without a target")?;
-                let target_parts = normalize(&target, limits)?;
-                let Some((target_name, target_parent)) = target_parts.split_last() else {
-                    bail!("the hardlink {} points at the layer root", describe());
-                };
-                let source_dir = directory(&root_fd, target_parent)?;
-                clear(&parent, &file_name, false)?;
-                linkat(
-                    &source_dir,
-                    target_name.as_path(),
-                    &parent,
-                    file_name.as_os_str(),
-                    AtFlags::empty(),
-                )
-                .with_context(|| format!("linking {} to {}", describe(), target.display()))?;
-                continue; // a hardlink shares the target's mode and times
-            }
-            tar::EntryType::Fifo => {
-                clear(&parent, &file_name, false)?;
-                mknodat(
-                    &parent,
-                    file_name.as_os_str(),
-                    SFlag::S_IFIFO,
-                    Mode::from_bits_truncate(0o600),
-                    0,
-                )
-                .with_context(|| format!("creating the fifo {}", describe()))?;
-            }
+            tar::EntryType::Symlink => self.create_symlink(&place, &header)?,
+            tar::EntryType::Link => self.create_hardlink(&place, &header)?,
+            tar::EntryType::Fifo => create_fifo(&place)?,
             tar::EntryType::Char | tar::EntryType::Block => {
-                summary.skipped_devices += 1;
-                continue;
+                self.summary.skipped_devices += 1;
+                Created::Done
             }
             // PAX and GNU metadata records are consumed by the tar reader.
-            _ => continue,
+            _ => Created::Done,
+        };
+        if let Created::Metadata { symlink } = created {
+            self.apply_metadata(&place, &mut entry, symlink, mode, mtime)?;
         }
-        let nofollow = kind == tar::EntryType::Symlink;
-        // xattrs before the mode: a mode-000 file could not be opened after.
+        Ok(())
+    }
+
+    /// Turns the overlay markers of the layer format into what overlayfs
+    /// reads: `.wh..wh..opq` marks its directory opaque, `.wh.NAME` becomes
+    /// a whiteout (a 0/0 character device) for NAME. True when the entry
+    /// was one.
+    fn overlay_marker(&self, place: &Place, parent_parts: &[PathBuf]) -> Result<bool> {
+        let text = place.name.to_string_lossy();
+        if text == OPAQUE_MARKER {
+            set_xattr(&place.parent, None, xattr::OVERLAY_OPAQUE, b"y")
+                .with_context(|| format!("marking {} opaque", join(parent_parts).display()))?;
+            return Ok(true);
+        }
+        let Some(hidden) = text.strip_prefix(WHITEOUT_PREFIX) else {
+            return Ok(false);
+        };
+        if hidden.starts_with(".wh.") {
+            return Ok(true); // aufs bookkeeping (.wh..wh.plnk and the like)
+        }
+        clear(&place.parent, OsStr::new(hidden), false)?;
+        mknodat(&place.parent, hidden, SFlag::S_IFCHR, Mode::empty(), 0).with_context(|| {
+            format!(
+                "creating the whiteout for {} (needs Linux 5.8 or later)",
+                place.describe()
+            )
+        })?;
+        Ok(true)
+    }
+
+    fn create_symlink(&self, place: &Place, header: &tar::Header) -> Result<Created> {
+        let target = header
+            .link_name()
+            .context("a symlink target")?
+            .context("a symlink without a target")?;
+        if target.as_os_str().len() > self.limits.max_name {
+            bail!(
+                "the symlink {} has a target longer than {} bytes",
+                place.describe(),
+                self.limits.max_name
+            );
+        }
+        clear(&place.parent, &place.name, false)?;
+        symlinkat(
+            target.as_ref(),
+            place.parent.as_fd(),
+            place.name.as_os_str(),
+        )
+        .with_context(|| format!("creating the symlink {}", place.describe()))?;
+        Ok(Created::Metadata { symlink: true })
+    }
+
+    /// A hardlink to an earlier entry, found from the layer root again: its
+    /// name may not lead outside the layer either.
+    fn create_hardlink(&self, place: &Place, header: &tar::Header) -> Result<Created> {
+        let target = header
+            .link_name()
+            .context("a hardlink target")?
+            .context("a hardlink without a target")?;
+        let target_parts = normalize(&target, self.limits)?;
+        let Some((target_name, target_parent)) = target_parts.split_last() else {
+            bail!("the hardlink {} points at the layer root", place.describe());
+        };
+        let source_dir = directory(&self.root, target_parent)?;
+        clear(&place.parent, &place.name, false)?;
+        linkat(
+            &source_dir,
+            target_name.as_path(),
+            place.parent.as_ref(),
+            place.name.as_os_str(),
+            AtFlags::empty(),
+        )
+        .with_context(|| format!("linking {} to {}", place.describe(), target.display()))?;
+        Ok(Created::Done)
+    }
+
+    /// The entry's `user.*` xattrs (others are counted and skipped: an
+    /// unprivileged user may not set them), then its mode and time. The
+    /// xattrs come first: a mode-000 file could not be opened after.
+    fn apply_metadata<R: Read>(
+        &mut self,
+        place: &Place,
+        entry: &mut tar::Entry<'_, R>,
+        symlink: bool,
+        mode: u32,
+        mtime: i64,
+    ) -> Result<()> {
         if let Some(extensions) = entry.pax_extensions().ok().flatten() {
             for extension in extensions.flatten() {
                 let Some(key) = extension
@@ -417,58 +390,102 @@ pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
                 else {
                     continue;
                 };
-                if !nofollow && key.starts_with("user.") {
-                    set_xattr(&parent, Some(&file_name), key, extension.value_bytes())
-                        .with_context(|| format!("setting {key} on {}", describe()))?;
+                if !symlink && key.starts_with("user.") {
+                    set_xattr(
+                        &place.parent,
+                        Some(&place.name),
+                        key,
+                        extension.value_bytes(),
+                    )
+                    .with_context(|| format!("setting {key} on {}", place.describe()))?;
                 } else {
-                    summary.skipped_xattrs += 1;
+                    self.summary.skipped_xattrs += 1;
                 }
             }
         }
-        if !nofollow {
+        if !symlink {
             fchmodat(
-                &parent,
-                file_name.as_os_str(),
+                place.parent.as_ref(),
+                place.name.as_os_str(),
                 Mode::from_bits_truncate(mode as _),
                 FchmodatFlags::FollowSymlink,
             )
-            .with_context(|| format!("setting the mode of {}", describe()))?;
+            .with_context(|| format!("setting the mode of {}", place.describe()))?;
         }
         let time = TimeSpec::new(mtime, 0);
-        let flag = if nofollow {
-            UtimensatFlags::NoFollowSymlink
-        } else {
-            UtimensatFlags::FollowSymlink
+        let flag = match symlink {
+            true => UtimensatFlags::NoFollowSymlink,
+            false => UtimensatFlags::FollowSymlink,
         };
-        utimensat(&parent, file_name.as_os_str(), &time, &time, flag)
-            .with_context(|| format!("setting the time of {}", describe()))?;
-    }
-    // Deepest first, so setting a parent's time is not undone by its child.
-    directories.sort_by_key(|(parts, _, _)| std::cmp::Reverse(parts.len()));
-    for (parts, mode, mtime) in directories {
-        let Some((name, parent_parts)) = parts.split_last() else {
-            continue;
-        };
-        let parent = directory(&root_fd, parent_parts)?;
-        // The owner keeps write and search access, or the store could not
-        // remove the layer later; the container sees the caller as owner.
-        let mode = mode | 0o700;
-        fchmodat(
-            &parent,
-            name.as_path(),
-            Mode::from_bits_truncate(mode as _),
-            FchmodatFlags::FollowSymlink,
-        )?;
-        let time = TimeSpec::new(mtime, 0);
         utimensat(
-            &parent,
-            name.as_path(),
+            place.parent.as_ref(),
+            place.name.as_os_str(),
             &time,
             &time,
-            UtimensatFlags::FollowSymlink,
-        )?;
+            flag,
+        )
+        .with_context(|| format!("setting the time of {}", place.describe()))?;
+        Ok(())
     }
-    Ok(summary)
+
+    /// The directories' modes and times, deepest first, so setting a
+    /// parent's time is not undone by its child.
+    fn finish_directories(&mut self) -> Result<()> {
+        let mut directories = std::mem::take(&mut self.directories);
+        directories.sort_by_key(|dir| std::cmp::Reverse(dir.parts.len()));
+        for dir in directories {
+            let Some((name, parent_parts)) = dir.parts.split_last() else {
+                continue;
+            };
+            let parent = directory(&self.root, parent_parts)?;
+            // The owner keeps write and search access, or the store could
+            // not remove the layer later; the container sees the caller as
+            // owner.
+            let mode = dir.mode | 0o700;
+            fchmodat(
+                &parent,
+                name.as_path(),
+                Mode::from_bits_truncate(mode as _),
+                FchmodatFlags::FollowSymlink,
+            )?;
+            let time = TimeSpec::new(dir.mtime, 0);
+            utimensat(
+                &parent,
+                name.as_path(),
+                &time,
+                &time,
+                UtimensatFlags::FollowSymlink,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn create_file(place: &Place, content: &mut impl Read) -> Result<Created> {
+    clear(&place.parent, &place.name, false)?;
+    let fd = openat(
+        place.parent.as_ref(),
+        place.name.as_os_str(),
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .with_context(|| format!("creating {}", place.describe()))?;
+    let mut file = std::fs::File::from(fd);
+    std::io::copy(content, &mut file).with_context(|| format!("writing {}", place.describe()))?;
+    Ok(Created::Metadata { symlink: false })
+}
+
+fn create_fifo(place: &Place) -> Result<Created> {
+    clear(&place.parent, &place.name, false)?;
+    mknodat(
+        place.parent.as_ref(),
+        place.name.as_os_str(),
+        SFlag::S_IFIFO,
+        Mode::from_bits_truncate(0o600),
+        0,
+    )
+    .with_context(|| format!("creating the fifo {}", place.describe()))?;
+    Ok(Created::Metadata { symlink: false })
 }
 
 /// Sets an xattr on `name` in `dir` (or on `dir` itself), never following
