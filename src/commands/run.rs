@@ -20,6 +20,7 @@ use crate::container::record::{ContainerRecord, MountKind, MountRecord, RootfsKi
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::config::Config;
 use crate::host::dirs::Dirs;
+use crate::image::digest::Digest;
 use crate::image::manifest::{ContainerConfig, ImageConfig};
 use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
@@ -229,20 +230,7 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     let image_config: ImageConfig =
         serde_json::from_slice(&context.store.read_blob(&record.config)?)
             .with_context(|| format!("reading the config of {}", record.name))?;
-    let mut layers = vec![];
-    for layer in &record.layers {
-        if !context.store.has_layer(&layer.diff_id) {
-            bail!(
-                "the store lacks the layer {} of {}; pull the image again",
-                layer.diff_id,
-                record.name
-            );
-        }
-        layers.push((
-            layer.diff_id.clone(),
-            context.store.layer_path(&layer.diff_id),
-        ));
-    }
+    let layers = layers_of(&context, &record)?;
 
     let choice = mode::choose(dirs, &config)?;
     if choice.mode == RootfsMode::Copy {
@@ -256,36 +244,9 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         .with_context(|| format!("preparing the root file system of {}", record.name))?;
     drop(lock);
 
-    let mut layer_dirs: Vec<PathBuf> = layers.into_iter().map(|(_, dir)| dir).collect();
-    if layer_dirs.is_empty() {
-        layer_dirs.push(files.lower(0)); // the empty lower dir
-    }
-    let (rootfs, accounts) = match choice.mode {
-        RootfsMode::Copy => {
-            let dir = files.rootfs();
-            let accounts = accounts_in_dir(&dir)?;
-            (Rootfs::Directory(dir), accounts)
-        }
-        mode => {
-            let accounts = account_files(|path| {
-                layers::read_from_layers(&layer_dirs, path, ACCOUNT_FILE_LIMIT)
-            })?;
-            let mount_point = live_dir::rootfs_mount_point(dirs.ensure_runtime()?, &id);
-            let rootfs = match mode {
-                RootfsMode::Overlay => Rootfs::KernelOverlay {
-                    dir: files.dir.clone(),
-                    layers: layer_dirs.len(),
-                    mount_point,
-                },
-                _ => Rootfs::FuseOverlay {
-                    dir: files.dir.clone(),
-                    lowers: layer_dirs,
-                    mount_point,
-                },
-            };
-            (rootfs, accounts)
-        }
-    };
+    let layer_dirs = layers.into_iter().map(|(_, dir)| dir).collect();
+    let mount_point = live_dir::rootfs_mount_point(dirs.ensure_runtime()?, &id);
+    let (rootfs, accounts) = image_rootfs(choice.mode, &files, layer_dirs, mount_point)?;
     let image_defaults = image_config.config.unwrap_or_default();
     let resources = extras.resources.clone();
     let spec = build_spec(
@@ -306,6 +267,61 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     // A container that never started leaves nothing; one that ran keeps
     // its files unless --rm (see `launch`).
     extras.launch(spec, origin, files, dirs)
+}
+
+/// The store's directories of `record`'s layers, bottom first, each with
+/// its diff_id.
+fn layers_of(context: &ImageContext, record: &ImageRecord) -> Result<Vec<(Digest, PathBuf)>> {
+    let mut layers = vec![];
+    for layer in &record.layers {
+        if !context.store.has_layer(&layer.diff_id) {
+            bail!(
+                "the store lacks the layer {} of {}; pull the image again",
+                layer.diff_id,
+                record.name
+            );
+        }
+        layers.push((
+            layer.diff_id.clone(),
+            context.store.layer_path(&layer.diff_id),
+        ));
+    }
+    Ok(layers)
+}
+
+/// The root of a container over `layers` (bottom first) in `mode`, whose
+/// store dir is `files`, and the image's account files, read from where
+/// the root will come from. An overlay is mounted on `mount_point` later,
+/// by the container (or fuse-overlayfs); a copy is ready now.
+fn image_rootfs(
+    mode: RootfsMode,
+    files: &ContainerFiles,
+    mut layers: Vec<PathBuf>,
+    mount_point: PathBuf,
+) -> Result<(Rootfs, Accounts)> {
+    if mode == RootfsMode::Copy {
+        let dir = files.rootfs();
+        let accounts = accounts_in_dir(&dir)?;
+        return Ok((Rootfs::Directory(dir), accounts));
+    }
+    if layers.is_empty() {
+        layers.push(files.lower(0)); // the empty lower dir
+    }
+    let accounts =
+        account_files(|path| layers::read_from_layers(&layers, path, ACCOUNT_FILE_LIMIT))?;
+    let rootfs = match mode {
+        RootfsMode::Overlay => Rootfs::KernelOverlay {
+            dir: files.dir.clone(),
+            layers: layers.len(),
+            mount_point,
+        },
+        _ => Rootfs::FuseOverlay {
+            dir: files.dir.clone(),
+            lowers: layers,
+            mount_point,
+        },
+    };
+    Ok((rootfs, accounts))
 }
 
 /// The container's /etc/passwd and /etc/group (when it has them), as
@@ -372,14 +388,7 @@ fn build_spec(
     id: String,
     resources: Option<Resources>,
 ) -> Result<ContainerSpec> {
-    let cwd = std::env::current_dir().context("reading the current directory")?;
-    let mut mounts = vec![];
-    for volume in &args.volumes {
-        mounts.push(options::parse_volume(volume, &cwd)?);
-    }
-    for tmpfs in &args.tmpfs {
-        mounts.push(options::parse_tmpfs(tmpfs)?);
-    }
+    let mounts = user_mounts(&args)?;
     let (network, ports) = network_and_ports(&args)?;
 
     let image_user = image.user.as_deref().filter(|u| !u.is_empty());
@@ -392,46 +401,15 @@ fn build_spec(
         .transpose()?;
     let user = users::resolve(user_spec.as_ref(), passwd.as_deref(), group.as_deref())?;
 
-    let hostname = args.hostname.unwrap_or_else(|| id[..12].to_string());
+    let hostname = args
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
     if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['\0', '/', ' ']) {
         bail!("invalid hostname {hostname:?}: up to 64 characters, no spaces or slashes");
     }
-
-    // docker's order: defaults, the image's Env, then --env-file, then -e;
-    // later wins. HOME comes from passwd unless something set it.
-    let mut env = Environment::default();
-    env.set("PATH", DEFAULT_PATH);
-    env.set("HOSTNAME", &hostname);
-    if args.process.tty {
-        env.set("TERM", "xterm");
-    }
-    for entry in image.env.iter().flatten() {
-        if let Some((name, value)) = entry.split_once('=') {
-            env.set(name, value);
-        }
-    }
-    if env.get("HOME").is_none() {
-        env.set("HOME", &user.home);
-    }
-    options::apply_env_options(&mut env, &args.process.env_file, &args.process.env)?;
-
-    // --entrypoint replaces the image's Entrypoint and drops its Cmd;
-    // arguments replace Cmd.
-    let (entrypoint, default_cmd) = match args.entrypoint {
-        Some(entrypoint) if entrypoint.is_empty() => (vec![], vec![]),
-        Some(entrypoint) => (vec![entrypoint], vec![]),
-        None => (
-            image.entrypoint.clone().unwrap_or_default(),
-            image.cmd.clone().unwrap_or_default(),
-        ),
-    };
-    let command: Vec<String> = match command.is_empty() {
-        true => entrypoint.into_iter().chain(default_cmd).collect(),
-        false => entrypoint.into_iter().chain(command).collect(),
-    };
-    if command.is_empty() {
-        bail!("no command given, and the image sets no Entrypoint or Cmd: add one after the image (or the rootfs)");
-    }
+    let env = environment(&args, image, &hostname, &user.home)?;
+    let command = command_line(args.entrypoint.as_deref(), image, command)?;
     let image_workdir = image.working_dir.as_deref().filter(|w| !w.is_empty());
     let workdir = options::container_path(
         args.process
@@ -447,7 +425,7 @@ fn build_spec(
         rootfs,
         process: ProcessSpec {
             args: command,
-            env: env.into_vec(),
+            env,
             cwd: workdir,
             user: user.ids,
             terminal: args.process.tty,
@@ -461,6 +439,70 @@ fn build_spec(
         init: args.init,
         resources,
     })
+}
+
+/// `-v` and `--tmpfs`, in command-line order.
+fn user_mounts(args: &RunArgs) -> Result<Vec<UserMount>> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let mut mounts = vec![];
+    for volume in &args.volumes {
+        mounts.push(options::parse_volume(volume, &cwd)?);
+    }
+    for tmpfs in &args.tmpfs {
+        mounts.push(options::parse_tmpfs(tmpfs)?);
+    }
+    Ok(mounts)
+}
+
+/// docker's order: defaults, the image's Env, then --env-file, then -e;
+/// later wins. HOME comes from passwd unless something set it.
+fn environment(
+    args: &RunArgs,
+    image: &ContainerConfig,
+    hostname: &str,
+    home: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut env = Environment::default();
+    env.set("PATH", DEFAULT_PATH);
+    env.set("HOSTNAME", hostname);
+    if args.process.tty {
+        env.set("TERM", "xterm");
+    }
+    for entry in image.env.iter().flatten() {
+        if let Some((name, value)) = entry.split_once('=') {
+            env.set(name, value);
+        }
+    }
+    if env.get("HOME").is_none() {
+        env.set("HOME", home);
+    }
+    options::apply_env_options(&mut env, &args.process.env_file, &args.process.env)?;
+    Ok(env.into_vec())
+}
+
+/// The command to run: `--entrypoint` replaces the image's Entrypoint and
+/// drops its Cmd; arguments replace Cmd.
+fn command_line(
+    entrypoint: Option<&str>,
+    image: &ContainerConfig,
+    arguments: Vec<String>,
+) -> Result<Vec<String>> {
+    let (entrypoint, default_cmd) = match entrypoint {
+        Some("") => (vec![], vec![]),
+        Some(entrypoint) => (vec![entrypoint.to_string()], vec![]),
+        None => (
+            image.entrypoint.clone().unwrap_or_default(),
+            image.cmd.clone().unwrap_or_default(),
+        ),
+    };
+    let command: Vec<String> = match arguments.is_empty() {
+        true => entrypoint.into_iter().chain(default_cmd).collect(),
+        false => entrypoint.into_iter().chain(arguments).collect(),
+    };
+    if command.is_empty() {
+        bail!("no command given, and the image sets no Entrypoint or Cmd: add one after the image (or the rootfs)");
+    }
+    Ok(command)
 }
 
 /// `--memory`, `--cpus` and friends, checked against each other.
@@ -532,6 +574,31 @@ fn looks_like_a_number(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entrypoint_and_cmd_combine_as_docker_combines_them() {
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let image = ContainerConfig {
+            entrypoint: Some(strings(&["/entry"])),
+            cmd: Some(strings(&["default"])),
+            ..ContainerConfig::default()
+        };
+        let cases: &[(Option<&str>, &[&str], &[&str])] = &[
+            (None, &[], &["/entry", "default"]),
+            (None, &["arg"], &["/entry", "arg"]),
+            (Some("/other"), &[], &["/other"]),
+            (Some("/other"), &["arg"], &["/other", "arg"]),
+            (Some(""), &["sh", "-c", "x"], &["sh", "-c", "x"]),
+        ];
+        for (entrypoint, arguments, want) in cases {
+            let got = command_line(*entrypoint, &image, strings(arguments)).unwrap();
+            assert_eq!(got, strings(want), "{entrypoint:?} {arguments:?}");
+        }
+        let err = command_line(Some(""), &image, vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no command given"), "{err}");
+    }
 
     #[test]
     fn ids_are_64_hex_digits_and_never_a_numeric_hostname() {

@@ -55,6 +55,34 @@ fn query_escape(text: &str) -> String {
         .collect()
 }
 
+/// Where a redirect from `url` leads: an absolute URL (never from HTTPS
+/// down to plain HTTP), or a path on the same host.
+fn redirect_target(
+    url: &str,
+    response: &ureq::http::Response<ureq::Body>,
+    endpoint: &Endpoint,
+) -> Result<String> {
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("a redirect without a Location")?;
+    if location.starts_with("http://") || location.starts_with("https://") {
+        if location.starts_with("http://") && url.starts_with("https://") {
+            bail!(
+                "{} redirected from HTTPS to plain HTTP ({location}); refusing",
+                endpoint.host
+            );
+        }
+        Ok(location.to_string())
+    } else if location.starts_with('/') {
+        let scheme_host = &url[..url.find("://").unwrap() + 3 + host_of(url).len()];
+        Ok(format!("{scheme_host}{location}"))
+    } else {
+        bail!("unsupported redirect location {location:?}")
+    }
+}
+
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split(['/', '?']).next().unwrap_or("")
@@ -117,31 +145,12 @@ impl Registry {
         accept: Option<&str>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
         let start = format!("{}/v2/{}/{path}", self.base(endpoint)?, endpoint.repository);
-        let origin = endpoint.host.clone();
         let mut url = start.clone();
         let mut authenticated = false;
         let mut redirects = 0;
         let mut attempt = 0;
         loop {
-            // Credentials go to the registry's own host only: a redirect
-            // to a CDN gets none.
-            let authorization = (host_of(&url) == origin)
-                .then(|| {
-                    self.authorization
-                        .lock()
-                        .unwrap()
-                        .get(&Self::cache_key(endpoint))
-                        .cloned()
-                })
-                .flatten();
-            let mut request = self.agent.get(&url);
-            if let Some(accept) = accept {
-                request = request.header("Accept", accept);
-            }
-            if let Some(value) = &authorization {
-                request = request.header("Authorization", value);
-            }
-            let response = match request.call() {
+            let response = match self.send(endpoint, &url, accept) {
                 Ok(response) => response,
                 Err(err)
                     if attempt + 1 < ATTEMPTS
@@ -161,31 +170,15 @@ impl Registry {
                     if redirects > MAX_REDIRECTS {
                         bail!("too many redirects from {start}");
                     }
-                    let location = response
-                        .headers()
-                        .get("location")
-                        .and_then(|v| v.to_str().ok())
-                        .context("a redirect without a Location")?;
-                    url = if location.starts_with("http://") || location.starts_with("https://") {
-                        if location.starts_with("http://") && url.starts_with("https://") {
-                            bail!("{} redirected from HTTPS to plain HTTP ({location}); refusing", endpoint.host);
-                        }
-                        location.to_string()
-                    } else if location.starts_with('/') {
-                        let scheme_host = &url[..url.find("://").unwrap() + 3 + host_of(&url).len()];
-                        format!("{scheme_host}{location}")
-                    } else {
-                        bail!("unsupported redirect location {location:?}");
-                    };
+                    url = redirect_target(&url, &response, endpoint)?;
                 }
-                401 if !authenticated && host_of(&url) == origin => {
+                401 if !authenticated && host_of(&url) == endpoint.host => {
                     let challenge = response
                         .headers()
                         .get("www-authenticate")
                         .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
                         .with_context(|| format!("{} answered 401 without an auth challenge", endpoint.host))?;
-                    self.authenticate(endpoint, &challenge)?;
+                    self.authenticate(endpoint, challenge)?;
                     authenticated = true;
                 }
                 401 | 403 => bail!(
@@ -202,6 +195,34 @@ impl Registry {
                 status => bail!("{} answered {status} for {url}", endpoint.host),
             }
         }
+    }
+
+    /// One GET of `url`, with the authorization this client holds for
+    /// `endpoint`. Credentials go to the registry's own host only: a
+    /// redirect to a CDN gets none.
+    fn send(
+        &self,
+        endpoint: &Endpoint,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let authorization = (host_of(url) == endpoint.host)
+            .then(|| {
+                self.authorization
+                    .lock()
+                    .unwrap()
+                    .get(&Self::cache_key(endpoint))
+                    .cloned()
+            })
+            .flatten();
+        let mut request = self.agent.get(url);
+        if let Some(accept) = accept {
+            request = request.header("Accept", accept);
+        }
+        if let Some(value) = &authorization {
+            request = request.header("Authorization", value);
+        }
+        request.call()
     }
 
     /// Answers a challenge: a bearer token from the realm (with stored
@@ -233,52 +254,64 @@ impl Registry {
                 ),
             },
             Challenge::Bearer { realm, service, .. } => {
-                if realm.starts_with("http://") && !endpoint.insecure {
-                    bail!(
-                        "{} asks for tokens over plain HTTP ({realm}); refusing",
-                        endpoint.host
-                    );
-                }
-                let mut url = format!(
-                    "{realm}?scope={}",
-                    query_escape(&format!("repository:{}:pull", endpoint.repository))
-                );
-                if let Some(service) = service {
-                    url.push_str(&format!("&service={}", query_escape(&service)));
-                }
-                let mut request = self.agent.get(&url);
-                if let Some(credentials) = credentials {
-                    request = request.header("Authorization", credentials.basic_header());
-                }
-                let response = request
-                    .call()
-                    .map_err(|e| connect_error(host_of(&realm), false, e))?;
-                match response.status().as_u16() {
-                    200 => {}
-                    401 | 403 => {
-                        bail!("{key} rejected the stored credentials; run rocker login {key}")
-                    }
-                    status => bail!("the token service {realm} answered {status}"),
-                }
-                #[derive(serde::Deserialize)]
-                struct Token {
-                    token: Option<String>,
-                    access_token: Option<String>,
-                }
-                let body = response
-                    .into_body()
-                    .into_with_config()
-                    .limit(1 << 20)
-                    .read_to_vec()?;
-                let token: Token =
-                    serde_json::from_slice(&body).context("reading the token response")?;
-                let token = token
-                    .token
-                    .or(token.access_token)
-                    .context("the token response has no token")?;
-                Ok(format!("Bearer {token}"))
+                self.bearer_token(endpoint, &realm, service.as_deref(), credentials)
             }
         }
+    }
+
+    /// A pull token for `endpoint`'s repository from the token service at
+    /// `realm` (the credentials prove who asks; without them, anonymous).
+    fn bearer_token(
+        &self,
+        endpoint: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        credentials: Option<&Credentials>,
+    ) -> Result<String> {
+        let key = credential_key(&endpoint.host);
+        if realm.starts_with("http://") && !endpoint.insecure {
+            bail!(
+                "{} asks for tokens over plain HTTP ({realm}); refusing",
+                endpoint.host
+            );
+        }
+        let mut url = format!(
+            "{realm}?scope={}",
+            query_escape(&format!("repository:{}:pull", endpoint.repository))
+        );
+        if let Some(service) = service {
+            url.push_str(&format!("&service={}", query_escape(service)));
+        }
+        let mut request = self.agent.get(&url);
+        if let Some(credentials) = credentials {
+            request = request.header("Authorization", credentials.basic_header());
+        }
+        let response = request
+            .call()
+            .map_err(|e| connect_error(host_of(realm), false, e))?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => {
+                bail!("{key} rejected the stored credentials; run rocker login {key}")
+            }
+            status => bail!("the token service {realm} answered {status}"),
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = response
+            .into_body()
+            .into_with_config()
+            .limit(1 << 20)
+            .read_to_vec()?;
+        let token: Token = serde_json::from_slice(&body).context("reading the token response")?;
+        let token = token
+            .token
+            .or(token.access_token)
+            .context("the token response has no token")?;
+        Ok(format!("Bearer {token}"))
     }
 
     /// The manifest (or index) for a tag or digest, and its content type.
