@@ -119,17 +119,50 @@ fn bind(source: impl Into<PathBuf>, destination: &str, recursive: bool, ro: bool
     }
 }
 
+/// What a kernel file system the container gets may not offer: set-uid
+/// programs, device nodes, executables.
+const SECURE: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
 /// The whole layout of `spec`'s container, in the order it must be applied.
 pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
-    let secure = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let mut ops = vec![filesystem("proc", "/proc", secure, "")];
+    let mut ops = vec![filesystem("proc", "/proc", SECURE, "")];
+    ops.extend(dev());
+    ops.extend(sys(spec));
+    // Parents before children, so /data is mounted before /data/cache.
+    let mut user_mounts: Vec<&UserMount> = spec.mounts.iter().collect();
+    user_mounts.sort_by_key(|m| m.destination().split('/').filter(|c| !c.is_empty()).count());
+    ops.extend(user_mounts.iter().map(|mount| user_mount(mount)));
+    // A volume the user put on one of these files wins over ours.
+    for (source, destination) in [
+        (&files.hosts, "/etc/hosts"),
+        (&files.hostname, "/etc/hostname"),
+        (&files.resolv_conf, "/etc/resolv.conf"),
+    ] {
+        if !user_mounts.iter().any(|m| m.destination() == destination) {
+            ops.push(bind(source.clone(), destination, false, false));
+        }
+    }
+    ops.extend(MASKED_PATHS.iter().map(|p| MountOp::Mask {
+        path: p.to_string(),
+    }));
+    ops.extend(READ_ONLY_PATHS.iter().map(|p| MountOp::ReadOnly {
+        path: p.to_string(),
+    }));
+    ops
+}
 
-    ops.push(filesystem(
+/// /dev: a tmpfs with the host's harmless devices bound in (an
+/// unprivileged user may not mknod), a devpts of its own, shm, mqueue, and
+/// the usual links.
+fn dev() -> Vec<MountOp> {
+    let mut ops = vec![filesystem(
         "tmpfs",
         "/dev",
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         "mode=755,size=65536k",
-    ));
+    )];
     for device in DEVICES {
         ops.push(bind(
             format!("/dev/{device}"),
@@ -148,10 +181,10 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     ops.push(filesystem(
         "tmpfs",
         "/dev/shm",
-        secure,
+        SECURE,
         "mode=1777,size=65536k",
     ));
-    ops.push(filesystem("mqueue", "/dev/mqueue", secure, ""));
+    ops.push(filesystem("mqueue", "/dev/mqueue", SECURE, ""));
     for (link, target) in [
         ("/dev/ptmx", "pts/ptmx"),
         ("/dev/fd", "/proc/self/fd"),
@@ -164,13 +197,17 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
             link: link.to_string(),
         });
     }
+    ops
+}
 
+/// /sys, read-only, and the container's own cgroup when it has one.
+fn sys(spec: &ContainerSpec) -> Vec<MountOp> {
     // sysfs shows the network namespace it is mounted from, and only a
     // namespace we own may mount it; on the host network, bind the host's.
-    ops.push(match spec.network {
+    let mut ops = vec![match spec.network {
         NetworkMode::Host => bind("/sys", "/sys", true, true),
-        _ => filesystem("sysfs", "/sys", secure | MsFlags::MS_RDONLY, ""),
-    });
+        _ => filesystem("sysfs", "/sys", SECURE | MsFlags::MS_RDONLY, ""),
+    }];
     // A container with limits has a cgroup of its own, the root of its
     // cgroup namespace: it sees that, read-only, so that runtimes which
     // size themselves from memory.max and cpu.max (the JVM, Go) find them.
@@ -178,53 +215,33 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
         ops.push(filesystem(
             "cgroup2",
             "/sys/fs/cgroup",
-            secure | MsFlags::MS_RDONLY,
+            SECURE | MsFlags::MS_RDONLY,
             "",
         ));
     }
+    ops
+}
 
-    // Parents before children, so /data is mounted before /data/cache.
-    let mut user_mounts: Vec<&UserMount> = spec.mounts.iter().collect();
-    user_mounts.sort_by_key(|m| m.destination().split('/').filter(|c| !c.is_empty()).count());
-    for mount in &user_mounts {
-        ops.push(match mount {
-            UserMount::Bind {
-                source,
-                destination,
-                read_only,
-            } => bind(source.clone(), destination, true, *read_only),
-            UserMount::Tmpfs {
-                destination,
-                options,
-            } => {
-                let mut flags = MsFlags::empty();
-                flags.set(MsFlags::MS_RDONLY, options.read_only);
-                flags.set(MsFlags::MS_NOEXEC, options.noexec);
-                flags.set(MsFlags::MS_NOSUID, options.nosuid);
-                flags.set(MsFlags::MS_NODEV, options.nodev);
-                filesystem("tmpfs", destination, flags, &options.data)
-            }
-        });
-    }
-
-    // A volume the user put on one of these files wins over ours.
-    for (source, destination) in [
-        (&files.hosts, "/etc/hosts"),
-        (&files.hostname, "/etc/hostname"),
-        (&files.resolv_conf, "/etc/resolv.conf"),
-    ] {
-        if !user_mounts.iter().any(|m| m.destination() == destination) {
-            ops.push(bind(source.clone(), destination, false, false));
+/// A `-v` or `--tmpfs` mount.
+fn user_mount(mount: &UserMount) -> MountOp {
+    match mount {
+        UserMount::Bind {
+            source,
+            destination,
+            read_only,
+        } => bind(source.clone(), destination, true, *read_only),
+        UserMount::Tmpfs {
+            destination,
+            options,
+        } => {
+            let mut flags = MsFlags::empty();
+            flags.set(MsFlags::MS_RDONLY, options.read_only);
+            flags.set(MsFlags::MS_NOEXEC, options.noexec);
+            flags.set(MsFlags::MS_NOSUID, options.nosuid);
+            flags.set(MsFlags::MS_NODEV, options.nodev);
+            filesystem("tmpfs", destination, flags, &options.data)
         }
     }
-
-    ops.extend(MASKED_PATHS.iter().map(|p| MountOp::Mask {
-        path: p.to_string(),
-    }));
-    ops.extend(READ_ONLY_PATHS.iter().map(|p| MountOp::ReadOnly {
-        path: p.to_string(),
-    }));
-    ops
 }
 
 #[cfg(test)]
