@@ -1,4 +1,6 @@
-//! One module per subcommand: each turns parsed arguments into work.
+//! One module per verb family (`run`, `exec`, `container`, `image`, `info`,
+//! `login`, `stats`): each turns parsed arguments into work. `dispatch`
+//! maps a parsed command line to them; `output` writes their tables.
 
 pub mod container;
 pub mod dispatch;
