@@ -32,6 +32,9 @@ die() { echo "tests/vm/run.sh: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || die "$1 is missing: apt-get install $2"; }
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap and chroot need it): sudo $0"
+# The guest mounts a fresh tmpfs on /tmp, which would hide the binaries
+# staged there under the host's paths.
+case "$repo/" in /tmp/*) die "the clone is under /tmp ($repo), which the VM's own /tmp hides: clone elsewhere" ;; esac
 need debootstrap debootstrap
 need qemu-system-x86_64 qemu-system-x86
 need cpio cpio
