@@ -436,3 +436,28 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> nix::Result<(
     };
     Errno::result(result).map(drop)
 }
+
+/// Installs a seccomp filter on the calling thread (and what it execs):
+/// `program` is a classic BPF program, one `(code, jt, jf, k)` a step.
+/// no_new_privs must already be set (the kernel refuses otherwise).
+pub fn install_seccomp_filter(program: &[(u16, u8, u8, u32)]) -> nix::Result<()> {
+    let filters: Vec<libc::sock_filter> = program
+        .iter()
+        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    let len = u16::try_from(filters.len()).map_err(|_| Errno::E2BIG)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: filters.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: fprog points at `len` initialized sock_filter structs that
+    // outlive the call; the kernel copies the program before returning.
+    let result = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(result).map(drop)
+}

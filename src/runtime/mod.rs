@@ -18,4 +18,6 @@ pub mod namespaces;
 pub mod path_lookup;
 pub mod process;
 pub mod reaper;
+pub mod root_emulation;
+pub mod seccomp;
 pub mod supervise;
