@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use caps::CapsHashSet;
 use nix::sys::signal::Signal;
 
 pub use crate::cgroups::Resources;
@@ -36,6 +37,9 @@ pub struct ContainerSpec {
     /// Resource limits, for which the container gets cgroups of its own in
     /// a delegated one; None without limits.
     pub resources: Option<Resources>,
+    /// `--privileged`: no masked or read-only paths, a writable /sys (as
+    /// far as the namespace allows).
+    pub privileged: bool,
 }
 
 /// Where the container's root file system comes from.
@@ -97,6 +101,8 @@ pub struct ProcessSpec {
     pub terminal: bool,
     /// Pass the caller's stdin through (`-i`); otherwise stdin is /dev/null.
     pub stdin: bool,
+    /// The capabilities it keeps (inside the container's user namespace).
+    pub capabilities: CapsHashSet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +128,38 @@ impl std::str::FromStr for ContainerUser {
         match parsed {
             Some((uid, gid)) => Ok(ContainerUser { uid, gid }),
             None => bail!("{text:?} is no UID:GID"),
+        }
+    }
+}
+
+/// Which syscall filter a container gets (`--security-opt seccomp=...`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SeccompPolicy {
+    /// rocker's own, docker's default profile in effect.
+    #[default]
+    Builtin,
+    /// No filter (`unconfined`, and `--privileged`).
+    Unconfined,
+    /// A profile in docker's JSON format.
+    Profile(PathBuf),
+}
+
+impl SeccompPolicy {
+    /// `unconfined`, or a profile's path.
+    pub fn parse(value: &str) -> SeccompPolicy {
+        match value {
+            "unconfined" => SeccompPolicy::Unconfined,
+            "builtin" | "default" => SeccompPolicy::Builtin,
+            path => SeccompPolicy::Profile(PathBuf::from(path)),
+        }
+    }
+
+    /// How `rocker info` and `inspect` name it.
+    pub fn describe(&self) -> String {
+        match self {
+            SeccompPolicy::Builtin => "builtin (docker's default profile)".to_string(),
+            SeccompPolicy::Unconfined => "unconfined".to_string(),
+            SeccompPolicy::Profile(path) => path.display().to_string(),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use super::values::{
-    cpus_flag, log_opt_flag, network_flag, publish_flag, size_flag, swap_flag, LogOption,
-    PublishedPorts,
+    cpus_flag, log_opt_flag, network_flag, publish_flag, security_opt_flag, size_flag, swap_flag,
+    LogOption, PublishedPorts, SecurityOpt,
 };
 use crate::network::NetworkMode;
 
@@ -391,6 +391,24 @@ pub struct RunArgs {
     /// Most processes the container may have (-1: no limit)
     #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+
+    /// seccomp=unconfined|PROFILE.json, root-emulation=false,
+    /// no-new-privileges (always on)
+    #[arg(long = "security-opt", value_name = "OPTION", value_parser = security_opt_flag)]
+    pub security_opt: Vec<SecurityOpt>,
+
+    /// Add a capability (CAP_NET_RAW or NET_RAW; ALL for every one)
+    #[arg(long = "cap-add", value_name = "CAP", value_delimiter = ',')]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability (ALL for every one)
+    #[arg(long = "cap-drop", value_name = "CAP", value_delimiter = ',')]
+    pub cap_drop: Vec<String>,
+
+    /// Every capability inside the container's user namespace, no seccomp
+    /// filter, no masked or read-only paths (nothing beyond you on the host)
+    #[arg(long)]
+    pub privileged: bool,
 
     /// Print help
     #[arg(long, action = ArgAction::Help)]

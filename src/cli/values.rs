@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::network::ports::{self, PortMapping};
 use crate::network::NetworkMode;
+use crate::spec::SeccompPolicy;
 use crate::spec::{Environment, TmpfsOptions, UserMount};
 
 /// The ports one `-p` publishes (a range gives several).
@@ -38,6 +39,41 @@ pub(super) fn swap_flag(text: &str) -> Result<i64, String> {
 
 pub(super) fn cpus_flag(text: &str) -> Result<f64, String> {
     crate::cgroups::limits::parse_cpus(text).map_err(|err| format!("{err:#}"))
+}
+
+/// A `--security-opt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityOpt {
+    Seccomp(SeccompPolicy),
+    RootEmulation(bool),
+    /// no_new_privs is always set; the option is taken for docker's sake.
+    NoNewPrivileges,
+}
+
+pub(super) fn security_opt_flag(text: &str) -> Result<SecurityOpt, String> {
+    let (key, value) = match text.split_once(['=', ':']) {
+        Some((key, value)) => (key, Some(value)),
+        None => (text, None),
+    };
+    let boolean = |value: Option<&str>| match value {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(format!("{key} takes true or false, not {other:?}")),
+    };
+    match (key, value) {
+        ("seccomp", Some(value)) if !value.is_empty() => {
+            Ok(SecurityOpt::Seccomp(SeccompPolicy::parse(value)))
+        }
+        ("root-emulation", value) => boolean(value).map(SecurityOpt::RootEmulation),
+        ("no-new-privileges", value) => match boolean(value)? {
+            true => Ok(SecurityOpt::NoNewPrivileges),
+            false => Err("rocker always sets no-new-privileges".to_string()),
+        },
+        _ => Err(format!(
+            "unknown security option {text:?}: rocker takes seccomp=unconfined|PROFILE.json, \
+             root-emulation=true|false and no-new-privileges"
+        )),
+    }
 }
 
 /// A `--log-opt`.

@@ -5,23 +5,29 @@
 //! relays signals and the terminal until the command ends, with its status.
 
 use anyhow::{Context, Result};
+use caps::CapsHashSet;
 use nix::sched::CloneFlags;
 
 use crate::cli::args::ExecArgs;
 use crate::cli::values as options;
 use crate::commands::container::running;
+use crate::container::live_dir;
 use crate::container::record::{ContainerRecord, Containers};
 use crate::host::dirs::Dirs;
+use crate::runtime::capabilities;
 use crate::runtime::channel;
 use crate::runtime::join::{self, ExecSpec};
 use crate::runtime::namespaces;
+use crate::runtime::seccomp::profile::parse_capability;
+use crate::runtime::seccomp::Program;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::spec::ProcessSpec;
 use crate::spec::{Environment, UserSpec};
 use crate::sys::{self, Forked};
 
 pub fn exec_command(args: ExecArgs) -> Result<i32> {
-    let containers = Containers::open(&Dirs::discover()?)?;
+    let dirs = Dirs::discover()?;
+    let containers = Containers::open(&dirs)?;
     let record = containers.find(&args.container)?;
     let live = running(&containers, &record, "exec in")?;
     let init = live.init.open().with_context(|| {
@@ -51,7 +57,12 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
             args: args.command,
             terminal: args.process.tty,
             stdin: args.process.interactive,
+            capabilities: capabilities_of(&record)?,
         },
+        seccomp: live_dir::read_seccomp(&dirs.runtime, &record.id)?
+            .map(|bytes| Program::from_bytes(&bytes))
+            .transpose()
+            .with_context(|| format!("the syscall filter of container {}", record.name))?,
     };
 
     let (channel, child_end) = channel::pair()?;
@@ -82,6 +93,14 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
 /// from the container's user namespace is not allowed).
 fn namespaces(record: &ContainerRecord) -> CloneFlags {
     namespaces::flags(record.network)
+}
+
+/// The capabilities the container was started with, which `exec` gets too.
+fn capabilities_of(record: &ContainerRecord) -> Result<CapsHashSet> {
+    match &record.security.capabilities {
+        None => Ok(capabilities::default_set()),
+        Some(names) => names.iter().map(|name| parse_capability(name)).collect(),
+    }
 }
 
 /// docker exec's environment: the container's, then `--env-file`, then

@@ -12,11 +12,13 @@ use anyhow::{bail, Context, Result};
 use crate::cgroups::{self, limits::Limits, Resources};
 use crate::cli::args::{PullPolicy, RunArgs};
 use crate::cli::values as options;
-use crate::cli::values::LogOption;
+use crate::cli::values::{LogOption, SecurityOpt};
 use crate::commands::image::ImageContext;
 use crate::container::live_dir;
 use crate::container::names;
-use crate::container::record::{ContainerRecord, MountKind, MountRecord, RootfsKind, StopSignal};
+use crate::container::record::{
+    ContainerRecord, MountKind, MountRecord, RootfsKind, SecurityRecord, StopSignal,
+};
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::config::Config;
 use crate::host::dirs::Dirs;
@@ -31,8 +33,9 @@ use crate::rootfs::backing::mode::{self, RootfsMode};
 use crate::rootfs::{inroot, users};
 use crate::runtime::launch::{launch, Launch, DEFAULT_LOG_MAX};
 use crate::runtime::path_lookup::DEFAULT_PATH;
+use crate::runtime::{capabilities, seccomp};
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
-use crate::spec::{Environment, UserSpec};
+use crate::spec::{Environment, SeccompPolicy, UserSpec};
 use crate::util::time;
 
 /// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
@@ -93,6 +96,12 @@ struct RunExtras {
     log_max: u64,
     /// Its limits and where its cgroups go, when it has limits.
     resources: Option<Resources>,
+    /// Its syscall filter (`--security-opt seccomp=`; none when privileged).
+    seccomp: SeccompPolicy,
+    /// Whether root's id changes are faked (`--security-opt root-emulation=`).
+    root_emulation: bool,
+    /// The security options as given, for `inspect`.
+    security_opt: Vec<String>,
 }
 
 impl RunExtras {
@@ -112,12 +121,38 @@ impl RunExtras {
             .map(|LogOption::MaxSize(size)| *size)
             .next_back()
             .unwrap_or(DEFAULT_LOG_MAX);
+        let mut seccomp = SeccompPolicy::default();
+        let mut root_emulation = true;
+        let mut security_opt = vec![];
+        for option in &args.security_opt {
+            match option {
+                SecurityOpt::Seccomp(policy) => {
+                    security_opt.push(format!("seccomp={}", policy.describe()));
+                    seccomp = policy.clone();
+                }
+                SecurityOpt::RootEmulation(on) => {
+                    security_opt.push(format!("root-emulation={on}"));
+                    root_emulation = *on;
+                }
+                SecurityOpt::NoNewPrivileges => security_opt.push("no-new-privileges".into()),
+            }
+        }
+        if args.privileged {
+            seccomp = SeccompPolicy::Unconfined;
+        }
+        // A profile rocker cannot honour fails before anything is pulled.
+        if let SeccompPolicy::Profile(path) = &seccomp {
+            seccomp::load(path)?;
+        }
         Ok(RunExtras {
             name: args.name.clone(),
             detach: args.detach,
             auto_remove: args.rm,
             log_max,
             resources: None,
+            seccomp,
+            root_emulation,
+            security_opt,
         })
     }
 
@@ -130,10 +165,31 @@ impl RunExtras {
         files: ContainerFiles,
         dirs: &Dirs,
     ) -> Result<i32> {
-        let record = self.record(&spec, origin);
+        // Compiled here, before the container is cloned: the container does
+        // no work for its filter. Root is emulated only for root.
+        let emulate_root = self.root_emulation && spec.process.user.uid == 0;
+        let seccomp = seccomp::program(&self.seccomp, &spec.process.capabilities, emulate_root)?;
+        let mut record = self.record(&spec, origin);
+        record.security = SecurityRecord {
+            capabilities: Some(
+                spec.process
+                    .capabilities
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
+            ),
+            privileged: spec.privileged,
+            seccomp: match seccomp {
+                Some(_) => self.seccomp.describe(),
+                None => SeccompPolicy::Unconfined.describe(),
+            },
+            root_emulation: emulate_root,
+            security_opt: self.security_opt.clone(),
+        };
         launch(
             Launch {
                 spec,
+                seccomp,
                 record,
                 files,
                 log_max: self.log_max,
@@ -208,6 +264,7 @@ impl RunExtras {
                 .as_ref()
                 .map(|r| r.limits)
                 .unwrap_or_default(),
+            security: SecurityRecord::default(),
         }
     }
 }
@@ -390,6 +447,10 @@ fn build_spec(
 ) -> Result<ContainerSpec> {
     let mounts = user_mounts(&args)?;
     let (network, ports) = network_and_ports(&args)?;
+    let capabilities = match args.privileged {
+        true => caps::all(),
+        false => capabilities::chosen(&args.cap_add, &args.cap_drop)?,
+    };
 
     let image_user = image.user.as_deref().filter(|u| !u.is_empty());
     let user_spec = args
@@ -430,6 +491,7 @@ fn build_spec(
             user: user.ids,
             terminal: args.process.tty,
             stdin: args.process.interactive,
+            capabilities,
         },
         hostname,
         mounts,
@@ -438,6 +500,7 @@ fn build_spec(
         ports,
         init: args.init,
         resources,
+        privileged: args.privileged,
     })
 }
 

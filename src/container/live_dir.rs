@@ -17,6 +17,19 @@ use crate::spec::ContainerSpec;
 /// The file of a running container's processes (see `record::LiveState`).
 pub const STATE_FILE: &str = "state.json";
 
+/// The container's compiled syscall filter (see `runtime::seccomp`).
+const SECCOMP_FILE: &str = "seccomp.bpf";
+
+/// The syscall filter of running container `id`, None when it has none.
+pub fn read_seccomp(runtime: &Path, id: &str) -> Result<Option<Vec<u8>>> {
+    let path = path(runtime, id).join(SECCOMP_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// Container `id`'s live dir under the runtime dir `runtime`.
 pub fn path(runtime: &Path, id: &str) -> PathBuf {
     runtime.join("containers").join(id)
@@ -50,6 +63,13 @@ impl LiveDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps the container's compiled syscall filter, which every `exec`
+    /// into it installs too.
+    pub fn write_seccomp(&self, program: &[u8]) -> Result<()> {
+        let path = self.path.join(SECCOMP_FILE);
+        std::fs::write(&path, program).with_context(|| format!("writing {}", path.display()))
     }
 
     /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for `spec`.

@@ -68,6 +68,23 @@ pub struct ContainerRecord {
     pub rootfs_mode: RootfsKind,
     #[serde(default)]
     pub limits: Limits,
+    /// Capabilities, filter and root emulation (records written before
+    /// rocker had them read as the defaults of then: none of it).
+    #[serde(default)]
+    pub security: SecurityRecord,
+}
+
+/// How a container is confined.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SecurityRecord {
+    /// The capabilities it keeps, by name (None: the default set).
+    pub capabilities: Option<Vec<String>>,
+    pub privileged: bool,
+    /// Its syscall filter, as `inspect` names it.
+    pub seccomp: String,
+    pub root_emulation: bool,
+    /// `--security-opt` as given.
+    pub security_opt: Vec<String>,
 }
 
 /// The signal `stop` sends first, kept by name. A name rocker cannot send

@@ -144,12 +144,15 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
             ops.push(bind(source.clone(), destination, false, false));
         }
     }
-    ops.extend(MASKED_PATHS.iter().map(|p| MountOp::Mask {
-        path: p.to_string(),
-    }));
-    ops.extend(READ_ONLY_PATHS.iter().map(|p| MountOp::ReadOnly {
-        path: p.to_string(),
-    }));
+    // --privileged sees /proc and /sys as the namespace lets it.
+    if !spec.privileged {
+        ops.extend(MASKED_PATHS.iter().map(|p| MountOp::Mask {
+            path: p.to_string(),
+        }));
+        ops.extend(READ_ONLY_PATHS.iter().map(|p| MountOp::ReadOnly {
+            path: p.to_string(),
+        }));
+    }
     ops
 }
 
@@ -204,9 +207,13 @@ fn dev() -> Vec<MountOp> {
 fn sys(spec: &ContainerSpec) -> Vec<MountOp> {
     // sysfs shows the network namespace it is mounted from, and only a
     // namespace we own may mount it; on the host network, bind the host's.
+    let read_only = match spec.privileged {
+        true => MsFlags::empty(),
+        false => MsFlags::MS_RDONLY,
+    };
     let mut ops = vec![match spec.network {
-        NetworkMode::Host => bind("/sys", "/sys", true, true),
-        _ => filesystem("sysfs", "/sys", SECURE | MsFlags::MS_RDONLY, ""),
+        NetworkMode::Host => bind("/sys", "/sys", true, !spec.privileged),
+        _ => filesystem("sysfs", "/sys", SECURE | read_only, ""),
     }];
     // A container with limits has a cgroup of its own, the root of its
     // cgroup namespace: it sees that, read-only, so that runtimes which
@@ -260,12 +267,14 @@ mod tests {
                 user: ContainerUser { uid: 0, gid: 0 },
                 terminal: false,
                 stdin: false,
+                capabilities: Default::default(),
             },
             hostname: "box".into(),
             mounts,
             read_only: false,
             network,
             ports: vec![],
+            privileged: false,
             init: false,
             resources: None,
         }

@@ -12,6 +12,7 @@ use super::channel::ChildEnd;
 use super::process::{
     become_user, enter_working_directory, fail, open_console, restrict_privileges, start, Prepared,
 };
+use super::seccomp::Program;
 use crate::rootfs::backing::mode;
 use crate::rootfs::mount;
 use crate::rootfs::plan::MountOp;
@@ -20,8 +21,14 @@ use crate::sys;
 
 /// Never returns: the process becomes the container's command, or reports
 /// why it could not and exits with the status rocker will end with.
-pub fn run(channel: ChildEnd, spec: &ContainerSpec, mounts: &[MountOp], signals: &SigSet) -> ! {
-    let prepared = match prepare(&channel, spec, mounts) {
+pub fn run(
+    channel: ChildEnd,
+    spec: &ContainerSpec,
+    mounts: &[MountOp],
+    seccomp: Option<&Program>,
+    signals: &SigSet,
+) -> ! {
+    let prepared = match prepare(&channel, spec, mounts, seccomp) {
         Ok(prepared) => prepared,
         Err(err) => fail(&channel, err),
     };
@@ -36,7 +43,12 @@ pub fn run(channel: ChildEnd, spec: &ContainerSpec, mounts: &[MountOp], signals:
 }
 
 /// Everything up to the command: namespaces filled in, privileges reduced.
-fn prepare(channel: &ChildEnd, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<Prepared> {
+fn prepare(
+    channel: &ChildEnd,
+    spec: &ContainerSpec,
+    mounts: &[MountOp],
+    seccomp: Option<&Program>,
+) -> Result<Prepared> {
     // A container must not outlive the monitor that answers for it. Should
     // the monitor already be gone, the wait below reads end of stream.
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
@@ -59,8 +71,13 @@ fn prepare(channel: &ChildEnd, spec: &ContainerSpec, mounts: &[MountOp]) -> Resu
         false => None,
     };
     enter_working_directory(&spec.process.cwd, true)?;
-    let prepared = Prepared::new(console, &spec.process.args, &spec.process.env)?;
-    restrict_privileges()?;
+    let prepared = Prepared::new(
+        console,
+        &spec.process.args,
+        &spec.process.env,
+        seccomp.cloned(),
+    )?;
+    restrict_privileges(&spec.process.capabilities)?;
     Ok(prepared)
 }
 

@@ -20,6 +20,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use super::namespaces;
 use super::process::{self, Prepared};
+use super::seccomp::Program;
 use crate::cgroups;
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
 use crate::rootfs::users;
@@ -44,6 +45,8 @@ pub struct ExecSpec {
     pub process: ProcessSpec,
     /// `-u`, resolved inside the container (its /etc/passwd).
     pub user: Option<UserSpec>,
+    /// The container's syscall filter, installed before the command runs.
+    pub seccomp: Option<Program>,
 }
 
 /// Never returns: joins the container, starts the command in it and exits
@@ -88,8 +91,13 @@ fn join(channel: &ChildEnd, spec: &ExecSpec) -> Result<Prepared> {
         true => Some(process::open_console(channel)?),
         false => None,
     };
-    let prepared = Prepared::new(console, &spec.process.args, &spec.process.env)?;
-    process::restrict_privileges()?;
+    let prepared = Prepared::new(
+        console,
+        &spec.process.args,
+        &spec.process.env,
+        spec.seccomp.clone(),
+    )?;
+    process::restrict_privileges(&spec.process.capabilities)?;
     Ok(prepared)
 }
 

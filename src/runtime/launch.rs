@@ -20,6 +20,7 @@ use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::rootfs::backing::container_dir::ContainerFiles;
 use crate::runtime::monitor::{self, Exit, Output};
+use crate::runtime::seccomp::Program;
 use crate::spec::ContainerSpec;
 use crate::sys::{self, Forked};
 use crate::util::fs::stdin_from_null;
@@ -35,6 +36,8 @@ const STARTED: &str = "started";
 
 pub struct Launch {
     pub spec: ContainerSpec,
+    /// Its compiled syscall filter, if it has one.
+    pub seccomp: Option<Program>,
     /// The record to write; an empty name gets a made-up one.
     pub record: ContainerRecord,
     /// The container's dir in the store, removed if it never starts.
@@ -44,20 +47,22 @@ pub struct Launch {
 
 /// Records the container and runs it; returns its exit status (or, with
 /// `-d`, 0 once it has started, having printed its id).
-pub fn launch(launch: Launch, dirs: &Dirs) -> Result<i32> {
+pub fn launch(mut launch: Launch, dirs: &Dirs) -> Result<i32> {
+    let containers = Containers::open(dirs)?;
+    containers.create(&mut launch.record, &containers.lock()?)?;
+    if launch.record.detached {
+        return run_detached(launch, &containers, dirs);
+    }
     let Launch {
         spec,
-        mut record,
+        seccomp,
+        record,
         files,
-        log_max,
+        ..
     } = launch;
-    let containers = Containers::open(dirs)?;
-    containers.create(&mut record, &containers.lock()?)?;
-    if record.detached {
-        return run_detached(&spec, &record, &containers, files, dirs, log_max);
-    }
     let mut started = None;
-    let result = monitor::run(&spec, dirs, Output::Inherit, &mut |pid, cgroup| {
+    let seccomp = seccomp.as_ref();
+    let result = monitor::run(&spec, seccomp, dirs, Output::Inherit, &mut |pid, cgroup| {
         started = Some(record_start(&containers, &record.id, pid, cgroup)?);
         Ok(())
     });
@@ -139,26 +144,18 @@ fn finish(
 
 /// `-d`: forks the monitor, which lives on in a session of its own, and
 /// waits until it reports that the command runs (or why it could not).
-fn run_detached(
-    spec: &ContainerSpec,
-    record: &ContainerRecord,
-    containers: &Containers,
-    mut files: ContainerFiles,
-    dirs: &Dirs,
-    log_max: u64,
-) -> Result<i32> {
+fn run_detached(mut launch: Launch, containers: &Containers, dirs: &Dirs) -> Result<i32> {
     let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
     match sys::fork().context("forking the container's monitor")? {
         Forked::Parent(_) => {
             // The monitor owns the container's files now.
-            files.keep();
+            launch.files.keep();
             drop(report_write);
-            await_start(report_read, record, containers)
+            await_start(report_read, &launch.record, containers)
         }
         Forked::Child => {
             drop(report_read);
-            let status =
-                detached_monitor(spec, record, containers, files, dirs, log_max, report_write);
+            let status = detached_monitor(launch, containers, dirs, report_write);
             sys::exit_now(status)
         }
     }
@@ -190,20 +187,21 @@ fn await_start(report: OwnedFd, record: &ContainerRecord, containers: &Container
 
 /// The detached monitor: runs the container with its output to the log and
 /// returns the status this process exits with.
-fn detached_monitor(
-    spec: &ContainerSpec,
-    record: &ContainerRecord,
-    containers: &Containers,
-    files: ContainerFiles,
-    dirs: &Dirs,
-    log_max: u64,
-    report: OwnedFd,
-) -> i32 {
+fn detached_monitor(launch: Launch, containers: &Containers, dirs: &Dirs, report: OwnedFd) -> i32 {
+    let Launch {
+        spec,
+        seccomp,
+        record,
+        files,
+        log_max,
+    } = launch;
+    let record = &record;
     let mut report = Some(std::fs::File::from(report));
     let mut started = None;
     let result = detach_from_caller(containers, &record.id).and_then(|()| {
         let log = LogWriter::create(&containers.log_path(&record.id), log_max)?;
-        monitor::run(spec, dirs, Output::Log(log), &mut |pid, cgroup| {
+        let output = Output::Log(log);
+        monitor::run(&spec, seccomp.as_ref(), dirs, output, &mut |pid, cgroup| {
             started = Some(record_start(containers, &record.id, pid, cgroup)?);
             if let Some(mut report) = report.take() {
                 // The caller may be gone (killed): the container runs on.

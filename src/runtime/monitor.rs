@@ -22,6 +22,7 @@ use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan::{self, MountOp};
 use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::logpipes::LogPipes;
+use crate::runtime::seccomp::Program;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::runtime::{init, namespaces};
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
@@ -75,6 +76,7 @@ impl Drop for Held {
 /// its own) once its command runs.
 pub fn run(
     spec: &ContainerSpec,
+    seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
     started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
@@ -91,13 +93,16 @@ pub fn run(
     let live_dir = &*held
         .live_dir
         .insert(LiveDir::create(dirs.ensure_runtime()?, spec)?);
+    if let Some(program) = seccomp {
+        live_dir.write_seccomp(&program.to_bytes())?;
+    }
     let mounts = plan::plan(spec, &live_dir.write_etc_files(spec)?);
     let mut log = match output {
         Output::Inherit => None,
         Output::Log(writer) => Some(LogPipes::new(writer)?),
     };
     let mask = &*held.mask.insert(BlockedSignals::for_supervision()?);
-    let (channel, pid) = clone_container(spec, cgroup, &mounts, log.as_mut(), mask)?;
+    let (channel, pid) = clone_container(spec, seccomp, cgroup, &mounts, log.as_mut(), mask)?;
     let container = held.container.insert(Supervised::new(pid));
 
     write_id_maps(pid, spec)?;
@@ -154,6 +159,7 @@ pub fn run(
 /// stderr are its pipes.
 fn clone_container(
     spec: &ContainerSpec,
+    seccomp: Option<&Program>,
     cgroup: Option<&ContainerCgroup>,
     mounts: &[MountOp],
     mut log: Option<&mut LogPipes>,
@@ -171,7 +177,7 @@ fn clone_container(
                     sys::exit_now(EXIT_ROCKER_FAILED);
                 }
             }
-            init::run(child_end, spec, mounts, mask.signals())
+            init::run(child_end, spec, mounts, seccomp, mask.signals())
         }
         Ok(Forked::Parent(pid)) => {
             if let Some(log) = log {

@@ -22,6 +22,9 @@ use nix::unistd::{
 use super::channel::ChildEnd;
 use super::{capabilities, path_lookup, reaper};
 use crate::error::exit_status_of;
+use caps::CapsHashSet;
+
+use super::seccomp::Program;
 use crate::spec::ContainerUser;
 use crate::sys::{self, Forked};
 use crate::util::fs::stdin_from_null;
@@ -80,6 +83,8 @@ pub struct Prepared {
     executable: CString,
     args: Vec<CString>,
     env: Vec<CString>,
+    /// The syscall filter, installed just before exec.
+    seccomp: Option<Program>,
 }
 
 /// Takes the container user's ids (real, effective and saved).
@@ -98,6 +103,7 @@ impl Prepared {
         console: Option<OwnedFd>,
         args: &[String],
         env: &[(String, String)],
+        seccomp: Option<Program>,
     ) -> Result<Prepared> {
         let path = env
             .iter()
@@ -111,14 +117,15 @@ impl Prepared {
             executable: CString::new(executable.into_os_string().into_encoded_bytes())?,
             args: c_strings(args.iter().map(String::as_str))?,
             env: c_strings(env.iter().map(|(k, v)| format!("{k}={v}")))?,
+            seccomp,
         })
     }
 }
 
 /// The last step before exec: the capabilities a container keeps, no way
 /// to gain more, and no access to this process from the container.
-pub fn restrict_privileges() -> Result<()> {
-    capabilities::restrict_to_default()?;
+pub fn restrict_privileges(keep: &CapsHashSet) -> Result<()> {
+    capabilities::restrict_to(keep)?;
     prctl::set_no_new_privs().context("setting no_new_privs")?;
     // Until exec replaces it, this process is rocker's binary: keep its
     // /proc/PID/exe out of reach of the container (CVE-2019-5736). Changing
@@ -143,6 +150,11 @@ pub fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
     sys::reset_signal_to_default(Signal::SIGPIPE).context("restoring SIGPIPE")?;
     // Only 0, 1 and 2 may reach the command (CVE-2024-21626).
     sys::cloexec_from(3).context("closing inherited descriptors")?;
+    // Last: from here on only the filter's allowed calls work, and the one
+    // left is execve.
+    if let Some(filter) = &prepared.seccomp {
+        filter.install()?;
+    }
     let errno = execve(&prepared.executable, &prepared.args, &prepared.env).unwrap_err();
     Err(path_lookup::exec_error(&prepared.name, errno).into())
 }

@@ -10,44 +10,13 @@ pub mod bpf;
 mod builtin;
 pub mod profile;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use caps::CapsHashSet;
 
 use super::root_emulation;
-
-/// Which syscall filter a container gets (`--security-opt seccomp=...`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Policy {
-    /// rocker's own, docker's default profile in effect.
-    #[default]
-    Builtin,
-    /// No filter (`unconfined`, and `--privileged`).
-    Unconfined,
-    /// A profile in docker's JSON format.
-    Profile(PathBuf),
-}
-
-impl Policy {
-    /// `unconfined`, or a profile's path.
-    pub fn parse(value: &str) -> Policy {
-        match value {
-            "unconfined" => Policy::Unconfined,
-            "builtin" | "default" => Policy::Builtin,
-            path => Policy::Profile(PathBuf::from(path)),
-        }
-    }
-
-    /// How `rocker info` and `inspect` name it.
-    pub fn describe(&self) -> String {
-        match self {
-            Policy::Builtin => "builtin (docker's default profile)".to_string(),
-            Policy::Unconfined => "unconfined".to_string(),
-            Policy::Profile(path) => path.display().to_string(),
-        }
-    }
-}
+pub use crate::spec::SeccompPolicy as Policy;
 
 /// A compiled filter, ready to install.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +45,8 @@ pub fn program(policy: &Policy, caps: &CapsHashSet, emulate_root: bool) -> Resul
     Ok(Some(Program(bpf::compile(&filter)?)))
 }
 
-fn load(path: &Path) -> Result<profile::Profile> {
+/// Reads and checks the profile at `path`.
+pub fn load(path: &Path) -> Result<profile::Profile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the seccomp profile {}", path.display()))?;
     profile::parse_json(&text).with_context(|| format!("the seccomp profile {}", path.display()))
