@@ -9,6 +9,7 @@ use crate::host::config::Config;
 use crate::host::dirs::Dirs;
 use crate::host::probe::{self, Check};
 use crate::rootfs::backing::mode::{self, Choice};
+use crate::spec::SeccompPolicy;
 
 #[derive(Serialize)]
 struct Report {
@@ -23,7 +24,34 @@ struct Report {
     slirp4netns: Check,
     dev_net_tun: Check,
     cgroups: Cgroups,
+    security: Security,
     directories: Dirs,
+}
+
+/// What confines a container by default.
+#[derive(Serialize)]
+struct Security {
+    seccomp: Check,
+    root_emulation: String,
+}
+
+fn security() -> Security {
+    // The kernel shows a Seccomp line for every process when it has filters.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let seccomp = match status.lines().any(|line| line.starts_with("Seccomp:")) {
+        true => Check::yes(format!(
+            "{}; --security-opt seccomp=unconfined|PROFILE.json to change it",
+            SeccompPolicy::Builtin.describe()
+        )),
+        false => Check::no("this kernel has no seccomp filters (CONFIG_SECCOMP_FILTER)"),
+    };
+    Security {
+        seccomp,
+        root_emulation: "on for containers whose user is root: chown and set*id calls and \
+                         device mknod report success without changing anything \
+                         (--security-opt root-emulation=false turns it off)"
+            .to_string(),
+    }
 }
 
 pub fn run(args: InfoArgs) -> Result<i32> {
@@ -42,6 +70,7 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         slirp4netns: probe::program("slirp4netns", "slirp4netns"),
         dev_net_tun: probe::device("/dev/net/tun"),
         cgroups: crate::cgroups::report::report(),
+        security: security(),
         directories: dirs,
     };
     match args.format {
@@ -77,6 +106,12 @@ fn print_text(report: &Report) {
     println!("Resource limits (cgroups {}):", report.cgroups.layout);
     line("systemd user manager", &report.cgroups.systemd_user_manager);
     line("delegated cgroup", &report.cgroups.limits);
+    println!("Security:");
+    line("syscall filter", &report.security.seccomp);
+    println!(
+        "  {:<20} {}",
+        "root emulation", report.security.root_emulation
+    );
     println!("Directories:");
     println!("  {:<20} {}", "data", report.directories.data.display());
     println!("  {:<20} {}", "config", report.directories.config.display());

@@ -22,14 +22,13 @@ use crate::container::record::{
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::config::Config;
 use crate::host::dirs::Dirs;
-use crate::image::digest::Digest;
 use crate::image::manifest::{ContainerConfig, ImageConfig};
 use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::store::ImageRecord;
 use crate::rootfs::backing::container_dir::ContainerFiles;
-use crate::rootfs::backing::layers;
 use crate::rootfs::backing::mode::{self, RootfsMode};
+use crate::rootfs::backing::{generated, layers};
 use crate::rootfs::{inroot, users};
 use crate::runtime::launch::{launch, Launch, DEFAULT_LOG_MAX};
 use crate::runtime::path_lookup::DEFAULT_PATH;
@@ -287,7 +286,19 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     let image_config: ImageConfig =
         serde_json::from_slice(&context.store.read_blob(&record.config)?)
             .with_context(|| format!("reading the config of {}", record.name))?;
-    let layers = layers_of(&context, &record)?;
+    let mut layers = layers_of(&context, &record)?;
+    let image_defaults = image_config.config.unwrap_or_default();
+    let user = args
+        .process
+        .user
+        .as_deref()
+        .or(image_defaults.user.as_deref());
+    if extras.root_emulation
+        && runs_as_root(user)
+        && layers::is_directory_in_layers(&layers, "/etc/apt/apt.conf.d")
+    {
+        layers.push(generated::apt_sandbox_layer(context.store.root())?);
+    }
 
     let choice = mode::choose(dirs, &config)?;
     if choice.mode == RootfsMode::Copy {
@@ -301,10 +312,8 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         .with_context(|| format!("preparing the root file system of {}", record.name))?;
     drop(lock);
 
-    let layer_dirs = layers.into_iter().map(|(_, dir)| dir).collect();
     let mount_point = live_dir::rootfs_mount_point(dirs.ensure_runtime()?, &id);
-    let (rootfs, accounts) = image_rootfs(choice.mode, &files, layer_dirs, mount_point)?;
-    let image_defaults = image_config.config.unwrap_or_default();
+    let (rootfs, accounts) = image_rootfs(choice.mode, &files, layers, mount_point)?;
     let resources = extras.resources.clone();
     let spec = build_spec(
         args,
@@ -326,9 +335,19 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     extras.launch(spec, origin, files, dirs)
 }
 
-/// The store's directories of `record`'s layers, bottom first, each with
-/// its diff_id.
-fn layers_of(context: &ImageContext, record: &ImageRecord) -> Result<Vec<(Digest, PathBuf)>> {
+/// Whether `-u` (or the image's User) names root: none does, nor `0` or
+/// `root`, with or without a group.
+fn runs_as_root(user: Option<&str>) -> bool {
+    let name = user
+        .unwrap_or_default()
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    matches!(name, "" | "0" | "root")
+}
+
+/// The store's directories of `record`'s layers, bottom first.
+fn layers_of(context: &ImageContext, record: &ImageRecord) -> Result<Vec<PathBuf>> {
     let mut layers = vec![];
     for layer in &record.layers {
         if !context.store.has_layer(&layer.diff_id) {
@@ -338,10 +357,7 @@ fn layers_of(context: &ImageContext, record: &ImageRecord) -> Result<Vec<(Digest
                 record.name
             );
         }
-        layers.push((
-            layer.diff_id.clone(),
-            context.store.layer_path(&layer.diff_id),
-        ));
+        layers.push(context.store.layer_path(&layer.diff_id));
     }
     Ok(layers)
 }

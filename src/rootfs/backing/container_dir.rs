@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::image::digest::Digest;
 use crate::rootfs::backing::mode::RootfsMode;
 use crate::util::fs::remove_tree;
 
@@ -24,12 +23,12 @@ pub struct ContainerFiles {
 }
 
 impl ContainerFiles {
-    /// Creates `containers/ID` for a container over `layers` (bottom first:
-    /// diff_id and directory).
+    /// Creates `containers/ID` for a container over the layer directories
+    /// `layers` (bottom first).
     pub fn create(
         store_root: &Path,
         id: &str,
-        layers: &[(Digest, PathBuf)],
+        layers: &[PathBuf],
         mode: RootfsMode,
     ) -> Result<ContainerFiles> {
         let parent = store_root.join(CONTAINERS_DIR);
@@ -51,14 +50,14 @@ impl ContainerFiles {
                     std::fs::create_dir(&empty)
                         .with_context(|| format!("creating {}", empty.display()))?;
                 }
-                for (index, (_, layer)) in layers.iter().enumerate() {
+                for (index, layer) in layers.iter().enumerate() {
                     let link = files.lower(index);
                     std::os::unix::fs::symlink(layer, &link)
                         .with_context(|| format!("creating {}", link.display()))?;
                 }
             }
             RootfsMode::Copy => {
-                let dirs: Vec<&Path> = layers.iter().map(|(_, p)| p.as_path()).collect();
+                let dirs: Vec<&Path> = layers.iter().map(PathBuf::as_path).collect();
                 crate::rootfs::backing::copy::flatten(&dirs, &files.rootfs())?;
             }
         }

@@ -14,10 +14,11 @@ fn is_whiteout(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
-/// Reads `path` (absolute in the image) as the merged layers show it: the
-/// topmost layer that has it wins; a whiteout, a non-directory parent or an
-/// opaque parent ends the search. `layers` is bottom first.
-pub fn read_from_layers(layers: &[PathBuf], path: &str, limit: u64) -> Result<Option<String>> {
+/// The layer whose entry for `path` (absolute in the image) the merged
+/// layers show: the topmost layer that has it wins; a whiteout, a
+/// non-directory parent or an opaque parent ends the search. `layers` is
+/// bottom first.
+fn visible_in(layers: &[PathBuf], path: &str) -> Option<(PathBuf, std::fs::Metadata)> {
     let relative = Path::new(path.trim_start_matches('/'));
     'layers: for layer in layers.iter().rev() {
         let mut hides_below = false;
@@ -27,26 +28,37 @@ pub fn read_from_layers(layers: &[PathBuf], path: &str, limit: u64) -> Result<Op
             prefix.push(component);
             match std::fs::symlink_metadata(&prefix) {
                 Ok(meta) if meta.is_dir() => hides_below |= xattr::is_opaque(&prefix),
-                Ok(_) => return Ok(None), // a whiteout or a file hides the path
+                Ok(_) => return None, // a whiteout or a file hides the path
                 Err(_) => {
                     if hides_below {
-                        return Ok(None);
+                        return None;
                     }
                     continue 'layers;
                 }
             }
         }
         match std::fs::symlink_metadata(layer.join(relative)) {
-            Ok(meta) if is_whiteout(&meta) => return Ok(None),
-            Ok(_) => {
-                return inroot::read_to_string(layer, path, limit)
-                    .with_context(|| format!("reading {path} in the layer {}", layer.display()))
-            }
-            Err(_) if hides_below => return Ok(None),
+            Ok(meta) if is_whiteout(&meta) => return None,
+            Ok(meta) => return Some((layer.clone(), meta)),
+            Err(_) if hides_below => return None,
             Err(_) => {}
         }
     }
-    Ok(None)
+    None
+}
+
+/// Reads `path` (absolute in the image) as the merged layers show it.
+pub fn read_from_layers(layers: &[PathBuf], path: &str, limit: u64) -> Result<Option<String>> {
+    match visible_in(layers, path) {
+        None => Ok(None),
+        Some((layer, _)) => inroot::read_to_string(&layer, path, limit)
+            .with_context(|| format!("reading {path} in the layer {}", layer.display())),
+    }
+}
+
+/// Whether the merged layers show a directory at `path`.
+pub fn is_directory_in_layers(layers: &[PathBuf], path: &str) -> bool {
+    visible_in(layers, path).is_some_and(|(_, meta)| meta.is_dir())
 }
 
 #[cfg(test)]
@@ -91,5 +103,8 @@ mod tests {
         assert_eq!(read(&layers, "/etc/group"), None);
         std::fs::write(layer(3).join("etc/group"), "top group").unwrap();
         assert_eq!(read(&layers, "/etc/group").as_deref(), Some("top group"));
+        assert!(is_directory_in_layers(&layers, "/etc"));
+        assert!(!is_directory_in_layers(&layers, "/etc/group"));
+        assert!(!is_directory_in_layers(&layers, "/var"));
     }
 }

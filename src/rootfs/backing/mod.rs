@@ -2,10 +2,12 @@
 //! host's choice of mode (`mode`), the container's own dir with its lower
 //! links, upper and work dirs (`container_dir`), reading a file through
 //! the layers as overlay would show it (`layers`), the copy-mode fallback
-//! (`copy`) and the fuse-overlayfs helper (`fuse_overlayfs`).
+//! (`copy`), the fuse-overlayfs helper (`fuse_overlayfs`), and the layer of files
+//! rocker adds (`generated`).
 
 pub mod container_dir;
 pub mod copy;
 pub mod fuse_overlayfs;
+pub mod generated;
 pub mod layers;
 pub mod mode;
