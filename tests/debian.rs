@@ -50,27 +50,49 @@ fn debian_users_resolve_by_name() {
     assert_eq!(out, "uid=1(daemon) gid=4(adm) groups=4(adm)\n");
 }
 
-/// The same tree pushed to a real registry as a zstd image, pulled, and run
-/// over each rootfs mode.
+static IMAGE: std::sync::OnceLock<(TestRegistry, String)> = std::sync::OnceLock::new();
+
+/// The Debian tree pushed to a real registry as a zstd image, and pulled:
+/// its name.
+fn debian_image() -> &'static str {
+    &IMAGE
+        .get_or_init(|| {
+            let h = harness();
+            let registry = TestRegistry::start(&h.base.join("registry"), None);
+            write_registries_conf(&h.base.join("config"), &registries_conf(&[&registry]));
+            let layer = Layer {
+                tar: oci::tar_of_dir(h.debian_rootfs()),
+                compression: Compression::Zstd,
+            };
+            let image = push_image(
+                &registry,
+                &h.base.join("layouts"),
+                "debian:bookworm",
+                vec![layer],
+                json!({"Cmd": ["bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}),
+            );
+            let mut pull = h.rocker();
+            pull.args(["pull", "-q", &image]);
+            ok(output_within(pull, Duration::from_secs(300)));
+            (registry, image)
+        })
+        .1
+}
+
+/// `rocker run --rm --pull never OPTIONS DEBIAN sh -c SCRIPT`.
+fn run_image_script(options: &[&str], script: &str) -> std::process::Output {
+    let mut command = harness().rocker();
+    command
+        .args(["run", "--rm", "--pull", "never"])
+        .args(options)
+        .args([debian_image(), "sh", "-c", script]);
+    output_within(command, Duration::from_secs(600))
+}
+
+/// The image pulled, and run over each rootfs mode.
 #[test]
 fn debian_as_an_image_runs_dpkg_over_every_rootfs_mode() {
     let h = harness();
-    let registry = TestRegistry::start(&h.base.join("registry"), None);
-    write_registries_conf(&h.base.join("config"), &registries_conf(&[&registry]));
-    let layer = Layer {
-        tar: oci::tar_of_dir(h.debian_rootfs()),
-        compression: Compression::Zstd,
-    };
-    let image = push_image(
-        &registry,
-        &h.base.join("layouts"),
-        "debian:bookworm",
-        vec![layer],
-        json!({"Cmd": ["bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}),
-    );
-    let mut pull = h.rocker();
-    pull.args(["pull", "-q", &image]);
-    ok(output_within(pull, Duration::from_secs(300)));
     for mode in ["overlay", "fuse-overlayfs", "copy"] {
         let mut command = h.rocker();
         command.env("ROCKER_ROOTFS", mode).args([
@@ -78,7 +100,7 @@ fn debian_as_an_image_runs_dpkg_over_every_rootfs_mode() {
             "--rm",
             "--pull",
             "never",
-            &image,
+            debian_image(),
             "sh",
             "-c",
             "dpkg -l | grep -c '^ii'; dpkg-query -W -f='${Status}\\n' dpkg; \
@@ -91,6 +113,83 @@ fn debian_as_an_image_runs_dpkg_over_every_rootfs_mode() {
         assert_eq!(lines[1], "install ok installed", "{mode}: {out}");
         assert!(lines[2].starts_with("apt "), "{mode}: {out}");
     }
+}
+
+/// The first thing a docker user does: apt-get install, here of packages
+/// whose maintainer scripts chown files to system users. The packages come
+/// from Debian's mirror, through the default network.
+#[test]
+fn apt_installs_packages_whose_scripts_chown_to_system_users() {
+    require("/usr/bin/slirp4netns", "slirp4netns");
+    let h = harness();
+    let data = h.scratch("apt-data");
+    let mut command = h.rocker_in(&data);
+    command.args([
+        "run",
+        "--name",
+        "apt",
+        debian_image(),
+        "sh",
+        "-c",
+        "apt-get update -q && \
+         apt-get install -y -q --no-install-recommends hello ssl-cert uuid-runtime >/dev/null && \
+         hello && stat -c %U:%G /etc/ssl/private && ls /etc/apt/apt.conf.d/00rocker-sandbox",
+    ]);
+    // This test keeps a store of its own, to look at the container's files.
+    let mut pull = h.rocker_in(&data);
+    pull.args(["pull", "-q", debian_image()]);
+    ok(output_within(pull, Duration::from_secs(300)));
+    let out = output_within(command, Duration::from_secs(600));
+    let text = ok(out);
+    assert!(text.contains("Hello, world!"), "{text}");
+    // ssl-cert's chgrp "succeeded": nothing changed, the caller owns it.
+    assert!(text.contains("\nroot:root\n"), "{text}");
+    // apt's drop-in was seen inside, and is not among the container's writes.
+    let id_file = data.join("rocker/containers");
+    let upper_drop_ins: Vec<_> = std::fs::read_dir(&id_file)
+        .unwrap()
+        .flatten()
+        .map(|c| c.path().join("upper/etc/apt/apt.conf.d/00rocker-sandbox"))
+        .filter(|path| path.exists())
+        .collect();
+    assert!(upper_drop_ins.is_empty(), "{upper_drop_ins:?}");
+    let mut rm = h.rocker_in(&data);
+    rm.args(["rm", "apt"]);
+    ok(output_within(rm, Duration::from_secs(60)));
+}
+
+#[test]
+fn users_and_groups_can_be_made_and_switched_to() {
+    let out = ok(run_image_script(
+        &["--network", "none"],
+        "useradd -m app && chown -R app:app /home/app && chgrp app /home/app && \
+         su app -c 'echo switched' && getent passwd app | cut -d: -f1,6",
+    ));
+    assert_eq!(out, "switched\napp:/home/app\n", "{out}");
+}
+
+/// Calls the filter refuses, made with perl's syscall() by number.
+#[test]
+fn keyrings_bpf_and_userfaultfd_are_refused() {
+    let number = |name| rocker::runtime::seccomp::profile::syscall_number(name).unwrap();
+    let script = format!(
+        "for n in {} {} {}; do perl -e 'syscall($ARGV[0], 0, 0, 0, 0); print $!+0, \"\\n\"' $n; done",
+        number("keyctl"),
+        number("bpf"),
+        number("userfaultfd")
+    );
+    let out = ok(run_image_script(&["--network", "none"], &script));
+    assert_eq!(out, "1\n1\n1\n", "EPERM for each: {out}");
+    // Unconfined, the kernel answers keyctl itself.
+    let keyctl = format!(
+        "perl -e 'syscall({}, 0, -3, 0, 0); print $!+0'",
+        number("keyctl")
+    );
+    let out = ok(run_image_script(
+        &["--network", "none", "--security-opt", "seccomp=unconfined"],
+        &keyctl,
+    ));
+    assert_ne!(out, "1", "keyctl still refused unconfined");
 }
 
 /// A published UDP port, served by perl inside Debian (busybox's nc has no
