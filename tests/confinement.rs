@@ -36,6 +36,9 @@ fn status_line(options: &[&str], field: &str) -> String {
 #[test]
 fn every_container_gets_the_filter_and_nested_user_namespaces_are_refused() {
     assert_eq!(status_line(&[], "Seccomp"), "2");
+    // --init's PID 1 (rocker's reaper) is filtered too.
+    let out = ok(run_script(&["--init"], "grep '^Seccomp:' /proc/1/status"));
+    assert_eq!(out, "Seccomp:\t2\n");
     let out = run_script(&[], "unshare -U true");
     assert_ne!(code(&out), 0);
     assert!(

@@ -4,6 +4,8 @@
 #   floor    unshare -Urmpfiun --mount-proc true   (the namespaces alone)
 #   bwrap    bwrap --unshare-all on the image's tree
 #   rocker   rocker run --rm --network none IMAGE true
+#   nofilter the same without its seccomp filter (and root emulation):
+#            what the filter costs a start
 #   podman   podman run --rm --network none --runtime runc IMAGE true
 #
 # for a busybox image (our stand-in for alpine: no internet here) and a
@@ -52,6 +54,7 @@ contender() {
     floor) echo "unshare -Urmpfiun --mount-proc true" ;;
     bwrap) echo "bwrap --unshare-all --ro-bind $tree / --proc /proc --dev /dev true" ;;
     rocker) echo "$rocker_cmd run --rm --network none $registry/bench/$2:1 true" ;;
+    nofilter) echo "$rocker_cmd run --rm --network none --security-opt seccomp=unconfined --security-opt root-emulation=false $registry/bench/$2:1 true" ;;
     podman) echo "$podman_cmd run --rm --network none $registry/bench/$2:1 true" ;;
     esac
 }
@@ -60,7 +63,7 @@ contender() {
 measure() { time_runs "$(contender "$1" "$2")"; }
 
 printf '\n%-8s %-8s %10s %8s\n' image tool "median ms" "p90 ms"
-tools="floor bwrap rocker"
+tools="floor bwrap rocker nofilter"
 [ "$have_podman" = yes ] && tools="$tools podman"
 for image in busybox debian; do
     for tool in $tools; do

@@ -43,6 +43,15 @@ pub fn start(
     if let Some(signals) = reaper {
         match sys::fork() {
             Ok(Forked::Parent(command)) => {
+                // The reaper lives under the container's filter too (it
+                // only waits, forwards signals and exits). Should that
+                // fail, its end takes the command with it (parent-death
+                // signal, or the pid namespace's end).
+                if let Some(filter) = &prepared.seccomp {
+                    if let Err(err) = filter.install() {
+                        fail(&channel, err);
+                    }
+                }
                 // The reaper keeps nothing of the command's: with its copies
                 // of the channel and the pty closed, the monitor reads end of
                 // stream as soon as the command has exec'd, and the
