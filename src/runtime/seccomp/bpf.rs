@@ -126,7 +126,7 @@ const ENOSYS: u16 = 38;
 /// The kernel takes at most this many instructions.
 const MAX_INSTRUCTIONS: usize = 4096;
 /// Syscalls per leaf of the dispatch tree, searched one after another.
-const LEAF_SIZE: usize = 4;
+const LEAF_SIZE: usize = 8;
 
 /// A jump target, resolved once the program is laid out.
 type Label = usize;
@@ -256,7 +256,6 @@ pub fn compile(filter: &Filter) -> Result<Vec<Instruction>> {
     let mut asm = Assembler::default();
     let native = asm.label();
     let refuse = asm.label();
-    let default = asm.label();
     asm.load(ARCH_OFFSET);
     asm.jump(BPF_JMP_JEQ_K, NATIVE_ARCH, native, refuse);
     asm.place(refuse);
@@ -277,33 +276,76 @@ pub fn compile(filter: &Filter) -> Result<Vec<Instruction>> {
     for rule in &filter.rules {
         by_syscall.entry(rule.nr).or_default().push(rule);
     }
-    let syscalls: Vec<(u32, Label)> = by_syscall.keys().map(|nr| (*nr, asm.label())).collect();
-    dispatch(&mut asm, &syscalls, default);
-    for ((_, body), rules) in syscalls.iter().zip(by_syscall.values()) {
-        asm.place(*body);
-        for rule in rules {
+    // A syscall answered whatever its arguments needs no body: its leaf
+    // returns the answer itself.
+    let mut bodies = vec![];
+    let syscalls: Vec<(u32, Target)> = by_syscall
+        .iter()
+        .map(|(nr, rules)| match rules.as_slice() {
+            [only] if only.checks.is_empty() => (*nr, Target::Answer(only.action)),
+            _ => {
+                let body = asm.label();
+                bodies.push((body, rules));
+                (*nr, Target::Body(body))
+            }
+        })
+        .collect();
+    dispatch(&mut asm, &syscalls, filter.default);
+    for (body, rules) in bodies {
+        asm.place(body);
+        for rule in rules.iter() {
             rule_body(&mut asm, rule);
         }
-        asm.always(default);
+        asm.ret(filter.default);
     }
-    asm.place(default);
-    asm.ret(filter.default);
     asm.finish()
 }
 
+/// Where the search sends a syscall.
+#[derive(Clone, Copy)]
+enum Target {
+    Answer(Action),
+    /// Its rules, placed after the search.
+    Body(Label),
+}
+
 /// A binary search over the (sorted) syscall numbers, with the number in
-/// the accumulator: each syscall jumps to its body; the rest to `default`.
-fn dispatch(asm: &mut Assembler, syscalls: &[(u32, Label)], default: Label) {
+/// the accumulator. A leaf compares a few numbers one after another and
+/// holds the answers they jump to (the default's among them), so that most
+/// syscalls are answered within their leaf.
+fn dispatch(asm: &mut Assembler, syscalls: &[(u32, Target)], default: Action) {
     if syscalls.len() <= LEAF_SIZE {
-        for (nr, body) in syscalls {
+        let mut answers: Vec<(Action, Label)> = vec![];
+        let mut to_bodies: Vec<(Label, Label)> = vec![];
+        for (nr, target) in syscalls {
+            let to = match target {
+                Target::Answer(action) => match answers.iter().find(|(a, _)| a == action) {
+                    Some((_, label)) => *label,
+                    None => {
+                        let label = asm.label();
+                        answers.push((*action, label));
+                        label
+                    }
+                },
+                Target::Body(body) => {
+                    let label = asm.label();
+                    to_bodies.push((label, *body));
+                    label
+                }
+            };
             let next = asm.label();
-            let found = asm.label();
-            asm.jump(BPF_JMP_JEQ_K, *nr, found, next);
-            asm.place(found);
-            asm.always(*body);
+            asm.jump(BPF_JMP_JEQ_K, *nr, to, next);
             asm.place(next);
         }
-        asm.always(default);
+        asm.ret(default);
+        for (action, label) in answers {
+            asm.place(label);
+            asm.ret(action);
+        }
+        for (label, body) in to_bodies {
+            asm.place(label);
+            asm.always(body);
+        }
         return;
     }
     let (low, high) = syscalls.split_at(syscalls.len() / 2);
@@ -320,8 +362,7 @@ fn dispatch(asm: &mut Assembler, syscalls: &[(u32, Label)], default: Label) {
 }
 
 /// One rule: its checks in a row, each jumping to the next rule when it
-/// fails, then the action. Loading an argument leaves the syscall number
-/// behind, so it is loaded again after.
+/// fails, then the action.
 fn rule_body(asm: &mut Assembler, rule: &Rule) {
     let next_rule = asm.label();
     for check in &rule.checks {
@@ -331,9 +372,6 @@ fn rule_body(asm: &mut Assembler, rule: &Rule) {
     }
     asm.ret(rule.action);
     asm.place(next_rule);
-    if !rule.checks.is_empty() {
-        asm.load(NR_OFFSET);
-    }
 }
 
 /// Compares a 64-bit argument with a value, as two 32-bit halves: the high
