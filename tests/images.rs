@@ -584,6 +584,46 @@ fn a_hostile_layer_fails_and_writes_nothing_outside_the_store() {
     assert_no_layers_or_temp_dirs(&data);
 }
 
+/// A whiteout of `..` at a layer's root would name the store's tmp dir,
+/// where other pulls are at work: the layer is refused, and a live
+/// process's temp dir (as a concurrent pull's) is still there.
+#[test]
+fn a_whiteout_of_dot_dot_is_refused_and_other_pulls_keep_their_work() {
+    let h = harness();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut whiteout = tar::Header::new_gnu();
+    whiteout.set_size(0);
+    whiteout.set_mode(0o644);
+    builder
+        .append_data(&mut whiteout, ".wh...", &b""[..])
+        .unwrap();
+    let image = push(
+        "whiteout-dotdot:1",
+        vec![Layer {
+            tar: builder.into_inner().unwrap(),
+            compression: Compression::Gzip,
+        }],
+        json!({}),
+    );
+    let data = h.scratch("whiteout-store");
+    // Another pull's temp dir: named for a live process (this one).
+    let other = data.join(format!("rocker/tmp/{}-other-pull", std::process::id()));
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("half-done"), "work").unwrap();
+    h.give_tree(&data);
+    let output = rocker_in(&data, &["pull", &image]);
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no entry of its directory"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("half-done")).unwrap(),
+        "work"
+    );
+}
+
 #[test]
 fn login_stores_credentials_that_pulls_use() {
     let h = harness();

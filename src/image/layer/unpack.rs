@@ -314,6 +314,15 @@ impl Unpacker<'_> {
         if hidden.starts_with(".wh.") {
             return Ok(true); // aufs bookkeeping (.wh..wh.plnk and the like)
         }
+        // `.wh..` and `.wh...` would whiteout the directory itself or its
+        // parent: removing what is there first would reach outside.
+        if matches!(hidden, "" | "." | "..") || hidden.contains('/') {
+            bail!(
+                "the whiteout {} names {hidden:?}, which is no entry of its directory; \
+                 refusing the layer",
+                place.describe()
+            );
+        }
         clear(&place.parent, OsStr::new(hidden), false)?;
         mknodat(&place.parent, hidden, SFlag::S_IFCHR, Mode::empty(), 0).with_context(|| {
             format!(
@@ -705,6 +714,16 @@ mod tests {
                     .link("evil", tar::EntryType::Link, "../outside/secret")
                     .finish(),
                 "climbs out",
+            ),
+            (
+                "whiteout-of-the-parent",
+                RawTar::new().file(".wh...", "").finish(),
+                "no entry of its directory",
+            ),
+            (
+                "whiteout-of-the-directory",
+                RawTar::new().dir("a/", 0o755).file("a/.wh..", "").finish(),
+                "no entry of its directory",
             ),
             (
                 "hardlink-through-symlink",

@@ -32,7 +32,9 @@ pub fn apt_sandbox_layer(store_root: &Path) -> Result<PathBuf> {
         return Ok(layer);
     }
     // Made aside and renamed into place: another rocker may be at it too.
-    let temp = store_root.join(format!("tmp/apt-sandbox-{}", std::process::id()));
+    // Named as the store's temp dirs are (pid first), so that a pull's
+    // sweep of dead processes' dirs leaves it alone.
+    let temp = store_root.join(format!("tmp/{}-apt-sandbox", std::process::id()));
     let _ = remove_tree(&temp);
     write_atomic(
         &temp.join(APT_SANDBOX_DROP_IN),
