@@ -132,3 +132,55 @@ fn the_rocker_binary_cannot_be_reached_through_proc_exe() {
         "the binary changed"
     );
 }
+
+/// A directory on stdio is a way into the caller's file system
+/// (`fchdir(0)`, then `..` up to `/`): refused, naming the descriptor, for
+/// `run` (stdin with -i, stdout, stderr) and `exec -i`.
+#[test]
+fn a_directory_on_stdio_is_refused() {
+    let h = harness();
+    let data = h.scratch("stdio-dir-data");
+    let rootfs = h.rootfs.to_string_lossy().to_string();
+    let run = |redirect: &str, args: &str| {
+        let mut command = h.command_as_user("/bin/sh");
+        command
+            .env("XDG_DATA_HOME", &data)
+            .args(["-c", &format!("exec \"$0\" {args} {redirect}")])
+            .arg(&h.binary);
+        output_within(command, Duration::from_secs(30))
+    };
+    let container = format!("run --rm --network none --rootfs {rootfs} true");
+    for (redirect, args, named) in [
+        (
+            "</",
+            format!("run -i --rm --network none --rootfs {rootfs} true"),
+            "stdin (fd 0) is a directory",
+        ),
+        ("1</", container.clone(), "stdout (fd 1) is a directory"),
+        ("2</", container.clone(), "stderr (fd 2) is a directory"),
+    ] {
+        let out = run(redirect, &args);
+        assert_eq!(code(&out), 125, "{redirect}: {}", stderr(&out));
+        let text = format!("{}{}", stderr(&out), stdout(&out));
+        // With stderr itself a directory the message cannot be shown; the
+        // status says it.
+        if redirect != "2</" {
+            assert!(text.contains(named), "{redirect}: {text}");
+        }
+    }
+    // Without -i, stdin is not passed and /dev/null stands in: fine.
+    ok(run("</", &container));
+
+    ok(run(
+        "",
+        &format!("run -d --name stdio-box --network none --rootfs {rootfs} sleep 600"),
+    ));
+    let out = run("</", "exec -i stdio-box true");
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stdin (fd 0) is a directory"),
+        "{}",
+        stderr(&out)
+    );
+    ok(run("", "rm -f stdio-box"));
+}

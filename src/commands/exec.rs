@@ -20,12 +20,14 @@ use crate::runtime::join::{self, ExecSpec};
 use crate::runtime::namespaces;
 use crate::runtime::seccomp::profile::parse_capability;
 use crate::runtime::seccomp::Program;
+use crate::runtime::stdio;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::spec::ProcessSpec;
 use crate::spec::{Environment, UserSpec};
 use crate::sys::{self, Forked};
 
 pub fn exec_command(args: ExecArgs) -> Result<i32> {
+    stdio::refuse_paths(args.process.interactive)?;
     let dirs = Dirs::discover()?;
     let containers = Containers::open(&dirs)?;
     let record = containers.find(&args.container)?;

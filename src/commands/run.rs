@@ -32,7 +32,7 @@ use crate::rootfs::backing::{generated, layers};
 use crate::rootfs::{inroot, users};
 use crate::runtime::launch::{launch, Launch, DEFAULT_LOG_MAX};
 use crate::runtime::path_lookup::DEFAULT_PATH;
-use crate::runtime::{capabilities, seccomp};
+use crate::runtime::{capabilities, seccomp, stdio};
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
 use crate::spec::{Environment, SeccompPolicy, UserSpec};
 use crate::util::time;
@@ -113,6 +113,11 @@ impl RunExtras {
                 "-d with -i or -t needs rocker attach, which rocker does not have yet: \
                  run in the background without them, and use rocker exec -i for a shell"
             );
+        }
+        // A foreground container gets our stdout and stderr (and stdin
+        // with -i); a detached one gets pipes.
+        if !args.detach {
+            stdio::refuse_paths(args.process.interactive)?;
         }
         let log_max = args
             .log_opt

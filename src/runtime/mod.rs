@@ -20,4 +20,5 @@ pub mod process;
 pub mod reaper;
 pub mod root_emulation;
 pub mod seccomp;
+pub mod stdio;
 pub mod supervise;
