@@ -461,3 +461,19 @@ pub fn install_seccomp_filter(program: &[(u16, u8, u8, u32)]) -> nix::Result<()>
     };
     Errno::result(result).map(drop)
 }
+
+/// Makes the calling process join a new, anonymous session keyring, so it
+/// no longer holds the caller's (keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)).
+pub fn join_new_session_keyring() -> nix::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl with KEYCTL_JOIN_SESSION_KEYRING reads a name pointer,
+    // which NULL means "anonymous"; nothing else is passed or written.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    Errno::result(result).map(drop)
+}

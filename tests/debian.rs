@@ -231,3 +231,42 @@ fn a_published_udp_port_reaches_the_container() {
     let out = wait_output(rocker, Duration::from_secs(10));
     assert_eq!(ok(out), "ping-over-udp");
 }
+
+/// The caller's session keyring is not the container's: a key the caller
+/// holds is not found inside, and a container that adds keys and clears
+/// "its" session keyring (unconfined, so the filter does not stop it)
+/// leaves the caller's as it was. Both sides use perl's syscall().
+#[test]
+fn the_callers_session_keyring_stays_out_of_reach() {
+    let number = |name| rocker::runtime::seccomp::profile::syscall_number(name).unwrap();
+    let (add_key, keyctl) = (number("add_key"), number("keyctl"));
+    // keyctl operations: 1 join a session keyring, 7 clear, 10 search; -3
+    // is the session keyring.
+    // perl passes strings to syscall() as buffers, which must be variables.
+    let inside = format!(
+        "my ($type, $name, $planted, $x) = ('user', 'rocker-host-key', 'planted', 'x'); \
+         my $found = syscall({keyctl}, 10, -3, $type, $name, 0); \
+         print $found < 0 ? \"not found\\n\" : \"found\\n\"; \
+         syscall({add_key}, $type, $planted, $x, 1, -3); \
+         print syscall({keyctl}, 7, -3) == 0 ? \"cleared\\n\" : \"not cleared: $!\\n\";"
+    );
+    let h = harness();
+    let host = format!(
+        "my ($type, $name, $secret) = ('user', 'rocker-host-key', 'host-secret'); \
+         syscall({keyctl}, 1, 0) >= 0 or die \"join: $!\"; \
+         syscall({add_key}, $type, $name, $secret, 11, -3) >= 0 or die \"add_key: $!\"; \
+         system(@ARGV) == 0 or die \"rocker failed: $?\"; \
+         my $found = syscall({keyctl}, 10, -3, $type, $name, 0); \
+         print $found < 0 ? \"host key gone\\n\" : \"host key kept\\n\";"
+    );
+    let mut command = h.command_as_user("/usr/bin/perl");
+    command
+        .args(["-e", &host])
+        .arg(&h.binary)
+        .args(["run", "--rm", "--network", "none"])
+        .args(["--security-opt", "seccomp=unconfined", "--rootfs"])
+        .arg(h.debian_rootfs())
+        .args(["perl", "-e", &inside]);
+    let out = ok(output_within(command, Duration::from_secs(120)));
+    assert_eq!(out, "not found\ncleared\nhost key kept\n", "{out}");
+}

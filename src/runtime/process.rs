@@ -134,6 +134,7 @@ impl Prepared {
 /// The last step before exec: the capabilities a container keeps, no way
 /// to gain more, and no access to this process from the container.
 pub fn restrict_privileges(keep: &CapsHashSet) -> Result<()> {
+    leave_the_callers_keyring()?;
     capabilities::restrict_to(keep)?;
     prctl::set_no_new_privs().context("setting no_new_privs")?;
     // Until exec replaces it, this process is rocker's binary: keep its
@@ -142,6 +143,21 @@ pub fn restrict_privileges(keep: &CapsHashSet) -> Result<()> {
     prctl::set_dumpable(false).context("marking the process non-dumpable")?;
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
     Ok(())
+}
+
+/// The caller's session keyring (Kerberos caches, fscrypt keys) is not the
+/// container's: join a new, empty one, whatever the syscall filter lets
+/// the container do with keys (runc and crun do the same).
+fn leave_the_callers_keyring() -> Result<()> {
+    match sys::join_new_session_keyring() {
+        // A kernel without keys has no keyring to share.
+        Ok(()) | Err(nix::errno::Errno::ENOSYS) => Ok(()),
+        Err(nix::errno::Errno::EDQUOT) => bail!(
+            "joining a new session keyring: your key quota is used up (many containers at \
+             once?); it is /proc/sys/kernel/keys/maxkeys"
+        ),
+        Err(err) => Err(err).context("joining a new session keyring"),
+    }
 }
 
 /// Connects stdio and replaces this process with the command.
