@@ -415,3 +415,43 @@ fn exec_works_in_every_rootfs_mode_with_the_image_config() {
         assert_nothing_left(&data);
     }
 }
+
+/// An image cannot disable `stop` with a StopSignal no one can send: the
+/// run warns and records SIGTERM, and `stop` ends the container (with
+/// SIGKILL after the timeout when the command ignores SIGTERM).
+#[test]
+fn a_bogus_stop_signal_falls_back_to_sigterm_and_stop_still_stops() {
+    let image = busybox("bogus-stop:1", json!({"StopSignal": "SIGBOGUS"}));
+    let data = harness().scratch("bogus-stop-data");
+    let started = rocker(
+        &data,
+        "overlay",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "stubborn",
+            "--network",
+            "none",
+            &image,
+            "sh",
+            "-c",
+            "trap '' TERM; while true; do sleep 1; done",
+        ],
+    );
+    assert!(
+        stderr(&started).contains("StopSignal") && stderr(&started).contains("SIGTERM"),
+        "{}",
+        stderr(&started)
+    );
+    ok(started);
+    let inspect = |name: &str| -> serde_json::Value {
+        let text = ok(rocker(&data, "overlay", &["inspect", name]));
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()[0].clone()
+    };
+    assert_eq!(inspect("stubborn")["Config"]["StopSignal"], "SIGTERM");
+    ok(rocker(&data, "overlay", &["stop", "-t", "1", "stubborn"]));
+    assert_eq!(inspect("stubborn")["State"]["Status"], "exited");
+    assert_eq!(inspect("stubborn")["State"]["ExitCode"], 137);
+    ok(rocker(&data, "overlay", &["rm", "stubborn"]));
+}
