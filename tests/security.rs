@@ -184,3 +184,46 @@ fn a_directory_on_stdio_is_refused() {
     );
     ok(run("", "rm -f stdio-box"));
 }
+
+/// `-h` with a newline would inject lines into /etc/hosts: refused. A
+/// command or name carrying escape sequences reaches `ps` escaped, not as
+/// control sequences to the user's terminal.
+#[test]
+fn hostnames_cannot_inject_and_tables_escape_control_characters() {
+    let h = harness();
+    let out = h.run(&["-h", "box\n10.6.6.6 bank.example", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("invalid hostname"),
+        "{}",
+        stderr(&out)
+    );
+
+    let data = h.scratch("escape-data");
+    let rootfs = h.rootfs.to_string_lossy().to_string();
+    let rocker = |args: &[&str]| {
+        let mut command = h.rocker_in(&data);
+        command.args(args);
+        output_within(command, Duration::from_secs(30))
+    };
+    ok(rocker(&[
+        "run",
+        "-d",
+        "--name",
+        "escaper",
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "\u{1b}[2J\u{1b}]0;owned\u{7} 2>/dev/null; sleep 600",
+    ]));
+    let table = ok(rocker(&["ps"]));
+    assert!(table.contains("\\u{1b}[2J"), "{table:?}");
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "{table:?}"
+    );
+    ok(rocker(&["rm", "-f", "escaper"]));
+}

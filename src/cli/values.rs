@@ -150,6 +150,28 @@ pub fn read_env_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading env file {}", path.display()))
 }
 
+/// A hostname as RFC 1123 has them: dot-separated labels of 1 to 63
+/// letters, digits and hyphens, not starting or ending with a hyphen, 64
+/// characters at most (the kernel's limit). Anything else could inject
+/// lines into the container's /etc/hosts and /etc/hostname.
+pub fn check_hostname(name: &str) -> Result<()> {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 64 || !name.split('.').all(label_ok) {
+        bail!(
+            "invalid hostname {name:?}: up to 64 characters of letters, digits, hyphens and \
+             dots (RFC 1123 labels)"
+        );
+    }
+    Ok(())
+}
+
 /// Checks a path inside the container: absolute, and no NUL bytes.
 pub fn container_path(path: &str, what: &str) -> Result<String> {
     if !path.starts_with('/') || path.contains('\0') {
@@ -285,6 +307,27 @@ mod tests {
         }
         for bad in ["", "=x", "A B=1", "A\0=1"] {
             assert!(parse_env_entry(bad, no_env).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hostnames_are_rfc_1123_labels() {
+        for good in ["box", "web-1", "a.b.c", "0abc", &"x".repeat(63)] {
+            assert!(check_hostname(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a\nb",
+            "evil\n10.0.0.1 bank",
+            "-a",
+            "a-",
+            "a..b",
+            "a b",
+            "a/b",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(check_hostname(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -1,5 +1,7 @@
 //! Text tables as docker prints them: each column as wide as its widest
-//! cell, three spaces apart, the last one unpadded.
+//! cell, three spaces apart, the last one unpadded. Cells come from images
+//! and users (a command, a name): control characters in them are shown
+//! escaped, so none reaches the terminal as a control sequence.
 
 use std::io::Write;
 
@@ -8,6 +10,11 @@ pub fn write_table(
     headers: &[&str],
     rows: &[Vec<String>],
 ) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| printable(cell)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -31,6 +38,20 @@ pub fn write_table(
     Ok(())
 }
 
+/// `text` with its control characters (escape, newline, DEL, C1...)
+/// written as Rust escapes: `\u{1b}`, `\n`.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +68,17 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "ID           NAME\na-long-one   x\nb            y\n"
         );
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_sent() {
+        assert_eq!(printable("sh -c 'ls'"), "sh -c 'ls'");
+        assert_eq!(
+            printable("\u{1b}]0;owned\u{7}x\ny"),
+            "\\u{1b}]0;owned\\u{7}x\\ny"
+        );
+        let mut out = vec![];
+        write_table(&mut out, &["CMD"], &[vec!["\u{1b}[2J".to_string()]]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "CMD\n\\u{1b}[2J\n");
     }
 }

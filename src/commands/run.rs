@@ -487,9 +487,7 @@ fn build_spec(
         .hostname
         .clone()
         .unwrap_or_else(|| id[..12].to_string());
-    if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['\0', '/', ' ']) {
-        bail!("invalid hostname {hostname:?}: up to 64 characters, no spaces or slashes");
-    }
+    options::check_hostname(&hostname)?;
     let env = environment(&args, image, &hostname, &user.home)?;
     let command = command_line(args.entrypoint.as_deref(), image, command)?;
     let image_workdir = image.working_dir.as_deref().filter(|w| !w.is_empty());
