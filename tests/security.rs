@@ -227,3 +227,55 @@ fn hostnames_cannot_inject_and_tables_escape_control_characters() {
     );
     ok(rocker(&["rm", "-f", "escaper"]));
 }
+
+/// The generated /etc files are the container's to write, within bounds:
+/// read-only under --read-only, and too small a tmpfs to fill the runtime
+/// dir (which they come from) otherwise.
+#[test]
+fn generated_etc_files_are_read_only_when_asked_and_capped() {
+    let h = harness();
+    let out = h.run(&[
+        "--read-only",
+        "--network",
+        "none",
+        "sh",
+        "-c",
+        "echo 10.6.6.6 bank >> /etc/hosts",
+    ]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ok(h.run(&[
+        "--network",
+        "none",
+        "sh",
+        "-c",
+        "echo 10.0.0.9 db >> /etc/hosts && tail -1 /etc/hosts; \
+         dd if=/dev/zero of=/etc/resolv.conf bs=1024 count=8192 2>&1 | grep -o 'No space left'; \
+         test $(stat -c %s /etc/resolv.conf) -lt 2097152 && echo capped",
+    ]));
+    assert_eq!(out, "10.0.0.9 db\nNo space left\ncapped\n", "{out}");
+}
+
+/// With the host's network the host's /sys is bound, but not its cgroup
+/// tree: SECURITY.md says the container cannot see the host's cgroups.
+#[test]
+fn the_host_network_does_not_show_the_hosts_cgroups() {
+    let out = ok(harness().run(&[
+        "--network",
+        "host",
+        "sh",
+        "-c",
+        "ls -A /sys/fs/cgroup | wc -l; ls /sys/class/net | grep -c .",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].trim(), "0", "{out}");
+    assert_ne!(
+        lines[1].trim(),
+        "0",
+        "the host's /sys is still there: {out}"
+    );
+}

@@ -76,11 +76,9 @@ impl LiveDir {
     pub fn write_etc_files(&self, spec: &ContainerSpec) -> Result<GeneratedFiles> {
         let host_hosts = std::fs::read_to_string("/etc/hosts").ok();
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").ok();
-        let files = GeneratedFiles {
-            hosts: self.path.join("hosts"),
-            hostname: self.path.join("hostname"),
-            resolv_conf: self.path.join("resolv.conf"),
-        };
+        let files = GeneratedFiles::in_dir(self.path.join("etc"));
+        std::fs::create_dir(&files.dir)
+            .with_context(|| format!("creating {}", files.dir.display()))?;
         let contents = [
             (
                 &files.hosts,

@@ -17,7 +17,7 @@ use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
 use crate::rootfs::backing::container_dir;
 use crate::rootfs::inroot::{self, fd_path, Kind};
-use crate::rootfs::plan::MountOp;
+use crate::rootfs::plan::{GeneratedFiles, MountOp};
 use crate::spec::Rootfs;
 use crate::sys;
 
@@ -28,6 +28,36 @@ const NONE: Option<&str> = None;
 pub fn make_mounts_private() -> Result<()> {
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .context("making the container's mounts private")
+}
+
+/// Room the container has to grow its generated /etc files.
+const GENERATED_FILES_ROOM: usize = 1 << 20;
+
+/// The generated /etc files live in the runtime dir, often a small tmpfs
+/// shared with the user's session: the container must not fill it. They
+/// move onto a tmpfs of their own, a little larger than they are, mounted
+/// over their directory in the container's mount namespace alone (call
+/// after `make_mounts_private`); the binds of the plan then take them
+/// from there.
+pub fn confine_generated_files(files: &GeneratedFiles) -> Result<()> {
+    let mut contents = vec![];
+    for path in files.paths() {
+        let content = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        contents.push((path, content));
+    }
+    let size = contents.iter().map(|(_, c)| c.len()).sum::<usize>() + GENERATED_FILES_ROOM;
+    mount(
+        Some("tmpfs"),
+        &files.dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(format!("size={size},mode=0755").as_str()),
+    )
+    .with_context(|| format!("mounting a tmpfs on {}", files.dir.display()))?;
+    for (path, content) in contents {
+        std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Mounts what the rootfs is made of on its mount point: the kernel

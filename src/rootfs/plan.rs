@@ -93,12 +93,30 @@ pub const READ_ONLY_PATHS: &[&str] = &[
 /// Device nodes bound from the host: an unprivileged user may not mknod.
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-/// The per-container files generated outside the rootfs.
+/// The per-container files generated outside the rootfs, in a directory
+/// of their own (see `mount::confine_generated_files`).
 #[derive(Debug, Clone)]
 pub struct GeneratedFiles {
+    pub dir: PathBuf,
     pub hosts: PathBuf,
     pub hostname: PathBuf,
     pub resolv_conf: PathBuf,
+}
+
+impl GeneratedFiles {
+    /// The files of `dir`.
+    pub fn in_dir(dir: PathBuf) -> GeneratedFiles {
+        GeneratedFiles {
+            hosts: dir.join("hosts"),
+            hostname: dir.join("hostname"),
+            resolv_conf: dir.join("resolv.conf"),
+            dir,
+        }
+    }
+
+    pub fn paths(&self) -> [&PathBuf; 3] {
+        [&self.hosts, &self.hostname, &self.resolv_conf]
+    }
 }
 
 fn filesystem(fstype: &'static str, destination: &str, flags: MsFlags, data: &str) -> MountOp {
@@ -134,14 +152,15 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     let mut user_mounts: Vec<&UserMount> = spec.mounts.iter().collect();
     user_mounts.sort_by_key(|m| m.destination().split('/').filter(|c| !c.is_empty()).count());
     ops.extend(user_mounts.iter().map(|mount| user_mount(mount)));
-    // A volume the user put on one of these files wins over ours.
+    // A volume the user put on one of these files wins over ours. Under
+    // --read-only they are read-only too.
     for (source, destination) in [
         (&files.hosts, "/etc/hosts"),
         (&files.hostname, "/etc/hostname"),
         (&files.resolv_conf, "/etc/resolv.conf"),
     ] {
         if !user_mounts.iter().any(|m| m.destination() == destination) {
-            ops.push(bind(source.clone(), destination, false, false));
+            ops.push(bind(source.clone(), destination, false, spec.read_only));
         }
     }
     // --privileged sees /proc and /sys as the namespace lets it.
@@ -225,6 +244,15 @@ fn sys(spec: &ContainerSpec) -> Vec<MountOp> {
             SECURE | MsFlags::MS_RDONLY,
             "",
         ));
+    } else if spec.network == NetworkMode::Host {
+        // The host's /sys, bound for the host network, would show the
+        // host's cgroup tree: hide it behind an empty read-only tmpfs.
+        ops.push(filesystem(
+            "tmpfs",
+            "/sys/fs/cgroup",
+            SECURE | MsFlags::MS_RDONLY,
+            "size=0,mode=0555",
+        ));
     }
     ops
 }
@@ -281,11 +309,7 @@ mod tests {
     }
 
     fn files() -> GeneratedFiles {
-        GeneratedFiles {
-            hosts: "/run/c/hosts".into(),
-            hostname: "/run/c/hostname".into(),
-            resolv_conf: "/run/c/resolv.conf".into(),
-        }
+        GeneratedFiles::in_dir("/run/c".into())
     }
 
     fn position(ops: &[MountOp], text: &str) -> usize {

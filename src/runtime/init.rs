@@ -15,7 +15,7 @@ use super::process::{
 use super::seccomp::Program;
 use crate::rootfs::backing::mode;
 use crate::rootfs::mount;
-use crate::rootfs::plan::MountOp;
+use crate::rootfs::plan::{GeneratedFiles, MountOp};
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::sys;
 
@@ -24,11 +24,12 @@ use crate::sys;
 pub fn run(
     channel: ChildEnd,
     spec: &ContainerSpec,
+    files: &GeneratedFiles,
     mounts: &[MountOp],
     seccomp: Option<&Program>,
     signals: &SigSet,
 ) -> ! {
-    let prepared = match prepare(&channel, spec, mounts, seccomp) {
+    let prepared = match prepare(&channel, spec, files, mounts, seccomp) {
         Ok(prepared) => prepared,
         Err(err) => fail(&channel, err),
     };
@@ -46,6 +47,7 @@ pub fn run(
 fn prepare(
     channel: &ChildEnd,
     spec: &ContainerSpec,
+    files: &GeneratedFiles,
     mounts: &[MountOp],
     seccomp: Option<&Program>,
 ) -> Result<Prepared> {
@@ -55,7 +57,7 @@ fn prepare(
     channel.wait_for_mapping()?;
 
     become_user(spec.process.user)?;
-    enter_rootfs(channel, spec, mounts)?;
+    enter_rootfs(channel, spec, files, mounts)?;
     sethostname(&spec.hostname).context("setting the hostname")?;
     if spec.network.is_own_namespace() {
         sys::set_loopback_up().context("bringing up the loopback interface")?;
@@ -83,8 +85,14 @@ fn prepare(
 
 /// Mounts the rootfs and its plan and pivots into it. fuse-overlayfs is
 /// the monitor's to start, once the mount point is ready for it.
-fn enter_rootfs(channel: &ChildEnd, spec: &ContainerSpec, mounts: &[MountOp]) -> Result<()> {
+fn enter_rootfs(
+    channel: &ChildEnd,
+    spec: &ContainerSpec,
+    files: &GeneratedFiles,
+    mounts: &[MountOp],
+) -> Result<()> {
     mount::make_mounts_private()?;
+    mount::confine_generated_files(files)?;
     mount::mount_backing(&spec.rootfs, || {
         channel.rootfs_wanted()?;
         channel.wait_for_rootfs_mounted()

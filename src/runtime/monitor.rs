@@ -19,7 +19,7 @@ use crate::host::dirs::Dirs;
 use crate::host::userns;
 use crate::network::slirp::Slirp;
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
-use crate::rootfs::plan::{self, MountOp};
+use crate::rootfs::plan::{self, GeneratedFiles, MountOp};
 use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::logpipes::LogPipes;
 use crate::runtime::seccomp::Program;
@@ -96,13 +96,15 @@ pub fn run(
     if let Some(program) = seccomp {
         live_dir.write_seccomp(&program.to_bytes())?;
     }
-    let mounts = plan::plan(spec, &live_dir.write_etc_files(spec)?);
+    let files = live_dir.write_etc_files(spec)?;
+    let mounts = plan::plan(spec, &files);
     let mut log = match output {
         Output::Inherit => None,
         Output::Log(writer) => Some(LogPipes::new(writer)?),
     };
     let mask = &*held.mask.insert(BlockedSignals::for_supervision()?);
-    let (channel, pid) = clone_container(spec, seccomp, cgroup, &mounts, log.as_mut(), mask)?;
+    let (channel, pid) =
+        clone_container(spec, seccomp, cgroup, &files, &mounts, log.as_mut(), mask)?;
     let container = held.container.insert(Supervised::new(pid));
 
     write_id_maps(pid, spec)?;
@@ -161,6 +163,7 @@ fn clone_container(
     spec: &ContainerSpec,
     seccomp: Option<&Program>,
     cgroup: Option<&ContainerCgroup>,
+    files: &GeneratedFiles,
     mounts: &[MountOp],
     mut log: Option<&mut LogPipes>,
     mask: &BlockedSignals,
@@ -177,7 +180,7 @@ fn clone_container(
                     sys::exit_now(EXIT_ROCKER_FAILED);
                 }
             }
-            init::run(child_end, spec, mounts, seccomp, mask.signals())
+            init::run(child_end, spec, files, mounts, seccomp, mask.signals())
         }
         Ok(Forked::Parent(pid)) => {
             if let Some(log) = log {
