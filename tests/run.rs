@@ -517,3 +517,24 @@ fn network_none_has_loopback_up_and_host_shares_ours() {
     let out = ok(h.run(&["--network", "host", "ls", "/sys/class/net"]));
     assert_eq!(out.lines().count(), host_links, "{out}");
 }
+
+/// What the command starts with whatever the caller had: umask 0022, the
+/// caller's hard limit of open files as its soft one, and no /dev/console
+/// without -t.
+#[test]
+fn the_process_gets_runcs_defaults_not_the_callers() {
+    let h = harness();
+    let mut command = h.command_as_user("/bin/sh");
+    command
+        .args(["-c", "umask 000; ulimit -Sn 256; exec \"$0\" \"$@\""])
+        .arg(&h.binary)
+        .args(["run", "--rm", "--network", "none", "--rootfs"])
+        .arg(&h.rootfs)
+        .args([
+            "sh",
+            "-c",
+            "umask; test $(ulimit -n) = $(ulimit -Hn) && echo raised; test -e /dev/console || echo no-console",
+        ]);
+    let out = ok(output_within(command, Duration::from_secs(30)));
+    assert_eq!(out, "0022\nraised\nno-console\n", "{out}");
+}

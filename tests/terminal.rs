@@ -119,10 +119,16 @@ fn without_i_the_terminal_stays_cooked_and_ctrl_c_is_forwarded() {
 
 #[test]
 fn the_container_gets_its_own_pty_with_our_window_size() {
-    let session = OnTerminal::start(&["-t", "sh", "-c", "tty; stty size; echo $TERM"]);
+    let session = OnTerminal::start(&[
+        "-t",
+        "sh",
+        "-c",
+        "tty; stty size; echo $TERM; echo console > /dev/console",
+    ]);
     let (status, out) = session.finish();
     assert_eq!(status, 0, "{out}");
-    assert_eq!(out, "/dev/pts/0\n33 97\nxterm\n");
+    // /dev/console is the same pty, as runc gives it.
+    assert_eq!(out, "/dev/pts/0\n33 97\nxterm\nconsole\n");
 }
 
 #[test]

@@ -60,6 +60,27 @@ pub fn confine_generated_files(files: &GeneratedFiles) -> Result<()> {
     Ok(())
 }
 
+/// With `-t`: the container's pty as its /dev/console too, as runc has
+/// it. Call after pivoting, while mounts are still allowed: /dev is the
+/// container's own tmpfs, so the path is ours.
+pub fn bind_console(slave: &OwnedFd) -> Result<()> {
+    let console = Path::new("/dev/console");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(console)
+        .context("creating /dev/console")?;
+    mount(
+        Some(fd_path(slave).as_str()),
+        console,
+        NONE,
+        MsFlags::MS_BIND,
+        NONE,
+    )
+    .context("binding the pty on /dev/console")
+}
+
 /// Mounts what the rootfs is made of on its mount point: the kernel
 /// overlay, or fuse-overlayfs's mount, which `await_fuse_mount` waits for
 /// once the mount point is ready for it (someone else starts the helper).

@@ -69,7 +69,11 @@ fn prepare(
     }
     // The pty comes from the container's own devpts, so `tty` inside names it.
     let console = match spec.process.terminal {
-        true => Some(open_console(channel)?),
+        true => {
+            let slave = open_console(channel)?;
+            mount::bind_console(&slave)?;
+            Some(slave)
+        }
         false => None,
     };
     enter_working_directory(&spec.process.cwd, true)?;

@@ -160,6 +160,19 @@ fn leave_the_callers_keyring() -> Result<()> {
     }
 }
 
+/// What the command starts with whatever the caller had, as runc and
+/// podman set it: umask 0022 (the caller's might be 0000, and every file
+/// the container makes would be writable by all), and as many open files
+/// as the caller's hard limit allows (rootless podman raises the soft
+/// limit so; servers need more than 1024).
+fn process_defaults() -> Result<()> {
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("reading RLIMIT_NOFILE")?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).context("raising RLIMIT_NOFILE")?;
+    Ok(())
+}
+
 /// Connects stdio and replaces this process with the command.
 pub fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
     // A new session with no controlling terminal: the command cannot push
@@ -173,6 +186,7 @@ pub fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .context("unblocking signals")?;
     sys::reset_signal_to_default(Signal::SIGPIPE).context("restoring SIGPIPE")?;
+    process_defaults()?;
     // Only 0, 1 and 2 may reach the command (CVE-2024-21626).
     sys::cloexec_from(3).context("closing inherited descriptors")?;
     // Last: from here on only the filter's allowed calls work, and the one
