@@ -536,6 +536,44 @@ fn a_decompression_bomb_stops_at_the_configured_size() {
     assert_no_layers_or_temp_dirs(&data);
 }
 
+/// Layers each under the per-layer limit can still add up: a pull stops
+/// at `max_image_size` for all its layers together.
+#[test]
+fn an_image_stops_at_the_configured_total_size() {
+    let h = harness();
+    let zeros = "\0".repeat(6 << 20);
+    let layer = |name: &str| Layer {
+        tar: oci::tar_of(&[(name, &zeros)]),
+        compression: Compression::Gzip,
+    };
+    let two = push("two-bombs:1", vec![layer("a"), layer("b")], json!({}));
+    let one = push("one-bomb:1", vec![layer("c")], json!({}));
+    let config = h.scratch("image-size-config");
+    std::fs::create_dir_all(config.join("rocker")).unwrap();
+    std::fs::write(
+        config.join("rocker/config.toml"),
+        "[images]\nmax_image_size = \"10M\"\n",
+    )
+    .unwrap();
+    write_registries_conf(&config, &registries_conf(&[&images().registry]));
+    let data = h.scratch("image-size-store");
+    let pull = |image: &str| {
+        let mut command = h.rocker_in(&data);
+        command
+            .env("XDG_CONFIG_HOME", &config)
+            .args(["pull", "-q", image]);
+        output_within(command, Duration::from_secs(60))
+    };
+    let output = pull(&two);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("decompress to more than 10485760 bytes together"),
+        "{}",
+        stderr(&output)
+    );
+    ok(pull(&one));
+}
+
 /// A failed pull leaves the store without layers and without temp dirs.
 fn assert_no_layers_or_temp_dirs(data: &std::path::Path) {
     for dir in ["rocker/layers", "rocker/tmp"] {

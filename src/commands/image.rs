@@ -70,7 +70,7 @@ pub fn pull_command(args: PullArgs) -> Result<i32> {
     let reference = Reference::parse(&args.reference)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let config = crate::host::config::Config::load(&context.dirs.config)?;
-    let options = PullOptions::new(platform, args.quiet, config.max_layer_size()?);
+    let options = PullOptions::new(platform, args.quiet, &config)?;
     let record = pull(
         &context.store,
         &context.registry(),

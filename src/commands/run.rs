@@ -443,7 +443,7 @@ fn find_or_pull(
             if !quiet {
                 eprintln!("Pulling {reference}");
             }
-            let options = PullOptions::new(None, quiet, config.max_layer_size()?);
+            let options = PullOptions::new(None, quiet, config)?;
             pull(
                 &context.store,
                 &context.registry(),

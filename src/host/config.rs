@@ -3,6 +3,7 @@
 //! ```toml
 //! [images]
 //! max_layer_size = "64G"   # the most a layer may decompress to
+//! max_image_size = "256G"  # the most one pull's layers may, all together
 //!
 //! [storage]
 //! rootfs = "overlay"       # or "fuse-overlayfs" or "copy"; default: probed
@@ -37,6 +38,8 @@ pub struct StorageConfig {
 pub struct ImagesConfig {
     /// A size such as "64G"; a decompression bomb stops here.
     pub max_layer_size: Option<String>,
+    /// The same for all the layers one pull brings in.
+    pub max_image_size: Option<String>,
 }
 
 /// How containers built from images get their root file system (see
@@ -71,6 +74,7 @@ impl fmt::Display for RootfsMode {
 }
 
 pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
+pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 256 << 30;
 
 impl Config {
     /// Reads `config.toml` in rocker's config dir; defaults when absent.
@@ -88,6 +92,13 @@ impl Config {
         match &self.images.max_layer_size {
             Some(text) => parse_size(text).context("[images] max_layer_size in config.toml"),
             None => Ok(DEFAULT_MAX_LAYER_SIZE),
+        }
+    }
+
+    pub fn max_image_size(&self) -> Result<u64> {
+        match &self.images.max_image_size {
+            Some(text) => parse_size(text).context("[images] max_image_size in config.toml"),
+            None => Ok(DEFAULT_MAX_IMAGE_SIZE),
         }
     }
 }

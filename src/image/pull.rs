@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Read};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
@@ -24,6 +25,7 @@ use super::manifest::{
 use super::reference::Reference;
 use super::store::{ImageRecord, LayerRecord, Store};
 use crate::error::StatusError;
+use crate::host::config::Config;
 
 /// At most this many layers download at once.
 const PARALLEL_LAYERS: usize = 4;
@@ -34,15 +36,49 @@ pub struct PullOptions {
     pub progress: bool,
     /// The largest a layer may grow when decompressed.
     pub max_layer_size: u64,
+    /// The largest all the layers of one pull may grow, together.
+    pub max_image_size: u64,
 }
 
 impl PullOptions {
-    pub fn new(platform: Option<Platform>, quiet: bool, max_layer_size: u64) -> PullOptions {
-        PullOptions {
+    pub fn new(platform: Option<Platform>, quiet: bool, config: &Config) -> Result<PullOptions> {
+        Ok(PullOptions {
             platform: platform.unwrap_or_else(Platform::host),
             progress: !quiet && std::io::stderr().is_terminal(),
-            max_layer_size,
+            max_layer_size: config.max_layer_size()?,
+            max_image_size: config.max_image_size()?,
+        })
+    }
+}
+
+/// The decompressed bytes the layers of one pull have produced so far,
+/// shared by the layers that download at once.
+struct ImageBudget<'a> {
+    used: &'a AtomicU64,
+    limit: u64,
+}
+
+impl ImageBudget<'_> {
+    fn exceeded(&self) -> bool {
+        self.used.load(Ordering::Relaxed) > self.limit
+    }
+}
+
+/// A layer's stream, counted against the image's budget: reading past it
+/// is an error.
+struct Budgeted<'a, R> {
+    inner: R,
+    budget: &'a ImageBudget<'a>,
+}
+
+impl<R: Read> Read for Budgeted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.budget.used.fetch_add(n as u64, Ordering::Relaxed);
+        if self.budget.exceeded() {
+            return Err(std::io::Error::other("the image is over its size limit"));
         }
+        Ok(n)
     }
 }
 
@@ -205,6 +241,11 @@ fn fetch_layers(
             let _ = bars.println(format!("{}: already present", diff_id.short()));
         }
     }
+    let used = AtomicU64::new(0);
+    let budget = ImageBudget {
+        used: &used,
+        limit: options.max_image_size,
+    };
     let workers = missing.len().min(PARALLEL_LAYERS);
     let queue = Mutex::new(missing);
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
@@ -222,9 +263,9 @@ fn fetch_layers(
                     store,
                     registry,
                     endpoint,
-                    descriptor,
-                    diff_id,
+                    (descriptor, diff_id),
                     options,
+                    &budget,
                     bar.as_ref(),
                 )
                 .with_context(|| format!("layer {}", descriptor.digest));
@@ -263,9 +304,9 @@ fn fetch_layer(
     store: &Store,
     registry: &Registry,
     endpoint: &Endpoint,
-    descriptor: &Descriptor,
-    diff_id: &Digest,
+    (descriptor, diff_id): (&Descriptor, &Digest),
     options: &PullOptions,
+    budget: &ImageBudget<'_>,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<()> {
     let compression = manifest::layer_compression(&descriptor.media_type)?;
@@ -302,7 +343,7 @@ fn fetch_layer(
                 .context("reading the end of the blob")?;
             Ok(Some(compressed.finish()))
         });
-        let unpacked = unpack_layer(tar_stream, temp.path(), descriptor, options);
+        let unpacked = unpack_layer(tar_stream, temp.path(), descriptor, options, budget);
         let blob = producer
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the download thread panicked")));
@@ -333,10 +374,20 @@ fn unpack_layer(
     root: &std::path::Path,
     descriptor: &Descriptor,
     options: &PullOptions,
+    budget: &ImageBudget<'_>,
 ) -> Result<(Digest, u64)> {
+    let stream = Budgeted {
+        inner: stream,
+        budget,
+    };
     let mut tar = VerifyingReader::new(stream, options.max_layer_size);
     let summary = match extract::unpack(&mut tar, root, &Limits::default()) {
         Ok(summary) => summary,
+        Err(_) if budget.exceeded() => bail!(
+            "the image's layers decompress to more than {} bytes together; if that is \
+             genuine, raise [images] max_image_size in $XDG_CONFIG_HOME/rocker/config.toml",
+            options.max_image_size
+        ),
         Err(_) if tar.bytes_read() > options.max_layer_size => bail!(
             "the layer decompresses to more than {} bytes; if that is genuine, raise \
              [images] max_layer_size in $XDG_CONFIG_HOME/rocker/config.toml",
