@@ -574,6 +574,71 @@ fn an_image_stops_at_the_configured_total_size() {
     ok(pull(&one));
 }
 
+/// A directory entry of `depth` levels (`d/d/.../d/`).
+fn deep_dir_entry(builder: &mut tar::Builder<Vec<u8>>, depth: usize) {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    header.set_mode(0o755);
+    builder
+        .append_data(&mut header, "d/".repeat(depth), &b""[..])
+        .unwrap();
+}
+
+/// `rocker pull IMAGE` in its own store under /usr/bin/time: its peak RSS
+/// in KiB and its CPU seconds (user and system), counters that a loaded
+/// machine does not skew as it skews wall time.
+fn pull_counted(name: &str, image: &str) -> (u64, f64) {
+    require("/usr/bin/time", "time");
+    let h = harness();
+    let data = h.scratch(name);
+    let mut command = h.command_as_user("/usr/bin/time");
+    command
+        .env("XDG_DATA_HOME", &data)
+        .args(["-f", "counted %M %U %S"])
+        .arg(&h.binary)
+        .args(["pull", "-q", image]);
+    let output = output_within(command, Duration::from_secs(300));
+    let text = stderr(&output);
+    assert_eq!(code(&output), 0, "{text}");
+    let counted = text
+        .lines()
+        .find_map(|l| l.strip_prefix("counted "))
+        .unwrap();
+    let fields: Vec<&str> = counted.split_whitespace().collect();
+    let rss: u64 = fields[0].parse().unwrap();
+    let cpu: f64 = fields[1].parse::<f64>().unwrap() + fields[2].parse::<f64>().unwrap();
+    (rss, cpu)
+}
+
+/// Deep directories, repeated or nested, cost in proportion to the layer:
+/// one 2000-level directory listed 3000 times, and a chain of 2000 nested
+/// directories, each a few tens of KiB compressed.
+#[test]
+fn deep_directory_bombs_cost_in_proportion_to_the_layer() {
+    let mut repeated = tar::Builder::new(Vec::new());
+    for _ in 0..3000 {
+        deep_dir_entry(&mut repeated, 2000);
+    }
+    let mut chain = tar::Builder::new(Vec::new());
+    for depth in 1..=2000 {
+        deep_dir_entry(&mut chain, depth);
+    }
+    for (name, builder) in [("repeated-deep-dir", repeated), ("deep-chain", chain)] {
+        let image = push(
+            &format!("{name}:1"),
+            vec![Layer {
+                tar: builder.into_inner().unwrap(),
+                compression: Compression::Gzip,
+            }],
+            json!({}),
+        );
+        let (rss_kib, cpu_seconds) = pull_counted(&format!("{name}-store"), &image);
+        assert!(rss_kib < 150 * 1024, "{name}: {rss_kib} KiB at its peak");
+        assert!(cpu_seconds < 10.0, "{name}: {cpu_seconds} s of CPU");
+    }
+}
+
 /// A failed pull leaves the store without layers and without temp dirs.
 fn assert_no_layers_or_temp_dirs(data: &std::path::Path) {
     for dir in ["rocker/layers", "rocker/tmp"] {

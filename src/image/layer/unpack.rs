@@ -8,6 +8,7 @@
 //! 0/0 character device (which an unprivileged user may create) and
 //! `.wh..wh..opq` the `user.overlay.opaque` xattr on its directory.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -19,7 +20,8 @@ use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{
-    fchmodat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
+    fchmod, fchmodat, futimens, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
+    UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, symlinkat, unlinkat, UnlinkatFlags};
@@ -96,40 +98,49 @@ fn join(parts: &[PathBuf]) -> PathBuf {
 /// The directory `parts` names, created (0755) where missing. Refuses to
 /// pass through a symlink or a non-directory.
 fn directory(root: &OwnedFd, parts: &[PathBuf]) -> Result<OwnedFd> {
-    let mut current = openat2(root, ".", beneath(OFlag::O_PATH | OFlag::O_DIRECTORY))?;
-    for part in parts {
-        match mkdirat(&current, part.as_path(), Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(err) => return Err(err).with_context(|| format!("creating {}", part.display())),
-        }
-        let next = openat2(
-            &current,
-            part.as_path(),
+    // Mostly it exists (an earlier entry made it): one lookup in the
+    // kernel, however deep, instead of a step per level (a layer of
+    // thousand-level paths must cost in proportion to its size).
+    if !parts.is_empty() {
+        if let Ok(fd) = openat2(
+            root,
+            &join(parts),
             beneath(OFlag::O_PATH | OFlag::O_DIRECTORY),
-        );
-        current = match next {
-            Ok(fd) => fd,
-            Err(err) => {
-                let is_link =
-                    nix::sys::stat::fstatat(&current, part.as_path(), AtFlags::AT_SYMLINK_NOFOLLOW)
-                        .is_ok_and(|st| {
-                            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
-                        });
-                let why = match (is_link, err) {
-                    (true, _) | (_, Errno::ELOOP) | (_, Errno::EXDEV) => {
-                        "is a symbolic link".to_string()
-                    }
-                    (_, Errno::ENOTDIR) => "is not a directory".to_string(),
-                    (_, other) => other.to_string(),
-                };
-                bail!(
-                    "{} {why}; refusing to write through it",
-                    join(parts).display()
-                );
-            }
-        };
+        ) {
+            return Ok(fd);
+        }
+    }
+    let mut current = openat2(root, ".", beneath(OFlag::O_PATH | OFlag::O_DIRECTORY))?;
+    for (depth, part) in parts.iter().enumerate() {
+        current = subdirectory(&current, part, || join(&parts[..=depth]))?;
     }
     Ok(current)
+}
+
+/// The directory `name` in `parent`, created (0755) where missing; `path`
+/// names it for messages. Refuses a symlink or a non-directory there.
+fn subdirectory(parent: &OwnedFd, name: &Path, path: impl Fn() -> PathBuf) -> Result<OwnedFd> {
+    match mkdirat(parent, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(err) => return Err(err).with_context(|| format!("creating {}", path().display())),
+    }
+    match openat2(parent, name, beneath(OFlag::O_PATH | OFlag::O_DIRECTORY)) {
+        Ok(fd) => Ok(fd),
+        Err(err) => {
+            let is_link = nix::sys::stat::fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| {
+                    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
+                });
+            let why = match (is_link, err) {
+                (true, _) | (_, Errno::ELOOP) | (_, Errno::EXDEV) => {
+                    "is a symbolic link".to_string()
+                }
+                (_, Errno::ENOTDIR) => "is not a directory".to_string(),
+                (_, other) => other.to_string(),
+            };
+            bail!("{} {why}; refusing to write through it", path().display());
+        }
+    }
 }
 
 /// The directory of the previous entry, kept open: tar lists a directory's
@@ -190,7 +201,7 @@ pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
         root: root_fd,
         limits,
         parents: ParentCache::default(),
-        directories: vec![],
+        directories: HashMap::new(),
         summary: Summary::default(),
     };
     let mut archive = tar::Archive::new(HeaderGuard::new(tar));
@@ -201,9 +212,8 @@ pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
     Ok(unpacker.summary)
 }
 
-/// A directory whose mode and time wait for the end of the layer.
+/// A directory's mode and time, which wait for the end of the layer.
 struct PendingDirectory {
-    parts: Vec<PathBuf>,
     mode: u32,
     mtime: i64,
 }
@@ -213,7 +223,9 @@ struct Unpacker<'a> {
     root: OwnedFd,
     limits: &'a Limits,
     parents: ParentCache,
-    directories: Vec<PendingDirectory>,
+    /// By path below the layer root: a directory listed again takes the
+    /// later entry's mode and time, and costs no more memory.
+    directories: HashMap<PathBuf, PendingDirectory>,
     summary: Summary,
 }
 
@@ -268,14 +280,10 @@ impl Unpacker<'_> {
         let created = match header.entry_type() {
             tar::EntryType::Directory => {
                 clear(&place.parent, &place.name, true)?;
-                let mut dir_parts = parent_parts.to_vec();
-                dir_parts.push(PathBuf::from(&place.name));
-                directory(&self.root, &dir_parts)?;
-                self.directories.push(PendingDirectory {
-                    parts: dir_parts,
-                    mode,
-                    mtime,
-                });
+                let path = join(parent_parts).join(&place.name);
+                subdirectory(&place.parent, Path::new(&place.name), || path.clone())?;
+                self.directories
+                    .insert(path, PendingDirectory { mode, mtime });
                 Created::Done
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -438,33 +446,31 @@ impl Unpacker<'_> {
     }
 
     /// The directories' modes and times, deepest first, so setting a
-    /// parent's time is not undone by its child.
+    /// parent's time is not undone by its child. Each is opened from the
+    /// root in one lookup; one a later entry replaced is skipped.
     fn finish_directories(&mut self) -> Result<()> {
-        let mut directories = std::mem::take(&mut self.directories);
-        directories.sort_by_key(|dir| std::cmp::Reverse(dir.parts.len()));
-        for dir in directories {
-            let Some((name, parent_parts)) = dir.parts.split_last() else {
-                continue;
+        let mut directories: Vec<(PathBuf, PendingDirectory)> =
+            std::mem::take(&mut self.directories).into_iter().collect();
+        directories.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+        for (path, dir) in directories {
+            let fd = match openat2(
+                &self.root,
+                &path,
+                beneath(OFlag::O_RDONLY | OFlag::O_DIRECTORY),
+            ) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT | Errno::ENOTDIR) => continue,
+                Err(err) => return Err(err).with_context(|| format!("opening {}", path.display())),
             };
-            let parent = directory(&self.root, parent_parts)?;
             // The owner keeps write and search access, or the store could
             // not remove the layer later; the container sees the caller as
             // owner.
             let mode = dir.mode | 0o700;
-            fchmodat(
-                &parent,
-                name.as_path(),
-                Mode::from_bits_truncate(mode as _),
-                FchmodatFlags::FollowSymlink,
-            )?;
+            fchmod(&fd, Mode::from_bits_truncate(mode as _))
+                .with_context(|| format!("setting the mode of {}", path.display()))?;
             let time = TimeSpec::new(dir.mtime, 0);
-            utimensat(
-                &parent,
-                name.as_path(),
-                &time,
-                &time,
-                UtimensatFlags::FollowSymlink,
-            )?;
+            futimens(&fd, &time, &time)
+                .with_context(|| format!("setting the time of {}", path.display()))?;
         }
         Ok(())
     }
