@@ -305,7 +305,15 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         layers.push(generated::apt_sandbox_layer(context.store.root())?);
     }
 
-    let choice = mode::choose(dirs, &config)?;
+    let chosen = mode::choose(dirs, &config)?;
+    let host_mode = chosen.mode;
+    let choice = mode::for_layers(chosen, layers.len());
+    if choice.mode != host_mode {
+        eprintln!(
+            "rocker: using {} for this container: {}",
+            choice.mode, choice.reason
+        );
+    }
     if choice.mode == RootfsMode::Copy {
         eprintln!(
             "rocker: warning: copying the image for this container, which is slow: {}",
@@ -351,7 +359,11 @@ fn runs_as_root(user: Option<&str>) -> bool {
     matches!(name, "" | "0" | "root")
 }
 
-/// The store's directories of `record`'s layers, bottom first.
+/// The store's directories of `record`'s layers, bottom first, each once.
+/// A layer listed twice is kept where it is topmost: that occurrence
+/// shadows or hides everything the lower one would (its files, whiteouts
+/// and opaque directories apply over all below it), so the merged tree is
+/// the same, and overlayfs refuses a lower dir twice.
 fn layers_of(context: &ImageContext, record: &ImageRecord) -> Result<Vec<PathBuf>> {
     let mut layers = vec![];
     for layer in &record.layers {
@@ -364,7 +376,19 @@ fn layers_of(context: &ImageContext, record: &ImageRecord) -> Result<Vec<PathBuf
         }
         layers.push(context.store.layer_path(&layer.diff_id));
     }
-    Ok(layers)
+    Ok(topmost_once(layers))
+}
+
+/// `layers` (bottom first) with each kept only where it is topmost.
+fn topmost_once(layers: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<PathBuf> = layers
+        .into_iter()
+        .rev()
+        .filter(|layer| seen.insert(layer.clone()))
+        .collect();
+    kept.reverse();
+    kept
 }
 
 /// The root of a container over `layers` (bottom first) in `mode`, whose
@@ -656,6 +680,16 @@ fn looks_like_a_number(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_layer_is_kept_where_it_is_topmost() {
+        let paths = |names: &[&str]| names.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert_eq!(
+            topmost_once(paths(&["a", "b", "a", "c", "b"])),
+            paths(&["a", "c", "b"])
+        );
+        assert_eq!(topmost_once(paths(&["a", "b"])), paths(&["a", "b"]));
+    }
 
     #[test]
     fn entrypoint_and_cmd_combine_as_docker_combines_them() {

@@ -87,6 +87,33 @@ fn best_mode(overlay: Check, fuse: Check) -> Choice {
     }
 }
 
+/// The most lower layers the kernel's overlayfs stacks (OVL_MAX_STACK).
+pub const KERNEL_OVERLAY_MAX_LAYERS: usize = 500;
+
+/// The mode for an image of `layers` layers: `choice`, unless that is the
+/// kernel overlay and the image has more layers than it stacks; then
+/// fuse-overlayfs when it is usable, else a copy, and why.
+pub fn for_layers(choice: Choice, layers: usize) -> Choice {
+    if choice.mode != RootfsMode::Overlay || layers <= KERNEL_OVERLAY_MAX_LAYERS {
+        return choice;
+    }
+    let why = format!(
+        "the image has {layers} layers and the kernel overlay stacks at most \
+         {KERNEL_OVERLAY_MAX_LAYERS}"
+    );
+    let fuse = fuse_overlayfs_usable();
+    match fuse.ok {
+        true => Choice {
+            mode: RootfsMode::FuseOverlayfs,
+            reason: why,
+        },
+        false => Choice {
+            mode: RootfsMode::Copy,
+            reason: format!("{why}, and fuse-overlayfs is unavailable ({})", fuse.detail),
+        },
+    }
+}
+
 /// The mode for this run: forced, cached from an earlier probe, or probed
 /// now (and cached).
 pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
