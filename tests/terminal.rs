@@ -234,3 +234,88 @@ fn exec_it_gives_an_interactive_shell_in_a_running_container() {
     rm.args(["rm", "-f", name]);
     ok(output_within(rm, Duration::from_secs(60)));
 }
+
+/// Without -t the container never holds our terminal: its stdio are pipes
+/// the monitor relays (output in order, end of file passed on), so it
+/// cannot turn off our echo or resize our window, and its status comes
+/// back unchanged.
+#[test]
+fn without_t_the_terminal_is_relayed_not_handed_over() {
+    let mut session = OnTerminal::start(&[
+        "-i",
+        "sh",
+        "-c",
+        "for fd in 0 1 2; do test -t $fd && echo holds-our-terminal-$fd; done; \
+         stty -echo 2>/dev/null || echo stty-refused; \
+         echo first; echo second >&2; echo ready; read line; echo got-$line; exit 7",
+    ]);
+    session.wait_for("ready");
+    let before = tcgetattr(&session.slave).unwrap();
+    assert!(
+        before
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ECHO),
+        "the container turned off our terminal's echo"
+    );
+    session.type_bytes(b"hello\n");
+    let (status, out) = session.finish();
+    assert_eq!(status, 7, "{out}");
+    assert!(
+        !out.contains("holds-our-terminal"),
+        "the container got our terminal: {out}"
+    );
+    assert!(out.contains("stty-refused"), "{out}");
+    assert!(out.contains("first\n") && out.contains("second\n"), "{out}");
+    assert!(out.contains("got-hello"), "{out}");
+}
+
+/// End of file typed on our terminal (Ctrl-D) reaches the container, also
+/// through --init's reaper.
+#[test]
+fn without_t_end_of_file_on_the_terminal_reaches_the_container() {
+    let mut session =
+        OnTerminal::start(&["-i", "--init", "sh", "-c", "echo ready; cat; echo done-$?"]);
+    session.wait_for("ready");
+    session.type_bytes(b"typed\n");
+    session.wait_for("typed\ntyped");
+    session.type_bytes(b"\x04");
+    let (status, out) = session.finish();
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("done-0"), "{out}");
+}
+
+/// `exec` without -t relays our terminal too.
+#[test]
+fn exec_without_t_relays_the_terminal_too() {
+    let h = harness();
+    let rootfs = h.rootfs.to_string_lossy().to_string();
+    let mut run = h.rocker();
+    run.args([
+        "run",
+        "-d",
+        "--name",
+        "relayed",
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs,
+        "sleep",
+        "600",
+    ]);
+    ok(output_within(run, Duration::from_secs(30)));
+    let session = OnTerminal::rocker(&[
+        "exec",
+        "-i",
+        "relayed",
+        "sh",
+        "-c",
+        "for fd in 0 1 2; do test -t $fd && echo holds-our-terminal-$fd; done; echo checked",
+    ]);
+    let (status, out) = session.finish();
+    let mut rm = h.rocker();
+    rm.args(["rm", "-f", "relayed"]);
+    ok(output_within(rm, Duration::from_secs(30)));
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("checked"), "{out}");
+    assert!(!out.contains("holds-our-terminal"), "{out}");
+}

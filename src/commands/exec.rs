@@ -13,6 +13,7 @@ use crate::cli::values as options;
 use crate::commands::container::running;
 use crate::container::live_dir;
 use crate::container::record::{ContainerRecord, Containers};
+use crate::error::EXIT_ROCKER_FAILED;
 use crate::host::dirs::Dirs;
 use crate::runtime::capabilities;
 use crate::runtime::channel;
@@ -21,6 +22,7 @@ use crate::runtime::namespaces;
 use crate::runtime::seccomp::profile::parse_capability;
 use crate::runtime::seccomp::Program;
 use crate::runtime::stdio;
+use crate::runtime::stdio_pipes::StdioPipes;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::spec::ProcessSpec;
 use crate::spec::{Environment, UserSpec};
@@ -68,26 +70,44 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
     };
 
     let (channel, child_end) = channel::pair()?;
+    // Without -t, the command must not hold our terminal.
+    let mut pipes = match spec.process.terminal {
+        true => None,
+        false => StdioPipes::for_terminals(spec.process.stdin)?,
+    };
     // The joining process forwards them to the command too.
     let mask = BlockedSignals::for_supervision()?;
     let pid = match sys::fork().context("forking to join the container")? {
         Forked::Child => {
             drop(channel);
+            if let Some(pipes) = pipes.as_mut() {
+                if let Err(err) = pipes.become_stdio() {
+                    let _ = child_end.failed(EXIT_ROCKER_FAILED, format!("{err:#}"));
+                    sys::exit_now(EXIT_ROCKER_FAILED);
+                }
+            }
             join::run(child_end, &spec, mask.signals())
         }
         Forked::Parent(pid) => pid,
     };
     drop(child_end);
+    if let Some(pipes) = pipes.as_mut() {
+        pipes.close_container_ends();
+    }
     let mut joined = Supervised::new(pid);
-    supervise::run_to_exit(
+    let status = supervise::run_to_exit(
         &channel,
         &mut joined,
         mask.signals(),
         spec.process.terminal,
         spec.process.stdin,
-        None,
+        pipes.as_mut(),
         &mut || Ok(()),
-    )
+    )?;
+    if let Some(pipes) = pipes.as_mut() {
+        pipes.drain();
+    }
+    Ok(status)
 }
 
 /// The container's namespaces. With `--network host` that includes no

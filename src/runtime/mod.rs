@@ -2,7 +2,7 @@
 //! parent side (`monitor`) clones it and watches it, and the container
 //! side (`init`) sets it up and execs its command; `join` is `exec`'s
 //! way into a running one. They share `process` (the last steps before
-//! exec), `channel` (their handshake), `supervise`, `console`, `logpipes`
+//! exec), `channel` (their handshake), `supervise`, `console`, `stdio_pipes`
 //! and `reaper` (signals, terminal, logs, `--init`), `namespaces` and
 //! `capabilities`.
 
@@ -12,7 +12,6 @@ pub mod console;
 pub mod init;
 pub mod join;
 pub mod launch;
-pub mod logpipes;
 pub mod monitor;
 pub mod namespaces;
 pub mod path_lookup;
@@ -21,4 +20,5 @@ pub mod reaper;
 pub mod root_emulation;
 pub mod seccomp;
 pub mod stdio;
+pub mod stdio_pipes;
 pub mod supervise;

@@ -21,8 +21,8 @@ use crate::network::slirp::Slirp;
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan::{self, GeneratedFiles, MountOp};
 use crate::runtime::channel::{self, ParentEnd};
-use crate::runtime::logpipes::LogPipes;
 use crate::runtime::seccomp::Program;
+use crate::runtime::stdio_pipes::StdioPipes;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::runtime::{init, namespaces};
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
@@ -99,8 +99,10 @@ pub fn run(
     let files = live_dir.write_etc_files(spec)?;
     let mounts = plan::plan(spec, &files);
     let mut log = match output {
-        Output::Inherit => None,
-        Output::Log(writer) => Some(LogPipes::new(writer)?),
+        // Without -t, the container must not hold our terminal.
+        Output::Inherit if spec.process.terminal => None,
+        Output::Inherit => StdioPipes::for_terminals(spec.process.stdin)?,
+        Output::Log(writer) => Some(StdioPipes::to_log(writer)?),
     };
     let mask = &*held.mask.insert(BlockedSignals::for_supervision()?);
     let (channel, pid) =
@@ -165,7 +167,7 @@ fn clone_container(
     cgroup: Option<&ContainerCgroup>,
     files: &GeneratedFiles,
     mounts: &[MountOp],
-    mut log: Option<&mut LogPipes>,
+    mut log: Option<&mut StdioPipes>,
     mask: &BlockedSignals,
 ) -> Result<(ParentEnd, Pid)> {
     let cgroup_fd = cgroup.map(ContainerCgroup::open_leaf).transpose()?;
@@ -184,7 +186,7 @@ fn clone_container(
         }
         Ok(Forked::Parent(pid)) => {
             if let Some(log) = log {
-                log.close_write_ends();
+                log.close_container_ends();
             }
             Ok((channel, pid))
         }

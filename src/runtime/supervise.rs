@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use crate::error::wait_status_to_exit_code;
 use crate::runtime::channel::ParentEnd;
 use crate::runtime::console::Console;
-use crate::runtime::logpipes::LogPipes;
+use crate::runtime::stdio_pipes::StdioPipes;
 
 /// Signals that, sent to `rocker run` or `rocker exec`, are meant for the
 /// container's process.
@@ -37,7 +37,7 @@ pub fn run_to_exit(
     signals: &SigSet,
     terminal: bool,
     forward_input: bool,
-    log: Option<&mut LogPipes>,
+    log: Option<&mut StdioPipes>,
     started: &mut dyn FnMut() -> Result<()>,
 ) -> Result<i32> {
     let mut console = match terminal {
@@ -68,7 +68,7 @@ fn supervise(
     signal_fd: &SignalFd,
     console: Option<&Console>,
     forward_input: bool,
-    mut log: Option<&mut LogPipes>,
+    mut log: Option<&mut StdioPipes>,
 ) -> Result<i32> {
     let mut output_open = console.is_some();
     let mut input_open = console.is_some() && forward_input;

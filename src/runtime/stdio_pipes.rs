@@ -1,0 +1,209 @@
+//! The pipes between a container and where its stdio really goes: a
+//! detached container's stdout and stderr into its log, and, without
+//! `-t`, the caller's terminal, which a container must never hold (with it
+//! the container could change the caller's terminal settings and window
+//! size, or push input into it). docker and podman never hand the
+//! caller's tty to a container that did not ask for one with `-t`.
+//!
+//! The container holds the only write ends of its output pipes (and the
+//! only read end of its input pipe), so the monitor reads end of file once
+//! every process of the container is gone.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::pipe2;
+
+use crate::container::logfile::{LogWriter, Stream};
+use crate::util::wait;
+
+/// Where the container's output goes.
+enum Sink {
+    Log(LogWriter),
+    /// The caller's own stdout and stderr.
+    Caller,
+}
+
+/// One output stream's pipe: our read end, and the container's write end
+/// until the clone.
+struct OutputPipe {
+    stream: Stream,
+    read: Option<OwnedFd>,
+    write: Option<OwnedFd>,
+}
+
+pub struct StdioPipes {
+    sink: Sink,
+    outputs: Vec<OutputPipe>,
+    /// The relayed stdin: the container's read end until the clone, and
+    /// ours, which a thread fills from our stdin once the container runs.
+    input: Option<(Option<OwnedFd>, Option<OwnedFd>)>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    pipe2(OFlag::O_CLOEXEC).context("creating a pipe for the container's stdio")
+}
+
+fn is_terminal(fd: impl AsFd) -> bool {
+    nix::unistd::isatty(fd).unwrap_or(false)
+}
+
+impl StdioPipes {
+    /// A detached container's stdout and stderr, into its log.
+    pub fn to_log(writer: LogWriter) -> Result<StdioPipes> {
+        StdioPipes::new(Sink::Log(writer), &[Stream::Stdout, Stream::Stderr], false)
+    }
+
+    /// A foreground container without `-t`: each of our stdout and stderr
+    /// that is a terminal is relayed through a pipe, and so is stdin when
+    /// it is passed (`-i`) and is one. None when nothing is a terminal.
+    pub fn for_terminals(pass_stdin: bool) -> Result<Option<StdioPipes>> {
+        let mut streams = vec![];
+        if is_terminal(std::io::stdout()) {
+            streams.push(Stream::Stdout);
+        }
+        if is_terminal(std::io::stderr()) {
+            streams.push(Stream::Stderr);
+        }
+        let input = pass_stdin && is_terminal(std::io::stdin());
+        if streams.is_empty() && !input {
+            return Ok(None);
+        }
+        StdioPipes::new(Sink::Caller, &streams, input).map(Some)
+    }
+
+    fn new(sink: Sink, streams: &[Stream], input: bool) -> Result<StdioPipes> {
+        let mut outputs = vec![];
+        for stream in streams {
+            let (read, write) = pipe()?;
+            // Only our end is non-blocking: the container's writes block
+            // as they would on a terminal.
+            nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .context("setting up the container's output pipe")?;
+            outputs.push(OutputPipe {
+                stream: *stream,
+                read: Some(read),
+                write: Some(write),
+            });
+        }
+        let input = match input {
+            true => {
+                let (read, write) = pipe()?;
+                Some((Some(read), Some(write)))
+            }
+            false => None,
+        };
+        Ok(StdioPipes {
+            sink,
+            outputs,
+            input,
+        })
+    }
+
+    /// In the container's process: the pipes become its fds 0, 1 and 2,
+    /// and it keeps none of the monitor's ends (an `--init` reaper that
+    /// held the input's write end would keep the command from ever reading
+    /// end of file).
+    pub fn become_stdio(&mut self) -> Result<()> {
+        if let Some((_, write)) = &mut self.input {
+            *write = None;
+        }
+        for output in &mut self.outputs {
+            output.read = None;
+            let write = output.write.take().context("the output pipe is gone")?;
+            match output.stream {
+                Stream::Stdout => nix::unistd::dup2_stdout(&write),
+                Stream::Stderr => nix::unistd::dup2_stderr(&write),
+            }
+            .context("connecting the output pipe")?;
+        }
+        if let Some((read, _)) = &mut self.input {
+            let read = read.take().context("the input pipe is gone")?;
+            nix::unistd::dup2_stdin(&read).context("connecting the input pipe")?;
+        }
+        Ok(())
+    }
+
+    /// In the monitor, once the container holds its ends: drop ours of
+    /// them, and start copying our stdin into the input pipe. A thread does
+    /// that, blocking on our stdin; it ends at our end of file (closing the
+    /// container's) or when the container no longer reads.
+    pub fn close_container_ends(&mut self) {
+        for output in &mut self.outputs {
+            output.write = None;
+        }
+        if let Some((read, write)) = &mut self.input {
+            *read = None;
+            if let Some(write) = write.take() {
+                std::thread::spawn(move || {
+                    let mut pipe = std::fs::File::from(write);
+                    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
+                });
+            }
+        }
+    }
+
+    pub fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        self.outputs
+            .iter()
+            .filter_map(|output| output.read.as_ref())
+            .map(|read| PollFd::new(read.as_fd(), PollFlags::POLLIN))
+            .collect()
+    }
+
+    /// Passes on whatever the pipes hold now; closes a pipe at end of file.
+    pub fn copy_ready(&mut self) -> Result<()> {
+        let mut buffer = [0u8; 65536];
+        for output in &mut self.outputs {
+            while let Some(fd) = output.read.as_ref() {
+                match nix::unistd::read(fd, &mut buffer) {
+                    Ok(0) => output.read = None,
+                    Ok(n) => deliver(&mut self.sink, output.stream, &buffer[..n]),
+                    Err(nix::errno::Errno::EAGAIN) => break,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(err) => return Err(err).context("reading the container's output"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the container's PID 1 has exited: the kernel is ending the
+    /// rest of its processes; pass on what they wrote until the pipes close.
+    pub fn drain(&mut self) {
+        wait::until(Duration::from_secs(2), Duration::ZERO, || {
+            if self.copy_ready().is_err() {
+                return Some(());
+            }
+            // Checked after the copy, which closes the pipes at their end:
+            // polling no pipe at all would only sleep.
+            if self.outputs.iter().all(|output| output.read.is_none()) {
+                return Some(());
+            }
+            let mut fds = self.poll_fds();
+            let _ = poll(&mut fds, PollTimeout::from(100u8));
+            None
+        });
+        if let Sink::Log(writer) = &mut self.sink {
+            writer.finish();
+        }
+    }
+}
+
+/// Output of the container's `stream` to where it goes. A caller whose
+/// output is gone (a closed terminal) loses it, as a terminal would.
+fn deliver(sink: &mut Sink, stream: Stream, data: &[u8]) {
+    match sink {
+        Sink::Log(writer) => writer.write(stream, data),
+        Sink::Caller => {
+            let _ = match stream {
+                Stream::Stdout => std::io::stdout().lock().write_all(data),
+                Stream::Stderr => std::io::stderr().lock().write_all(data),
+            };
+        }
+    }
+}
