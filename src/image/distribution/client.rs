@@ -423,4 +423,34 @@ mod tests {
         assert_eq!(credential_key("registry-1.docker.io"), "docker.io");
         assert!(transient(503) && transient(429) && !transient(404));
     }
+
+    #[test]
+    fn a_tls_registry_naming_a_plain_http_token_realm_gets_no_credentials() {
+        let registry = Registry::new(AuthFiles::new(
+            "/nonexistent/auth.json".into(),
+            std::path::Path::new("/nonexistent"),
+        ));
+        let endpoint = Endpoint {
+            host: "registry.example".into(),
+            repository: "team/app".into(),
+            insecure: false,
+        };
+        let credentials = Credentials {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        };
+        let err = registry
+            .bearer_token(
+                &endpoint,
+                "http://127.0.0.2:5098/token",
+                None,
+                Some(&credentials),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("over plain HTTP") && err.contains("refusing"),
+            "{err}"
+        );
+    }
 }
