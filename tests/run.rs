@@ -526,14 +526,18 @@ fn the_process_gets_runcs_defaults_not_the_callers() {
     let h = harness();
     let mut command = h.command_as_user("/bin/sh");
     command
-        .args(["-c", "umask 000; ulimit -Sn 256; exec \"$0\" \"$@\""])
+        .args([
+            "-c",
+            "umask 000; ulimit -Sn 256; ulimit -Su 200; exec \"$0\" \"$@\"",
+        ])
         .arg(&h.binary)
         .args(["run", "--rm", "--network", "none", "--rootfs"])
         .arg(&h.rootfs)
         .args([
             "sh",
             "-c",
-            "umask; test $(ulimit -n) = $(ulimit -Hn) && echo raised; test -e /dev/console || echo no-console",
+            "umask; test $(ulimit -n) = $(ulimit -Hn) && test $(ulimit -u) = $(ulimit -Hu) \
+             && echo raised; test -e /dev/console || echo no-console",
         ]);
     let out = ok(output_within(command, Duration::from_secs(30)));
     assert_eq!(out, "0022\nraised\nno-console\n", "{out}");

@@ -163,13 +163,18 @@ fn leave_the_callers_keyring() -> Result<()> {
 /// What the command starts with whatever the caller had, as runc and
 /// podman set it: umask 0022 (the caller's might be 0000, and every file
 /// the container makes would be writable by all), and as many open files
-/// as the caller's hard limit allows (rootless podman raises the soft
-/// limit so; servers need more than 1024).
+/// and processes as the caller's hard limits allow (rootless podman raises
+/// the soft limits so; servers need more than 1024 files).
 fn process_defaults() -> Result<()> {
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("reading RLIMIT_NOFILE")?;
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).context("raising RLIMIT_NOFILE")?;
+    for (resource, name) in [
+        (Resource::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
+        (Resource::RLIMIT_NPROC, "RLIMIT_NPROC"),
+    ] {
+        let (_, hard) = getrlimit(resource).with_context(|| format!("reading {name}"))?;
+        setrlimit(resource, hard, hard).with_context(|| format!("raising {name}"))?;
+    }
     Ok(())
 }
 
