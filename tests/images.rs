@@ -839,3 +839,72 @@ fn mirrors_are_tried_first_then_the_registry() {
     ok(run(&["pull", &only_upstream]));
     assert_eq!(origin(&only_upstream), "registry");
 }
+
+/// `tag` gives an image another name (normalized as pull names images);
+/// `rmi` of one name keeps the others, and an id names the image whatever
+/// its names.
+#[test]
+fn tag_adds_a_name_and_rmi_of_one_name_keeps_the_others() {
+    let image = busybox_image("tag-source:1");
+    let data = harness().scratch("tag-store");
+    let id = ok(rocker_in(&data, &["pull", "-q", &image]))
+        .trim()
+        .to_string();
+    ok(rocker_in(&data, &["tag", &image, "team/app:2"]));
+    ok(rocker_in(
+        &data,
+        &["image", "tag", &id[7..19], "registry.example/x/y"],
+    ));
+    let listed = ok(rocker_in(&data, &["images"]));
+    for name in ["docker.io/team/app", "registry.example/x/y"] {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} is not listed: {listed}"));
+        assert!(line.contains(&id[7..19]), "{line}");
+    }
+    let tag_of = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_string)
+    };
+    assert_eq!(tag_of("registry.example/x/y").as_deref(), Some("latest"));
+    let refused = rocker_in(&data, &["tag", &image, &format!("x/y@{id}")]);
+    assert_eq!(code(&refused), 125, "{}", stderr(&refused));
+    let missing = rocker_in(&data, &["tag", "no/such:image", "x/y"]);
+    assert_eq!(code(&missing), 1, "{}", stderr(&missing));
+
+    // The id is one image under three names: it runs, unambiguous.
+    let run = |name: &str| {
+        rocker_in(
+            &data,
+            &[
+                "run",
+                "--rm",
+                "--pull",
+                "never",
+                "--network",
+                "none",
+                name,
+                "true",
+            ],
+        )
+    };
+    ok(run(&id[7..19]));
+    ok(rocker_in(&data, &["rmi", &image]));
+    ok(run("team/app:2"));
+    let listed = ok(rocker_in(&data, &["images"]));
+    assert!(!listed.contains("tag-source"), "{listed}");
+    ok(rocker_in(
+        &data,
+        &["rmi", "team/app:2", "registry.example/x/y"],
+    ));
+    assert_eq!(
+        std::fs::read_dir(data.join("rocker/layers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

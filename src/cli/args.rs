@@ -35,6 +35,8 @@ pub enum Command {
     Images(ImagesArgs),
     /// Remove images
     Rmi(RmiArgs),
+    /// Give an image another name
+    Tag(TagArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -72,6 +74,8 @@ pub enum ImageCommand {
     Pull(PullArgs),
     /// Remove images
     Rm(RmiArgs),
+    /// Give an image another name
+    Tag(TagArgs),
     /// Remove layers and blobs that no image uses
     Prune(PruneArgs),
     /// Show an image's details as JSON
@@ -254,6 +258,14 @@ pub struct RmiArgs {
     /// Remove every name an id matches
     #[arg(short, long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image, by name or id
+    pub source: String,
+    /// The new name: [REGISTRY/]REPOSITORY[:TAG]
+    pub target: String,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ pub fn execute(command: Command) -> Result<i32> {
             image::images_command(args)
         }
         Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => image::rmi_command(args),
+        Command::Tag(args) | Command::Image(ImageCommand::Tag(args)) => image::tag_command(args),
         Command::Image(ImageCommand::Prune(_)) => image::prune_command(),
         Command::Image(ImageCommand::Inspect(args)) => image::inspect_command(args),
         Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {

@@ -2,13 +2,14 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::cli::args::{Format, ImagesArgs, InspectArgs, PullArgs, RmiArgs};
+use crate::cli::args::{Format, ImagesArgs, InspectArgs, PullArgs, RmiArgs, TagArgs};
 use crate::commands::output::write_table;
 use crate::error::StatusError;
 use crate::host::dirs::Dirs;
+use crate::image::digest::Digest;
 use crate::image::distribution::auth::AuthFiles;
 use crate::image::distribution::client::Registry;
 use crate::image::distribution::registries_conf::Registries;
@@ -58,6 +59,17 @@ impl ImageContext {
                 .collect());
         }
         Ok(vec![])
+    }
+
+    /// The one image `text` names: by name, or by an id prefix that every
+    /// match shares (one image under several names is one image).
+    pub fn find_one(&self, text: &str) -> Result<Option<ImageRecord>> {
+        let found = self.find(text)?;
+        let ids: std::collections::BTreeSet<&Digest> = found.iter().map(ImageRecord::id).collect();
+        if ids.len() > 1 {
+            bail!("{text} matches {} images; give more of the id", ids.len());
+        }
+        Ok(found.into_iter().next())
     }
 }
 
@@ -191,6 +203,30 @@ pub fn rmi_command(args: RmiArgs) -> Result<i32> {
     if layers > 0 {
         println!("Deleted {layers} unused layers");
     }
+    Ok(0)
+}
+
+/// `rocker tag SOURCE TARGET`: the image under one more name, normalized
+/// as pull names it (`app` is `docker.io/library/app:latest`). A name
+/// another image held moves to this one, as in docker.
+pub fn tag_command(args: TagArgs) -> Result<i32> {
+    let context = ImageContext::open()?;
+    let Some(image) = context.find_one(&args.source)? else {
+        return Err(no_such_image(&args.source));
+    };
+    let target = Reference::parse(&args.target)?;
+    if target.digest.is_some() {
+        bail!(
+            "{}: a tag cannot name a digest (the digest is the content's); give \
+             REPOSITORY[:TAG]",
+            args.target
+        );
+    }
+    let name = target.to_string();
+    // Garbage collection waits meanwhile: the layers stay while the image
+    // gets its new name, even if another rocker removes its old one.
+    let _lock = context.store.lock_shared()?;
+    context.store.put_image(ImageRecord { name, ..image })?;
     Ok(0)
 }
 

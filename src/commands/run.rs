@@ -450,11 +450,7 @@ fn find_or_pull(
     policy: PullPolicy,
     quiet: bool,
 ) -> Result<ImageRecord> {
-    let found = context.find(text)?;
-    if found.len() > 1 {
-        bail!("{text} matches {} images; give more of the id", found.len());
-    }
-    let present = found.into_iter().next();
+    let present = context.find_one(text)?;
     match (policy, present) {
         (PullPolicy::Never, None) => Err(StatusError::new(
             EXIT_ROCKER_FAILED,
