@@ -908,3 +908,70 @@ fn tag_adds_a_name_and_rmi_of_one_name_keeps_the_others() {
         0
     );
 }
+
+/// `history` lists the config's history, newest first, each step with the
+/// size of the layer it made (none for an `empty_layer` step).
+#[test]
+fn history_lists_how_each_layer_was_made() {
+    let first = oci::tar_of(&[("one", &"1".repeat(3000))]);
+    let second = oci::tar_of(&[("two", &"2".repeat(5000))]);
+    let long = format!("/bin/sh -c echo {}", "x".repeat(60));
+    let image = push(
+        "history:1",
+        vec![
+            Layer {
+                tar: first,
+                compression: Compression::Gzip,
+            },
+            Layer {
+                tar: second,
+                compression: Compression::Gzip,
+            },
+        ],
+        json!({"history": [
+            {"created": "2024-02-29T12:34:56Z", "created_by": "ADD one /"},
+            {"created": "2024-02-29T12:35:00Z", "created_by": "ENV A=b", "empty_layer": true},
+            {"created": "2024-03-01T08:00:00Z", "created_by": long, "comment": "made by hand"}
+        ]}),
+    );
+    let data = harness().scratch("history-store");
+    let id = ok(rocker_in(&data, &["pull", "-q", &image]))
+        .trim()
+        .to_string();
+    let list: serde_json::Value = serde_json::from_str(&ok(rocker_in(
+        &data,
+        &["history", "--format", "json", &image],
+    )))
+    .unwrap();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{list}");
+    assert_eq!(rows[0]["id"], id.as_str());
+    assert_eq!(rows[0]["created_by"], long.as_str());
+    assert_eq!(rows[0]["size"], 5000);
+    assert_eq!(rows[0]["comment"], "made by hand");
+    assert_eq!(rows[0]["created"], "2024-03-01T08:00:00.000000000Z");
+    assert_eq!(rows[1]["id"], "<missing>");
+    assert_eq!(rows[1]["size"], 0);
+    assert_eq!(rows[2]["created_by"], "ADD one /");
+    assert_eq!(rows[2]["size"], 3000);
+
+    let table = ok(rocker_in(&data, &["image", "history", &image]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with(&id[7..19]) && lines[1].contains('…'),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("<missing>") && lines[2].contains("ENV A=b"),
+        "{table}"
+    );
+    assert!(ok(rocker_in(&data, &["history", "--no-trunc", &image])).contains(&long));
+    assert_eq!(
+        ok(rocker_in(&data, &["history", "-q", &image])),
+        format!("{}\n<missing>\n<missing>\n", &id[7..19])
+    );
+}

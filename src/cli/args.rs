@@ -37,6 +37,8 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Give an image another name
     Tag(TagArgs),
+    /// Show how an image's layers were made
+    History(HistoryArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -76,6 +78,8 @@ pub enum ImageCommand {
     Rm(RmiArgs),
     /// Give an image another name
     Tag(TagArgs),
+    /// Show how an image's layers were made
+    History(HistoryArgs),
     /// Remove layers and blobs that no image uses
     Prune(PruneArgs),
     /// Show an image's details as JSON
@@ -258,6 +262,21 @@ pub struct RmiArgs {
     /// Remove every name an id matches
     #[arg(short, long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The image, by name or id
+    pub image: String,
+    /// Print only the image id (the top step's; the others have none)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not shorten the commands
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

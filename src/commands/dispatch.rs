@@ -17,6 +17,9 @@ pub fn execute(command: Command) -> Result<i32> {
         }
         Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => image::rmi_command(args),
         Command::Tag(args) | Command::Image(ImageCommand::Tag(args)) => image::tag_command(args),
+        Command::History(args) | Command::Image(ImageCommand::History(args)) => {
+            image::history_command(args)
+        }
         Command::Image(ImageCommand::Prune(_)) => image::prune_command(),
         Command::Image(ImageCommand::Inspect(args)) => image::inspect_command(args),
         Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::cli::args::{Format, ImagesArgs, InspectArgs, PullArgs, RmiArgs, TagArgs};
+use crate::cli::args::{Format, HistoryArgs, ImagesArgs, InspectArgs, PullArgs, RmiArgs, TagArgs};
 use crate::commands::output::write_table;
 use crate::error::StatusError;
 use crate::host::dirs::Dirs;
@@ -13,11 +13,13 @@ use crate::image::digest::Digest;
 use crate::image::distribution::auth::AuthFiles;
 use crate::image::distribution::client::Registry;
 use crate::image::distribution::registries_conf::Registries;
-use crate::image::manifest::Platform;
+use crate::image::manifest::{ImageConfig, Platform};
 use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::store::{ImageRecord, Store};
 use crate::rootfs::backing::container_dir::layers_in_use;
+use crate::util::fs::tree_size;
+use crate::util::time;
 
 /// What every image command needs.
 pub struct ImageContext {
@@ -227,6 +229,119 @@ pub fn tag_command(args: TagArgs) -> Result<i32> {
     // gets its new name, even if another rocker removes its old one.
     let _lock = context.store.lock_shared()?;
     context.store.put_image(ImageRecord { name, ..image })?;
+    Ok(0)
+}
+
+/// One row of `rocker history`, newest first.
+struct HistoryRow {
+    /// The image's id on the top row, as docker shows it.
+    id: Option<String>,
+    created: Option<u64>,
+    created_by: String,
+    size: u64,
+    comment: String,
+}
+
+/// The image's history, newest first: each config history entry, with the
+/// size of the layer it made (entries with `empty_layer` made none). An
+/// image whose config has no history gets a row per layer.
+fn history_rows(context: &ImageContext, image: &ImageRecord) -> Result<Vec<HistoryRow>> {
+    let config: ImageConfig = serde_json::from_slice(&context.store.read_blob(&image.config)?)
+        .with_context(|| format!("reading the config of {}", image.name))?;
+    let mut layers = image
+        .layers
+        .iter()
+        .map(|layer| tree_size(&context.store.layer_path(&layer.diff_id)));
+    let mut rows: Vec<HistoryRow> = match config.history.is_empty() {
+        true => layers
+            .map(|size| HistoryRow {
+                id: None,
+                created: None,
+                created_by: String::new(),
+                size,
+                comment: String::new(),
+            })
+            .collect(),
+        false => config
+            .history
+            .iter()
+            .map(|entry| HistoryRow {
+                id: None,
+                created: entry.created.as_deref().and_then(time::parse_rfc3339),
+                created_by: entry.created_by.clone().unwrap_or_default(),
+                size: match entry.empty_layer {
+                    true => 0,
+                    false => layers.next().unwrap_or(0),
+                },
+                comment: entry.comment.clone().unwrap_or_default(),
+            })
+            .collect(),
+    };
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top.id = Some(image.id().to_string());
+    }
+    Ok(rows)
+}
+
+/// `rocker history IMAGE`: how each layer was made, newest first.
+pub fn history_command(args: HistoryArgs) -> Result<i32> {
+    let context = ImageContext::open()?;
+    let Some(image) = context.find_one(&args.image)? else {
+        return Err(no_such_image(&args.image));
+    };
+    let rows = history_rows(&context, &image)?;
+    let short_id = |id: &Option<String>| match id {
+        Some(id) if args.no_trunc => id.clone(),
+        Some(id) => id.trim_start_matches("sha256:")[..12].to_string(),
+        None => "<missing>".to_string(),
+    };
+    if args.quiet {
+        for row in &rows {
+            println!("{}", short_id(&row.id));
+        }
+        return Ok(0);
+    }
+    if let Format::Json = args.format {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                json!({
+                    "id": row.id.clone().unwrap_or_else(|| "<missing>".to_string()),
+                    "created": row.created.map(time::rfc3339),
+                    "created_by": row.created_by,
+                    "size": row.size,
+                    "comment": row.comment,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    let now = time::now_nanos();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let mut created_by = row.created_by.clone();
+            if !args.no_trunc && created_by.chars().count() > 45 {
+                created_by = format!("{}…", created_by.chars().take(44).collect::<String>());
+            }
+            vec![
+                short_id(&row.id),
+                row.created
+                    .map(|at| format!("{} ago", time::duration_words(at, now)))
+                    .unwrap_or_else(|| "<unknown>".to_string()),
+                created_by,
+                human_size(row.size),
+                row.comment.clone(),
+            ]
+        })
+        .collect();
+    write_table(
+        &mut std::io::stdout().lock(),
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        &table,
+    )?;
     Ok(0)
 }
 

@@ -255,6 +255,25 @@ pub struct ImageConfig {
     #[serde(default)]
     pub config: Option<ContainerConfig>,
     pub rootfs: RootFs,
+    /// How each layer was made, oldest first; entries with `empty_layer`
+    /// made none.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One step of an image's history (the OCI config's `history`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub empty_layer: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

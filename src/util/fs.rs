@@ -83,6 +83,21 @@ pub fn stdin_from_null() -> Result<()> {
     Ok(())
 }
 
+/// The bytes of the regular files under `path`, not following symlinks (a
+/// layer's size as docker counts it, near enough); what cannot be read
+/// counts as nothing.
+pub fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
 /// Removes a directory tree even where extraction left directories the
 /// owner cannot list or enter (modes like 0000 or 0555 from an image).
 pub fn remove_tree(path: &Path) -> Result<()> {

@@ -86,7 +86,14 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> (String, u64) {
 
 /// Writes one image (config + manifest) into `layout`; returns the manifest
 /// descriptor.
+/// `config` is the image's container config (`Cmd`, `Env`...); a `history`
+/// key in it becomes the image config's own history.
 pub fn write_image(layout: &Path, layers: &[Layer], config: Value, architecture: &str) -> Value {
+    let mut config = config;
+    let history = config
+        .as_object_mut()
+        .and_then(|fields| fields.remove("history"))
+        .unwrap_or_else(|| json!([]));
     let mut descriptors = vec![];
     let mut diff_ids = vec![];
     for layer in layers {
@@ -101,6 +108,7 @@ pub fn write_image(layout: &Path, layers: &[Layer], config: Value, architecture:
         "created": "2026-01-01T00:00:00Z",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": history,
     });
     let (config_digest, config_size) = write_blob(layout, config.to_string().as_bytes());
     let manifest = json!({
