@@ -142,6 +142,9 @@ fn pull_list_inspect_and_remove() {
         .find(|i| i["tag"] == "1" && i["repository"].as_str().unwrap().ends_with("/busybox"))
         .unwrap();
     assert_eq!(entry["id"], id);
+    // CREATED comes from the config (the test images say 2026-01-01).
+    assert_eq!(entry["created"], "2026-01-01T00:00:00.000000000Z");
+    assert!(line.contains(" ago "), "{line}");
     assert!(ok(rocker(&["images", "-q"])).contains(&id[7..19]));
 
     let report = inspect(&image);

@@ -139,6 +139,12 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    // When the image was made, from its config (as docker shows it).
+    let created = |image: &ImageRecord| -> Option<u64> {
+        let bytes = context.store.read_blob(&image.config).ok()?;
+        let config: ImageConfig = serde_json::from_slice(&bytes).ok()?;
+        config.created.as_deref().and_then(time::parse_rfc3339)
+    };
     match args.format {
         Format::Json => {
             let list: Vec<_> = images
@@ -151,6 +157,7 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
                         "tag": tag,
                         "id": image.id(),
                         "digest": image.manifest,
+                        "created": created(image).map(time::rfc3339),
                         "size": image.size(),
                         "platform": image.platform,
                         "pulled": image.pulled,
@@ -160,6 +167,7 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
             writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         }
         Format::Text => {
+            let now = time::now_nanos();
             let rows: Vec<Vec<String>> = images
                 .iter()
                 .map(|image| {
@@ -168,11 +176,18 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
                         repository.to_string(),
                         tag.to_string(),
                         image.id().short().to_string(),
+                        created(image)
+                            .map(|at| format!("{} ago", time::duration_words(at, now)))
+                            .unwrap_or_else(|| "<unknown>".to_string()),
                         human_size(image.size()),
                     ]
                 })
                 .collect();
-            write_table(&mut out, &["REPOSITORY", "TAG", "IMAGE ID", "SIZE"], &rows)?;
+            write_table(
+                &mut out,
+                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+                &rows,
+            )?;
         }
     }
     Ok(0)
