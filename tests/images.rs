@@ -978,3 +978,68 @@ fn history_lists_how_each_layer_was_made() {
         format!("{}\n<missing>\n<missing>\n", &id[7..19])
     );
 }
+
+/// Valid images the kernel overlay cannot stack as they are: a layer
+/// listed twice runs on it (the lower copy is dropped: the upper one
+/// shadows all it would), and past the kernel's 500 lower layers rocker
+/// runs the container on fuse-overlayfs, saying so.
+#[test]
+fn a_repeated_layer_and_more_layers_than_the_kernel_stacks_still_run() {
+    let base = || Layer {
+        tar: oci::tar_of_dir(&harness().rootfs),
+        compression: Compression::Gzip,
+    };
+    let marker = || Layer {
+        tar: oci::tar_of(&[("marker", "from the repeated layer")]),
+        compression: Compression::None,
+    };
+    let other = Layer {
+        tar: oci::tar_of(&[("marker", "from the layer between")]),
+        compression: Compression::None,
+    };
+    let image = push(
+        "twice:1",
+        vec![base(), marker(), other, marker()],
+        json!({}),
+    );
+    let data = harness().scratch("twice-data");
+    let out = overlay_run(&data, &["run", "--rm", "-q", &image, "cat", "/marker"]);
+    assert_eq!(ok(out), "from the repeated layer");
+
+    let mut layers = vec![base()];
+    for n in 1..=510 {
+        let name = format!("layers/{n}");
+        layers.push(Layer {
+            tar: oci::tar_of(&[("layers/", ""), (&name, "x")]),
+            compression: Compression::None,
+        });
+    }
+    let image = push("chain:511", layers, json!({}));
+    let data = harness().scratch("chain-511-data");
+    let out = overlay_run(
+        &data,
+        &[
+            "run",
+            "--rm",
+            "-q",
+            &image,
+            "sh",
+            "-c",
+            "ls /layers | wc -l",
+        ],
+    );
+    assert!(
+        stderr(&out).contains("using fuse-overlayfs for this container")
+            && stderr(&out).contains("511 layers"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ok(out).trim(), "510");
+}
+
+/// rocker with its own store and the kernel overlay forced.
+fn overlay_run(data: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = harness().rocker_in(data);
+    command.env("ROCKER_ROOTFS", "overlay").args(args);
+    output_within(command, Duration::from_secs(300))
+}
