@@ -193,9 +193,8 @@ fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
     assert_eq!(state["State"]["Status"], "exited");
     assert_eq!(state["State"]["ExitCode"], 137);
 
-    let again = s.rocker(&["stop", "stubborn"]);
-    assert_eq!(code(&again), 125);
-    assert!(stderr(&again).contains("not running"), "{}", stderr(&again));
+    // Stopping a stopped container succeeds, as in docker.
+    assert_eq!(ok(s.rocker(&["stop", "stubborn"])), "stubborn\n");
 }
 
 #[test]
@@ -647,4 +646,72 @@ fn exec_reaches_a_container_whose_pid_1_is_the_init_reaper() {
     ]));
     assert_eq!(out, "sleep\u{0}300\u{0}\n3\n", "{out:?}");
     ok(s.rocker(&["rm", "-f", "reaped"]));
+}
+
+/// `wait` prints a detached container's status once it exits, for two
+/// waiters at once and after the fact; `rename` keeps names unique.
+#[test]
+fn wait_prints_the_exit_status_and_rename_keeps_names_unique() {
+    let s = Store::new("lifecycle-wait");
+    s.detach(
+        &["--name", "seven", "--network", "none"],
+        &["sh", "-c", "sleep 1; exit 7"],
+    );
+    let first = s.spawn(&["wait", "seven"], Stdio::null());
+    let second = s.spawn(&["wait", "seven"], Stdio::null());
+    for waiter in [first, second] {
+        assert_eq!(ok(wait_output(waiter, Duration::from_secs(30))), "7\n");
+    }
+    assert_eq!(ok(s.rocker(&["wait", "seven"])), "7\n");
+
+    s.detach(&["--name", "other", "--network", "none"], &["true"]);
+    let taken = s.rocker(&["rename", "seven", "other"]);
+    assert_eq!(code(&taken), 125);
+    assert!(stderr(&taken).contains("is taken"), "{}", stderr(&taken));
+    ok(s.rocker(&["rename", "seven", "eight"]));
+    assert_eq!(ok(s.rocker(&["wait", "eight"])), "7\n");
+    assert_eq!(code(&s.rocker(&["wait", "seven"])), 125);
+    // The old name is free again.
+    s.detach(&["--name", "seven", "--network", "none"], &["true"]);
+}
+
+/// `port` lists what a container publishes, or the host side of one port.
+#[test]
+fn port_lists_the_published_ports() {
+    require("/usr/bin/slirp4netns", "slirp4netns");
+    let s = Store::new("lifecycle-port");
+    let (tcp, udp) = (free_port(), free_port());
+    s.detach(
+        &[
+            "--name",
+            "web",
+            "-p",
+            &format!("127.0.0.1:{tcp}:80"),
+            "-p",
+            &format!("{udp}:53/udp"),
+        ],
+        &["sleep", "600"],
+    );
+    let all = ok(s.rocker(&["port", "web"]));
+    assert!(
+        all.contains(&format!("80/tcp -> 127.0.0.1:{tcp}\n")),
+        "{all}"
+    );
+    assert!(all.contains(&format!("53/udp -> 0.0.0.0:{udp}\n")), "{all}");
+    assert_eq!(
+        ok(s.rocker(&["port", "web", "80"])),
+        format!("127.0.0.1:{tcp}\n")
+    );
+    assert_eq!(
+        ok(s.rocker(&["port", "web", "53/udp"])),
+        format!("0.0.0.0:{udp}\n")
+    );
+    let none = s.rocker(&["port", "web", "81"]);
+    assert_eq!(code(&none), 1);
+    assert!(
+        stderr(&none).contains("no public port '81/tcp'"),
+        "{}",
+        stderr(&none)
+    );
+    ok(s.rocker(&["rm", "-f", "web"]));
 }

@@ -52,6 +52,12 @@ pub enum Command {
     Stats(StatsArgs),
     /// Stop containers: the stop signal, then SIGKILL after a timeout
     Stop(StopArgs),
+    /// Wait for containers to exit and print their exit statuses
+    Wait(WaitArgs),
+    /// List a container's published ports
+    Port(PortArgs),
+    /// Give a container another name
+    Rename(RenameArgs),
     /// Send a signal to containers
     Kill(KillArgs),
     /// Remove containers
@@ -99,6 +105,12 @@ pub enum ContainerCommand {
     Inspect(ContainerInspectArgs),
     /// Stop containers
     Stop(StopArgs),
+    /// Wait for containers to exit and print their exit statuses
+    Wait(WaitArgs),
+    /// List a container's published ports
+    Port(PortArgs),
+    /// Give a container another name
+    Rename(RenameArgs),
     /// Send a signal to containers
     Kill(KillArgs),
     /// Show a detached container's output
@@ -188,6 +200,29 @@ pub struct StatsArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Containers by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container, by name or id
+    pub container: String,
+    /// Only this container port: PORT[/tcp|/udp]
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The container, by name or id
+    pub container: String,
+    /// Its new name
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

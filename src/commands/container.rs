@@ -1,7 +1,7 @@
-//! The container commands: `ps`, `logs`, `stop`, `kill`, `rm`, `inspect`
-//! and `container prune`, over the records of `container::record`.
+//! The container commands: `ps`, `logs`, `stop`, `kill`, `wait`, `port`,
+//! `rename`, `rm`, `inspect` and `container prune`, over the records of
+//! `container::record`.
 
-use crate::spec::parse_signal;
 use std::io::Write;
 use std::time::Duration;
 
@@ -11,14 +11,17 @@ use serde_json::{json, Value};
 
 use crate::cgroups;
 use crate::cli::args::{
-    ContainerInspectArgs, Format, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs,
+    ContainerInspectArgs, Format, KillArgs, LogsArgs, PortArgs, PsArgs, RenameArgs, RmArgs,
+    StopArgs, WaitArgs,
 };
 use crate::commands::image;
 use crate::commands::output::write_table;
 use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
-use crate::error::EXIT_ROCKER_FAILED;
+use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
+use crate::network::ports::PortMapping;
+use crate::spec::parse_signal;
 use crate::util::time;
 
 /// How long `stop`, `kill` and `rm -f` wait for a monitor to record the
@@ -195,6 +198,99 @@ fn print_entries(entries: &[Entry], timestamps: bool) -> Result<()> {
 }
 
 /// A signal as `kill -s` and StopSignal spell it: KILL, SIGKILL or 9.
+/// `rocker wait`: blocks until each container has exited, and prints its
+/// exit status, as docker does.
+pub fn wait_command(args: WaitArgs) -> Result<i32> {
+    let containers = open()?;
+    let mut failed = false;
+    for query in &args.containers {
+        match containers
+            .find(query)
+            .and_then(|record| wait_for_exit(&containers, &record))
+        {
+            Ok(code) => println!("{code}"),
+            Err(err) => {
+                eprintln!("rocker: {err:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+}
+
+/// The exit status of `record`'s container once it has one. A running
+/// container's monitor records the status and then exits, so waiting is
+/// on its pidfd, not a poll.
+fn wait_for_exit(containers: &Containers, record: &ContainerRecord) -> Result<i32> {
+    loop {
+        if containers.lookup(&record.id)?.is_none() {
+            bail!(
+                "container {} was removed (--rm) as it ended; its status is not kept",
+                record.name
+            );
+        }
+        match containers.state(&record.id)? {
+            State::Exited { code, .. } => return Ok(code),
+            State::Running(live) => {
+                live.monitor.wait_exit(Duration::from_secs(3600));
+            }
+            State::Stopped => bail!(
+                "container {} ended without its monitor saying how (it was killed)",
+                record.name
+            ),
+            // Being started: its monitor records the start in a moment.
+            State::Created => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// `rocker port CONTAINER [PORT[/PROTOCOL]]`: its published ports, as
+/// docker lists them (`80/tcp -> 0.0.0.0:8080`), or the host addresses of
+/// one.
+pub fn port_command(args: PortArgs) -> Result<i32> {
+    let record = open()?.find(&args.container)?;
+    let host_side = |p: &PortMapping| match p.host_ip {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", p.host_port),
+        std::net::IpAddr::V4(ip) => format!("{ip}:{}", p.host_port),
+    };
+    let Some(wanted) = &args.port else {
+        for p in &record.ports {
+            println!("{}/{} -> {}", p.container_port, p.protocol, host_side(p));
+        }
+        return Ok(0);
+    };
+    let (port, protocol) = wanted.split_once('/').unwrap_or((wanted, "tcp"));
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("{wanted:?} is no port: give PORT[/tcp|/udp]"))?;
+    let matching: Vec<&PortMapping> = record
+        .ports
+        .iter()
+        .filter(|p| p.container_port == port && p.protocol.to_string() == protocol)
+        .collect();
+    if matching.is_empty() {
+        return Err(StatusError::new(
+            1,
+            format!(
+                "no public port '{port}/{protocol}' published for {}",
+                record.name
+            ),
+        )
+        .into());
+    }
+    for p in matching {
+        println!("{}", host_side(p));
+    }
+    Ok(0)
+}
+
+/// `rocker rename CONTAINER NAME`.
+pub fn rename_command(args: RenameArgs) -> Result<i32> {
+    let containers = open()?;
+    containers.rename(&args.container, &args.name, &containers.lock()?)?;
+    Ok(0)
+}
+
 /// The live processes of a container that must be running for `what`.
 pub fn running(containers: &Containers, record: &ContainerRecord, what: &str) -> Result<LiveState> {
     match containers.state(&record.id)? {
@@ -252,7 +348,10 @@ fn each_container(
 
 pub fn stop_command(args: StopArgs) -> Result<i32> {
     each_container(&args.containers, |containers, record| {
-        let live = running(containers, &record, "stop")?;
+        // A container that is not running is stopped already, for docker.
+        let State::Running(live) = containers.state(&record.id)? else {
+            return Ok(());
+        };
         live.init.signal(record.stop_signal.0)?;
         if live.init.wait_exit(Duration::from_secs(args.time)) {
             await_end(&live);

@@ -35,6 +35,15 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
             container::stop_command(args)
         }
+        Command::Wait(args) | Command::Container(ContainerCommand::Wait(args)) => {
+            container::wait_command(args)
+        }
+        Command::Port(args) | Command::Container(ContainerCommand::Port(args)) => {
+            container::port_command(args)
+        }
+        Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
+            container::rename_command(args)
+        }
         Command::Kill(args) | Command::Container(ContainerCommand::Kill(args)) => {
             container::kill_command(args)
         }

@@ -324,6 +324,26 @@ impl Containers {
         write_json(&self.dir(&record.id).join(CONFIG_FILE), record)
     }
 
+    /// Gives container `query` names `name`, which must be free (its own
+    /// counts as free: renaming to it changes nothing). Under the lock, as
+    /// `create`, so that names stay unique.
+    pub fn rename(&self, query: &str, name: &str, _lock: &ContainersLock) -> Result<()> {
+        names::check(name)?;
+        let mut record = self.find(query)?;
+        if let Some(holder) = self
+            .list()?
+            .iter()
+            .find(|r| r.name == name && r.id != record.id)
+        {
+            bail!(
+                "the name {name:?} is taken by container {}: remove or rename that one first",
+                &holder.id[..12]
+            );
+        }
+        record.name = name.to_string();
+        write_json(&self.dir(&record.id).join(CONFIG_FILE), &record)
+    }
+
     pub fn status(&self, id: &str) -> Result<Status> {
         Ok(read_json(&self.dir(id).join(STATUS_FILE))?.unwrap_or_default())
     }
