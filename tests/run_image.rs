@@ -455,3 +455,64 @@ fn a_bogus_stop_signal_falls_back_to_sigterm_and_stop_still_stops() {
     assert_eq!(inspect("stubborn")["State"]["ExitCode"], 137);
     ok(rocker(&data, "overlay", &["rm", "stubborn"]));
 }
+
+/// `diff` lists a container's changes to its image from its upper dir:
+/// A for new paths, C for changed ones (and the directories above them),
+/// D for deleted ones; running or stopped, in both overlay modes.
+#[test]
+fn diff_shows_added_changed_and_deleted_paths() {
+    let image = busybox("diff:1", json!({}));
+    for mode in ["overlay", "fuse-overlayfs"] {
+        let data = harness().scratch(&format!("diff-{mode}"));
+        ok(rocker(
+            &data,
+            mode,
+            &[
+                "run",
+                "--name",
+                "changer",
+                "--network",
+                "none",
+                &image,
+                "sh",
+                "-c",
+                "echo x > /new && echo y >> /etc/passwd && rm /etc/group && mkdir /d && touch /d/f",
+            ],
+        ));
+        let out = ok(rocker(&data, mode, &["diff", "changer"]));
+        let lines: Vec<&str> = out.lines().collect();
+        for want in [
+            "A /d",
+            "A /d/f",
+            "C /etc",
+            "C /etc/passwd",
+            "D /etc/group",
+            "A /new",
+        ] {
+            assert!(lines.contains(&want), "{mode}: {want} missing from {out}");
+        }
+        assert!(!out.contains("/bin"), "{mode}: {out}");
+        ok(rocker(&data, mode, &["rm", "changer"]));
+    }
+    let data = harness().scratch("diff-copy");
+    ok(rocker(
+        &data,
+        "copy",
+        &[
+            "run",
+            "--name",
+            "copied",
+            "--network",
+            "none",
+            &image,
+            "true",
+        ],
+    ));
+    let out = rocker(&data, "copy", &["diff", "copied"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("no overlay upper dir"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -58,6 +58,8 @@ pub enum Command {
     Port(PortArgs),
     /// Give a container another name
     Rename(RenameArgs),
+    /// List what a container changed in its image (A, C, D)
+    Diff(DiffArgs),
     /// Send a signal to containers
     Kill(KillArgs),
     /// Remove containers
@@ -111,6 +113,8 @@ pub enum ContainerCommand {
     Port(PortArgs),
     /// Give a container another name
     Rename(RenameArgs),
+    /// List what a container changed in its image (A, C, D)
+    Diff(DiffArgs),
     /// Send a signal to containers
     Kill(KillArgs),
     /// Show a detached container's output
@@ -215,6 +219,12 @@ pub struct PortArgs {
     pub container: String,
     /// Only this container port: PORT[/tcp|/udp]
     pub port: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The container, by name or id
+    pub container: String,
 }
 
 #[derive(Debug, Args)]

@@ -11,16 +11,17 @@ use serde_json::{json, Value};
 
 use crate::cgroups;
 use crate::cli::args::{
-    ContainerInspectArgs, Format, KillArgs, LogsArgs, PortArgs, PsArgs, RenameArgs, RmArgs,
-    StopArgs, WaitArgs,
+    ContainerInspectArgs, DiffArgs, Format, KillArgs, LogsArgs, PortArgs, PsArgs, RenameArgs,
+    RmArgs, StopArgs, WaitArgs,
 };
 use crate::commands::image;
-use crate::commands::output::write_table;
+use crate::commands::output::{printable, write_table};
 use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::network::ports::PortMapping;
+use crate::rootfs::backing::changes;
 use crate::spec::parse_signal;
 use crate::util::time;
 
@@ -280,6 +281,20 @@ pub fn port_command(args: PortArgs) -> Result<i32> {
     }
     for p in matching {
         println!("{}", host_side(p));
+    }
+    Ok(0)
+}
+
+/// `rocker diff CONTAINER`: what it changed in its image, from its upper
+/// dir, running or not.
+pub fn diff_command(args: DiffArgs) -> Result<i32> {
+    let containers = open()?;
+    let record = containers.find(&args.container)?;
+    let mut out = std::io::stdout().lock();
+    for (change, path) in changes::changes(&containers.dir(&record.id))
+        .with_context(|| format!("the changes of container {}", record.name))?
+    {
+        writeln!(out, "{} {}", change.letter(), printable(&path))?;
     }
     Ok(0)
 }

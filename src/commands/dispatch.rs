@@ -44,6 +44,9 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
             container::rename_command(args)
         }
+        Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
+            container::diff_command(args)
+        }
         Command::Kill(args) | Command::Container(ContainerCommand::Kill(args)) => {
             container::kill_command(args)
         }

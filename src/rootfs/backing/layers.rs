@@ -56,6 +56,11 @@ pub fn read_from_layers(layers: &[PathBuf], path: &str, limit: u64) -> Result<Op
     }
 }
 
+/// Whether the merged layers show anything at `path`.
+pub fn is_visible_in_layers(layers: &[PathBuf], path: &str) -> bool {
+    visible_in(layers, path).is_some()
+}
+
 /// Whether the merged layers show a directory at `path`.
 pub fn is_directory_in_layers(layers: &[PathBuf], path: &str) -> bool {
     visible_in(layers, path).is_some_and(|(_, meta)| meta.is_dir())

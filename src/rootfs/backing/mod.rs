@@ -2,9 +2,11 @@
 //! host's choice of mode (`mode`), the container's own dir with its lower
 //! links, upper and work dirs (`container_dir`), reading a file through
 //! the layers as overlay would show it (`layers`), the copy-mode fallback
-//! (`copy`), the fuse-overlayfs helper (`fuse_overlayfs`), and the layer of files
-//! rocker adds (`generated`).
+//! (`copy`), the fuse-overlayfs helper (`fuse_overlayfs`), the layer of
+//! files rocker adds (`generated`), and what a container changed
+//! (`changes`, for diff).
 
+pub mod changes;
 pub mod container_dir;
 pub mod copy;
 pub mod fuse_overlayfs;
