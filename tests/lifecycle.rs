@@ -715,3 +715,35 @@ fn port_lists_the_published_ports() {
     );
     ok(s.rocker(&["rm", "-f", "web"]));
 }
+
+/// `top` shows the container's processes, and only those, with ps options
+/// passed on.
+#[test]
+fn top_lists_the_containers_processes_only() {
+    let s = Store::new("lifecycle-top");
+    s.detach(
+        &["--name", "busy", "--network", "none"],
+        &["sh", "-c", "sleep 1021 & sleep 1022; wait"],
+    );
+    wait_for_process("sleep 1022", Duration::from_secs(20));
+    let out = ok(s.rocker(&["top", "busy"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains("PID") && lines[0].contains("CMD"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sleep 1021") && out.contains("sleep 1022"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 4, "the shell and two sleeps: {out}");
+    let out = ok(s.rocker(&["top", "busy", "-o", "pid,args"]));
+    assert!(
+        out.starts_with("    PID COMMAND") || out.contains("COMMAND"),
+        "{out}"
+    );
+    assert!(out.contains("sleep 1022"), "{out}");
+    ok(s.rocker(&["rm", "-f", "busy"]));
+    let gone = s.rocker(&["top", "busy"]);
+    assert_eq!(code(&gone), 125);
+}

@@ -60,6 +60,8 @@ pub enum Command {
     Rename(RenameArgs),
     /// List what a container changed in its image (A, C, D)
     Diff(DiffArgs),
+    /// List a container's processes (with ps options, -ef by default)
+    Top(TopArgs),
     /// Send a signal to containers
     Kill(KillArgs),
     /// Remove containers
@@ -115,6 +117,8 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     /// List what a container changed in its image (A, C, D)
     Diff(DiffArgs),
+    /// List a container's processes (with ps options, -ef by default)
+    Top(TopArgs),
     /// Send a signal to containers
     Kill(KillArgs),
     /// Show a detached container's output
@@ -219,6 +223,15 @@ pub struct PortArgs {
     pub container: String,
     /// Only this container port: PORT[/tcp|/udp]
     pub port: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The container, by name or id
+    pub container: String,
+    /// Options for ps (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_options: Vec<String>,
 }
 
 #[derive(Debug, Args)]

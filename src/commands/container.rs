@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::cgroups;
 use crate::cli::args::{
     ContainerInspectArgs, DiffArgs, Format, KillArgs, LogsArgs, PortArgs, PsArgs, RenameArgs,
-    RmArgs, StopArgs, WaitArgs,
+    RmArgs, StopArgs, TopArgs, WaitArgs,
 };
 use crate::commands::image;
 use crate::commands::output::{printable, write_table};
@@ -297,6 +297,70 @@ pub fn diff_command(args: DiffArgs) -> Result<i32> {
         writeln!(out, "{} {}", change.letter(), printable(&path))?;
     }
     Ok(0)
+}
+
+/// `rocker top CONTAINER [ps OPTIONS]`: `ps` on the host (pids as the host
+/// sees them), its rows cut to the processes of the container's pid
+/// namespace, as docker does.
+pub fn top_command(args: TopArgs) -> Result<i32> {
+    let containers = open()?;
+    let record = containers.find(&args.container)?;
+    let live = running(&containers, &record, "list the processes of")?;
+    let pids = container_pids(live.init.pid)?;
+    let options = match args.ps_options.is_empty() {
+        true => vec!["-ef".to_string()],
+        false => args.ps_options.clone(),
+    };
+    let ps = std::process::Command::new("ps")
+        .args(&options)
+        .output()
+        .context("running ps (Debian's procps)")?;
+    if !ps.status.success() {
+        bail!(
+            "ps {} failed: {}",
+            options.join(" "),
+            String::from_utf8_lossy(&ps.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&ps.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().context("ps printed nothing")?;
+    let column = header
+        .split_whitespace()
+        .position(|field| field == "PID")
+        .with_context(|| format!("ps {} shows no PID column", options.join(" ")))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{header}")?;
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|pid| pids.contains(&pid)) {
+            writeln!(out, "{}", printable(line))?;
+        }
+    }
+    Ok(0)
+}
+
+/// The processes in the pid namespace of `init` (pids as the host sees
+/// them): those whose /proc/PID/ns/pid names the same namespace.
+fn container_pids(init: i32) -> Result<std::collections::BTreeSet<i32>> {
+    let namespace = std::fs::read_link(format!("/proc/{init}/ns/pid"))
+        .with_context(|| format!("reading the pid namespace of process {init}"))?;
+    let mut pids = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir("/proc")
+        .context("reading /proc")?
+        .flatten()
+    {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_link(entry.path().join("ns/pid")).is_ok_and(|ns| ns == namespace) {
+            pids.insert(pid);
+        }
+    }
+    Ok(pids)
 }
 
 /// `rocker rename CONTAINER NAME`.

@@ -47,6 +47,9 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
             container::diff_command(args)
         }
+        Command::Top(args) | Command::Container(ContainerCommand::Top(args)) => {
+            container::top_command(args)
+        }
         Command::Kill(args) | Command::Container(ContainerCommand::Kill(args)) => {
             container::kill_command(args)
         }
