@@ -74,3 +74,19 @@ fn text_report_names_each_area() {
         assert!(text.contains(area), "{area} missing from:\n{text}");
     }
 }
+
+#[test]
+fn version_names_rocker_and_its_platform() {
+    let mut command = harness().rocker();
+    command.args(["version", "--format", "json"]);
+    let out = ok(output_within(command, Duration::from_secs(30)));
+    let version: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(version["Version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(version["Os"], "linux");
+    assert!(
+        version["KernelVersion"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty()),
+        "{out}"
+    );
+}

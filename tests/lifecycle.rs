@@ -747,3 +747,61 @@ fn top_lists_the_containers_processes_only() {
     let gone = s.rocker(&["top", "busy"]);
     assert_eq!(code(&gone), 125);
 }
+
+/// `--stop-signal` is what `stop` sends first (a bad one fails before
+/// anything starts), `--cidfile` gets the id (and must not exist), and
+/// `-v SRC:DST:z` is taken as docker users write it.
+#[test]
+fn stop_signal_cidfile_and_selinux_volume_options() {
+    let s = Store::new("lifecycle-run-flags");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let bad = s.rocker(&["run", "--stop-signal", "NOPE", "--rootfs", &rootfs, "true"]);
+    assert_eq!(code(&bad), 125);
+    assert!(stderr(&bad).contains("unknown signal"), "{}", stderr(&bad));
+
+    let cidfile = s.data.join("cid");
+    let cid = cidfile.to_string_lossy().to_string();
+    let id = s.detach(
+        &[
+            "--name",
+            "quits",
+            "--network",
+            "none",
+            "--stop-signal",
+            "USR1",
+            "--cidfile",
+            &cid,
+        ],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 9' USR1; while :; do sleep 0.1; done",
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&cidfile).unwrap(), id);
+    assert_eq!(s.inspect("quits")["Config"]["StopSignal"], "SIGUSR1");
+    std::thread::sleep(Duration::from_millis(300));
+    ok(s.rocker(&["stop", "quits"]));
+    assert_eq!(s.inspect("quits")["State"]["ExitCode"], 9);
+    let again = s.rocker(&["run", "--cidfile", &cid, "--rootfs", &rootfs, "true"]);
+    assert_eq!(code(&again), 125);
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
+
+    let volume = format!("{}:/data:z", s.data.display());
+    ok(s.rocker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &volume,
+        "--rootfs",
+        &rootfs,
+        "ls",
+        "/data",
+    ]));
+}

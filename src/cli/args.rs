@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use super::values::{
-    cpus_flag, log_opt_flag, network_flag, publish_flag, security_opt_flag, size_flag, swap_flag,
-    LogOption, PublishedPorts, SecurityOpt,
+    cpus_flag, log_opt_flag, network_flag, publish_flag, security_opt_flag, signal_flag, size_flag,
+    swap_flag, LogOption, PublishedPorts, SecurityOpt,
 };
 use crate::network::NetworkMode;
 
@@ -29,6 +29,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show what this host offers rootless containers
     Info(InfoArgs),
+    /// Show rocker's version
+    Version(InfoArgs),
     /// Pull an image from a registry
     Pull(PullArgs),
     /// List images
@@ -498,6 +500,15 @@ pub struct RunArgs {
     /// filter, no masked or read-only paths (nothing beyond you on the host)
     #[arg(long)]
     pub privileged: bool,
+
+    /// The signal stop sends first (default: the image's StopSignal, else
+    /// SIGTERM)
+    #[arg(long = "stop-signal", value_name = "SIGNAL", value_parser = signal_flag)]
+    pub stop_signal: Option<String>,
+
+    /// Write the container's id to this file (which must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
 
     /// Print help
     #[arg(long, action = ArgAction::Help)]

@@ -41,6 +41,13 @@ pub(super) fn cpus_flag(text: &str) -> Result<f64, String> {
     crate::cgroups::limits::parse_cpus(text).map_err(|err| format!("{err:#}"))
 }
 
+/// `--stop-signal`: a signal rocker can send, kept as given.
+pub(super) fn signal_flag(text: &str) -> Result<String, String> {
+    crate::spec::parse_signal(text)
+        .map(|_| text.to_string())
+        .map_err(|err| format!("{err:#}"))
+}
+
 /// A `--security-opt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecurityOpt {
@@ -205,7 +212,12 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<UserMount> {
         match option {
             "ro" => read_only = true,
             "rw" => read_only = false,
-            other => bail!("invalid volume {spec:?}: unknown option {other:?} (known: ro, rw)"),
+            // SELinux relabelling: an unprivileged user cannot relabel,
+            // and rootless containers run unconfined by SELinux anyway.
+            "z" | "Z" => {}
+            other => {
+                bail!("invalid volume {spec:?}: unknown option {other:?} (known: ro, rw, z, Z)")
+            }
         }
     }
     let destination = container_path(destination, "volume destination")?;
@@ -352,11 +364,17 @@ mod tests {
         );
         let got = parse_volume("./:/cwd", &tmp).unwrap();
         assert_eq!(got.destination(), "/cwd");
+        // SELinux labels are accepted (and have nothing to do here).
+        for options in ["z", "Z", "ro,z"] {
+            let got = parse_volume(&format!("./:/src:{options}"), &tmp).unwrap();
+            assert_eq!(got.destination(), "/src", "{options}");
+        }
         let errors = [
             ("/data", "anonymous volumes"),
             ("name:/data", "named volumes"),
             ("/tmp:relative", "absolute path"),
             ("/tmp:/x:rx", "unknown option"),
+            ("/tmp:/x:ro,q", "unknown option"),
             ("/tmp:/x:ro:extra", "expected -v"),
             (":/x", "expected -v"),
             ("/no/such/rocker/dir:/x", "does not exist"),

@@ -11,6 +11,7 @@ pub fn execute(command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => run::run(*args),
         Command::Info(args) => info::run(args),
+        Command::Version(args) => info::version(args),
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => image::pull_command(args),
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             image::images_command(args)

@@ -80,6 +80,34 @@ pub fn run(args: InfoArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `rocker version`: rocker's version and the platform it runs on.
+pub fn version(args: InfoArgs) -> Result<i32> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let kernel = probe::kernel_release()?;
+    let version = env!("CARGO_PKG_VERSION");
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "Version": version,
+                "Os": std::env::consts::OS,
+                "Arch": arch,
+                "KernelVersion": kernel,
+            }))?
+        ),
+        Format::Text => {
+            println!("rocker version {version}");
+            println!(" OS/Arch:        {}/{arch}", std::env::consts::OS);
+            println!(" Kernel version: {kernel}");
+        }
+    }
+    Ok(0)
+}
+
 fn line(label: &str, check: &Check) {
     let verdict = if check.ok { "yes" } else { "no" };
     println!("  {label:<20} {verdict}: {}", check.detail);

@@ -101,6 +101,10 @@ struct RunExtras {
     root_emulation: bool,
     /// The security options as given, for `inspect`.
     security_opt: Vec<String>,
+    /// `--stop-signal`, over the image's StopSignal.
+    stop_signal: Option<String>,
+    /// `--cidfile`: where the id goes once the container is recorded.
+    cidfile: Option<PathBuf>,
 }
 
 impl RunExtras {
@@ -148,7 +152,18 @@ impl RunExtras {
         if let SeccompPolicy::Profile(path) = &seccomp {
             seccomp::load(path)?;
         }
+        if let Some(path) = &args.cidfile {
+            if path.exists() {
+                bail!(
+                    "the container id file {} exists already: remove it, or give another \
+                     --cidfile",
+                    path.display()
+                );
+            }
+        }
         Ok(RunExtras {
+            stop_signal: args.stop_signal.clone(),
+            cidfile: args.cidfile.clone(),
             name: args.name.clone(),
             detach: args.detach,
             auto_remove: args.rm,
@@ -190,7 +205,11 @@ impl RunExtras {
             root_emulation: emulate_root,
             security_opt: self.security_opt.clone(),
         };
-        launch(
+        let cidfile = self.cidfile.as_ref();
+        if let Some(path) = cidfile {
+            write_cidfile(path, &spec.id)?;
+        }
+        let result = launch(
             Launch {
                 spec,
                 seccomp,
@@ -199,7 +218,12 @@ impl RunExtras {
                 log_max: self.log_max,
             },
             dirs,
-        )
+        );
+        // A container that never started leaves no id file behind either.
+        if let (Some(path), Err(_)) = (cidfile, &result) {
+            let _ = std::fs::remove_file(path);
+        }
+        result
     }
 
     fn record(&self, spec: &ContainerSpec, origin: Origin<'_>) -> ContainerRecord {
@@ -259,7 +283,7 @@ impl RunExtras {
             ip_address,
             ports: spec.ports.clone(),
             mounts,
-            stop_signal: StopSignal::of_image(stop_signal),
+            stop_signal: StopSignal::of_image(self.stop_signal.as_deref().or(stop_signal)),
             auto_remove: self.auto_remove,
             detached: self.detach,
             rootfs_mode,
@@ -346,6 +370,18 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     // A container that never started leaves nothing; one that ran keeps
     // its files unless --rm (see `launch`).
     extras.launch(spec, origin, files, dirs)
+}
+
+/// Writes `id` to `path`, which must not exist (another run may be
+/// writing it).
+fn write_cidfile(path: &Path, id: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating the container id file {}", path.display()))?;
+    std::io::Write::write_all(&mut file, id.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Whether `-u` (or the image's User) names root: none does, nor `0` or
