@@ -253,7 +253,7 @@ fn rm_refuses_a_running_container_unless_forced_and_frees_its_name() {
     s.wait_state("db", "exited");
     ok(s.rocker(&["rm", "db"]));
     let gone = s.rocker(&["rm", "db"]);
-    assert_eq!(code(&gone), 125);
+    assert_eq!(code(&gone), 1, "docker's status for no such container");
     assert!(stderr(&gone).contains("no such container"));
 }
 
@@ -583,7 +583,7 @@ fn exec_joins_the_container_with_its_environment_and_returns_the_status() {
 
     ok(s.rocker(&["rm", "-f", "box"]));
     let gone = s.rocker(&["exec", "box", "true"]);
-    assert_eq!(code(&gone), 125);
+    assert_eq!(code(&gone), 1, "docker's status for no such container");
     assert!(
         stderr(&gone).contains("no such container"),
         "{}",
@@ -670,7 +670,7 @@ fn wait_prints_the_exit_status_and_rename_keeps_names_unique() {
     assert!(stderr(&taken).contains("is taken"), "{}", stderr(&taken));
     ok(s.rocker(&["rename", "seven", "eight"]));
     assert_eq!(ok(s.rocker(&["wait", "eight"])), "7\n");
-    assert_eq!(code(&s.rocker(&["wait", "seven"])), 125);
+    assert_eq!(code(&s.rocker(&["wait", "seven"])), 1);
     // The old name is free again.
     s.detach(&["--name", "seven", "--network", "none"], &["true"]);
 }
@@ -745,7 +745,7 @@ fn top_lists_the_containers_processes_only() {
     assert!(out.contains("sleep 1022"), "{out}");
     ok(s.rocker(&["rm", "-f", "busy"]));
     let gone = s.rocker(&["top", "busy"]);
-    assert_eq!(code(&gone), 125);
+    assert_eq!(code(&gone), 1);
 }
 
 /// `--stop-signal` is what `stop` sends first (a bad one fails before

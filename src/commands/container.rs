@@ -18,7 +18,7 @@ use crate::commands::image;
 use crate::commands::output::{printable, write_table};
 use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
-use crate::error::{StatusError, EXIT_ROCKER_FAILED};
+use crate::error::{exit_status_of, StatusError};
 use crate::host::dirs::Dirs;
 use crate::network::ports::PortMapping;
 use crate::rootfs::backing::changes;
@@ -203,7 +203,7 @@ fn print_entries(entries: &[Entry], timestamps: bool) -> Result<()> {
 /// exit status, as docker does.
 pub fn wait_command(args: WaitArgs) -> Result<i32> {
     let containers = open()?;
-    let mut failed = false;
+    let mut status = 0;
     for query in &args.containers {
         match containers
             .find(query)
@@ -212,11 +212,11 @@ pub fn wait_command(args: WaitArgs) -> Result<i32> {
             Ok(code) => println!("{code}"),
             Err(err) => {
                 eprintln!("rocker: {err:#}");
-                failed = true;
+                status = exit_status_of(&err);
             }
         }
     }
-    Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+    Ok(status)
 }
 
 /// The exit status of `record`'s container once it has one. A running
@@ -409,7 +409,7 @@ fn each_container(
     mut action: impl FnMut(&Containers, ContainerRecord) -> Result<()>,
 ) -> Result<i32> {
     let containers = open()?;
-    let mut failed = false;
+    let mut status = 0;
     for query in queries {
         match containers
             .find(query)
@@ -418,11 +418,12 @@ fn each_container(
             Ok(()) => println!("{query}"),
             Err(err) => {
                 eprintln!("rocker: {err:#}");
-                failed = true;
+                // docker's: 1 for a container that does not exist.
+                status = exit_status_of(&err);
             }
         }
     }
-    Ok(if failed { EXIT_ROCKER_FAILED } else { 0 })
+    Ok(status)
 }
 
 pub fn stop_command(args: StopArgs) -> Result<i32> {

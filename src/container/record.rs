@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::identity::ProcessId;
 use super::{live_dir, names};
 use crate::cgroups::limits::Limits;
+use crate::error::StatusError;
 use crate::host::dirs::Dirs;
 use crate::network::ports::PortMapping;
 use crate::network::NetworkMode;
@@ -279,7 +280,12 @@ impl Containers {
     pub fn find(&self, query: &str) -> Result<ContainerRecord> {
         match self.lookup(query)? {
             Some(record) => Ok(record),
-            None => bail!("no such container: {query} (see rocker ps -a)"),
+            // docker's status for an object that does not exist.
+            None => Err(StatusError::new(
+                1,
+                format!("no such container: {query} (see rocker ps -a)"),
+            )
+            .into()),
         }
     }
 
