@@ -142,6 +142,12 @@ fn pull_list_inspect_and_remove() {
         .find(|i| i["tag"] == "1" && i["repository"].as_str().unwrap().ends_with("/busybox"))
         .unwrap();
     assert_eq!(entry["id"], id);
+    // SIZE is the extracted size, as docker's; the download is compressed.
+    let (size, download) = (
+        entry["size"].as_u64().unwrap(),
+        entry["download_size"].as_u64().unwrap(),
+    );
+    assert!(size > download, "{size} extracted, {download} downloaded");
     // CREATED comes from the config (the test images say 2026-01-01).
     assert_eq!(entry["created"], "2026-01-01T00:00:00.000000000Z");
     assert!(line.contains(" ago "), "{line}");

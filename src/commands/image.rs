@@ -139,6 +139,10 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    // Extracted, as docker counts an image's size.
+    let unpacked = |image: &ImageRecord| {
+        image.unpacked_size(|layer| tree_size(&context.store.layer_path(&layer.diff_id)))
+    };
     // When the image was made, from its config (as docker shows it).
     let created = |image: &ImageRecord| -> Option<u64> {
         let bytes = context.store.read_blob(&image.config).ok()?;
@@ -158,7 +162,8 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
                         "id": image.id(),
                         "digest": image.manifest,
                         "created": created(image).map(time::rfc3339),
-                        "size": image.size(),
+                        "size": unpacked(image),
+                        "download_size": image.size(),
                         "platform": image.platform,
                         "pulled": image.pulled,
                     })
@@ -179,7 +184,7 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
                         created(image)
                             .map(|at| format!("{} ago", time::duration_words(at, now)))
                             .unwrap_or_else(|| "<unknown>".to_string()),
-                        human_size(image.size()),
+                        human_size(unpacked(image)),
                     ]
                 })
                 .collect();
@@ -394,7 +399,9 @@ pub fn image_reports(text: &str) -> Result<Vec<serde_json::Value>> {
             "Name": image.name,
             "Digest": image.manifest,
             "Platform": image.platform,
-            "Size": image.size(),
+            "Size": image.unpacked_size(|layer| {
+                tree_size(&context.store.layer_path(&layer.diff_id))
+            }),
             "Layers": image.layers.iter().map(|l| json!({
                 "Digest": l.digest, "DiffID": l.diff_id, "Size": l.size,
                 "Path": context.store.layer_path(&l.diff_id),

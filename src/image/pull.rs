@@ -26,6 +26,7 @@ use super::reference::Reference;
 use super::store::{ImageRecord, LayerRecord, Store};
 use crate::error::StatusError;
 use crate::host::config::Config;
+use crate::util::fs::tree_size;
 
 /// At most this many layers download at once.
 const PARALLEL_LAYERS: usize = 4;
@@ -186,6 +187,7 @@ fn pull_from(
                 diff_id: diff_id.clone(),
                 digest: descriptor.digest.clone(),
                 size: descriptor.size,
+                unpacked_size: Some(tree_size(&store.layer_path(diff_id))),
             })
             .collect(),
         platform: format!("{}/{}", config.os, config.architecture),

@@ -31,6 +31,10 @@ pub struct LayerRecord {
     /// The blob as the registry serves it.
     pub digest: Digest,
     pub size: u64,
+    /// The bytes of its files once extracted (none in records written
+    /// before rocker kept it).
+    #[serde(default)]
+    pub unpacked_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -51,8 +55,18 @@ impl ImageRecord {
         &self.config
     }
 
+    /// What the registry serves: the compressed layers.
     pub fn size(&self) -> u64 {
         self.layers.iter().map(|l| l.size).sum()
+    }
+
+    /// What the layers take extracted (docker's SIZE), where the record
+    /// knows it; `measure` gives a layer's size where it does not.
+    pub fn unpacked_size(&self, measure: impl Fn(&LayerRecord) -> u64) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| l.unpacked_size.unwrap_or_else(|| measure(l)))
+            .sum()
     }
 }
 
