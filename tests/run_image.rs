@@ -516,3 +516,35 @@ fn diff_shows_added_changed_and_deleted_paths() {
         stderr(&out)
     );
 }
+
+/// Labels: the image's, with `--label` (`-l`) over them, in inspect.
+#[test]
+fn labels_merge_the_images_with_the_command_lines() {
+    let image = busybox("labelled:1", json!({"Labels": {"a": "1", "b": "2"}}));
+    let data = harness().scratch("labels-data");
+    ok(rocker(
+        &data,
+        "overlay",
+        &[
+            "run",
+            "--name",
+            "l",
+            "--network",
+            "none",
+            "-l",
+            "b=3",
+            "--label",
+            "c",
+            &image,
+            "true",
+        ],
+    ));
+    let text = ok(rocker(&data, "overlay", &["inspect", "l"]));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        report[0]["Config"]["Labels"],
+        json!({"a": "1", "b": "3", "c": ""})
+    );
+    let bad = rocker(&data, "overlay", &["run", "-l", "=x", &image, "true"]);
+    assert_eq!(code(&bad), 125);
+}

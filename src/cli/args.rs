@@ -501,6 +501,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub privileged: bool,
 
+    /// A label, KEY=VALUE (or KEY for an empty value), over the image's
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
     /// The signal stop sends first (default: the image's StopSignal, else
     /// SIGTERM)
     #[arg(long = "stop-signal", value_name = "SIGNAL", value_parser = signal_flag)]

@@ -557,6 +557,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "WorkingDir": record.working_dir,
             "Tty": record.tty,
             "StopSignal": record.stop_signal.to_string(),
+            "Labels": record.labels,
         },
         "State": {
             "Status": state.word(),

@@ -73,6 +73,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         image_id: None,
         stop_signal: None,
         rootfs_mode: RootfsKind::Directory,
+        labels: None,
     };
     extras.launch(spec, origin, files, &dirs)
 }
@@ -84,6 +85,8 @@ struct Origin<'a> {
     image_id: Option<String>,
     stop_signal: Option<&'a str>,
     rootfs_mode: RootfsKind,
+    /// The image's labels.
+    labels: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 /// What `run` takes from the command line besides the spec: the
@@ -103,6 +106,8 @@ struct RunExtras {
     security_opt: Vec<String>,
     /// `--stop-signal`, over the image's StopSignal.
     stop_signal: Option<String>,
+    /// `--label`s, over the image's.
+    labels: Vec<(String, String)>,
     /// `--cidfile`: where the id goes once the container is recorded.
     cidfile: Option<PathBuf>,
 }
@@ -161,7 +166,19 @@ impl RunExtras {
                 );
             }
         }
+        let labels = args
+            .labels
+            .iter()
+            .map(|label| match label.split_once('=') {
+                Some((key, value)) => (key.to_string(), value.to_string()),
+                None => (label.to_string(), String::new()),
+            })
+            .collect::<Vec<_>>();
+        if let Some((key, _)) = labels.iter().find(|(key, _)| key.is_empty()) {
+            bail!("invalid label {key:?}: give KEY=VALUE");
+        }
         Ok(RunExtras {
+            labels,
             stop_signal: args.stop_signal.clone(),
             cidfile: args.cidfile.clone(),
             name: args.name.clone(),
@@ -232,7 +249,10 @@ impl RunExtras {
             image_id,
             stop_signal,
             rootfs_mode,
+            labels: image_labels,
         } = origin;
+        let mut labels = image_labels.cloned().unwrap_or_default();
+        labels.extend(self.labels.iter().cloned());
         let mounts = spec
             .mounts
             .iter()
@@ -293,6 +313,7 @@ impl RunExtras {
                 .map(|r| r.limits)
                 .unwrap_or_default(),
             security: SecurityRecord::default(),
+            labels,
         }
     }
 }
@@ -365,6 +386,7 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         image,
         image_id: Some(record.id().to_string()),
         stop_signal: image_defaults.stop_signal.as_deref(),
+        labels: image_defaults.labels.as_ref(),
         rootfs_mode: choice.mode.into(),
     };
     // A container that never started leaves nothing; one that ran keeps

@@ -69,6 +69,9 @@ pub struct ContainerRecord {
     pub rootfs_mode: RootfsKind,
     #[serde(default)]
     pub limits: Limits,
+    /// The image's labels with `--label`s over them.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Capabilities, filter and root emulation (records written before
     /// rocker had them read as the defaults of then: none of it).
     #[serde(default)]

@@ -291,6 +291,8 @@ pub struct ContainerConfig {
     pub user: Option<String>,
     #[serde(default)]
     pub stop_signal: Option<String>,
+    #[serde(default)]
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
