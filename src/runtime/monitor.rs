@@ -98,7 +98,7 @@ pub fn run(
     }
     let files = live_dir.write_etc_files(spec)?;
     let mounts = plan::plan(spec, &files);
-    let mut log = match output {
+    let mut pipes = match output {
         // Without -t, the container must not hold our terminal.
         Output::Inherit if spec.process.terminal => None,
         Output::Inherit => StdioPipes::for_terminals(spec.process.stdin)?,
@@ -106,7 +106,7 @@ pub fn run(
     };
     let mask = &*held.mask.insert(BlockedSignals::for_supervision()?);
     let (channel, pid) =
-        clone_container(spec, seccomp, cgroup, &files, &mounts, log.as_mut(), mask)?;
+        clone_container(spec, seccomp, cgroup, &files, &mounts, pipes.as_mut(), mask)?;
     let container = held.container.insert(Supervised::new(pid));
 
     write_id_maps(pid, spec)?;
@@ -147,11 +147,11 @@ pub fn run(
         mask.signals(),
         spec.process.terminal,
         spec.process.stdin,
-        log.as_mut(),
+        pipes.as_mut(),
         &mut || started(pid, leaf.as_deref()),
     )?;
-    if let Some(log) = log.as_mut() {
-        log.drain();
+    if let Some(pipes) = pipes.as_mut() {
+        pipes.drain();
     }
     let oom_killed = cgroup.is_some_and(ContainerCgroup::oom_killed);
     Ok(Exit { code, oom_killed })
@@ -159,7 +159,7 @@ pub fn run(
 
 /// Clones the container's PID 1 into its namespaces (and its cgroup's
 /// leaf), where it carries out `init`; returns the monitor's end of the
-/// channel and the container's pid. With `log`, the container's stdout and
+/// channel and the container's pid. With `pipes`, the container's stdout and
 /// stderr are its pipes.
 fn clone_container(
     spec: &ContainerSpec,
@@ -167,7 +167,7 @@ fn clone_container(
     cgroup: Option<&ContainerCgroup>,
     files: &GeneratedFiles,
     mounts: &[MountOp],
-    mut log: Option<&mut StdioPipes>,
+    mut pipes: Option<&mut StdioPipes>,
     mask: &BlockedSignals,
 ) -> Result<(ParentEnd, Pid)> {
     let cgroup_fd = cgroup.map(ContainerCgroup::open_leaf).transpose()?;
@@ -176,8 +176,8 @@ fn clone_container(
     match sys::clone_into_namespaces(namespaces::flags(spec.network), cgroup_fd) {
         Ok(Forked::Child) => {
             drop(channel);
-            if let Some(log) = log.as_mut() {
-                if let Err(err) = log.become_stdio() {
+            if let Some(pipes) = pipes.as_mut() {
+                if let Err(err) = pipes.become_stdio() {
                     let _ = child_end.failed(EXIT_ROCKER_FAILED, format!("{err:#}"));
                     sys::exit_now(EXIT_ROCKER_FAILED);
                 }
@@ -185,8 +185,8 @@ fn clone_container(
             init::run(child_end, spec, files, mounts, seccomp, mask.signals())
         }
         Ok(Forked::Parent(pid)) => {
-            if let Some(log) = log {
-                log.close_container_ends();
+            if let Some(pipes) = pipes {
+                pipes.close_container_ends();
             }
             Ok((channel, pid))
         }

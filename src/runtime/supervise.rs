@@ -37,7 +37,7 @@ pub fn run_to_exit(
     signals: &SigSet,
     terminal: bool,
     forward_input: bool,
-    log: Option<&mut StdioPipes>,
+    pipes: Option<&mut StdioPipes>,
     started: &mut dyn FnMut() -> Result<()>,
 ) -> Result<i32> {
     let mut console = match terminal {
@@ -58,30 +58,30 @@ pub fn run_to_exit(
     }
     let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("creating a signalfd")?;
-    supervise(child, &signal_fd, console.as_ref(), forward_input, log)
+    supervise(child, &signal_fd, console.as_ref(), forward_input, pipes)
 }
 
 /// Waits for `child` to exit, forwarding signals to it and relaying the
-/// terminal (or the log) meanwhile; returns its exit status.
+/// terminal (or its stdio pipes) meanwhile; returns its exit status.
 fn supervise(
     child: &mut Supervised,
     signal_fd: &SignalFd,
     console: Option<&Console>,
     forward_input: bool,
-    mut log: Option<&mut StdioPipes>,
+    mut pipes: Option<&mut StdioPipes>,
 ) -> Result<i32> {
     let mut output_open = console.is_some();
     let mut input_open = console.is_some() && forward_input;
     let stdin = std::io::stdin();
     loop {
-        if let Some(log) = log.as_mut() {
-            log.copy_ready()?;
+        if let Some(pipes) = pipes.as_mut() {
+            pipes.copy_ready()?;
         }
         let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
-        if let Some(log) = log.as_ref() {
-            fds.extend(log.poll_fds());
+        if let Some(pipes) = pipes.as_ref() {
+            fds.extend(pipes.poll_fds());
         }
-        let log_fds = fds.len() - 1;
+        let pipe_fds = fds.len() - 1;
         if let (Some(console), true) = (console, output_open) {
             fds.push(PollFd::new(console.master(), PollFlags::POLLIN));
         }
@@ -97,7 +97,7 @@ fn supervise(
             .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
-        let mut index = 1 + log_fds;
+        let mut index = 1 + pipe_fds;
         if let (Some(console), true) = (console, output_open) {
             if ready[index] {
                 output_open = console.copy_output();
