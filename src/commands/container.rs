@@ -374,11 +374,16 @@ pub fn rename_command(args: RenameArgs) -> Result<i32> {
 pub fn running(containers: &Containers, record: &ContainerRecord, what: &str) -> Result<LiveState> {
     match containers.state(&record.id)? {
         State::Running(live) => Ok(live),
-        state => bail!(
-            "cannot {what} container {}: it is not running ({})",
-            record.name,
-            state.word()
-        ),
+        // docker's status for what its daemon refuses.
+        state => Err(StatusError::new(
+            1,
+            format!(
+                "cannot {what} container {}: it is not running ({})",
+                record.name,
+                state.word()
+            ),
+        )
+        .into()),
     }
 }
 
