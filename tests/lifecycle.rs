@@ -805,3 +805,41 @@ fn stop_signal_cidfile_and_selinux_volume_options() {
         "/data",
     ]));
 }
+
+/// `exec -d` returns once the command runs; the command goes on in the
+/// container (and ends with it), and a command that cannot run fails as a
+/// foreground exec would.
+#[test]
+fn exec_d_runs_the_command_in_the_background() {
+    let s = Store::new("lifecycle-exec-d");
+    s.detach(&["--name", "host", "--network", "none"], &["sleep", "600"]);
+    let started = Instant::now();
+    assert_eq!(
+        ok(s.rocker(&[
+            "exec",
+            "-d",
+            "host",
+            "sh",
+            "-c",
+            "sleep 1; touch /tmp/done; sleep 1031"
+        ])),
+        ""
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "exec -d waited for the command"
+    );
+    wait_for_process("sleep 1031", Duration::from_secs(20));
+    ok(s.rocker(&["exec", "host", "test", "-e", "/tmp/done"]));
+    let missing = s.rocker(&["exec", "-d", "host", "no-such-command"]);
+    assert_eq!(code(&missing), 127, "{}", stderr(&missing));
+    ok(s.rocker(&["rm", "-f", "host"]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with("sleep 1031").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        processes_with("sleep 1031").is_empty(),
+        "the exec outlived its container"
+    );
+}

@@ -192,6 +192,11 @@ pub struct ExecArgs {
     #[command(flatten)]
     pub process: ProcessArgs,
 
+    /// Run the command in the background: return once it runs (its output
+    /// goes nowhere)
+    #[arg(short = 'd', long, conflicts_with_all = ["tty", "interactive"])]
+    pub detach: bool,
+
     /// The container, by name or id
     pub container: String,
 

@@ -3,17 +3,23 @@
 //! environment, working directory and user from the container's record and
 //! the flags, forks the process that joins the container (see `exec`), and
 //! relays signals and the terminal until the command ends, with its status.
+//! With `-d` a supervisor of its own does that in the background.
+
+use std::io::{BufRead, BufReader, Read, Write};
 
 use anyhow::{Context, Result};
 use caps::CapsHashSet;
+use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::unistd::{pipe2, setsid};
 
 use crate::cli::args::ExecArgs;
 use crate::cli::values as options;
 use crate::commands::container::running;
 use crate::container::live_dir;
 use crate::container::record::{ContainerRecord, Containers};
-use crate::error::EXIT_ROCKER_FAILED;
+use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::runtime::capabilities;
 use crate::runtime::channel;
@@ -27,6 +33,7 @@ use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::spec::ProcessSpec;
 use crate::spec::{Environment, UserSpec};
 use crate::sys::{self, Forked};
+use crate::util::fs::stdin_from_null;
 
 pub fn exec_command(args: ExecArgs) -> Result<i32> {
     stdio::refuse_paths(args.process.interactive)?;
@@ -69,6 +76,16 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
             .with_context(|| format!("the syscall filter of container {}", record.name))?,
     };
 
+    match args.detach {
+        true => exec_detached(&spec),
+        false => run_in(&spec, &mut || Ok(())),
+    }
+}
+
+/// Forks the process that joins the container, relays signals and stdio
+/// to the command it starts there, and returns the command's status.
+/// `started` runs once the command has been executed.
+fn run_in(spec: &ExecSpec, started: &mut dyn FnMut() -> Result<()>) -> Result<i32> {
     let (channel, child_end) = channel::pair()?;
     // Without -t, the command must not hold our terminal.
     let mut pipes = match spec.process.terminal {
@@ -86,7 +103,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
                     sys::exit_now(EXIT_ROCKER_FAILED);
                 }
             }
-            join::run(child_end, &spec, mask.signals())
+            join::run(child_end, spec, mask.signals())
         }
         Forked::Parent(pid) => pid,
     };
@@ -102,12 +119,87 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
         spec.process.terminal,
         spec.process.stdin,
         pipes.as_mut(),
-        &mut || Ok(()),
+        started,
     )?;
     if let Some(pipes) = pipes.as_mut() {
         pipes.drain();
     }
     Ok(status)
+}
+
+/// What a detached exec's supervisor tells `rocker exec -d` once the
+/// command runs.
+const STARTED: &str = "started";
+
+/// `exec -d`: a supervisor of its own, in a session of its own with its
+/// stdio on /dev/null, runs the command as a foreground exec would (the
+/// joining process dies with it, the command with its container); this
+/// process returns once the command has been executed, or fails as a
+/// foreground exec would have.
+fn exec_detached(spec: &ExecSpec) -> Result<i32> {
+    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
+    match sys::fork().context("forking the exec's supervisor")? {
+        Forked::Parent(_) => {
+            drop(report_write);
+            let mut reader = BufReader::new(std::fs::File::from(report_read));
+            let mut first = String::new();
+            reader
+                .read_line(&mut first)
+                .context("reading the supervisor's report")?;
+            if first.trim_end() == STARTED {
+                return Ok(0);
+            }
+            let mut message = String::new();
+            let _ = reader.read_to_string(&mut message);
+            match first.trim_end().parse::<i32>() {
+                Ok(status) => Err(StatusError::new(status, message.trim_end().to_string()).into()),
+                Err(_) => Err(anyhow::anyhow!(
+                    "the exec's supervisor ended before the command ran"
+                )),
+            }
+        }
+        Forked::Child => {
+            drop(report_read);
+            let mut report = Some(std::fs::File::from(report_write));
+            let detached = setsid()
+                .context("starting a session for the exec")
+                .and_then(|_| null_stdio());
+            let result = detached.and_then(|()| {
+                run_in(spec, &mut || {
+                    if let Some(mut report) = report.take() {
+                        let _ = writeln!(report, "{STARTED}");
+                    }
+                    Ok(())
+                })
+            });
+            let status = match result {
+                Ok(status) => status,
+                Err(err) => {
+                    let status = exit_status_of(&err);
+                    if let Some(mut report) = report.take() {
+                        let _ = write!(report, "{status}\n{err:#}");
+                    }
+                    status
+                }
+            };
+            sys::exit_now(status)
+        }
+    }
+}
+
+/// All of stdin, stdout and stderr on /dev/null: a detached exec's command
+/// writes nowhere, as with docker.
+fn null_stdio() -> Result<()> {
+    stdin_from_null()?;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("opening /dev/null")?;
+    nix::unistd::dup2_stdout(&null).context("redirecting stdout")?;
+    nix::unistd::dup2_stderr(&null).context("redirecting stderr")?;
+    Ok(())
 }
 
 /// The container's namespaces. With `--network host` that includes no
