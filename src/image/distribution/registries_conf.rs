@@ -99,9 +99,11 @@ impl Registries {
                     host.ends_with(&format!(".{domain}"))
                         .then(|| host.to_string())
                 } else {
-                    let boundary = name.len() == prefix.len()
-                        || name[prefix.len()..].starts_with(['/', ':', '@']);
-                    (name.starts_with(prefix) && boundary).then(|| prefix.to_string())
+                    // Whole components only; a prefix longer than the name
+                    // simply does not match.
+                    let rest = name.strip_prefix(prefix)?;
+                    (rest.is_empty() || rest.starts_with(['/', ':', '@']))
+                        .then(|| prefix.to_string())
                 };
                 matched.map(|m| (entry, m))
             })
@@ -213,6 +215,23 @@ insecure = true
                 ep("internal.example.com", "bar/app", true),
             ]
         );
+    }
+
+    #[test]
+    fn a_prefix_longer_than_the_name_does_not_match_or_panic() {
+        let registries = Registries::parse(
+            "[[registry]]\nlocation = \"registry.fedoraproject.org\"\n\n\
+             [[registry]]\nprefix = \"docker.io/library/alpine-but-longer\"\nlocation = \"x.example\"\n",
+            None,
+        )
+        .unwrap();
+        for name in ["docker.io/library/alpine", "a", "", "registry.fedora"] {
+            assert!(registries.entry_for(name).is_none(), "{name}");
+        }
+        let (_, matched) = registries
+            .entry_for("registry.fedoraproject.org/f39")
+            .unwrap();
+        assert_eq!(matched, "registry.fedoraproject.org");
     }
 
     #[test]
