@@ -843,3 +843,43 @@ fn exec_d_runs_the_command_in_the_background() {
         "the exec outlived its container"
     );
 }
+
+/// `exec -u` reads the container's account files as `run` does: bounded,
+/// and never from a FIFO the container put in their place (which hung it).
+#[test]
+fn exec_reads_the_containers_account_files_safely() {
+    let s = Store::new("lifecycle-exec-passwd");
+    let root = harness().rootfs_copy("fifo-passwd");
+    let root = root.to_string_lossy().to_string();
+    let id = ok(s.rocker(&[
+        "run",
+        "-d",
+        "--name",
+        "tricky",
+        "--network",
+        "none",
+        "--rootfs",
+        &root,
+        "sh",
+        "-c",
+        "rm /etc/passwd && mkfifo /etc/passwd && touch /tmp/ready && sleep 600",
+    ]));
+    assert_eq!(id.trim().len(), 64);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok(s.rocker(&[
+        "exec",
+        "tricky",
+        "sh",
+        "-c",
+        "test -e /tmp/ready && echo yes || true",
+    ]))
+    .contains("yes")
+    {
+        assert!(Instant::now() < deadline, "the container never got ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = s.rocker(&["exec", "-u", "app", "tricky", "id"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("/etc/passwd"), "{}", stderr(&out));
+    ok(s.rocker(&["rm", "-f", "tricky"]));
+}

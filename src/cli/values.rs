@@ -153,8 +153,27 @@ pub fn apply_env_options(
     Ok(())
 }
 
+/// The most an `--env-file` may hold (`--env-file /dev/zero` must not
+/// fill memory); a FIFO (`--env-file <(...)`) is fine.
+const ENV_FILE_LIMIT: u64 = 4 << 20;
+
 pub fn read_env_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading env file {}", path.display()))
+    use std::io::Read;
+    let read = || -> std::io::Result<String> {
+        let mut text = String::new();
+        std::fs::File::open(path)?
+            .take(ENV_FILE_LIMIT + 1)
+            .read_to_string(&mut text)?;
+        Ok(text)
+    };
+    let text = read().with_context(|| format!("reading env file {}", path.display()))?;
+    if text.len() as u64 > ENV_FILE_LIMIT {
+        bail!(
+            "env file {} is larger than {ENV_FILE_LIMIT} bytes",
+            path.display()
+        );
+    }
+    Ok(text)
 }
 
 /// A hostname as RFC 1123 has them: dot-separated labels of 1 to 63
@@ -341,6 +360,12 @@ mod tests {
         ] {
             assert!(check_hostname(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_endless_env_file_is_refused_not_read_whole() {
+        let err = format!("{:#}", read_env_file(Path::new("/dev/zero")).unwrap_err());
+        assert!(err.contains("/dev/zero"), "{err}");
     }
 
     #[test]

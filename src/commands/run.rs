@@ -29,6 +29,7 @@ use crate::image::store::ImageRecord;
 use crate::rootfs::backing::container_dir::ContainerFiles;
 use crate::rootfs::backing::mode::{self, RootfsMode};
 use crate::rootfs::backing::{generated, layers};
+use crate::rootfs::users::ACCOUNT_FILE_LIMIT;
 use crate::rootfs::{inroot, users};
 use crate::runtime::launch::{launch, Launch, DEFAULT_LOG_MAX};
 use crate::runtime::path_lookup::DEFAULT_PATH;
@@ -36,9 +37,6 @@ use crate::runtime::{capabilities, seccomp, stdio};
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
 use crate::spec::{Environment, SeccompPolicy, UserSpec};
 use crate::util::time;
-
-/// The largest /etc/passwd or /etc/group rocker reads from a rootfs.
-const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
 
 pub fn run(mut args: RunArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;

@@ -5,6 +5,10 @@
 
 use anyhow::{bail, Result};
 
+/// The largest /etc/passwd or /etc/group rocker reads from a container's
+/// root (the root is untrusted: an endless file must not fill memory).
+pub const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
+
 use crate::spec::ContainerUser;
 use crate::spec::UserSpec;
 

@@ -11,7 +11,7 @@
 //! then exec (end of stream) or `Failed`.
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
@@ -23,7 +23,8 @@ use super::process::{self, Prepared};
 use super::seccomp::Program;
 use crate::cgroups;
 use crate::error::{StatusError, EXIT_CANNOT_EXECUTE};
-use crate::rootfs::users;
+use crate::rootfs::inroot;
+use crate::rootfs::users::{self, ACCOUNT_FILE_LIMIT};
 use crate::runtime::channel::ChildEnd;
 use crate::spec::UserSpec;
 use crate::spec::{ContainerUser, ProcessSpec};
@@ -109,8 +110,13 @@ fn user_ids(spec: &ExecSpec) -> Result<ContainerUser> {
     let Some(user) = &spec.user else {
         return Ok(mapped);
     };
-    let passwd = std::fs::read_to_string("/etc/passwd").ok();
-    let group = std::fs::read_to_string("/etc/group").ok();
+    // We stand in the container's root now, which is untrusted: its
+    // account files are read bounded and never from a FIFO.
+    let read = |path: &str| {
+        inroot::read_to_string(Path::new("/"), path, ACCOUNT_FILE_LIMIT)
+            .with_context(|| format!("reading {path} in the container"))
+    };
+    let (passwd, group) = (read("/etc/passwd")?, read("/etc/group")?);
     let ids = users::resolve(Some(user), passwd.as_deref(), group.as_deref())?.ids;
     if ids != mapped {
         bail!(
