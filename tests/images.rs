@@ -902,6 +902,11 @@ fn tag_adds_a_name_and_rmi_of_one_name_keeps_the_others() {
         )
     };
     ok(run(&id[7..19]));
+    // inspect by id: one image, with its three names.
+    let by_id: serde_json::Value =
+        serde_json::from_str(&ok(rocker_in(&data, &["image", "inspect", &id]))).unwrap();
+    assert_eq!(by_id.as_array().unwrap().len(), 1, "{by_id}");
+    assert_eq!(by_id[0]["RepoTags"].as_array().unwrap().len(), 3, "{by_id}");
     ok(rocker_in(&data, &["rmi", &image]));
     ok(run("team/app:2"));
     let listed = ok(rocker_in(&data, &["images"]));

@@ -390,13 +390,24 @@ pub fn image_reports(text: &str) -> Result<Vec<serde_json::Value>> {
         return Err(no_such_image(text));
     }
     let mut reports = vec![];
-    for image in found {
+    let mut reported = std::collections::BTreeSet::new();
+    for image in &found {
+        // One image under several names is reported once, with them all.
+        if !reported.insert(image.id().clone()) {
+            continue;
+        }
+        let names: Vec<&str> = found
+            .iter()
+            .filter(|other| other.id() == image.id())
+            .map(|other| other.name.as_str())
+            .collect();
         let config: serde_json::Value =
             serde_json::from_slice(&context.store.read_blob(&image.config)?)
                 .with_context(|| format!("reading the config of {}", image.name))?;
         reports.push(json!({
             "Id": image.id(),
             "Name": image.name,
+            "RepoTags": names,
             "Digest": image.manifest,
             "Platform": image.platform,
             "Size": image.unpacked_size(|layer| {
