@@ -99,7 +99,7 @@ fn require_delegated() -> bool {
 }
 
 #[test]
-fn without_cgroups_a_run_with_limits_fails_with_the_reason_and_one_without_runs() {
+fn without_cgroups_limits_are_ignored_with_the_reason_or_refused_when_asked() {
     let data = harness().scratch("cgroups-unavailable");
     let root = rootfs();
     // A run without limits works on any host.
@@ -110,6 +110,15 @@ fn without_cgroups_a_run_with_limits_fails_with_the_reason_and_one_without_runs(
     if require_delegated() {
         return; // The other tests cover this host; nothing to refuse here.
     }
+    // As docker and podman: a warning naming what is missing, and a run.
+    let strict = harness().scratch("cgroups-strict-config");
+    std::fs::create_dir_all(strict.join("rocker")).unwrap();
+    std::fs::write(
+        strict.join("rocker/config.toml"),
+        "[limits]\nunenforceable = \"error\"\n",
+    )
+    .unwrap();
+    harness().give_tree(&strict);
     for flags in [
         &["--memory", "64m"][..],
         &["--cpus", "0.5"],
@@ -118,14 +127,22 @@ fn without_cgroups_a_run_with_limits_fails_with_the_reason_and_one_without_runs(
     ] {
         let mut options = vec!["--rm"];
         options.extend_from_slice(flags);
-        let out = rocker(&data, &run_args(&root, &options, &["true"]));
-        assert_eq!(code(&out), 125, "{flags:?}");
+        let args = run_args(&root, &options, &["echo", "ran"]);
+        let out = rocker(&data, &args);
+        assert_eq!(code(&out), 0, "{flags:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "ran\n");
         let message = stderr(&out);
-        assert!(message.contains("unavailable"), "{message}");
+        assert!(message.contains("limits are ignored"), "{message}");
         assert!(
             message.contains("cgroup v2") || message.contains("systemd"),
             "the message names what is missing: {message}"
         );
+        // Refused instead, when config.toml says so.
+        let mut refusing = command(&data, &args);
+        refusing.env("XDG_CONFIG_HOME", &strict);
+        let out = output_within(refusing, Duration::from_secs(120));
+        assert_eq!(code(&out), 125, "{flags:?}");
+        assert!(stderr(&out).contains("unavailable"), "{}", stderr(&out));
     }
     let info = ok(rocker(&data, &["info", "--format", "json"]));
     let info: Value = serde_json::from_str(&info).unwrap();
@@ -317,7 +334,7 @@ fn stop_leaves_nothing_in_the_cgroup_and_exec_joins_it() {
 
 /// On a host without cgroups the enforcement tests have nothing to
 /// enforce; the refusal there is what
-/// `without_cgroups_a_run_with_limits_fails_with_the_reason_and_one_without_runs`
+/// `without_cgroups_limits_are_ignored_with_the_reason_or_refused_when_asked`
 /// checks. Saying so keeps the skip from being silent.
 fn unavailable_checked_elsewhere() {
     eprintln!(

@@ -46,6 +46,12 @@ pub struct Resources {
     pub delegated: PathBuf,
 }
 
+/// Limits this host cannot enforce, and why: a run warns and goes on
+/// without them, or fails, as config.toml says.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unenforceable(pub String);
+
 /// For a run with limits, before anything else: makes sure rocker stands in
 /// a cgroup delegated to it that offers the controllers the limits need,
 /// and returns its directory. Where systemd can make one, this re-executes
@@ -57,14 +63,21 @@ pub fn ensure_delegated(limits: &Limits) -> Result<PathBuf> {
         Delegation::SystemdScope if std::env::var_os(IN_SCOPE).is_none() => {
             return Err(reexec_in_scope());
         }
-        Delegation::SystemdScope => bail!(
-            "resource limits are unavailable: systemd made rocker a scope, but it is not \
-             delegated (not writable, or systemd does not report Delegate=yes for it)"
-        ),
-        Delegation::Unavailable(why) => bail!(
-            "resource limits (--memory, --cpus, --pids-limit...) are unavailable here: {why}. \
-             Run without them, or see rocker info"
-        ),
+        Delegation::SystemdScope => {
+            return Err(Unenforceable(
+                "resource limits are unavailable: systemd made rocker a scope, but it is not \
+                 delegated (not writable, or systemd does not report Delegate=yes for it)"
+                    .to_string(),
+            )
+            .into())
+        }
+        Delegation::Unavailable(why) => {
+            return Err(Unenforceable(format!(
+                "resource limits (--memory, --cpus, --pids-limit...) are unavailable here: \
+                 {why}. Run without them, or see rocker info"
+            ))
+            .into())
+        }
     };
     let offered = delegation::controllers(&dir);
     let missing: Vec<&str> = limits
@@ -73,7 +86,7 @@ pub fn ensure_delegated(limits: &Limits) -> Result<PathBuf> {
         .filter(|needed| !offered.iter().any(|c| c == needed))
         .collect();
     if !missing.is_empty() {
-        bail!(
+        return Err(Unenforceable(format!(
             "the {} controller{} not delegated to {} (it offers: {}): with systemd older than \
              252, add a drop-in for user@.service with Delegate=cpu cpuset io memory pids, \
              then log in again",
@@ -85,7 +98,8 @@ pub fn ensure_delegated(limits: &Limits) -> Result<PathBuf> {
             } else {
                 offered.join(" ")
             }
-        );
+        ))
+        .into());
     }
     Ok(dir)
 }

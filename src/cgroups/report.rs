@@ -34,7 +34,10 @@ pub fn report() -> Cgroups {
             "a run with limits asks the systemd user manager for a delegated scope \
              (systemd-run --user --scope -p Delegate=yes)",
         ),
-        Delegation::Unavailable(why) => Check::no(why),
+        Delegation::Unavailable(why) => Check::no(format!(
+            "{why} (a run with limits warns and runs without them, unless config.toml has \
+             [limits] unenforceable = \"error\")"
+        )),
     };
     Cgroups {
         layout: delegation::hierarchy().layout.to_string(),

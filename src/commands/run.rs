@@ -20,7 +20,7 @@ use crate::container::record::{
     ContainerRecord, MountKind, MountRecord, RootfsKind, SecurityRecord, StopSignal,
 };
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
-use crate::host::config::Config;
+use crate::host::config::{Config, Unenforceable};
 use crate::host::dirs::Dirs;
 use crate::image::manifest::{ContainerConfig, ImageConfig};
 use crate::image::pull::{pull, PullOptions};
@@ -45,8 +45,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     // delegated scope, and a host without cgroups fails a run with limits.
     let limits = limits_of(&args)?;
     if !limits.is_empty() {
-        let delegated = cgroups::ensure_delegated(&limits)?;
-        extras.resources = Some(Resources { limits, delegated });
+        extras.resources = resources(limits, &dirs)?;
     }
     let Some(rootfs) = args.rootfs.take() else {
         return run_image(args, extras, &dirs);
@@ -661,6 +660,28 @@ fn command_line(
         bail!("no command given, and the image sets no Entrypoint or Cmd: add one after the image (or the rootfs)");
     }
     Ok(command)
+}
+
+/// Where a run with `limits` gets its cgroups. A host that cannot enforce
+/// them gets a one-line warning and a run without them, as with docker and
+/// podman, unless config.toml says `[limits] unenforceable = "error"`.
+fn resources(limits: Limits, dirs: &Dirs) -> Result<Option<Resources>> {
+    match cgroups::ensure_delegated(&limits) {
+        Ok(delegated) => Ok(Some(Resources { limits, delegated })),
+        Err(err) if err.downcast_ref::<cgroups::Unenforceable>().is_some() => {
+            match Config::load(&dirs.config)?.limits.unenforceable {
+                Unenforceable::Error => Err(err),
+                Unenforceable::Warn => {
+                    eprintln!(
+                        "rocker: warning: the resource limits are ignored: {err:#} (set \
+                         [limits] unenforceable = \"error\" in config.toml to refuse such runs)"
+                    );
+                    Ok(None)
+                }
+            }
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// `--memory`, `--cpus` and friends, checked against each other.

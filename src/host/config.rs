@@ -7,6 +7,9 @@
 //!
 //! [storage]
 //! rootfs = "overlay"       # or "fuse-overlayfs" or "copy"; default: probed
+//!
+//! [limits]
+//! unenforceable = "warn"   # or "error": limits a host cannot enforce
 //! ```
 
 use std::fmt;
@@ -24,6 +27,27 @@ pub struct Config {
     pub images: ImagesConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// What a run does with limits the host cannot enforce (no cgroup v2
+    /// delegation): run without them, warning, as docker and podman do, or
+    /// fail.
+    #[serde(default)]
+    pub unenforceable: Unenforceable,
+}
+
+/// See `LimitsConfig::unenforceable`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unenforceable {
+    #[default]
+    Warn,
+    Error,
 }
 
 #[derive(Debug, Default, Deserialize)]
