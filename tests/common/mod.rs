@@ -263,27 +263,49 @@ pub fn spawn_quiet(mut command: Command) -> Child {
 }
 
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.read_to_end(&mut buf);
-        }
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.read_to_end(&mut buf);
-        }
-        buf
-    });
+    // Each stream is read on a thread of its own, which sends what it read
+    // once the stream ends.
+    let (sender, received) = std::sync::mpsc::channel::<(usize, Vec<u8>)>();
+    let streams: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ];
+    for (index, stream) in streams.into_iter().enumerate() {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut buf);
+            }
+            let _ = sender.send((index, buf));
+        });
+    }
     let status = wait_within(&mut child, limit);
+    // A process the command left behind may hold its output open: give it
+    // a moment, then fail, rather than wait for ever.
+    let mut outputs = [Vec::new(), Vec::new()];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(left) {
+            Ok((index, buf)) => outputs[index] = buf,
+            Err(_) => panic!(
+                "the command ended ({status:?}), but its output stayed open for 15 s: a \
+                 process it started still holds it"
+            ),
+        }
+    }
+    let [stdout, stderr] = outputs;
     Output {
         status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
+        stdout,
+        stderr,
     }
 }
 
