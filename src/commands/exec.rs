@@ -5,21 +5,19 @@
 //! relays signals and the terminal until the command ends, with its status.
 //! With `-d` a supervisor of its own does that in the background.
 
-use std::io::{BufRead, BufReader, Read, Write};
-
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use caps::CapsHashSet;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
-use nix::unistd::{pipe2, setsid};
+use nix::unistd::setsid;
 
 use crate::cli::args::ExecArgs;
 use crate::cli::values as options;
 use crate::commands::container::running;
 use crate::container::live_dir;
 use crate::container::record::{ContainerRecord, Containers};
-use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
+use crate::error::{exit_status_of, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::runtime::capabilities;
 use crate::runtime::channel;
@@ -27,6 +25,7 @@ use crate::runtime::join::{self, ExecSpec};
 use crate::runtime::namespaces;
 use crate::runtime::seccomp::profile::parse_capability;
 use crate::runtime::seccomp::Program;
+use crate::runtime::start_report::{self, Outcome};
 use crate::runtime::stdio;
 use crate::runtime::stdio_pipes::StdioPipes;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised};
@@ -127,59 +126,38 @@ fn run_in(spec: &ExecSpec, started: &mut dyn FnMut() -> Result<()>) -> Result<i3
     Ok(status)
 }
 
-/// What a detached exec's supervisor tells `rocker exec -d` once the
-/// command runs.
-const STARTED: &str = "started";
-
 /// `exec -d`: a supervisor of its own, in a session of its own with its
 /// stdio on /dev/null, runs the command as a foreground exec would (the
 /// joining process dies with it, the command with its container); this
 /// process returns once the command has been executed, or fails as a
 /// foreground exec would have.
 fn exec_detached(spec: &ExecSpec) -> Result<i32> {
-    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
+    let (report, mut reporter) = start_report::pair()?;
     match sys::fork().context("forking the exec's supervisor")? {
         Forked::Parent(_) => {
-            drop(report_write);
-            let mut reader = BufReader::new(std::fs::File::from(report_read));
-            let mut first = String::new();
-            reader
-                .read_line(&mut first)
-                .context("reading the supervisor's report")?;
-            if first.trim_end() == STARTED {
-                return Ok(0);
-            }
-            let mut message = String::new();
-            let _ = reader.read_to_string(&mut message);
-            match first.trim_end().parse::<i32>() {
-                Ok(status) => Err(StatusError::new(status, message.trim_end().to_string()).into()),
-                Err(_) => Err(anyhow::anyhow!(
-                    "the exec's supervisor ended before the command ran"
-                )),
+            drop(reporter);
+            match start_report::wait(report)? {
+                Outcome::Started => Ok(0),
+                Outcome::Failed(err) => Err(err),
+                Outcome::Silent => bail!("the exec's supervisor ended before the command ran"),
             }
         }
         Forked::Child => {
-            drop(report_read);
-            let mut report = Some(std::fs::File::from(report_write));
+            drop(report);
             let detached = setsid()
                 .context("starting a session for the exec")
                 .and_then(|_| null_stdio());
             let result = detached.and_then(|()| {
                 run_in(spec, &mut || {
-                    if let Some(mut report) = report.take() {
-                        let _ = writeln!(report, "{STARTED}");
-                    }
+                    reporter.started();
                     Ok(())
                 })
             });
             let status = match result {
                 Ok(status) => status,
                 Err(err) => {
-                    let status = exit_status_of(&err);
-                    if let Some(mut report) = report.take() {
-                        let _ = write!(report, "{status}\n{err:#}");
-                    }
-                    status
+                    reporter.failed(&err);
+                    exit_status_of(&err)
                 }
             };
             sys::exit_now(status)

@@ -4,14 +4,13 @@
 //! The monitor records when the container started and how it ended, and
 //! removes it afterwards under `--rm`.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::{pipe2, setsid, Pid};
+use nix::unistd::{setsid, Pid};
 
 use crate::container::identity::ProcessId;
 use crate::container::logfile::LogWriter;
@@ -21,6 +20,7 @@ use crate::host::dirs::Dirs;
 use crate::rootfs::backing::container_dir::ContainerFiles;
 use crate::runtime::monitor::{self, Exit, Output};
 use crate::runtime::seccomp::Program;
+use crate::runtime::start_report::{self, Outcome, Reporter};
 use crate::spec::ContainerSpec;
 use crate::sys::{self, Forked};
 use crate::util::fs::stdin_from_null;
@@ -31,8 +31,6 @@ use crate::util::time;
 /// not fill the disk).
 pub const DEFAULT_LOG_MAX: u64 = 10 << 20;
 const MONITOR_LOG: &str = "monitor.log";
-/// What a detached monitor tells `rocker run -d` once the command runs.
-const STARTED: &str = "started";
 
 pub struct Launch {
     pub spec: ContainerSpec,
@@ -145,39 +143,32 @@ fn finish(
 /// `-d`: forks the monitor, which lives on in a session of its own, and
 /// waits until it reports that the command runs (or why it could not).
 fn run_detached(mut launch: Launch, containers: &Containers, dirs: &Dirs) -> Result<i32> {
-    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
+    let (report, reporter) = start_report::pair()?;
     match sys::fork().context("forking the container's monitor")? {
         Forked::Parent(_) => {
             // The monitor owns the container's files now.
             launch.files.keep();
-            drop(report_write);
-            await_start(report_read, &launch.record, containers)
+            drop(reporter);
+            await_start(report, &launch.record, containers)
         }
         Forked::Child => {
-            drop(report_read);
-            let status = detached_monitor(launch, containers, dirs, report_write);
+            drop(report);
+            let status = detached_monitor(launch, containers, dirs, reporter);
             sys::exit_now(status)
         }
     }
 }
 
-/// The parent's side: the first line says "started"; anything else is the
-/// failure, which the monitor writes once it has cleaned up.
+/// The parent's side: the id once the command runs, or the failure, which
+/// the monitor reports once it has cleaned up.
 fn await_start(report: OwnedFd, record: &ContainerRecord, containers: &Containers) -> Result<i32> {
-    let mut reader = BufReader::new(std::fs::File::from(report));
-    let mut first = String::new();
-    reader
-        .read_line(&mut first)
-        .context("reading the monitor's report")?;
-    if first.trim_end() == STARTED {
-        println!("{}", record.id);
-        return Ok(0);
-    }
-    let mut message = String::new();
-    let _ = reader.read_to_string(&mut message);
-    match first.trim_end().parse::<i32>() {
-        Ok(status) => Err(StatusError::new(status, message.trim_end().to_string()).into()),
-        Err(_) => bail!(
+    match start_report::wait(report)? {
+        Outcome::Started => {
+            println!("{}", record.id);
+            Ok(0)
+        }
+        Outcome::Failed(err) => Err(err),
+        Outcome::Silent => bail!(
             "the monitor of container {} ended before the container started; see {}",
             record.name,
             containers.dir(&record.id).join(MONITOR_LOG).display()
@@ -187,7 +178,12 @@ fn await_start(report: OwnedFd, record: &ContainerRecord, containers: &Container
 
 /// The detached monitor: runs the container with its output to the log and
 /// returns the status this process exits with.
-fn detached_monitor(launch: Launch, containers: &Containers, dirs: &Dirs, report: OwnedFd) -> i32 {
+fn detached_monitor(
+    launch: Launch,
+    containers: &Containers,
+    dirs: &Dirs,
+    mut reporter: Reporter,
+) -> i32 {
     let Launch {
         spec,
         seccomp,
@@ -196,31 +192,27 @@ fn detached_monitor(launch: Launch, containers: &Containers, dirs: &Dirs, report
         log_max,
     } = launch;
     let record = &record;
-    let mut report = Some(std::fs::File::from(report));
     let mut started = None;
     let result = detach_from_caller(containers, &record.id).and_then(|()| {
         let log = LogWriter::create(&containers.log_path(&record.id), log_max)?;
         let output = Output::Log(log);
         monitor::run(&spec, seccomp.as_ref(), dirs, output, &mut |pid, cgroup| {
             started = Some(record_start(containers, &record.id, pid, cgroup)?);
-            if let Some(mut report) = report.take() {
-                // The caller may be gone (killed): the container runs on.
-                let _ = writeln!(report, "{STARTED}");
-            }
+            reporter.started();
             Ok(())
         })
     });
+    // Kept apart: `finish` takes the result, and the caller hears of a
+    // failure only once the monitor has cleaned up.
     let failure = result
         .as_ref()
         .err()
-        .map(|err| (exit_status_of(err), format!("{err:#}")));
+        .map(|err| anyhow::Error::from(StatusError::new(exit_status_of(err), format!("{err:#}"))));
     let status = finish(containers, record, started, result, files).unwrap_or(EXIT_ROCKER_FAILED);
-    match (report.take(), failure) {
-        (Some(mut report), Some((status, message))) => {
-            let _ = write!(report, "{status}\n{message}");
+    if let Some(err) = failure {
+        if !reporter.failed(&err) {
+            eprintln!("rocker: {err:#}");
         }
-        (_, Some((_, message))) => eprintln!("rocker: {message}"),
-        _ => {}
     }
     status
 }

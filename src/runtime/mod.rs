@@ -19,6 +19,7 @@ pub mod process;
 pub mod reaper;
 pub mod root_emulation;
 pub mod seccomp;
+pub mod start_report;
 pub mod stdio;
 pub mod stdio_pipes;
 pub mod supervise;
