@@ -116,6 +116,50 @@ fn layer_dir(report: &serde_json::Value, index: usize) -> PathBuf {
     PathBuf::from(report["Layers"][index]["Path"].as_str().unwrap())
 }
 
+/// Where the store keeps a layer's compressed blob.
+fn layer_blob(report: &serde_json::Value, index: usize) -> PathBuf {
+    let digest = report["Layers"][index]["Digest"].as_str().unwrap();
+    store()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+#[test]
+fn a_store_without_a_layers_blob_gets_it_on_the_next_pull_without_extracting_again() {
+    let image = push(
+        "blobless:1",
+        vec![Layer {
+            tar: oci::tar_of(&[("kept", "k")]),
+            compression: Compression::Zstd,
+        }],
+        json!({}),
+    );
+    ok(rocker(&["pull", &image]));
+    let report = inspect(&image);
+    let blob = layer_blob(&report, 0);
+    let registry_copy = std::fs::read(
+        images()
+            .registry
+            .blob_file(report["Layers"][0]["Digest"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(&blob).unwrap(),
+        registry_copy,
+        "kept byte for byte"
+    );
+    // As a store from before blobs were kept: the directory, no blob.
+    std::fs::remove_file(&blob).unwrap();
+    let dir_inode = std::fs::metadata(layer_dir(&report, 0)).unwrap().ino();
+    ok(rocker(&["pull", &image]));
+    assert_eq!(std::fs::read(&blob).unwrap(), registry_copy);
+    assert_eq!(
+        std::fs::metadata(layer_dir(&report, 0)).unwrap().ino(),
+        dir_inode,
+        "the extracted layer stays as it was"
+    );
+}
+
 #[test]
 fn pull_list_inspect_and_remove() {
     let image = busybox_image("busybox:1");
@@ -495,9 +539,17 @@ fn rmi_keeps_shared_layers_and_prune_drops_unused_ones() {
         layer_dir(&b, 0),
         "one directory for the shared layer"
     );
+    // Each layer's compressed blob is kept beside its directory.
+    for report in [&a, &b] {
+        for index in 0..2 {
+            assert!(layer_blob(report, index).is_file(), "{report}");
+        }
+    }
     ok(rocker(&["rmi", &first]));
     assert!(layer_dir(&b, 0).exists(), "the shared layer must stay");
+    assert!(layer_blob(&b, 0).exists(), "and its blob");
     assert!(!layer_dir(&a, 1).exists(), "a's own layer goes");
+    assert!(!layer_blob(&a, 1).exists(), "a's own blob goes with it");
 
     // A layer nothing refers to (a pull killed after extracting it).
     let orphan = store().join("layers").join("0".repeat(64));

@@ -42,6 +42,13 @@ impl Digest {
         }
     }
 
+    /// The digest a hasher has reached.
+    pub fn from_sha256(hasher: Sha256) -> Digest {
+        Digest {
+            hex: hex_of(&hasher.finalize()),
+        }
+    }
+
     /// The 64 hex digits, without the algorithm.
     pub fn hex(&self) -> &str {
         &self.hex
@@ -102,10 +109,7 @@ impl<R: Read> VerifyingReader<R> {
 
     /// The digest and size of everything read.
     pub fn finish(self) -> (Digest, u64) {
-        let digest = Digest {
-            hex: hex_of(&self.hasher.finalize()),
-        };
-        (digest, self.read)
+        (Digest::from_sha256(self.hasher), self.read)
     }
 }
 

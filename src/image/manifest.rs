@@ -193,7 +193,8 @@ pub fn select<'a>(index: &'a Index, wanted: &Platform, reference: &str) -> Resul
 }
 
 /// How a layer blob is compressed, from its media type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
     Gzip,

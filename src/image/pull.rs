@@ -7,7 +7,7 @@
 //! digests match. No temp tarball ever touches the disk.
 
 use std::collections::VecDeque;
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -17,13 +17,11 @@ use anyhow::{bail, Context, Result};
 use super::digest::{Digest, VerifyingReader};
 use super::distribution::client::{NotFound, Registry};
 use super::distribution::registries_conf::{Endpoint, Registries};
-use super::layer::readahead;
 use super::layer::unpack::{self as extract, Limits};
-use super::manifest::{
-    self, Compression, Descriptor, ImageConfig, Manifest, Platform, MAX_MANIFEST_SIZE,
-};
+use super::layer::{codec, readahead};
+use super::manifest::{self, Descriptor, ImageConfig, Manifest, Platform, MAX_MANIFEST_SIZE};
 use super::reference::Reference;
-use super::store::{ImageRecord, LayerRecord, Store};
+use super::store::{ImageRecord, LayerBlob, LayerRecord, Store};
 use crate::error::StatusError;
 use crate::host::config::Config;
 use crate::util::fs::tree_size;
@@ -227,9 +225,14 @@ fn fetch_layers(
     options: &PullOptions,
 ) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
+    // A layer is complete with its directory and its compressed blob (for
+    // push and save); a store from before blobs were kept gets the blob.
     let missing: VecDeque<&(Descriptor, Digest)> = layers
         .iter()
-        .filter(|(_, diff_id)| !store.has_layer(diff_id) && seen.insert(diff_id.clone()))
+        .filter(|(descriptor, diff_id)| {
+            !(store.has_layer(diff_id) && store.blob_path(&descriptor.digest).is_file())
+                && seen.insert(diff_id.clone())
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -312,32 +315,35 @@ fn fetch_layer(
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<()> {
     let compression = manifest::layer_compression(&descriptor.media_type)?;
-    let temp = store.temp_dir("layer")?;
+    // The directory may be there already (a store from before blobs were
+    // kept): then the tar is only checked against its diff_id.
+    let extract_into = if store.has_layer(diff_id) {
+        None
+    } else {
+        Some(store.temp_dir("layer")?)
+    };
+    let blob_temp = store.temp_dir("blob")?;
+    let blob_path = blob_temp.path().join("data");
+    let blob_file = std::fs::File::create(&blob_path)
+        .with_context(|| format!("creating {}", blob_path.display()))?;
     let body: Box<dyn Read + Send> = match bar {
         Some(bar) => {
             Box::new(bar.wrap_read(registry.blob(endpoint, &descriptor.digest, descriptor.size)?))
         }
         None => Box::new(registry.blob(endpoint, &descriptor.digest, descriptor.size)?),
     };
-    // Download, verify and decompress on one thread; verify and extract
-    // the tar on this one.
+    let mut kept = std::io::BufWriter::with_capacity(1 << 20, blob_file);
+    let body = Tee {
+        inner: body,
+        copy: &mut kept,
+    };
+    // Download, keep, verify and decompress on one thread; verify and
+    // extract the tar on this one.
     let (feeder, tar_stream) = readahead::channel();
     let (blob, unpacked) = std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<Option<(Digest, u64)>> {
             let mut compressed = VerifyingReader::new(body, descriptor.size);
-            let fed = {
-                let mut decompressed: Box<dyn Read> = match compression {
-                    Compression::None => Box::new(&mut compressed),
-                    Compression::Gzip => {
-                        Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
-                    }
-                    Compression::Zstd => Box::new(
-                        zstd::stream::read::Decoder::new(&mut compressed)
-                            .context("starting the zstd decoder")?,
-                    ),
-                };
-                feeder.feed(&mut decompressed)
-            };
+            let fed = feeder.feed(&mut codec::decoder(&mut compressed, compression)?);
             if !fed {
                 return Ok(None); // the extracting side reports why
             }
@@ -345,7 +351,8 @@ fn fetch_layer(
                 .context("reading the end of the blob")?;
             Ok(Some(compressed.finish()))
         });
-        let unpacked = unpack_layer(tar_stream, temp.path(), descriptor, options, budget);
+        let root = extract_into.as_ref().map(|temp| temp.path());
+        let unpacked = unpack_layer(tar_stream, root, descriptor, options, budget);
         let blob = producer
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the download thread panicked")));
@@ -366,14 +373,41 @@ fn fetch_layer(
     if unpacked != *diff_id {
         bail!("the uncompressed layer is {unpacked}, but the config says {diff_id} ({unpacked_size} bytes)");
     }
-    store.commit_layer(temp, diff_id)
+    kept.flush().context("writing the layer blob")?;
+    kept.get_ref()
+        .sync_all()
+        .context("syncing the layer blob")?;
+    let blob = LayerBlob {
+        digest,
+        size,
+        compression,
+    };
+    store.add_layer_blob(diff_id, &blob, &blob_path)?;
+    match extract_into {
+        Some(temp) => store.commit_layer(temp, diff_id),
+        None => Ok(()),
+    }
 }
 
-/// Extracts one layer's tar into `root`; returns the tar's digest (the
-/// diff_id) and size.
+/// Copies what is read through it into `copy`: the blob kept as it came.
+struct Tee<'a, R> {
+    inner: R,
+    copy: &'a mut std::io::BufWriter<std::fs::File>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Extracts one layer's tar into `root` (or only reads it, without a
+/// root); returns the tar's digest (the diff_id) and size.
 fn unpack_layer(
     stream: impl Read,
-    root: &std::path::Path,
+    root: Option<&std::path::Path>,
     descriptor: &Descriptor,
     options: &PullOptions,
     budget: &ImageBudget<'_>,
@@ -383,6 +417,10 @@ fn unpack_layer(
         budget,
     };
     let mut tar = VerifyingReader::new(stream, options.max_layer_size);
+    let Some(root) = root else {
+        std::io::copy(&mut tar, &mut std::io::sink()).context("reading the layer")?;
+        return Ok(tar.finish());
+    };
     let summary = match extract::unpack(&mut tar, root, &Limits::default()) {
         Ok(summary) => summary,
         Err(_) if budget.exceeded() => bail!(

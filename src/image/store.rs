@@ -1,8 +1,9 @@
 //! The image store under `$XDG_DATA_HOME/rocker`:
 //!
 //! ```text
-//! blobs/sha256/HEX     manifests and configs, verified, by digest
+//! blobs/sha256/HEX     manifests, configs and compressed layers, by digest
 //! layers/HEX/          one extracted layer per diff_id, shared by images
+//! layer-blobs/HEX.json the compressed copies kept of layer HEX (a diff_id)
 //! images.json          the index of names -> manifest, config, layers
 //! tmp/PID-N-WHAT/      work in progress, renamed into place when verified
 //! store.lock           shared by pulls, exclusive for garbage collection
@@ -21,7 +22,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
-use crate::util::fs::{read_if_present, remove_tree, write_atomic};
+use super::manifest::Compression;
+use crate::util::fs::{read_if_present, read_json, remove_tree, write_atomic};
 use crate::util::lock::FileLock;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -35,6 +37,16 @@ pub struct LayerRecord {
     /// before rocker kept it).
     #[serde(default)]
     pub unpacked_size: Option<u64>,
+}
+
+/// A compressed copy of a layer, kept so that push and save send the very
+/// bytes a registry already has (the same digest) and never compress a
+/// layer twice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LayerBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub compression: Compression,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -107,7 +119,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
         crate::host::dirs::ensure_private_dir(data_dir)?;
-        for dir in ["blobs/sha256", "layers", "tmp"] {
+        for dir in ["blobs/sha256", "layers", "layer-blobs", "tmp"] {
             let path = data_dir.join(dir);
             std::fs::create_dir_all(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
@@ -160,6 +172,52 @@ impl Store {
 
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
         self.layer_path(diff_id).is_dir()
+    }
+
+    fn layer_blobs_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root
+            .join("layer-blobs")
+            .join(format!("{}.json", diff_id.hex()))
+    }
+
+    /// The compressed copies of layer `diff_id` the store holds.
+    pub fn layer_blobs(&self, diff_id: &Digest) -> Result<Vec<LayerBlob>> {
+        let blobs: Vec<LayerBlob> = read_json(&self.layer_blobs_path(diff_id))?.unwrap_or_default();
+        Ok(blobs
+            .into_iter()
+            .filter(|blob| self.blob_path(&blob.digest).is_file())
+            .collect())
+    }
+
+    /// The kept copy of layer `diff_id` compressed with `compression`.
+    pub fn layer_blob(
+        &self,
+        diff_id: &Digest,
+        compression: Compression,
+    ) -> Result<Option<LayerBlob>> {
+        Ok(self
+            .layer_blobs(diff_id)?
+            .into_iter()
+            .find(|blob| blob.compression == compression))
+    }
+
+    /// Keeps `file` (verified by the caller to hold `blob`) as a compressed
+    /// copy of layer `diff_id`. The blob lands first and the list after,
+    /// so a crash between leaves an unlisted blob for garbage collection,
+    /// never a listed blob that is missing.
+    pub fn add_layer_blob(&self, diff_id: &Digest, blob: &LayerBlob, file: &Path) -> Result<()> {
+        let target = self.blob_path(&blob.digest);
+        std::fs::rename(file, &target)
+            .with_context(|| format!("moving the layer blob into {}", target.display()))?;
+        let _lock = FileLock::exclusive(&self.root.join("index.lock"))?;
+        let path = self.layer_blobs_path(diff_id);
+        let mut blobs: Vec<LayerBlob> = read_json(&path)?.unwrap_or_default();
+        if blobs.contains(blob) {
+            return Ok(());
+        }
+        blobs.retain(|known| known.compression != blob.compression);
+        blobs.push(blob.clone());
+        write_atomic(&path, &serde_json::to_vec_pretty(&blobs)?, 0o600)
     }
 
     pub fn temp_dir(&self, what: &str) -> Result<TempDir> {
@@ -271,9 +329,9 @@ impl Store {
             .flat_map(|i| i.layers.iter().map(|l| l.diff_id.hex()))
             .chain(in_use.iter().map(String::as_str))
             .collect();
-        let used_blobs: BTreeSet<&str> = images
+        let mut used_blobs: BTreeSet<String> = images
             .iter()
-            .flat_map(|i| [i.manifest.hex(), i.config.hex()])
+            .flat_map(|i| [i.manifest.hex().to_string(), i.config.hex().to_string()])
             .collect();
         let mut layers = 0;
         for entry in std::fs::read_dir(self.root.join("layers"))?.flatten() {
@@ -282,10 +340,22 @@ impl Store {
                 layers += 1;
             }
         }
+        // A layer's compressed copies go with it.
+        for entry in std::fs::read_dir(self.root.join("layer-blobs"))?.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let hex = name.strip_suffix(".json").unwrap_or(&name);
+            if used_layers.contains(hex) {
+                let blobs: Vec<LayerBlob> = read_json(&entry.path())?.unwrap_or_default();
+                used_blobs.extend(blobs.iter().map(|b| b.digest.hex().to_string()));
+            } else {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+            }
+        }
         let mut blobs = 0;
         for entry in std::fs::read_dir(self.root.join("blobs/sha256"))?.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            if !used_blobs.contains(name.as_str()) {
+            if !used_blobs.contains(&name) {
                 std::fs::remove_file(entry.path())
                     .with_context(|| format!("removing {}", entry.path().display()))?;
                 blobs += 1;

@@ -2,8 +2,10 @@
 //! ahead of the tar reader, `header_guard` refuses oversized metadata
 //! records before the tar reader buffers them, and `unpack` turns the tar
 //! into a layer directory that overlayfs reads (whiteouts and opaque
-//! marks), never writing outside it.
+//! marks), never writing outside it. `codec` compresses and decompresses
+//! blobs, for pull and for push.
 
+pub mod codec;
 mod header_guard;
 pub(super) mod readahead;
 pub mod unpack;
