@@ -31,16 +31,8 @@ static IMAGES: OnceLock<Images> = OnceLock::new();
 fn images() -> &'static Images {
     IMAGES.get_or_init(|| {
         let h = harness();
-        require("/usr/bin/htpasswd", "apache2-utils");
         let registry = TestRegistry::start(&h.base.join("registry"), None);
-        let htpasswd = h.base.join("htpasswd");
-        let output = std::process::Command::new("htpasswd")
-            .args(["-Bbn", USER, PASSWORD])
-            .output()
-            .unwrap();
-        std::fs::write(&htpasswd, output.stdout).unwrap();
-        let private =
-            TestRegistry::start(&h.base.join("private"), Some((&htpasswd, USER, PASSWORD)));
+        let private = TestRegistry::start_with_login(&h.base.join("private"), USER, PASSWORD);
         write_registries_conf(
             &h.base.join("config"),
             &registries_conf(&[&registry, &private]),

@@ -33,6 +33,8 @@ pub enum Command {
     Version(InfoArgs),
     /// Pull an image from a registry
     Pull(PullArgs),
+    /// Push an image to a registry
+    Push(PushArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove images
@@ -86,6 +88,8 @@ pub enum ImageCommand {
     Ls(ImagesArgs),
     /// Pull an image from a registry
     Pull(PullArgs),
+    /// Push an image to a registry
+    Push(PushArgs),
     /// Remove images
     Rm(RmiArgs),
     /// Give an image another name
@@ -305,6 +309,27 @@ pub struct PullArgs {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
     /// Print only the image id
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image, by name or id
+    pub image: String,
+    /// Where to push it ([docker://]REGISTRY/REPOSITORY[:TAG]); the image's
+    /// own name by default
+    pub destination: Option<String>,
+    /// Manifest format: oci or v2s2 (default: the image's own)
+    #[arg(short = 'f', long, value_name = "oci|v2s2")]
+    pub format: Option<String>,
+    /// Layer compression: gzip, zstd or none (default: each layer as stored)
+    #[arg(long, value_name = "gzip|zstd|none")]
+    pub compression_format: Option<String>,
+    /// Write the pushed manifest's digest to this file
+    #[arg(long, value_name = "FILE")]
+    pub digestfile: Option<std::path::PathBuf>,
+    /// Print no progress
     #[arg(short, long)]
     pub quiet: bool,
 }

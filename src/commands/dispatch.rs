@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{container, exec, image, info, login, run, stats};
+use super::{container, exec, image, info, login, push, run, stats};
 use crate::cli::args::{Command, ContainerCommand, ImageCommand};
 
 /// Runs `command`; its exit status, or the error rocker reports.
@@ -13,6 +13,7 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Info(args) => info::run(args),
         Command::Version(args) => info::version(args),
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => image::pull_command(args),
+        Command::Push(args) | Command::Image(ImageCommand::Push(args)) => push::push_command(args),
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             image::images_command(args)
         }

@@ -75,7 +75,7 @@ impl ImageContext {
     }
 }
 
-fn no_such_image(text: &str) -> anyhow::Error {
+pub fn no_such_image(text: &str) -> anyhow::Error {
     StatusError::new(1, format!("no such image: {text} (see rocker images)")).into()
 }
 

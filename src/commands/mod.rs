@@ -1,5 +1,5 @@
-//! One module per verb family (`run`, `exec`, `container`, `image`, `info`,
-//! `login`, `stats`): each turns parsed arguments into work. `dispatch`
+//! One module per verb family (`run`, `exec`, `container`, `image`,
+//! `push`, `info`, `login`, `stats`): each turns parsed arguments into work. `dispatch`
 //! maps a parsed command line to them; `output` writes their tables.
 
 pub mod container;
@@ -9,5 +9,6 @@ pub mod image;
 pub mod info;
 pub mod login;
 pub mod output;
+pub mod push;
 pub mod run;
 pub mod stats;

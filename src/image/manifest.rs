@@ -201,6 +201,84 @@ pub enum Compression {
     Zstd,
 }
 
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// The two manifest formats registries take: OCI's and Docker's schema 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestFormat {
+    Oci,
+    Docker,
+}
+
+impl ManifestFormat {
+    /// `oci`, or `v2s2` / `docker` (the names podman and skopeo use).
+    pub fn parse(text: &str) -> Result<ManifestFormat> {
+        match text {
+            "oci" => Ok(ManifestFormat::Oci),
+            "v2s2" | "docker" => Ok(ManifestFormat::Docker),
+            _ => bail!("unknown manifest format {text:?}: expected oci or v2s2"),
+        }
+    }
+
+    /// The format of a manifest with this media type (OCI when unsaid).
+    pub fn of(media_type: Option<&str>) -> ManifestFormat {
+        match media_type {
+            Some(DOCKER_MANIFEST) => ManifestFormat::Docker,
+            _ => ManifestFormat::Oci,
+        }
+    }
+
+    pub fn manifest_media_type(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => OCI_MANIFEST,
+            ManifestFormat::Docker => DOCKER_MANIFEST,
+        }
+    }
+
+    pub fn config_media_type(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => OCI_CONFIG,
+            ManifestFormat::Docker => DOCKER_CONFIG,
+        }
+    }
+
+    /// A layer's media type; Docker's format has no zstd.
+    pub fn layer_media_type(self, compression: Compression) -> Result<&'static str> {
+        Ok(match (self, compression) {
+            (ManifestFormat::Oci, Compression::None) => "application/vnd.oci.image.layer.v1.tar",
+            (ManifestFormat::Oci, Compression::Gzip) => {
+                "application/vnd.oci.image.layer.v1.tar+gzip"
+            }
+            (ManifestFormat::Oci, Compression::Zstd) => {
+                "application/vnd.oci.image.layer.v1.tar+zstd"
+            }
+            (ManifestFormat::Docker, Compression::None) => {
+                "application/vnd.docker.image.rootfs.diff.tar"
+            }
+            (ManifestFormat::Docker, Compression::Gzip) => {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            }
+            (ManifestFormat::Docker, Compression::Zstd) => bail!(
+                "Docker's v2s2 manifests cannot carry zstd layers; push with --format oci, \
+                 or with --compression-format gzip"
+            ),
+        })
+    }
+}
+
+impl Compression {
+    /// `gzip`, `zstd` or `none`, as --compression-format takes it.
+    pub fn parse(text: &str) -> Result<Compression> {
+        match text {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            "none" | "uncompressed" => Ok(Compression::None),
+            _ => bail!("unknown compression {text:?}: expected gzip, zstd or none"),
+        }
+    }
+}
+
 pub fn layer_compression(media_type: &str) -> Result<Compression> {
     let known = [
         ("application/vnd.oci.image.layer.v1.tar", Compression::None),

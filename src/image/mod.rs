@@ -1,11 +1,13 @@
-//! Images: references, digests and manifests, the store, and pulling
-//! (`pull`) from registries (`distribution`: the HTTP client, auth and
-//! registries.conf) through the layer unpacker (`layer`).
+//! Images: references, digests and manifests, the store, pulling (`pull`)
+//! from registries and pushing (`push`) to them (`distribution`: the HTTP
+//! client, uploads, auth and registries.conf), and layers (`layer`: the
+//! unpacker, compression).
 
 pub mod digest;
 pub mod distribution;
 pub mod layer;
 pub mod manifest;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod store;

@@ -6,11 +6,9 @@
 //! into extraction, in its own temp directory, renamed into place once both
 //! digests match. No temp tarball ever touches the disk.
 
-use std::collections::VecDeque;
 use std::io::{IsTerminal, Read, Write};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
@@ -25,9 +23,10 @@ use super::store::{ImageRecord, LayerBlob, LayerRecord, Store};
 use crate::error::StatusError;
 use crate::host::config::Config;
 use crate::util::fs::tree_size;
+use crate::util::parallel::try_for_each;
 
-/// At most this many layers download at once.
-const PARALLEL_LAYERS: usize = 4;
+/// At most this many layers download (or upload) at once.
+pub(super) const PARALLEL_LAYERS: usize = 4;
 
 pub struct PullOptions {
     pub platform: Platform,
@@ -227,7 +226,7 @@ fn fetch_layers(
     let mut seen = std::collections::BTreeSet::new();
     // A layer is complete with its directory and its compressed blob (for
     // push and save); a store from before blobs were kept gets the blob.
-    let missing: VecDeque<&(Descriptor, Digest)> = layers
+    let missing: Vec<&(Descriptor, Digest)> = layers
         .iter()
         .filter(|(descriptor, diff_id)| {
             !(store.has_layer(diff_id) && store.blob_path(&descriptor.digest).is_file())
@@ -251,57 +250,43 @@ fn fetch_layers(
         used: &used,
         limit: options.max_image_size,
     };
-    let workers = missing.len().min(PARALLEL_LAYERS);
-    let queue = Mutex::new(missing);
-    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                if first_error.lock().unwrap().is_some() {
-                    return;
-                }
-                let Some((descriptor, diff_id)) = queue.lock().unwrap().pop_front() else {
-                    return;
-                };
-                let bar = bars.as_ref().map(|bars| layer_bar(bars, descriptor));
-                let result = fetch_layer(
-                    store,
-                    registry,
-                    endpoint,
-                    (descriptor, diff_id),
-                    options,
-                    &budget,
-                    bar.as_ref(),
-                )
-                .with_context(|| format!("layer {}", descriptor.digest));
-                match (result, bar) {
-                    (Ok(()), Some(bar)) => bar.finish_with_message("done"),
-                    (Ok(()), None) => {}
-                    (Err(err), bar) => {
-                        if let Some(bar) = bar {
-                            bar.abandon_with_message("failed");
-                        }
-                        first_error.lock().unwrap().get_or_insert(err);
-                    }
-                }
-            });
+    try_for_each(&missing, PARALLEL_LAYERS, |(descriptor, diff_id)| {
+        let bar = bars
+            .as_ref()
+            .map(|bars| layer_bar(bars, &descriptor.digest, descriptor.size));
+        let result = fetch_layer(
+            store,
+            registry,
+            endpoint,
+            (descriptor, diff_id),
+            options,
+            &budget,
+            bar.as_ref(),
+        )
+        .with_context(|| format!("layer {}", descriptor.digest));
+        if let Some(bar) = bar {
+            match &result {
+                Ok(()) => bar.finish_with_message("done"),
+                Err(_) => bar.abandon_with_message("failed"),
+            }
         }
-    });
-    match first_error.into_inner().unwrap() {
-        Some(err) => Err(err),
-        None => Ok(()),
-    }
+        result
+    })
 }
 
 /// One progress line for a layer: bytes so far, total and rate.
-fn layer_bar(bars: &indicatif::MultiProgress, descriptor: &Descriptor) -> indicatif::ProgressBar {
-    let bar = bars.add(indicatif::ProgressBar::new(descriptor.size));
+pub(super) fn layer_bar(
+    bars: &indicatif::MultiProgress,
+    digest: &Digest,
+    size: u64,
+) -> indicatif::ProgressBar {
+    let bar = bars.add(indicatif::ProgressBar::new(size));
     let style = indicatif::ProgressStyle::with_template(
         "{prefix}: {bytes:>10} / {total_bytes:<10} {binary_bytes_per_sec:>12} {msg}",
     )
     .expect("a valid progress template");
     bar.set_style(style);
-    bar.set_prefix(descriptor.digest.short().to_string());
+    bar.set_prefix(digest.short().to_string());
     bar
 }
 

@@ -2,11 +2,13 @@
 //! read if present, and trees removed whatever their modes (`fs`), file
 //! locks (`lock`), waits with a deadline (`wait`), times as rocker records
 //! and shows them (`time`), extended attributes (`xattr`), typed fields
-//! kept as text in JSON (`as_text`), and scratch dirs for unit tests.
+//! kept as text in JSON (`as_text`), a list worked through by a few
+//! threads (`parallel`), and scratch dirs for unit tests.
 
 pub mod as_text;
 pub mod fs;
 pub mod lock;
+pub mod parallel;
 #[cfg(test)]
 pub mod scratch;
 pub mod time;

@@ -14,6 +14,7 @@ use super::{free_port, require};
 pub struct TestRegistry {
     pub port: u16,
     pub storage: PathBuf,
+    access_log: PathBuf,
     pub credentials: Option<(String, String)>,
     child: Child,
 }
@@ -47,10 +48,12 @@ impl TestRegistry {
             config_path.display(),
             std::process::id()
         );
+        // Its access log (one line per request) goes to stdout.
+        let access_log = dir.join("access.log");
         let child = Command::new("/bin/sh")
             .args(["-c", &watchdog])
             .process_group(0)
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&access_log).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -65,9 +68,25 @@ impl TestRegistry {
         TestRegistry {
             port,
             storage,
+            access_log,
             credentials: htpasswd.map(|(_, u, p)| (u.to_string(), p.to_string())),
             child,
         }
+    }
+
+    /// A registry under `dir` that demands basic auth as `user`.
+    pub fn start_with_login(dir: &Path, user: &str, password: &str) -> TestRegistry {
+        require("/usr/bin/htpasswd", "apache2-utils");
+        std::fs::create_dir_all(dir).unwrap();
+        let htpasswd = dir.join("htpasswd");
+        // bcrypt, the only hash the registry takes.
+        let output = Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "htpasswd failed");
+        std::fs::write(&htpasswd, output.stdout).unwrap();
+        TestRegistry::start(dir, Some((&htpasswd, user, password)))
     }
 
     pub fn host(&self) -> String {
@@ -91,6 +110,17 @@ impl TestRegistry {
             "skopeo copy failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// The requests rocker has made (by its user agent), as the access
+    /// log has them: `PUT /v2/team/app/blobs/uploads/... HTTP/1.1`.
+    pub fn rocker_requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.access_log)
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains("\"rocker/"))
+            .filter_map(|line| line.split('"').nth(1).map(str::to_string))
+            .collect()
     }
 
     /// The file holding a blob in the registry's own storage.

@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use ureq::http::Method;
+use ureq::SendBody;
 
 use super::auth::{parse_challenge, AuthFiles, Challenge, Credentials};
 use super::registries_conf::Endpoint;
@@ -26,6 +28,56 @@ pub struct Registry {
     authorization: Mutex<HashMap<String, String>>,
     /// The scheme each insecure host answered on.
     schemes: Mutex<HashMap<String, &'static str>>,
+    /// What bearer tokens are asked for: the endpoint's repository with
+    /// these actions, and pull access to these other repositories (the
+    /// sources of cross-repository mounts).
+    actions: &'static str,
+    also_pulls: Vec<String>,
+}
+
+/// What a request sends.
+pub(super) enum Payload<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// `len` bytes of `file` from `offset`: a blob, or one chunk of it.
+    File {
+        file: &'a std::fs::File,
+        offset: u64,
+        len: u64,
+        /// Shows how far into the file the upload is.
+        progress: Option<indicatif::ProgressBar>,
+    },
+}
+
+/// Reads a range of a file by position, leaving the file's own offset
+/// alone, so that parallel uploads can share a file.
+struct FileRange<'a> {
+    file: &'a std::fs::File,
+    position: u64,
+    end: u64,
+    progress: Option<&'a indicatif::ProgressBar>,
+}
+
+impl Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end - self.position).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.position)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the blob file ended early",
+            ));
+        }
+        self.position += n as u64;
+        if let Some(bar) = self.progress {
+            bar.set_position(self.position);
+        }
+        Ok(n)
+    }
 }
 
 /// The name credentials are stored under for a host.
@@ -44,7 +96,7 @@ fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_millis(250 << attempt.min(4)));
 }
 
-fn query_escape(text: &str) -> String {
+pub(super) fn query_escape(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'/' => {
@@ -57,7 +109,7 @@ fn query_escape(text: &str) -> String {
 
 /// Where a redirect from `url` leads: an absolute URL (never from HTTPS
 /// down to plain HTTP), or a path on the same host.
-fn redirect_target(
+pub(super) fn redirect_target(
     url: &str,
     response: &ureq::http::Response<ureq::Body>,
     endpoint: &Endpoint,
@@ -89,7 +141,18 @@ fn host_of(url: &str) -> &str {
 }
 
 impl Registry {
+    /// A client that pulls.
     pub fn new(auth: AuthFiles) -> Registry {
+        Registry::with_access(auth, "pull", vec![])
+    }
+
+    /// A client that pushes, and may mount blobs from `mount_sources`
+    /// (repositories on the same registry).
+    pub fn for_push(auth: AuthFiles, mount_sources: Vec<String>) -> Registry {
+        Registry::with_access(auth, "pull,push", mount_sources)
+    }
+
+    fn with_access(auth: AuthFiles, actions: &'static str, also_pulls: Vec<String>) -> Registry {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -105,6 +168,8 @@ impl Registry {
             auth,
             authorization: Mutex::new(HashMap::new()),
             schemes: Mutex::new(HashMap::new()),
+            actions,
+            also_pulls,
         }
     }
 
@@ -136,21 +201,65 @@ impl Registry {
         format!("{}/{}", endpoint.host, endpoint.repository)
     }
 
-    /// GETs `/v2/<repository>/<path>`, answering auth challenges, following
-    /// redirects and retrying transient failures. Returns a 200 response.
+    /// `/v2/<repository>/<path>` on the endpoint's registry.
+    pub(super) fn url(&self, endpoint: &Endpoint, path: &str) -> Result<String> {
+        Ok(format!(
+            "{}/v2/{}/{path}",
+            self.base(endpoint)?,
+            endpoint.repository
+        ))
+    }
+
+    /// GETs `/v2/<repository>/<path>`. Returns a 200 response; anything
+    /// else is an error that says what the registry meant.
     fn get(
         &self,
         endpoint: &Endpoint,
         path: &str,
         accept: Option<&str>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
-        let start = format!("{}/v2/{}/{path}", self.base(endpoint)?, endpoint.repository);
-        let mut url = start.clone();
+        let url = self.url(endpoint, path)?;
+        let headers: Vec<(&str, String)> = accept
+            .map(|accept| ("Accept", accept.to_string()))
+            .into_iter()
+            .collect();
+        let response = self.request(endpoint, Method::GET, &url, &headers, &Payload::Empty)?;
+        match response.status().as_u16() {
+            200 => Ok(response),
+            401 | 403 => bail!(
+                "unauthorized: {} refused access to {} ({}); if it needs credentials, run: rocker login {}",
+                endpoint.host,
+                endpoint.repository,
+                response.status().as_u16(),
+                credential_key(&endpoint.host)
+            ),
+            404 => Err(anyhow!(NotFound(format!(
+                "{}/{} {path}",
+                endpoint.host, endpoint.repository
+            )))),
+            status => bail!("{} answered {status} for {url}", endpoint.host),
+        }
+    }
+
+    /// Sends one request to `url`: answers the registry's auth challenge
+    /// once, retries 429, 5xx and broken connections with backoff, and
+    /// follows redirects for GET and HEAD. Returns the last response,
+    /// whatever its status, for the caller to read.
+    pub(super) fn request(
+        &self,
+        endpoint: &Endpoint,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: &Payload<'_>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let follows_redirects = method == Method::GET || method == Method::HEAD;
+        let mut url = url.to_string();
         let mut authenticated = false;
         let mut redirects = 0;
         let mut attempt = 0;
         loop {
-            let response = match self.send(endpoint, &url, accept) {
+            let response = match self.send(endpoint, &method, &url, headers, payload) {
                 Ok(response) => response,
                 Err(err)
                     if attempt + 1 < ATTEMPTS
@@ -164,11 +273,10 @@ impl Registry {
             };
             let status = response.status().as_u16();
             match status {
-                200 => return Ok(response),
-                301 | 302 | 303 | 307 | 308 => {
+                301 | 302 | 303 | 307 | 308 if follows_redirects => {
                     redirects += 1;
                     if redirects > MAX_REDIRECTS {
-                        bail!("too many redirects from {start}");
+                        bail!("too many redirects from {url}");
                     }
                     url = redirect_target(&url, &response, endpoint)?;
                 }
@@ -177,34 +285,31 @@ impl Registry {
                         .headers()
                         .get("www-authenticate")
                         .and_then(|v| v.to_str().ok())
-                        .with_context(|| format!("{} answered 401 without an auth challenge", endpoint.host))?;
+                        .with_context(|| {
+                            format!("{} answered 401 without an auth challenge", endpoint.host)
+                        })?;
                     self.authenticate(endpoint, challenge)?;
                     authenticated = true;
                 }
-                401 | 403 => bail!(
-                    "unauthorized: {} refused access to {} ({status}); if it needs credentials, run: rocker login {}",
-                    endpoint.host,
-                    endpoint.repository,
-                    credential_key(&endpoint.host)
-                ),
-                404 => return Err(anyhow!(NotFound(format!("{}/{} {path}", endpoint.host, endpoint.repository)))),
                 status if transient(status) && attempt + 1 < ATTEMPTS => {
                     attempt += 1;
                     backoff(attempt);
                 }
-                status => bail!("{} answered {status} for {url}", endpoint.host),
+                _ => return Ok(response),
             }
         }
     }
 
-    /// One GET of `url`, with the authorization this client holds for
+    /// One request, with the authorization this client holds for
     /// `endpoint`. Credentials go to the registry's own host only: a
     /// redirect to a CDN gets none.
     fn send(
         &self,
         endpoint: &Endpoint,
+        method: &Method,
         url: &str,
-        accept: Option<&str>,
+        headers: &[(&str, String)],
+        payload: &Payload<'_>,
     ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let authorization = (host_of(url) == endpoint.host)
             .then(|| {
@@ -215,14 +320,46 @@ impl Registry {
                     .cloned()
             })
             .flatten();
-        let mut request = self.agent.get(url);
-        if let Some(accept) = accept {
-            request = request.header("Accept", accept);
+        let mut request = ureq::http::Request::builder()
+            .method(method.clone())
+            .uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
         if let Some(value) = &authorization {
             request = request.header("Authorization", value);
         }
-        request.call()
+        // What the body reads, made afresh for each attempt so that a
+        // retry sends the same bytes.
+        let (mut reader, length): (Box<dyn Read + '_>, Option<u64>) = match payload {
+            Payload::Empty if *method == Method::GET || *method == Method::HEAD => {
+                (Box::new(std::io::empty()), None)
+            }
+            Payload::Empty => (Box::new(std::io::empty()), Some(0)),
+            Payload::Bytes(bytes) => (Box::new(*bytes), Some(bytes.len() as u64)),
+            Payload::File {
+                file,
+                offset,
+                len,
+                progress,
+            } => (
+                Box::new(FileRange {
+                    file,
+                    position: *offset,
+                    end: offset + len,
+                    progress: progress.as_ref(),
+                }),
+                Some(*len),
+            ),
+        };
+        match length {
+            Some(length) => {
+                let request = request.header("Content-Length", length);
+                self.agent
+                    .run(request.body(SendBody::from_reader(&mut reader))?)
+            }
+            None => self.agent.run(request.body(SendBody::none())?),
+        }
     }
 
     /// Answers a challenge: a bearer token from the realm (with stored
@@ -259,7 +396,7 @@ impl Registry {
         }
     }
 
-    /// A pull token for `endpoint`'s repository from the token service at
+    /// A token for `endpoint`'s repository from the token service at
     /// `realm` (the credentials prove who asks; without them, anonymous).
     fn bearer_token(
         &self,
@@ -277,8 +414,21 @@ impl Registry {
         }
         let mut url = format!(
             "{realm}?scope={}",
-            query_escape(&format!("repository:{}:pull", endpoint.repository))
+            query_escape(&format!(
+                "repository:{}:{}",
+                endpoint.repository, self.actions
+            ))
         );
+        for source in self
+            .also_pulls
+            .iter()
+            .filter(|s| **s != endpoint.repository)
+        {
+            url.push_str(&format!(
+                "&scope={}",
+                query_escape(&format!("repository:{source}:pull"))
+            ));
+        }
         if let Some(service) = service {
             url.push_str(&format!("&service={}", query_escape(service)));
         }

@@ -126,7 +126,7 @@ impl Registries {
                 .source
                 .as_ref()
                 .map_or("registries.conf".into(), |p| p.display().to_string());
-            bail!("pulling {name} is blocked by {source}");
+            bail!("{name} is blocked by {source} (blocked = true)");
         }
         let rest = &name[matched.len()..];
         let rewrite = |location: &str, insecure: bool| {
@@ -148,6 +148,17 @@ impl Registries {
         };
         endpoints.push(rewrite(location, entry.insecure));
         Ok(endpoints)
+    }
+}
+
+impl Registries {
+    /// Where a push of `reference` goes: the registry itself (after any
+    /// rewrite of its location), never a mirror, which serves pulls only.
+    pub fn push_endpoint(&self, reference: &Reference) -> Result<Endpoint> {
+        let mut endpoints = self.endpoints(reference)?;
+        Ok(endpoints
+            .pop()
+            .expect("registries.conf yields at least one endpoint"))
     }
 }
 
@@ -214,6 +225,20 @@ insecure = true
                 ep("mirror2.local", "app", false),
                 ep("internal.example.com", "bar/app", true),
             ]
+        );
+    }
+
+    #[test]
+    fn a_push_goes_to_the_rewritten_location_never_a_mirror() {
+        let conf = Registries::parse(CONF, None).unwrap();
+        let push = |r: &str| conf.push_endpoint(&Reference::parse(r).unwrap());
+        assert_eq!(
+            push("example.com/foo/app:1").unwrap(),
+            ep("internal.example.com", "bar/app", true)
+        );
+        assert_eq!(
+            push("quay.io/team/app").unwrap(),
+            ep("quay.io", "team/app", false)
         );
     }
 

@@ -1,0 +1,402 @@
+//! Images out of the store: `push` to real registries (Debian's
+//! docker-registry), read back with skopeo and pulled into fresh stores.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::oci::{self, Compression, Layer};
+use common::registry::{push_image, registries_conf, write_registries_conf, TestRegistry};
+use common::*;
+use serde_json::{json, Value};
+
+struct Registries {
+    /// Where the test images start, and pushes that may mount from them.
+    source: TestRegistry,
+    /// A second registry: pushes there upload every blob.
+    other: TestRegistry,
+    /// One that demands basic auth.
+    private: TestRegistry,
+}
+
+const USER: &str = "pusher";
+const PASSWORD: &str = "push-s3cret";
+
+static REGISTRIES: OnceLock<Registries> = OnceLock::new();
+
+fn registries() -> &'static Registries {
+    REGISTRIES.get_or_init(|| {
+        let h = harness();
+        let source = TestRegistry::start(&h.base.join("source"), None);
+        let other = TestRegistry::start(&h.base.join("other"), None);
+        let private = TestRegistry::start_with_login(&h.base.join("private"), USER, PASSWORD);
+        write_registries_conf(
+            &h.base.join("config"),
+            &registries_conf(&[&source, &other, &private]),
+        );
+        Registries {
+            source,
+            other,
+            private,
+        }
+    })
+}
+
+fn rocker(args: &[&str]) -> Output {
+    let mut command = harness().rocker();
+    command.args(args);
+    output_within(command, Duration::from_secs(180))
+}
+
+fn rocker_in(data: &Path, args: &[&str]) -> Output {
+    let mut command = harness().rocker_in(data);
+    command.args(args);
+    output_within(command, Duration::from_secs(180))
+}
+
+/// A busybox image with one more layer, in the source registry, pulled.
+fn pulled_busybox(name: &str, extra: Layer) -> String {
+    let image = push_image(
+        &registries().source,
+        &harness().base.join("layouts"),
+        name,
+        vec![
+            Layer {
+                tar: oci::tar_of_dir(&harness().rootfs),
+                compression: Compression::Gzip,
+            },
+            extra,
+        ],
+        json!({"Cmd": ["sh"]}),
+    );
+    ok(rocker(&["pull", &image]));
+    image
+}
+
+/// `skopeo inspect [--raw]` of a registry image, as JSON.
+fn skopeo_inspect(reference: &str, raw: bool, creds: Option<&str>) -> Value {
+    let mut command = std::process::Command::new("/usr/bin/skopeo");
+    command.args(["inspect", "--tls-verify=false"]);
+    if raw {
+        command.arg("--raw");
+    }
+    if let Some(creds) = creds {
+        command.arg(format!("--creds={creds}"));
+    }
+    let output = command
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn skopeo_raw_digest(reference: &str) -> String {
+    let output = std::process::Command::new("/usr/bin/skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    oci::sha256(&output.stdout)
+}
+
+/// The digest `push` printed: `TAG: digest: sha256:... size: N`.
+fn pushed_digest(out: &str) -> String {
+    out.split_whitespace()
+        .skip_while(|w| *w != "digest:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no digest in {out:?}"))
+        .to_string()
+}
+
+/// Blob uploads rocker made to `repository` (the PUTs that finish one)
+/// and the chunks (PATCHes) among them.
+fn uploads(registry: &TestRegistry, repository: &str) -> (usize, usize) {
+    let requests = registry.rocker_requests();
+    let prefix = format!("/v2/{repository}/blobs/uploads/");
+    let count = |method: &str| {
+        requests
+            .iter()
+            .filter(|r| r.starts_with(&format!("{method} {prefix}")))
+            .count()
+    };
+    (count("PUT"), count("PATCH"))
+}
+
+/// Pulls `image` into a store of its own and runs `args` in it.
+fn pull_and_run_fresh(name: &str, image: &str, args: &[&str]) -> String {
+    let data = harness().scratch(name);
+    ok(rocker_in(&data, &["pull", "-q", image]));
+    let mut run = vec!["run", "--rm", "--network", "none", image];
+    run.extend_from_slice(args);
+    ok(rocker_in(&data, &run))
+}
+
+#[test]
+fn tag_push_and_pull_back_into_a_fresh_store() {
+    let r = registries();
+    let image = pulled_busybox(
+        "src/busybox:1",
+        Layer {
+            tar: oci::tar_of(&[("etc/motd", "pushed by rocker\n")]),
+            compression: Compression::Zstd,
+        },
+    );
+    let target = format!("{}/team/busybox:2", r.source.host());
+    ok(rocker(&["tag", &image, &target]));
+    let output = rocker(&["push", &target]);
+    let out = ok(output.clone());
+    assert!(out.starts_with("2: digest: sha256:"), "{out}");
+    assert!(
+        stderr(&output).contains("0 layers sent, 2 mounted"),
+        "same registry: the layers come by mount\n{}",
+        stderr(&output)
+    );
+    // The same manifest, byte for byte: same digest as pulled.
+    let stored: Value = serde_json::from_str(&ok(rocker(&["image", "inspect", &target]))).unwrap();
+    assert_eq!(pushed_digest(&out), stored[0]["Digest"].as_str().unwrap());
+    assert_eq!(skopeo_raw_digest(&target), pushed_digest(&out));
+    assert_eq!(
+        uploads(&r.source, "team/busybox"),
+        (0, 0),
+        "nothing uploaded"
+    );
+
+    let motd = pull_and_run_fresh("fresh-tagged", &target, &["cat", "/etc/motd"]);
+    assert_eq!(motd, "pushed by rocker\n");
+
+    // What push refuses, and says why.
+    let id = stored[0]["Id"].as_str().unwrap();
+    let output = rocker(&["push", &id[7..19]]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("say where to push it"),
+        "{}",
+        stderr(&output)
+    );
+    let output = rocker(&["push", &target, "oci-archive:/tmp/x.tar"]);
+    assert!(
+        stderr(&output).contains("rocker save"),
+        "{}",
+        stderr(&output)
+    );
+    let output = rocker(&["push", "no-such-image:1"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+}
+
+#[test]
+fn a_second_push_sends_no_layer_bytes_and_zstd_is_compressed_once() {
+    let r = registries();
+    let image = pulled_busybox(
+        "src/again:1",
+        Layer {
+            tar: oci::tar_of(&[("again", "a")]),
+            compression: Compression::Gzip,
+        },
+    );
+    let target = format!("{}/team/again:1", r.other.host());
+    let first = ok(rocker(&[
+        "push",
+        "-q",
+        &image,
+        &format!("docker://{target}"),
+    ]));
+    assert_eq!(first, "", "-q prints nothing");
+    // Two layers and the config, each one upload.
+    assert_eq!(uploads(&r.other, "team/again"), (3, 0));
+    let output = rocker(&["push", &image, &target]);
+    assert!(
+        stderr(&output).contains("0 layers sent, 0 mounted, 2 already there"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(uploads(&r.other, "team/again"), (3, 0), "no more uploads");
+
+    // zstd: compressed once, kept, and the same bytes the second time.
+    let zstd = format!("{}/team/again:zstd", r.other.host());
+    let digestfile = harness().scratch("digestfile").join("digest");
+    let out = ok(rocker(&[
+        "push",
+        "--compression-format",
+        "zstd",
+        "--digestfile",
+        digestfile.to_str().unwrap(),
+        &image,
+        &zstd,
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(&digestfile).unwrap(),
+        pushed_digest(&out)
+    );
+    let manifest = skopeo_inspect(&zstd, true, None);
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+    }
+    assert_eq!(
+        uploads(&r.other, "team/again"),
+        (5, 0),
+        "two new layer blobs"
+    );
+    let again = ok(rocker(&[
+        "push",
+        "--compression-format",
+        "zstd",
+        &image,
+        &zstd,
+    ]));
+    assert_eq!(pushed_digest(&again), pushed_digest(&out), "the same bytes");
+    assert_eq!(uploads(&r.other, "team/again"), (5, 0));
+    let listing = pull_and_run_fresh("fresh-zstd", &zstd, &["cat", "/again"]);
+    assert_eq!(listing, "a");
+
+    // Docker's format, with its own media types; no zstd there.
+    let v2s2 = format!("{}/team/again:v2s2", r.other.host());
+    ok(rocker(&["push", "--format", "v2s2", &image, &v2s2]));
+    let manifest = skopeo_inspect(&v2s2, true, None);
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let output = rocker(&[
+        "push",
+        "--format",
+        "v2s2",
+        "--compression-format",
+        "zstd",
+        &image,
+        &v2s2,
+    ]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("cannot carry zstd"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Bytes that do not compress: a layer as big on the wire as on disk.
+fn incompressible(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_layer_goes_in_chunks() {
+    let r = registries();
+    let big = incompressible(70 << 20);
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(big.len() as u64);
+    header.set_mode(0o644);
+    builder.append_data(&mut header, "big", &big[..]).unwrap();
+    let image = pulled_busybox(
+        "src/big:1",
+        Layer {
+            tar: builder.into_inner().unwrap(),
+            compression: Compression::Gzip,
+        },
+    );
+    let target = format!("{}/team/big:1", r.other.host());
+    ok(rocker(&["push", &image, &target]));
+    let (puts, patches) = uploads(&r.other, "team/big");
+    assert_eq!(puts, 3, "each blob finished once");
+    assert_eq!(patches, 3, "70 MiB in 32 MiB chunks");
+    let sum = pull_and_run_fresh("fresh-big", &target, &["sha256sum", "/big"]);
+    let expected = oci::sha256(&big);
+    assert!(sum.starts_with(&expected[7..]), "{sum} vs {expected}");
+}
+
+#[test]
+fn pushing_needs_credentials_and_a_refusal_carries_the_registrys_reason() {
+    let r = registries();
+    let h = harness();
+    let image = pulled_busybox(
+        "src/private:1",
+        Layer {
+            tar: oci::tar_of(&[("private", "p")]),
+            compression: Compression::Gzip,
+        },
+    );
+    let host = r.private.host();
+    let target = format!("{host}/team/private:1");
+    let runtime = h.scratch("push-runtime");
+    let with_runtime = |args: &[&str]| {
+        let mut command = h.rocker_with_runtime(&runtime);
+        command.args(args);
+        output_within(command, Duration::from_secs(120))
+    };
+    let output = with_runtime(&["push", &image, &target]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains(&format!("rocker login {host}")),
+        "{}",
+        stderr(&output)
+    );
+
+    // Credentials the registry refuses: its own words come through.
+    let auth_file: PathBuf = runtime.join("containers/auth.json");
+    std::fs::create_dir_all(auth_file.parent().unwrap()).unwrap();
+    use base64::Engine;
+    let wrong = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:wrong"));
+    std::fs::write(
+        &auth_file,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{wrong}"}}}}}}"#),
+    )
+    .unwrap();
+    h.give_tree(&runtime);
+    let output = with_runtime(&["push", &image, &target]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("UNAUTHORIZED: authentication required"),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::remove_file(&auth_file).unwrap();
+    let mut login = h.rocker_with_runtime(&runtime);
+    login
+        .args(["login", "-u", USER, "--password-stdin", &host])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        format!("{PASSWORD}\n").as_bytes(),
+    )
+    .unwrap();
+    ok(wait_output(child, Duration::from_secs(60)));
+    ok(with_runtime(&["push", &image, &target]));
+    let inspected = skopeo_inspect(&target, false, Some(&format!("{USER}:{PASSWORD}")));
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
+}
