@@ -3,23 +3,21 @@
 //!
 //! Layers download in parallel; each streams through sha256 of the blob,
 //! the decompressor and sha256 of the tar (the config's diff_id) straight
-//! into extraction, in its own temp directory, renamed into place once both
-//! digests match. No temp tarball ever touches the disk.
+//! into extraction (`layer::ingest`), in its own temp directory, renamed
+//! into place once both digests match. The compressed blob is kept, as it
+//! came, for push; no uncompressed tarball ever touches the disk.
 
-use std::io::{IsTerminal, Read, Write};
-
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{IsTerminal, Read};
 
 use anyhow::{bail, Context, Result};
 
 use super::digest::{Digest, VerifyingReader};
 use super::distribution::client::{NotFound, Registry};
 use super::distribution::registries_conf::{Endpoint, Registries};
-use super::layer::unpack::{self as extract, Limits};
-use super::layer::{codec, readahead};
+use super::layer::ingest::{take_layer, ImageBudget, Incoming, Keep};
 use super::manifest::{self, Descriptor, ImageConfig, Manifest, Platform, MAX_MANIFEST_SIZE};
 use super::reference::Reference;
-use super::store::{ImageRecord, LayerBlob, LayerRecord, Store};
+use super::store::{ImageRecord, LayerRecord, Store};
 use crate::error::StatusError;
 use crate::host::config::Config;
 use crate::util::fs::tree_size;
@@ -46,37 +44,6 @@ impl PullOptions {
             max_layer_size: config.max_layer_size()?,
             max_image_size: config.max_image_size()?,
         })
-    }
-}
-
-/// The decompressed bytes the layers of one pull have produced so far,
-/// shared by the layers that download at once.
-struct ImageBudget<'a> {
-    used: &'a AtomicU64,
-    limit: u64,
-}
-
-impl ImageBudget<'_> {
-    fn exceeded(&self) -> bool {
-        self.used.load(Ordering::Relaxed) > self.limit
-    }
-}
-
-/// A layer's stream, counted against the image's budget: reading past it
-/// is an error.
-struct Budgeted<'a, R> {
-    inner: R,
-    budget: &'a ImageBudget<'a>,
-}
-
-impl<R: Read> Read for Budgeted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.budget.used.fetch_add(n as u64, Ordering::Relaxed);
-        if self.budget.exceeded() {
-            return Err(std::io::Error::other("the image is over its size limit"));
-        }
-        Ok(n)
     }
 }
 
@@ -245,11 +212,7 @@ fn fetch_layers(
             let _ = bars.println(format!("{}: already present", diff_id.short()));
         }
     }
-    let used = AtomicU64::new(0);
-    let budget = ImageBudget {
-        used: &used,
-        limit: options.max_image_size,
-    };
+    let budget = ImageBudget::new(options.max_layer_size, options.max_image_size);
     try_for_each(&missing, PARALLEL_LAYERS, |(descriptor, diff_id)| {
         let bar = bars
             .as_ref()
@@ -259,7 +222,6 @@ fn fetch_layers(
             registry,
             endpoint,
             (descriptor, diff_id),
-            options,
             &budget,
             bar.as_ref(),
         )
@@ -295,140 +257,20 @@ fn fetch_layer(
     registry: &Registry,
     endpoint: &Endpoint,
     (descriptor, diff_id): (&Descriptor, &Digest),
-    options: &PullOptions,
-    budget: &ImageBudget<'_>,
+    budget: &ImageBudget,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<()> {
     let compression = manifest::layer_compression(&descriptor.media_type)?;
-    // The directory may be there already (a store from before blobs were
-    // kept): then the tar is only checked against its diff_id.
-    let extract_into = if store.has_layer(diff_id) {
-        None
-    } else {
-        Some(store.temp_dir("layer")?)
-    };
-    let blob_temp = store.temp_dir("blob")?;
-    let blob_path = blob_temp.path().join("data");
-    let blob_file = std::fs::File::create(&blob_path)
-        .with_context(|| format!("creating {}", blob_path.display()))?;
+    let body = registry.blob(endpoint, &descriptor.digest, descriptor.size)?;
     let body: Box<dyn Read + Send> = match bar {
-        Some(bar) => {
-            Box::new(bar.wrap_read(registry.blob(endpoint, &descriptor.digest, descriptor.size)?))
-        }
-        None => Box::new(registry.blob(endpoint, &descriptor.digest, descriptor.size)?),
+        Some(bar) => Box::new(bar.wrap_read(body)),
+        None => Box::new(body),
     };
-    let mut kept = std::io::BufWriter::with_capacity(1 << 20, blob_file);
-    let body = Tee {
-        inner: body,
-        copy: &mut kept,
-    };
-    // Download, keep, verify and decompress on one thread; verify and
-    // extract the tar on this one.
-    let (feeder, tar_stream) = readahead::channel();
-    let (blob, unpacked) = std::thread::scope(|scope| {
-        let producer = scope.spawn(move || -> Result<Option<(Digest, u64)>> {
-            let mut compressed = VerifyingReader::new(body, descriptor.size);
-            let fed = feeder.feed(&mut codec::decoder(&mut compressed, compression)?);
-            if !fed {
-                return Ok(None); // the extracting side reports why
-            }
-            std::io::copy(&mut compressed, &mut std::io::sink())
-                .context("reading the end of the blob")?;
-            Ok(Some(compressed.finish()))
-        });
-        let root = extract_into.as_ref().map(|temp| temp.path());
-        let unpacked = unpack_layer(tar_stream, root, descriptor, options, budget);
-        let blob = producer
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the download thread panicked")));
-        (blob, unpacked)
-    });
-    let blob = blob?;
-    let (unpacked, unpacked_size) = unpacked?;
-    let Some((digest, size)) = blob else {
-        bail!("the download stopped before the end of the blob");
-    };
-    if digest != descriptor.digest || size != descriptor.size {
-        bail!(
-            "the blob failed verification: expected {} ({} bytes), got {digest} ({size} bytes)",
-            descriptor.digest,
-            descriptor.size
-        );
-    }
-    if unpacked != *diff_id {
-        bail!("the uncompressed layer is {unpacked}, but the config says {diff_id} ({unpacked_size} bytes)");
-    }
-    kept.flush().context("writing the layer blob")?;
-    kept.get_ref()
-        .sync_all()
-        .context("syncing the layer blob")?;
-    let blob = LayerBlob {
-        digest,
-        size,
+    let incoming = Incoming {
         compression,
+        blob: Some((&descriptor.digest, descriptor.size)),
+        diff_id: Some(diff_id),
     };
-    store.add_layer_blob(diff_id, &blob, &blob_path)?;
-    match extract_into {
-        Some(temp) => store.commit_layer(temp, diff_id),
-        None => Ok(()),
-    }
-}
-
-/// Copies what is read through it into `copy`: the blob kept as it came.
-struct Tee<'a, R> {
-    inner: R,
-    copy: &'a mut std::io::BufWriter<std::fs::File>,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
-/// Extracts one layer's tar into `root` (or only reads it, without a
-/// root); returns the tar's digest (the diff_id) and size.
-fn unpack_layer(
-    stream: impl Read,
-    root: Option<&std::path::Path>,
-    descriptor: &Descriptor,
-    options: &PullOptions,
-    budget: &ImageBudget<'_>,
-) -> Result<(Digest, u64)> {
-    let stream = Budgeted {
-        inner: stream,
-        budget,
-    };
-    let mut tar = VerifyingReader::new(stream, options.max_layer_size);
-    let Some(root) = root else {
-        std::io::copy(&mut tar, &mut std::io::sink()).context("reading the layer")?;
-        return Ok(tar.finish());
-    };
-    let summary = match extract::unpack(&mut tar, root, &Limits::default()) {
-        Ok(summary) => summary,
-        Err(_) if budget.exceeded() => bail!(
-            "the image's layers decompress to more than {} bytes together; if that is \
-             genuine, raise [images] max_image_size in $XDG_CONFIG_HOME/rocker/config.toml",
-            options.max_image_size
-        ),
-        Err(_) if tar.bytes_read() > options.max_layer_size => bail!(
-            "the layer decompresses to more than {} bytes; if that is genuine, raise \
-             [images] max_layer_size in $XDG_CONFIG_HOME/rocker/config.toml",
-            options.max_layer_size
-        ),
-        Err(err) => return Err(err),
-    };
-    if summary.skipped_devices > 0 {
-        // One warning per layer, whether or not progress is shown.
-        eprintln!(
-            "rocker: warning: layer {} has {} device nodes; skipped (an unprivileged user cannot create them)",
-            descriptor.digest.short(),
-            summary.skipped_devices
-        );
-    }
-    // The tar's end padding counts for the diff_id too.
-    std::io::copy(&mut tar, &mut std::io::sink()).context("reading the end of the layer")?;
-    Ok(tar.finish())
+    take_layer(store, body, &incoming, Keep::AsIs, budget)?;
+    Ok(())
 }

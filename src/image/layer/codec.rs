@@ -38,42 +38,92 @@ pub struct Encoded {
 
 /// Compresses the tar `tar` into the new file `path`.
 pub fn encode(tar: &mut dyn Read, compression: Compression, path: &Path) -> Result<Encoded> {
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut sink = HashingWriter {
-        inner: BufWriter::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-        written: 0,
-    };
+    let mut writer = BlobWriter::create(path, compression)?;
     let mut tar = crate::image::digest::VerifyingReader::new(tar, u64::MAX);
-    let context = || format!("compressing a layer into {}", path.display());
-    match compression {
-        Compression::None => {
-            std::io::copy(&mut tar, &mut sink).with_context(context)?;
-        }
-        Compression::Gzip => {
-            let mut encoder =
-                flate2::write::GzEncoder::new(&mut sink, flate2::Compression::new(GZIP_LEVEL));
-            std::io::copy(&mut tar, &mut encoder).with_context(context)?;
-            encoder.finish().with_context(context)?;
-        }
-        Compression::Zstd => {
-            let mut encoder = zstd::stream::write::Encoder::new(&mut sink, ZSTD_LEVEL)
-                .context("starting the zstd encoder")?;
-            std::io::copy(&mut tar, &mut encoder).with_context(context)?;
-            encoder.finish().with_context(context)?;
-        }
-    }
-    sink.inner.flush().with_context(context)?;
-    sink.inner
-        .get_ref()
-        .sync_all()
-        .with_context(|| format!("syncing {}", path.display()))?;
+    std::io::copy(&mut tar, &mut writer)
+        .with_context(|| format!("compressing a layer into {}", path.display()))?;
+    let (digest, size) = writer.finish()?;
     let (diff_id, _) = tar.finish();
     Ok(Encoded {
         diff_id,
-        digest: Digest::from_sha256(sink.hasher),
-        size: sink.written,
+        digest,
+        size,
     })
+}
+
+/// A blob file being written: what is written to it is compressed, and
+/// the compressed bytes hashed and counted.
+pub struct BlobWriter {
+    encoder: Encoder,
+    path: std::path::PathBuf,
+}
+
+type Sink = HashingWriter<BufWriter<File>>;
+
+enum Encoder {
+    None(Sink),
+    Gzip(flate2::write::GzEncoder<Sink>),
+    Zstd(zstd::stream::write::Encoder<'static, Sink>),
+}
+
+impl BlobWriter {
+    pub fn create(path: &Path, compression: Compression) -> Result<BlobWriter> {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let sink = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            written: 0,
+        };
+        let encoder = match compression {
+            Compression::None => Encoder::None(sink),
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                sink,
+                flate2::Compression::new(GZIP_LEVEL),
+            )),
+            Compression::Zstd => Encoder::Zstd(
+                zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)
+                    .context("starting the zstd encoder")?,
+            ),
+        };
+        Ok(BlobWriter {
+            encoder,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Ends the stream and syncs the file; the blob's digest and size.
+    pub fn finish(self) -> Result<(Digest, u64)> {
+        let context = || format!("writing {}", self.path.display());
+        let mut sink = match self.encoder {
+            Encoder::None(sink) => sink,
+            Encoder::Gzip(encoder) => encoder.finish().with_context(context)?,
+            Encoder::Zstd(encoder) => encoder.finish().with_context(context)?,
+        };
+        sink.inner.flush().with_context(context)?;
+        sink.inner
+            .get_ref()
+            .sync_all()
+            .with_context(|| format!("syncing {}", self.path.display()))?;
+        Ok((Digest::from_sha256(sink.hasher), sink.written))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.encoder {
+            Encoder::None(sink) => sink.write(buf),
+            Encoder::Gzip(encoder) => encoder.write(buf),
+            Encoder::Zstd(encoder) => encoder.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.encoder {
+            Encoder::None(sink) => sink.flush(),
+            Encoder::Gzip(encoder) => encoder.flush(),
+            Encoder::Zstd(encoder) => encoder.flush(),
+        }
+    }
 }
 
 struct HashingWriter<W> {

@@ -1,4 +1,5 @@
-//! One layer on its way into the store: `readahead` keeps the download
+//! One layer on its way into the store: `ingest` takes it from any
+//! stream (verified, kept, extracted), `readahead` keeps the download
 //! ahead of the tar reader, `header_guard` refuses oversized metadata
 //! records before the tar reader buffers them, and `unpack` turns the tar
 //! into a layer directory that overlayfs reads (whiteouts and opaque
@@ -7,5 +8,6 @@
 
 pub mod codec;
 mod header_guard;
+pub mod ingest;
 pub(super) mod readahead;
 pub mod unpack;
