@@ -97,7 +97,7 @@ impl<R: Read, W: Write> Read for Tee<'_, R, W> {
 /// Where the kept blob is being written.
 enum Kept {
     Raw(BufWriter<File>),
-    Encoded(BlobWriter),
+    Encoded(Box<BlobWriter>),
 }
 
 /// Takes the layer in `body` into the store. Returns its diff_id and the
@@ -122,7 +122,7 @@ pub fn take_layer(
                 .with_context(|| format!("creating {}", blob_path.display()))?,
         )),
         Keep::Compressed(compression) => {
-            Kept::Encoded(BlobWriter::create(&blob_path, compression)?)
+            Kept::Encoded(Box::new(BlobWriter::create(&blob_path, compression)?))
         }
     };
     let limit = incoming.blob.map_or(u64::MAX, |(_, size)| size);
@@ -147,7 +147,7 @@ pub fn take_layer(
                     let mut compressed = VerifyingReader::new(body, limit);
                     let fed = feeder.feed(&mut Tee {
                         inner: codec::decoder(&mut compressed, incoming.compression)?,
-                        copy: writer,
+                        copy: writer.as_mut(),
                     });
                     fed.then(|| finish_blob(compressed)).transpose()?
                 }
