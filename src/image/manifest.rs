@@ -279,6 +279,49 @@ impl Compression {
     }
 }
 
+/// A manifest for other layer blobs or another format: `original` with
+/// its media types, layer digests and sizes replaced (annotations of a
+/// layer whose blob changed go, as they described the old blob).
+pub fn rewrite_manifest(
+    original: &[u8],
+    format: ManifestFormat,
+    blobs: &[(&str, &Digest, u64)],
+) -> Result<Vec<u8>> {
+    let mut manifest: serde_json::Value = serde_json::from_slice(original)?;
+    manifest["schemaVersion"] = 2.into();
+    manifest["mediaType"] = format.manifest_media_type().into();
+    manifest["config"]["mediaType"] = format.config_media_type().into();
+    let layers = manifest["layers"]
+        .as_array_mut()
+        .context("the stored manifest has no layers array")?;
+    if layers.len() != blobs.len() {
+        bail!(
+            "the manifest has {} layers, not {}",
+            layers.len(),
+            blobs.len()
+        );
+    }
+    for (layer, (media_type, digest, size)) in layers.iter_mut().zip(blobs) {
+        if layer["digest"].as_str() != Some(&digest.to_string()) {
+            if let Some(fields) = layer.as_object_mut() {
+                fields.remove("annotations");
+            }
+        }
+        layer["mediaType"] = (*media_type).into();
+        layer["digest"] = digest.to_string().into();
+        layer["size"] = (*size).into();
+    }
+    if format == ManifestFormat::Docker {
+        // Docker's schema 2 has no place for these.
+        if let Some(fields) = manifest.as_object_mut() {
+            for key in ["annotations", "artifactType", "subject"] {
+                fields.remove(key);
+            }
+        }
+    }
+    Ok(serde_json::to_vec(&manifest)?)
+}
+
 pub fn layer_compression(media_type: &str) -> Result<Compression> {
     let known = [
         ("application/vnd.oci.image.layer.v1.tar", Compression::None),

@@ -8,14 +8,15 @@
 use std::io::IsTerminal;
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
 
 use super::digest::Digest;
 use super::distribution::client::Registry;
 use super::distribution::registries_conf::Endpoint;
 use super::distribution::upload::{BlobSource, Uploaded};
 use super::layer::codec;
-use super::manifest::{layer_compression, Compression, ImageConfig, ImageManifest, ManifestFormat};
+use super::manifest::{
+    layer_compression, rewrite_manifest, Compression, ImageConfig, ImageManifest, ManifestFormat,
+};
 use super::pull::{layer_bar, PARALLEL_LAYERS};
 use super::store::{ImageRecord, LayerBlob, Store};
 use crate::util::parallel::try_for_each;
@@ -163,7 +164,11 @@ pub fn push(
     let bytes = if unchanged {
         manifest_bytes
     } else {
-        rewrite_manifest(&manifest_bytes, format, &plans)?
+        let layers: Vec<(&str, &Digest, u64)> = plans
+            .iter()
+            .map(|plan| (plan.media_type, &plan.blob.digest, plan.blob.size))
+            .collect();
+        rewrite_manifest(&manifest_bytes, format, &layers)?
     };
     let digest = registry.put_manifest(endpoint, tag, format.manifest_media_type(), &bytes)?;
     let (sent, mounted, present) = counts.into_inner().unwrap();
@@ -174,42 +179,6 @@ pub fn push(
         mounted,
         present,
     })
-}
-
-/// The manifest for other blobs or another format: the stored one with
-/// its media types, layer digests and sizes replaced (annotations of a
-/// layer whose blob changed go, as they described the old blob).
-fn rewrite_manifest(
-    original: &[u8],
-    format: ManifestFormat,
-    plans: &[LayerPlan],
-) -> Result<Vec<u8>> {
-    let mut manifest: Value = serde_json::from_slice(original)?;
-    manifest["schemaVersion"] = 2.into();
-    manifest["mediaType"] = format.manifest_media_type().into();
-    manifest["config"]["mediaType"] = format.config_media_type().into();
-    let layers = manifest["layers"]
-        .as_array_mut()
-        .context("the stored manifest has no layers array")?;
-    for (layer, plan) in layers.iter_mut().zip(plans) {
-        if layer["digest"].as_str() != Some(&plan.blob.digest.to_string()) {
-            if let Some(fields) = layer.as_object_mut() {
-                fields.remove("annotations");
-            }
-        }
-        layer["mediaType"] = plan.media_type.into();
-        layer["digest"] = plan.blob.digest.to_string().into();
-        layer["size"] = plan.blob.size.into();
-    }
-    if format == ManifestFormat::Docker {
-        // Docker's schema 2 has no place for these.
-        if let Some(fields) = manifest.as_object_mut() {
-            for key in ["annotations", "artifactType", "subject"] {
-                fields.remove(key);
-            }
-        }
-    }
-    Ok(serde_json::to_vec(&manifest)?)
 }
 
 /// The store's copy of layer `diff_id` compressed with `compression`,

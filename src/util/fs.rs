@@ -52,6 +52,49 @@ fn write_by_rename(path: &Path, content: &[u8], mode: u32, sync: bool) -> Result
     result
 }
 
+/// `len` bytes of a file from `offset`, read by position: the file's own
+/// offset stays alone, so several readers can share one file (the layers
+/// of an archive, the chunks of an upload).
+pub struct FileRange<'a> {
+    file: &'a std::fs::File,
+    position: u64,
+    end: u64,
+}
+
+impl<'a> FileRange<'a> {
+    pub fn new(file: &'a std::fs::File, offset: u64, len: u64) -> FileRange<'a> {
+        FileRange {
+            file,
+            position: offset,
+            end: offset + len,
+        }
+    }
+
+    /// How far into the file the reading is.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+impl std::io::Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end - self.position).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.position)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file ended before the range did",
+            ));
+        }
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
 /// The text of `path`, or None when there is no such file (a missing
 /// settings file or record means "the defaults", not an error).
 pub fn read_if_present(path: &Path) -> Result<Option<String>> {

@@ -17,6 +17,7 @@ use super::auth::{parse_challenge, AuthFiles, Challenge, Credentials};
 use super::registries_conf::Endpoint;
 use crate::image::digest::Digest;
 use crate::image::manifest::{ACCEPTED, MAX_MANIFEST_SIZE};
+use crate::util::fs::FileRange;
 
 const ATTEMPTS: u32 = 4;
 const MAX_REDIRECTS: u32 = 5;
@@ -49,32 +50,17 @@ pub(super) enum Payload<'a> {
     },
 }
 
-/// Reads a range of a file by position, leaving the file's own offset
-/// alone, so that parallel uploads can share a file.
-struct FileRange<'a> {
-    file: &'a std::fs::File,
-    position: u64,
-    end: u64,
-    progress: Option<&'a indicatif::ProgressBar>,
+/// A reader that moves a progress bar to how far into the file it is.
+struct ShowingProgress<'a> {
+    inner: FileRange<'a>,
+    bar: Option<&'a indicatif::ProgressBar>,
 }
 
-impl Read for FileRange<'_> {
+impl Read for ShowingProgress<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let want = (self.end - self.position).min(buf.len() as u64) as usize;
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.position)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the blob file ended early",
-            ));
-        }
-        self.position += n as u64;
-        if let Some(bar) = self.progress {
-            bar.set_position(self.position);
+        let n = self.inner.read(buf)?;
+        if let Some(bar) = self.bar {
+            bar.set_position(self.inner.position());
         }
         Ok(n)
     }
@@ -343,11 +329,9 @@ impl Registry {
                 len,
                 progress,
             } => (
-                Box::new(FileRange {
-                    file,
-                    position: *offset,
-                    end: offset + len,
-                    progress: progress.as_ref(),
+                Box::new(ShowingProgress {
+                    inner: FileRange::new(file, *offset, *len),
+                    bar: progress.as_ref(),
                 }),
                 Some(*len),
             ),
