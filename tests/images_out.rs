@@ -400,3 +400,371 @@ fn pushing_needs_credentials_and_a_refusal_carries_the_registrys_reason() {
     let inspected = skopeo_inspect(&target, false, Some(&format!("{USER}:{PASSWORD}")));
     assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
 }
+
+/// A layer with the owners an image has: root's /etc, app's file.
+fn owned_layer() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let entry = |path: &str, uid: u64, content: &[u8], dir: bool| {
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(uid);
+        header.set_gid(uid);
+        header.set_size(content.len() as u64);
+        header.set_mode(if dir { 0o755 } else { 0o644 });
+        header.set_entry_type(if dir {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        (header, path.to_string(), content.to_vec())
+    };
+    for (mut header, path, content) in [
+        entry("etc/", 0, b"", true),
+        entry("etc/saved", 0, b"saved\n", false),
+        entry("home/app/owned", 1000, b"app's\n", false),
+    ] {
+        builder
+            .append_data(&mut header, path, &content[..])
+            .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Every entry of a tar: name -> (uid, content for files).
+fn tar_entries(bytes: &[u8]) -> Vec<(String, u64, Vec<u8>)> {
+    let mut archive = tar::Archive::new(bytes);
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().to_string();
+            let uid = entry.header().uid().unwrap();
+            let mut content = vec![];
+            std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+            (name, uid, content)
+        })
+        .collect()
+}
+
+fn skopeo(args: &[&str]) {
+    let output = std::process::Command::new("/usr/bin/skopeo")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn save_writes_archives_docker_and_skopeo_read_and_load_reads_them_back() {
+    let r = registries();
+    let h = harness();
+    let first = pulled_busybox(
+        "src/saved:1",
+        Layer {
+            tar: owned_layer(),
+            compression: Compression::Gzip,
+        },
+    );
+    let second = pulled_busybox(
+        "src/saved:2",
+        Layer {
+            tar: oci::tar_of(&[("second", "2")]),
+            compression: Compression::Zstd,
+        },
+    );
+    let dir = h.scratch("save");
+    let archive = dir.join("two.tar");
+    ok(rocker(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        &first,
+        &second,
+    ]));
+
+    // docker save's shape: both images, the busybox layer once.
+    let bytes = std::fs::read(&archive).unwrap();
+    let entries = tar_entries(&bytes);
+    let member = |name: &str| {
+        entries
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in the archive"))
+            .2
+            .clone()
+    };
+    let manifest: Value = serde_json::from_slice(&member("manifest.json")).unwrap();
+    assert_eq!(manifest.as_array().unwrap().len(), 2, "{manifest}");
+    assert_eq!(manifest[0]["RepoTags"][0], first.as_str(), "{manifest}");
+    let layer_tars = entries
+        .iter()
+        .filter(|(n, _, _)| n.ends_with("/layer.tar"))
+        .count();
+    assert_eq!(layer_tars, 3, "the shared layer is written once");
+    let repositories: Value = serde_json::from_slice(&member("repositories")).unwrap();
+    assert!(
+        repositories[first.rsplit_once(':').unwrap().0]["1"].is_string(),
+        "{repositories}"
+    );
+    // The image's owners, not the caller's.
+    let owned = member(manifest[0]["Layers"][1].as_str().unwrap());
+    let inside = tar_entries(&owned);
+    let uid_of = |name: &str| inside.iter().find(|(n, _, _)| n == name).unwrap().1;
+    assert_eq!(uid_of("etc/saved"), 0);
+    assert_eq!(uid_of("home/app/owned"), 1000);
+
+    // skopeo reads it, and copies it to a registry that rocker pulls from.
+    let saved = format!("docker-archive:{}:{first}", archive.display());
+    skopeo(&["inspect", &saved]);
+    let copied = format!("{}/team/from-archive:1", r.other.host());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &saved,
+        &format!("docker://{copied}"),
+    ]);
+    assert_eq!(
+        pull_and_run_fresh("from-archive", &copied, &["cat", "/etc/saved"]),
+        "saved\n"
+    );
+
+    // rocker load into a fresh store: both images, runnable.
+    let fresh = h.scratch("loaded");
+    let out = ok(rocker_in(
+        &fresh,
+        &["load", "-i", archive.to_str().unwrap()],
+    ));
+    assert!(out.contains(&format!("Loaded image: {first}")), "{out}");
+    assert!(out.contains(&format!("Loaded image: {second}")), "{out}");
+    let run = |image: &str, path: &str| {
+        ok(rocker_in(
+            &fresh,
+            &["run", "--rm", "--network", "none", image, "cat", path],
+        ))
+    };
+    assert_eq!(run(&first, "/home/app/owned"), "app's\n");
+    assert_eq!(run(&second, "/second"), "2");
+
+    // oci-archive: the store's blobs as they are, so the same manifest.
+    let oci = dir.join("one-oci.tar");
+    ok(rocker(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        oci.to_str().unwrap(),
+        &second,
+    ]));
+    let inspected = {
+        let output = std::process::Command::new("/usr/bin/skopeo")
+            .args(["inspect", &format!("oci-archive:{}", oci.display())])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let stored: Value = serde_json::from_str(&ok(rocker(&["image", "inspect", &second]))).unwrap();
+    assert_eq!(inspected["Digest"], stored[0]["Digest"]);
+    let fresh_oci = h.scratch("loaded-oci");
+    let out = ok(rocker_in(
+        &fresh_oci,
+        &["load", "-i", oci.to_str().unwrap()],
+    ));
+    assert!(out.contains(&format!("Loaded image: {second}")), "{out}");
+    let reloaded: Value =
+        serde_json::from_str(&ok(rocker_in(&fresh_oci, &["image", "inspect", &second]))).unwrap();
+    assert_eq!(
+        reloaded[0]["Digest"], stored[0]["Digest"],
+        "digest kept through the archive"
+    );
+
+    // A gzipped archive on standard input, as `docker save x | gzip` makes.
+    let gzipped = dir.join("two.tar.gz");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c {} > {}",
+            archive.display(),
+            gzipped.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    h.give(&gzipped);
+    let fresh_stdin = h.scratch("loaded-stdin");
+    let mut command = h.rocker_in(&fresh_stdin);
+    command
+        .arg("load")
+        .stdin(std::fs::File::open(&gzipped).unwrap());
+    let out = ok(output_within(command, Duration::from_secs(120)));
+    assert!(out.contains(&format!("Loaded image: {second}")), "{out}");
+
+    // Saved by id: no name in the archive, none in the store.
+    let by_id = dir.join("by-id.tar");
+    let id = stored[0]["Id"].as_str().unwrap();
+    ok(rocker(&["save", "-o", by_id.to_str().unwrap(), &id[7..19]]));
+    let fresh_id = h.scratch("loaded-by-id");
+    let out = ok(rocker_in(
+        &fresh_id,
+        &["load", "-i", by_id.to_str().unwrap()],
+    ));
+    assert_eq!(out, format!("Loaded image ID: {id}\n"));
+    let listed = ok(rocker_in(&fresh_id, &["images"]));
+    assert!(
+        listed.lines().nth(1).unwrap().starts_with("<none>"),
+        "{listed}"
+    );
+    let run_by_id = ok(rocker_in(
+        &fresh_id,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &id[7..19],
+            "cat",
+            "/second",
+        ],
+    ));
+    assert_eq!(run_by_id, "2");
+
+    // Saved to standard output, into a file.
+    let mut command = h.rocker();
+    command
+        .args(["save", &second])
+        .stdout(std::fs::File::create(dir.join("stdout.tar")).unwrap());
+    let status = wait_within(&mut command.spawn().unwrap(), Duration::from_secs(120));
+    assert!(status.success());
+    skopeo(&[
+        "inspect",
+        &format!("docker-archive:{}", dir.join("stdout.tar").display()),
+    ]);
+}
+
+#[test]
+fn load_reads_what_skopeo_writes() {
+    let r = registries();
+    let h = harness();
+    let image = pulled_busybox(
+        "src/skopeo-made:1",
+        Layer {
+            tar: oci::tar_of(&[("made-by", "skopeo")]),
+            compression: Compression::Gzip,
+        },
+    );
+    let dir = h.scratch("skopeo-made");
+    let source = format!("docker://{image}");
+    let docker_archive = dir.join("docker.tar");
+    let oci_archive = dir.join("oci.tar");
+    let layout = dir.join("layout");
+    for destination in [
+        format!("docker-archive:{}:made/docker:1", docker_archive.display()),
+        format!("oci-archive:{}:made/oci:1", oci_archive.display()),
+        format!("oci:{}:made/layout:1", layout.display()),
+    ] {
+        skopeo(&[
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &source,
+            &destination,
+        ]);
+    }
+    h.give_tree(&dir);
+    for (input, name) in [
+        (&docker_archive, "made/docker:1"),
+        (&oci_archive, "made/oci:1"),
+        (&layout, "made/layout:1"),
+    ] {
+        let fresh = h.scratch(&format!("load-{}", name.replace(['/', ':'], "-")));
+        let out = ok(rocker_in(&fresh, &["load", "-i", input.to_str().unwrap()]));
+        assert_eq!(out, format!("Loaded image: {name}\n"));
+        let made = ok(rocker_in(
+            &fresh,
+            &["run", "--rm", "--network", "none", name, "cat", "/made-by"],
+        ));
+        assert_eq!(made, "skopeo");
+    }
+    let _ = r;
+}
+
+/// A docker-archive around one layer tar, with the config it needs.
+fn docker_archive_of(layer: &[u8], layer_member: &str) -> Vec<u8> {
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [oci::sha256(layer)]},
+    })
+    .to_string();
+    let manifest = json!([{
+        "Config": "config.json", "RepoTags": ["hostile:1"], "Layers": [layer_member],
+    }])
+    .to_string();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, bytes).unwrap();
+    };
+    add("config.json", config.as_bytes());
+    add("manifest.json", manifest.as_bytes());
+    add("layer/layer.tar", layer);
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn hostile_archives_write_nothing_outside_the_store() {
+    let h = harness();
+    let dir = h.scratch("hostile");
+    let target = dir.join("escaped");
+    // A layer that climbs out with `..`, built by hand (tar refuses to).
+    let mut climbing = tar::Header::new_gnu();
+    climbing.set_size(4);
+    climbing.set_mode(0o644);
+    let name = format!("../../../../../../..{}", target.display());
+    climbing.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+    climbing.set_cksum();
+    let mut layer = climbing.as_bytes().to_vec();
+    layer.extend_from_slice(b"evil");
+    layer.resize(layer.len() + 508, 0);
+    layer.extend_from_slice(&[0; 1024]);
+
+    let archives = [
+        (
+            "climbing-layer",
+            docker_archive_of(&layer, "layer/layer.tar"),
+            "climbs out of the layer",
+        ),
+        // manifest.json naming a path outside the archive
+        (
+            "outside-member",
+            docker_archive_of(&layer, &format!("../../..{}", target.display())),
+            "the archive has no",
+        ),
+    ];
+    for (name, bytes, reason) in archives {
+        let path = dir.join(format!("{name}.tar"));
+        std::fs::write(&path, bytes).unwrap();
+        h.give(&path);
+        let fresh = h.scratch(&format!("hostile-{name}"));
+        let output = rocker_in(&fresh, &["load", "-i", path.to_str().unwrap()]);
+        assert_eq!(code(&output), 125, "{name}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(reason),
+            "{name}: {}",
+            stderr(&output)
+        );
+        assert!(!target.exists(), "{name} wrote outside the store");
+        let listed = ok(rocker_in(&fresh, &["images", "-q"]));
+        assert_eq!(listed, "", "{name} left an image");
+    }
+}

@@ -35,6 +35,10 @@ pub enum Command {
     Pull(PullArgs),
     /// Push an image to a registry
     Push(PushArgs),
+    /// Write images to an archive (docker-archive or oci-archive)
+    Save(SaveArgs),
+    /// Read images from an archive
+    Load(LoadArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove images
@@ -90,6 +94,10 @@ pub enum ImageCommand {
     Pull(PullArgs),
     /// Push an image to a registry
     Push(PushArgs),
+    /// Write images to an archive (docker-archive or oci-archive)
+    Save(SaveArgs),
+    /// Read images from an archive
+    Load(LoadArgs),
     /// Remove images
     Rm(RmiArgs),
     /// Give an image another name
@@ -330,6 +338,29 @@ pub struct PushArgs {
     #[arg(long, value_name = "FILE")]
     pub digestfile: Option<std::path::PathBuf>,
     /// Print no progress
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The images, by name or id
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// The archive to write (default: standard output)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// docker-archive (what docker save writes) or oci-archive
+    #[arg(long, default_value = "docker-archive", value_name = "FORMAT")]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The archive, or an OCI layout directory (default: standard input)
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<std::path::PathBuf>,
+    /// Print only the loaded names
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{container, exec, image, info, login, push, run, stats};
+use super::{archive, container, exec, image, info, login, push, run, stats};
 use crate::cli::args::{Command, ContainerCommand, ImageCommand};
 
 /// Runs `command`; its exit status, or the error rocker reports.
@@ -14,6 +14,12 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Version(args) => info::version(args),
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => image::pull_command(args),
         Command::Push(args) | Command::Image(ImageCommand::Push(args)) => push::push_command(args),
+        Command::Save(args) | Command::Image(ImageCommand::Save(args)) => {
+            archive::save_command(args)
+        }
+        Command::Load(args) | Command::Image(ImageCommand::Load(args)) => {
+            archive::load_command(args)
+        }
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             image::images_command(args)
         }

@@ -99,8 +99,12 @@ pub fn pull_command(args: PullArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `docker.io/library/alpine:3.20` -> (`docker.io/library/alpine`, `3.20`).
+/// `docker.io/library/alpine:3.20` -> (`docker.io/library/alpine`, `3.20`);
+/// an image with no name (filed under its id) is `<none>`, `<none>`.
 fn repository_and_tag(name: &str) -> (String, String) {
+    if name.starts_with("sha256:") {
+        return ("<none>".to_string(), "<none>".to_string());
+    }
     match Reference::parse(name) {
         Ok(reference) => (
             reference.name(),

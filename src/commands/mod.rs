@@ -1,7 +1,9 @@
 //! One module per verb family (`run`, `exec`, `container`, `image`,
-//! `push`, `info`, `login`, `stats`): each turns parsed arguments into work. `dispatch`
-//! maps a parsed command line to them; `output` writes their tables.
+//! `push`, `archive` for save and load, `info`, `login`, `stats`): each
+//! turns parsed arguments into work. `dispatch` maps a parsed command line
+//! to them; `output` writes their tables.
 
+pub mod archive;
 pub mod container;
 pub mod dispatch;
 pub mod exec;

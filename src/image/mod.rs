@@ -3,6 +3,7 @@
 //! client, uploads, auth and registries.conf), and layers (`layer`: the
 //! unpacker, compression).
 
+pub mod archive;
 pub mod digest;
 pub mod distribution;
 pub mod layer;

@@ -142,6 +142,18 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// The name as docker shows it: `alpine:3.20` for
+    /// `docker.io/library/alpine:3.20`, `user/app:1` for Docker Hub's
+    /// `docker.io/user/app:1`, and in full elsewhere.
+    pub fn familiar(&self) -> String {
+        let full = self.to_string();
+        let hub = format!("{DOCKER_HUB}/");
+        match full.strip_prefix(&hub) {
+            Some(rest) => rest.strip_prefix("library/").unwrap_or(rest).to_string(),
+            None => full,
+        }
+    }
+
     /// What to ask the registry for: the digest when given, else the tag.
     pub fn manifest_reference(&self) -> String {
         match (&self.digest, &self.tag) {
@@ -168,6 +180,14 @@ impl fmt::Display for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn familiar_names_drop_docker_hubs_prefixes() {
+        let familiar = |text: &str| Reference::parse(text).unwrap().familiar();
+        assert_eq!(familiar("alpine"), "alpine:latest");
+        assert_eq!(familiar("docker.io/user/app:1"), "user/app:1");
+        assert_eq!(familiar("localhost:5000/app:2"), "localhost:5000/app:2");
+    }
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 

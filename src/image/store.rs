@@ -290,10 +290,18 @@ impl Store {
 
     /// Adds or replaces the image named `record.name`.
     pub fn put_image(&self, record: ImageRecord) -> Result<()> {
+        self.put_images(vec![record])
+    }
+
+    /// Adds or replaces several images in one rewrite of the index: all
+    /// of them land, or none.
+    pub fn put_images(&self, records: Vec<ImageRecord>) -> Result<()> {
         let _lock = FileLock::exclusive(&self.root.join("index.lock"))?;
         let mut index = self.read_index()?;
-        index.images.retain(|image| image.name != record.name);
-        index.images.push(record);
+        index
+            .images
+            .retain(|image| !records.iter().any(|record| record.name == image.name));
+        index.images.extend(records);
         self.write_index(&index)
     }
 

@@ -1,0 +1,191 @@
+//! `rocker save` and `rocker load`: images to and from archive files.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::image::{no_such_image, ImageContext};
+use crate::cli::args::{LoadArgs, SaveArgs};
+use crate::image::archive::load::{compression_of, load};
+use crate::image::archive::save::{save, ArchiveFormat, SaveItem};
+use crate::image::layer::codec::decoder;
+use crate::image::layer::ingest::ImageBudget;
+use crate::image::manifest::{Compression, Platform};
+use crate::image::reference::Reference;
+
+pub fn save_command(args: SaveArgs) -> Result<i32> {
+    let context = ImageContext::open()?;
+    let format = ArchiveFormat::parse(&args.format)?;
+    let mut items: Vec<SaveItem> = vec![];
+    for text in &args.images {
+        let Some(image) = context.find_one(text)? else {
+            return Err(no_such_image(text));
+        };
+        // Named by id, an image goes without a name, as docker saves it.
+        let by_name = Reference::parse(text).is_ok_and(|r| r.to_string() == image.name);
+        let names = if by_name {
+            vec![image.name.clone()]
+        } else {
+            vec![]
+        };
+        match items.iter_mut().find(|item| item.image.id() == image.id()) {
+            Some(item) => {
+                for name in names {
+                    if !item.names.contains(&name) {
+                        item.names.push(name);
+                    }
+                }
+            }
+            None => items.push(SaveItem { image, names }),
+        }
+    }
+    match &args.output {
+        Some(path) => write_by_rename(path, |file| save(&context.store, &items, format, file)),
+        None => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                bail!(
+                    "refusing to write an archive to a terminal; give -o FILE or redirect \
+                     the output"
+                );
+            }
+            save(
+                &context.store,
+                &items,
+                format,
+                std::io::BufWriter::with_capacity(1 << 20, stdout.lock()),
+            )
+        }
+    }?;
+    Ok(0)
+}
+
+/// Writes `path` through `write` into a temp file beside it, renamed over
+/// it when complete: a failed or killed save leaves no half archive.
+fn write_by_rename(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file name", path.display()))?;
+    let temp: PathBuf = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let file =
+            std::fs::File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut out)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", temp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", temp.display()))?;
+        std::fs::rename(&temp, path).with_context(|| format!("renaming into {}", path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// `rocker load [-i FILE]`: a file or directory as it is; standard input,
+/// or a compressed archive (`docker save | gzip`), goes to a temp file in
+/// the store first, since an archive's members are read out of order.
+pub fn load_command(args: LoadArgs) -> Result<i32> {
+    let context = ImageContext::open()?;
+    let config = crate::host::config::Config::load(&context.dirs.config)?;
+    let budget = ImageBudget::new(config.max_layer_size()?, config.max_image_size()?);
+    let spool = context.store.temp_dir("load")?;
+    let spooled = spool.path().join("archive.tar");
+    let path = match &args.input {
+        Some(path) if path.is_dir() => path.clone(),
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            let mut magic = vec![];
+            (&file).take(4).read_to_end(&mut magic)?;
+            match compression_of(&magic) {
+                Compression::None => path.clone(),
+                compression => {
+                    let file = std::fs::File::open(path)?;
+                    copy_bounded(decoder(file, compression)?, &spooled, budget.max_image_size)?;
+                    spooled.clone()
+                }
+            }
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("give the archive with -i FILE, or on standard input");
+            }
+            let mut stdin = std::io::stdin().lock();
+            let mut magic = [0u8; 4];
+            let got = read_up_to(&mut stdin, &mut magic)?;
+            let whole = std::io::Cursor::new(magic[..got].to_vec()).chain(stdin);
+            copy_bounded(
+                decoder(whole, compression_of(&magic[..got]))?,
+                &spooled,
+                budget.max_image_size,
+            )?;
+            spooled.clone()
+        }
+    };
+    let loaded = load(&context.store, &path, &budget, &Platform::host()).with_context(|| {
+        format!(
+            "loading {}",
+            args.input
+                .as_deref()
+                .map_or("standard input".into(), |p| p.display().to_string())
+        )
+    })?;
+    for image in loaded {
+        if image.names.is_empty() {
+            println!("Loaded image ID: {}", image.id);
+        }
+        for name in image.names {
+            let shown = Reference::parse(&name).map_or(name.clone(), |r| r.familiar());
+            if args.quiet {
+                println!("{shown}");
+            } else {
+                println!("Loaded image: {shown}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Reads until `buf` is full or the stream ends; how much it got.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader
+            .read(&mut buf[got..])
+            .context("reading standard input")?
+        {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// Copies `reader` into the new file `path`, refusing more than `limit`
+/// bytes (an endless stream would otherwise fill the disk).
+fn copy_bounded(reader: impl Read, path: &Path, limit: u64) -> Result<()> {
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let copied = std::io::copy(&mut reader.take(limit + 1), &mut file)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if copied > limit {
+        bail!(
+            "the archive is more than {limit} bytes; if that is genuine, raise [images] \
+             max_image_size in $XDG_CONFIG_HOME/rocker/config.toml"
+        );
+    }
+    Ok(())
+}
