@@ -386,6 +386,25 @@ pub fn fsetxattr(fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> nix::Result<()
     Errno::result(ret).map(drop)
 }
 
+/// Reads an extended attribute of an open file.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &str) -> nix::Result<Vec<u8>> {
+    let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    let mut buffer = vec![0u8; 4096];
+    // SAFETY: name is NUL-terminated, the buffer pointer and length
+    // describe memory we own, and fd is a descriptor we borrow.
+    let ret = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+        )
+    };
+    let len = Errno::result(ret)?;
+    buffer.truncate(len as usize);
+    Ok(buffer)
+}
+
 /// Reads an extended attribute of a path, not following a final symlink.
 pub fn lgetxattr(path: &std::path::Path, name: &str) -> nix::Result<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;

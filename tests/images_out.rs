@@ -421,6 +421,7 @@ fn owned_layer() -> Vec<u8> {
         entry("etc/", 0, b"", true),
         entry("etc/saved", 0, b"saved\n", false),
         entry("home/app/owned", 1000, b"app's\n", false),
+        entry("home/app/kept", 1000, b"kept\n", false),
     ] {
         builder
             .append_data(&mut header, path, &content[..])
@@ -767,4 +768,199 @@ fn hostile_archives_write_nothing_outside_the_store() {
         let listed = ok(rocker_in(&fresh, &["images", "-q"]));
         assert_eq!(listed, "", "{name} left an image");
     }
+}
+
+/// A stopped container over an image with owned files, after it added
+/// `/added`, changed `/etc/saved` and `/home/app/kept` (app's), and
+/// deleted `/home/app/owned`.
+fn changed_container(name: &str) -> String {
+    let image = pulled_busybox(
+        &format!("src/{name}:1"),
+        Layer {
+            tar: owned_layer(),
+            compression: Compression::Gzip,
+        },
+    );
+    ok(rocker(&[
+        "run",
+        "--name",
+        name,
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "echo new > /added && echo changed > /etc/saved && echo more >> /home/app/kept \
+         && rm /home/app/owned && mkdir /opaque-not && echo in > /opaque-not/file",
+    ]));
+    image
+}
+
+#[test]
+fn commit_makes_a_layer_of_what_a_container_added_changed_and_deleted() {
+    let r = registries();
+    let h = harness();
+    changed_container("to-commit");
+    let id = ok(rocker(&[
+        "commit",
+        "-m",
+        "my change",
+        "-a",
+        "tester",
+        "-c",
+        r#"CMD ["cat", "/added"]"#,
+        "-c",
+        "ENV COMMITTED=yes",
+        "to-commit",
+        "committed:1",
+    ]));
+    assert!(id.starts_with("sha256:"), "{id}");
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--network", "none", "committed:1"];
+        all.extend_from_slice(args);
+        ok(rocker(&all))
+    };
+    assert_eq!(run(&[]), "new\n", "CMD from --change");
+    assert_eq!(
+        run(&[
+            "sh",
+            "-c",
+            "cat /etc/saved /home/app/kept; test -e /home/app/owned || echo gone; echo $COMMITTED"
+        ]),
+        "changed\nkept\nmore\ngone\nyes\n"
+    );
+    let history = ok(rocker(&["history", "committed:1"]));
+    assert!(history.contains("my change"), "{history}");
+    let inspected: Value =
+        serde_json::from_str(&ok(rocker(&["image", "inspect", "committed:1"]))).unwrap();
+    assert_eq!(inspected[0]["Config"]["author"], "tester");
+    assert_eq!(inspected[0]["Layers"].as_array().unwrap().len(), 3);
+
+    // The new layer, as save writes it: docker's whiteout, the owners.
+    let dir = h.scratch("committed");
+    let archive = dir.join("committed.tar");
+    ok(rocker(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "committed:1",
+    ]));
+    let bytes = std::fs::read(&archive).unwrap();
+    let entries = tar_entries(&bytes);
+    let manifest: Value = serde_json::from_slice(
+        &entries
+            .iter()
+            .find(|(n, _, _)| n == "manifest.json")
+            .unwrap()
+            .2,
+    )
+    .unwrap();
+    let top = manifest[0]["Layers"][2].as_str().unwrap();
+    let layer = &entries.iter().find(|(n, _, _)| n == top).unwrap().2;
+    let inside = tar_entries(layer);
+    let names: Vec<&str> = inside.iter().map(|(n, _, _)| n.as_str()).collect();
+    for expected in [
+        "added",
+        "etc/saved",
+        "home/app/.wh.owned",
+        "home/app/kept",
+        "opaque-not/file",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let uid_of = |name: &str| inside.iter().find(|(n, _, _)| n == name).unwrap().1;
+    assert_eq!(uid_of("added"), 0, "made by the container's root");
+    assert_eq!(uid_of("home/app/kept"), 1000, "the image's owner stays");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("tmp/") || *n == "etc/hosts"),
+        "{names:?}"
+    );
+
+    // It pushes, and another store pulls and runs it.
+    let target = format!("{}/team/committed:1", r.other.host());
+    ok(rocker(&["push", "committed:1", &target]));
+    assert_eq!(pull_and_run_fresh("fresh-committed", &target, &[]), "new\n");
+}
+
+#[test]
+fn export_and_import_round_trip() {
+    let h = harness();
+    changed_container("to-export");
+    let dir = h.scratch("export");
+    let exported = dir.join("export.tar");
+    ok(rocker(&[
+        "export",
+        "-o",
+        exported.to_str().unwrap(),
+        "to-export",
+    ]));
+    let bytes = std::fs::read(&exported).unwrap();
+    let entries = tar_entries(&bytes);
+    let find = |name: &str| entries.iter().find(|(n, _, _)| n == name);
+    assert_eq!(find("etc/saved").unwrap().2, b"changed\n");
+    assert_eq!(find("home/app/kept").unwrap().1, 1000);
+    assert_eq!(find("home/app/kept").unwrap().2, b"kept\nmore\n");
+    assert_eq!(find("etc/saved").unwrap().1, 0);
+    assert!(find("home/app/owned").is_none(), "deleted in the container");
+    assert!(find("bin/busybox").is_some());
+    assert!(
+        !entries.iter().any(|(n, _, _)| n.contains(".wh.")),
+        "no whiteouts in an export"
+    );
+
+    let id = ok(rocker(&[
+        "import",
+        "-c",
+        r#"CMD ["cat", "/etc/saved"]"#,
+        "-m",
+        "from a tarball",
+        exported.to_str().unwrap(),
+        "imported:1",
+    ]));
+    assert!(id.starts_with("sha256:"), "{id}");
+    let out = ok(rocker(&["run", "--rm", "--network", "none", "imported:1"]));
+    assert_eq!(out, "changed\n");
+    let history = ok(rocker(&["history", "imported:1"]));
+    assert!(history.contains("from a tarball"), "{history}");
+
+    // From standard input, gzipped.
+    let gzipped = dir.join("export.tar.gz");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c {} > {}",
+            exported.display(),
+            gzipped.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    h.give(&gzipped);
+    let mut command = h.rocker();
+    command
+        .args(["import", "-", "imported:2"])
+        .stdin(std::fs::File::open(&gzipped).unwrap());
+    ok(output_within(command, Duration::from_secs(120)));
+    let out = ok(rocker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "imported:2",
+        "cat",
+        "/home/app/kept",
+    ]));
+    assert_eq!(out, "kept\nmore\n");
+    let output = rocker(&["import", "-c", "RUN true", exported.to_str().unwrap()]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("cannot be a --change"),
+        "{}",
+        stderr(&output)
+    );
 }

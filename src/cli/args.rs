@@ -39,6 +39,12 @@ pub enum Command {
     Save(SaveArgs),
     /// Read images from an archive
     Load(LoadArgs),
+    /// Make an image of a container's writes over its image
+    Commit(CommitArgs),
+    /// Write a container's root file system as a tar
+    Export(ExportArgs),
+    /// Make a one-layer image of a tarball
+    Import(ImportArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove images
@@ -98,6 +104,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Read images from an archive
     Load(LoadArgs),
+    /// Make a one-layer image of a tarball
+    Import(ImportArgs),
     /// Remove images
     Rm(RmiArgs),
     /// Give an image another name
@@ -139,6 +147,10 @@ pub enum ContainerCommand {
     Logs(LogsArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
+    /// Make an image of a container's writes over its image
+    Commit(CommitArgs),
+    /// Write a container's root file system as a tar
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -363,6 +375,47 @@ pub struct LoadArgs {
     /// Print only the loaded names
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// The container, by name or id
+    pub container: String,
+    /// The new image's name (none: it is used by id)
+    pub repository: Option<String>,
+    /// A commit message (the history's comment)
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// The author
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// A Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR (repeatable)
+    #[arg(short, long, value_name = "INSTRUCTION")]
+    pub change: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The container, by name or id
+    pub container: String,
+    /// The tar to write (default: standard output)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tarball (plain, gzip or zstd), or - for standard input
+    pub source: String,
+    /// The new image's name (none: it is used by id)
+    pub reference: Option<String>,
+    /// A commit message (the history's comment)
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// A Dockerfile instruction for the config, as for commit (repeatable)
+    #[arg(short, long, value_name = "INSTRUCTION")]
+    pub change: Vec<String>,
 }
 
 #[derive(Debug, Args)]

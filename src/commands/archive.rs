@@ -63,7 +63,7 @@ pub fn save_command(args: SaveArgs) -> Result<i32> {
 
 /// Writes `path` through `write` into a temp file beside it, renamed over
 /// it when complete: a failed or killed save leaves no half archive.
-fn write_by_rename(
+pub(super) fn write_by_rename(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
 ) -> Result<()> {
@@ -123,12 +123,9 @@ pub fn load_command(args: LoadArgs) -> Result<i32> {
             if std::io::stdin().is_terminal() {
                 bail!("give the archive with -i FILE, or on standard input");
             }
-            let mut stdin = std::io::stdin().lock();
-            let mut magic = [0u8; 4];
-            let got = read_up_to(&mut stdin, &mut magic)?;
-            let whole = std::io::Cursor::new(magic[..got].to_vec()).chain(stdin);
+            let (compression, whole) = sniff_compression(std::io::stdin().lock())?;
             copy_bounded(
-                decoder(whole, compression_of(&magic[..got]))?,
+                decoder(whole, compression)?,
                 &spooled,
                 budget.max_image_size,
             )?;
@@ -159,19 +156,28 @@ pub fn load_command(args: LoadArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Reads until `buf` is full or the stream ends; how much it got.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+/// A stream whose first bytes were read, with them put back in front.
+pub(super) type Rewound<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
+
+/// How a stream is compressed, from its first bytes, and the whole
+/// stream again.
+pub(super) fn sniff_compression<R: Read>(mut reader: R) -> Result<(Compression, Rewound<R>)> {
+    let mut magic = [0u8; 4];
     let mut got = 0;
-    while got < buf.len() {
+    while got < magic.len() {
         match reader
-            .read(&mut buf[got..])
-            .context("reading standard input")?
+            .read(&mut magic[got..])
+            .context("reading the input")?
         {
             0 => break,
             n => got += n,
         }
     }
-    Ok(got)
+    let compression = compression_of(&magic[..got]);
+    Ok((
+        compression,
+        std::io::Cursor::new(magic[..got].to_vec()).chain(reader),
+    ))
 }
 
 /// Copies `reader` into the new file `path`, refusing more than `limit`

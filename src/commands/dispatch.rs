@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{archive, container, exec, image, info, login, push, run, stats};
+use super::{archive, commit, container, exec, image, info, login, push, run, stats};
 use crate::cli::args::{Command, ContainerCommand, ImageCommand};
 
 /// Runs `command`; its exit status, or the error rocker reports.
@@ -19,6 +19,15 @@ pub fn execute(command: Command) -> Result<i32> {
         }
         Command::Load(args) | Command::Image(ImageCommand::Load(args)) => {
             archive::load_command(args)
+        }
+        Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
+            commit::commit_command(args)
+        }
+        Command::Export(args) | Command::Container(ContainerCommand::Export(args)) => {
+            commit::export_command(args)
+        }
+        Command::Import(args) | Command::Image(ImageCommand::Import(args)) => {
+            commit::import_command(args)
         }
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             image::images_command(args)

@@ -1,9 +1,11 @@
 //! One module per verb family (`run`, `exec`, `container`, `image`,
-//! `push`, `archive` for save and load, `info`, `login`, `stats`): each
+//! `push`, `archive` for save and load, `commit` for commit, export and
+//! import, `info`, `login`, `stats`): each
 //! turns parsed arguments into work. `dispatch` maps a parsed command line
 //! to them; `output` writes their tables.
 
 pub mod archive;
+pub mod commit;
 pub mod container;
 pub mod dispatch;
 pub mod exec;

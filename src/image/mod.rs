@@ -4,6 +4,8 @@
 //! unpacker, compression).
 
 pub mod archive;
+pub mod assemble;
+pub mod config_changes;
 pub mod digest;
 pub mod distribution;
 pub mod layer;

@@ -4,6 +4,7 @@
 //! blobs/sha256/HEX     manifests, configs and compressed layers, by digest
 //! layers/HEX/          one extracted layer per diff_id, shared by images
 //! layer-blobs/HEX.json the compressed copies kept of layer HEX (a diff_id)
+//! layer-blobs/HEX.owners.json  the owners its files have in the image
 //! images.json          the index of names -> manifest, config, layers
 //! tmp/PID-N-WHAT/      work in progress, renamed into place when verified
 //! store.lock           shared by pulls, exclusive for garbage collection
@@ -180,6 +181,14 @@ impl Store {
             .join(format!("{}.json", diff_id.hex()))
     }
 
+    /// Where the owners of layer `diff_id`'s files are cached
+    /// (`layer::owners`).
+    pub fn layer_owners_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root
+            .join("layer-blobs")
+            .join(format!("{}.owners.json", diff_id.hex()))
+    }
+
     /// The compressed copies of layer `diff_id` the store holds.
     pub fn layer_blobs(&self, diff_id: &Digest) -> Result<Vec<LayerBlob>> {
         let blobs: Vec<LayerBlob> = read_json(&self.layer_blobs_path(diff_id))?.unwrap_or_default();
@@ -348,10 +357,14 @@ impl Store {
                 layers += 1;
             }
         }
-        // A layer's compressed copies go with it.
+        // A layer's compressed copies (HEX.json) and its owners
+        // (HEX.owners.json) go with it.
         for entry in std::fs::read_dir(self.root.join("layer-blobs"))?.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let hex = name.strip_suffix(".json").unwrap_or(&name);
+            let hex = name.split('.').next().unwrap_or(&name);
+            if used_layers.contains(hex) && name.ends_with(".owners.json") {
+                continue;
+            }
             if used_layers.contains(hex) {
                 let blobs: Vec<LayerBlob> = read_json(&entry.path())?.unwrap_or_default();
                 used_blobs.extend(blobs.iter().map(|b| b.digest.hex().to_string()));

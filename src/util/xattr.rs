@@ -16,3 +16,8 @@ pub fn get(path: &Path, key: &str) -> Option<Vec<u8>> {
 pub fn is_opaque(dir: &Path) -> bool {
     get(dir, OVERLAY_OPAQUE).as_deref() == Some(b"y")
 }
+
+/// Whether the open directory `dir` carries overlayfs's opaque mark.
+pub fn is_opaque_fd(dir: std::os::fd::BorrowedFd<'_>) -> bool {
+    crate::sys::fgetxattr(dir, OVERLAY_OPAQUE).ok().as_deref() == Some(b"y")
+}

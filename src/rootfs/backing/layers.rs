@@ -56,6 +56,12 @@ pub fn read_from_layers(layers: &[PathBuf], path: &str, limit: u64) -> Result<Op
     }
 }
 
+/// The layer (of `layers`, bottom first) whose entry for `path` the
+/// merged layers show, if any.
+pub fn providing_layer(layers: &[PathBuf], path: &str) -> Option<PathBuf> {
+    visible_in(layers, path).map(|(layer, _)| layer)
+}
+
 /// Whether the merged layers show anything at `path`.
 pub fn is_visible_in_layers(layers: &[PathBuf], path: &str) -> bool {
     visible_in(layers, path).is_some()

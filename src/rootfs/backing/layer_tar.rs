@@ -1,0 +1,356 @@
+//! A container's files as a tar: its writes as a new image layer (commit:
+//! the upper dir, whiteouts and opaque directories turned back into
+//! `.wh.` entries) or its whole root as the container sees it (export: the
+//! upper dir over the image's layers, merged as overlay merges them).
+//!
+//! Owners are the image's, not the caller's: a file of a layer gets the
+//! owner its layer's tar gave it (`image::layer::owners`), a file the
+//! container changed keeps the owner of the file it copied, and a file it
+//! made belongs to the container's user.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::stat::{FileStat, SFlag};
+
+use super::layers::providing_layer;
+use super::tree::{is_whiteout, kind, DirHandle};
+use crate::image::digest::Digest;
+use crate::image::layer::owners::{layer_owners, Owner, Owners};
+use crate::image::store::Store;
+
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+const WHITEOUT_PREFIX: &str = ".wh.";
+
+/// Who the files of a container belong to, in the image's terms.
+pub struct Ownership<'a> {
+    store: &'a Store,
+    /// The image's layer directories, bottom first.
+    layers: Vec<PathBuf>,
+    owners: RefCell<HashMap<PathBuf, Rc<Owners>>>,
+    /// The owner of what the container made: its user.
+    created: Owner,
+}
+
+impl<'a> Ownership<'a> {
+    pub fn new(store: &'a Store, layers: Vec<PathBuf>, uid: u32, gid: u32) -> Ownership<'a> {
+        Ownership {
+            store,
+            layers,
+            owners: RefCell::new(HashMap::new()),
+            created: Owner {
+                uid: uid.into(),
+                gid: gid.into(),
+                mode: None,
+            },
+        }
+    }
+
+    /// The owner layer directory `layer` gives `path`.
+    fn in_layer(&self, layer: &Path, path: &str) -> Result<Owner> {
+        if let Some(owners) = self.owners.borrow().get(layer) {
+            return Ok(owners.get(path).copied().unwrap_or(Owner::ROOT));
+        }
+        let hex = layer.file_name().map(|n| n.to_string_lossy().into_owned());
+        let owners = match hex.and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok()) {
+            Some(diff_id) => Rc::new(layer_owners(self.store, &diff_id)?),
+            None => Rc::new(Owners::new()),
+        };
+        let owner = owners.get(path).copied().unwrap_or(Owner::ROOT);
+        self.owners.borrow_mut().insert(layer.to_path_buf(), owners);
+        Ok(owner)
+    }
+
+    /// The owner of `path` in the container's own writes: the image file's
+    /// it was copied from, else the container user's.
+    fn in_writes(&self, path: &str) -> Result<Owner> {
+        match providing_layer(&self.layers, path) {
+            Some(layer) => self.in_layer(&layer, path),
+            None => Ok(self.created),
+        }
+    }
+}
+
+/// The tar being written, with the hard links met so far.
+struct TarWriter<W: Write> {
+    tar: tar::Builder<W>,
+    /// (device, inode) -> the archive path written for it first.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<W: Write> TarWriter<W> {
+    fn new(out: W) -> TarWriter<W> {
+        TarWriter {
+            tar: tar::Builder::new(out),
+            links: HashMap::new(),
+        }
+    }
+
+    fn header(stat: &FileStat, owner: Owner, kind: tar::EntryType) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        let mode = stat.st_mode & 0o7777;
+        // The image's own mode where extraction widened it.
+        let mode = match owner.mode {
+            Some(original) if mode == original | 0o700 => original,
+            _ => mode,
+        };
+        header.set_mode(mode);
+        header.set_uid(owner.uid);
+        header.set_gid(owner.gid);
+        header.set_mtime(stat.st_mtime.max(0) as u64);
+        header.set_size(0);
+        header
+    }
+
+    /// `name` of `dir`, as `path` in the archive.
+    fn entry(
+        &mut self,
+        dir: &DirHandle,
+        name: &OsStr,
+        stat: &FileStat,
+        path: &Path,
+        owner: Owner,
+    ) -> Result<()> {
+        let context = || format!("adding {} to the archive", path.display());
+        match kind(stat) {
+            SFlag::S_IFDIR => {
+                let mut header = Self::header(stat, owner, tar::EntryType::Directory);
+                self.tar
+                    .append_data(&mut header, path, std::io::empty())
+                    .with_context(context)?;
+            }
+            SFlag::S_IFREG => {
+                if stat.st_nlink > 1 {
+                    let key = (stat.st_dev, stat.st_ino);
+                    if let Some(first) = self.links.get(&key) {
+                        let mut header = Self::header(stat, owner, tar::EntryType::Link);
+                        self.tar
+                            .append_link(&mut header, path, first.clone())
+                            .with_context(context)?;
+                        return Ok(());
+                    }
+                    self.links.insert(key, path.to_path_buf());
+                }
+                let mut header = Self::header(stat, owner, tar::EntryType::Regular);
+                let size = stat.st_size.max(0) as u64;
+                header.set_size(size);
+                let file = dir.open_file(name)?;
+                // Exactly `size` bytes, whatever a running container does
+                // to the file meanwhile: cut, or padded with zeros.
+                let content = file.take(size).chain(std::io::repeat(0)).take(size);
+                self.tar
+                    .append_data(&mut header, path, content)
+                    .with_context(context)?;
+            }
+            SFlag::S_IFLNK => {
+                let target = dir.readlink(name)?;
+                let mut header = Self::header(stat, owner, tar::EntryType::Symlink);
+                self.tar
+                    .append_link(&mut header, path, Path::new(&target))
+                    .with_context(context)?;
+            }
+            SFlag::S_IFIFO => {
+                let mut header = Self::header(stat, owner, tar::EntryType::Fifo);
+                self.tar
+                    .append_data(&mut header, path, std::io::empty())
+                    .with_context(context)?;
+            }
+            // Devices cannot be made unprivileged, and sockets are no
+            // content.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An empty root-owned file: a whiteout or an opaque marker.
+    fn marker(&mut self, path: &Path) -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_size(0);
+        header.set_mtime(0);
+        self.tar
+            .append_data(&mut header, path, std::io::empty())
+            .with_context(|| format!("adding {} to the archive", path.display()))
+    }
+
+    fn finish(self) -> Result<W> {
+        self.tar.into_inner().context("finishing the archive")
+    }
+}
+
+fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The container's writes in `upper` as an image layer, into `out`.
+pub fn write_changes<W: Write>(upper: &Path, ownership: &Ownership<'_>, out: W) -> Result<W> {
+    let mut writer = TarWriter::new(out);
+    let root = DirHandle::open(upper)?;
+    changes_below(&mut writer, &root, Path::new(""), ownership)?;
+    writer.finish()
+}
+
+fn changes_below<W: Write>(
+    writer: &mut TarWriter<W>,
+    dir: &DirHandle,
+    path: &Path,
+    ownership: &Ownership<'_>,
+) -> Result<()> {
+    for (name, stat) in dir.entries()? {
+        let child = path.join(&name);
+        if is_whiteout(&stat) {
+            let mut marker = OsString::from(WHITEOUT_PREFIX);
+            marker.push(&name);
+            writer.marker(&path.join(marker))?;
+            continue;
+        }
+        // fuse-overlayfs, where it cannot make devices, writes the
+        // whiteouts and opaque markers of the layer format itself.
+        if name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            writer.marker(&child)?;
+            continue;
+        }
+        let owner = ownership.in_writes(&text(&child))?;
+        writer.entry(dir, &name, &stat, &child, owner)?;
+        if kind(&stat) == SFlag::S_IFDIR {
+            if let Some(sub) = dir.subdir(&name)? {
+                if sub.is_opaque() {
+                    writer.marker(&child.join(OPAQUE_MARKER))?;
+                }
+                changes_below(writer, &sub, &child, ownership)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A layer of the merged view: the container's writes or an image layer.
+#[derive(Clone)]
+enum Source {
+    Writes,
+    Layer(PathBuf),
+}
+
+/// The root as the container sees it: `upper` (or a copy-mode root) over
+/// the image's layers (top first after it), into `out`.
+pub fn write_merged<W: Write>(
+    top: &Path,
+    ownership: &Ownership<'_>,
+    with_layers: bool,
+    out: W,
+) -> Result<W> {
+    let mut writer = TarWriter::new(out);
+    let mut sources = vec![(DirHandle::open(top)?, Source::Writes)];
+    if with_layers {
+        for layer in ownership.layers.iter().rev() {
+            sources.push((DirHandle::open(layer)?, Source::Layer(layer.clone())));
+        }
+    }
+    merged_below(&mut writer, &sources, Path::new(""), ownership)?;
+    writer.finish()
+}
+
+fn hides_below(dir: &DirHandle) -> bool {
+    dir.is_opaque() || dir.stat(OsStr::new(OPAQUE_MARKER)).is_some()
+}
+
+fn merged_below<W: Write>(
+    writer: &mut TarWriter<W>,
+    sources: &[(DirHandle, Source)],
+    path: &Path,
+    ownership: &Ownership<'_>,
+) -> Result<()> {
+    // Each name from the topmost source that has it; a whiteout hides it
+    // from every source below.
+    let mut visible: BTreeMap<OsString, Option<(usize, FileStat)>> = BTreeMap::new();
+    for (index, (dir, _)) in sources.iter().enumerate() {
+        for (name, stat) in dir.entries()? {
+            let bytes = name.as_bytes();
+            if name == OPAQUE_MARKER {
+                continue;
+            }
+            if let Some(hidden) = bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+                visible
+                    .entry(OsStr::from_bytes(hidden).to_os_string())
+                    .or_insert(None);
+                continue;
+            }
+            let found = (!is_whiteout(&stat)).then_some((index, stat));
+            visible.entry(name).or_insert(found);
+        }
+    }
+    for (name, found) in visible {
+        let Some((index, stat)) = found else {
+            continue;
+        };
+        let child = path.join(&name);
+        let (dir, source) = &sources[index];
+        let owner = match source {
+            Source::Writes => ownership.in_writes(&text(&child))?,
+            Source::Layer(layer) => ownership.in_layer(layer, &text(&child))?,
+        };
+        writer.entry(dir, &name, &stat, &child, owner)?;
+        if kind(&stat) != SFlag::S_IFDIR {
+            continue;
+        }
+        // The directory merges with the same directory below it, down to
+        // one that hides what is under it (opaque) or a non-directory.
+        let mut below = vec![];
+        for (dir, source) in &sources[index..] {
+            match dir.subdir(&name)? {
+                Some(sub) => {
+                    let opaque = hides_below(&sub);
+                    below.push((sub, source.clone()));
+                    if opaque {
+                        break;
+                    }
+                }
+                None if dir.stat(&name).is_some() => break,
+                None => {}
+            }
+        }
+        merged_below(writer, &below, &child, ownership)?;
+    }
+    Ok(())
+}
+
+/// The image layers under a container's directory, bottom first: its `lN`
+/// links that lead into the store's `layers/` (not rocker's generated
+/// layers, which are no part of the image).
+pub fn image_layers(container_dir: &Path, store: &Store) -> Result<Vec<PathBuf>> {
+    let layers_dir = store.root().join("layers");
+    let mut numbered = vec![];
+    for entry in std::fs::read_dir(container_dir)
+        .with_context(|| format!("reading {}", container_dir.display()))?
+    {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(n) = name.strip_prefix('l').and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if target.parent() == Some(layers_dir.as_path()) {
+            numbered.push((n, target));
+        }
+    }
+    numbered.sort();
+    if numbered.is_empty()
+        && !container_dir.join("upper").is_dir()
+        && !container_dir.join("rootfs").is_dir()
+    {
+        bail!("{} holds no root file system", container_dir.display());
+    }
+    Ok(numbered.into_iter().map(|(_, target)| target).collect())
+}
