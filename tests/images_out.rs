@@ -964,3 +964,93 @@ fn export_and_import_round_trip() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_killed_push_or_load_leaves_nothing_the_next_one_trips_on() {
+    let r = registries();
+    let h = harness();
+    let big = incompressible(48 << 20);
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(big.len() as u64);
+    header.set_mode(0o644);
+    builder.append_data(&mut header, "big", &big[..]).unwrap();
+    let image = pulled_busybox(
+        "src/killed:1",
+        Layer {
+            tar: builder.into_inner().unwrap(),
+            compression: Compression::Zstd,
+        },
+    );
+    let expected = oci::sha256(&big);
+    let interrupted = |args: &[&str], data: Option<&Path>| {
+        let mut command = match data {
+            Some(data) => h.rocker_in(data),
+            None => h.rocker(),
+        };
+        command.args(args);
+        let mut child = spawn_quiet(command);
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+
+    // Killed while recompressing or uploading; the next push completes.
+    let target = format!("{}/team/killed:1", r.other.host());
+    interrupted(
+        &["push", "--compression-format", "gzip", &image, &target],
+        None,
+    );
+    ok(rocker(&[
+        "push",
+        "--compression-format",
+        "gzip",
+        &image,
+        &target,
+    ]));
+    let sum = pull_and_run_fresh("fresh-killed", &target, &["sha256sum", "/big"]);
+    assert!(sum.starts_with(&expected[7..]), "{sum}");
+
+    // Killed while loading: no half image, and the next load completes.
+    let dir = h.scratch("killed-load");
+    let archive = dir.join("big.tar");
+    ok(rocker(&["save", "-o", archive.to_str().unwrap(), &image]));
+    let fresh = h.scratch("killed-load-store");
+    interrupted(&["load", "-i", archive.to_str().unwrap()], Some(&fresh));
+    let listed = ok(rocker_in(&fresh, &["images", "--format", "json"]));
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    for entry in listed.as_array().unwrap() {
+        // Whatever is indexed is whole: it runs.
+        let name = entry["name"].as_str().unwrap();
+        ok(rocker_in(
+            &fresh,
+            &["run", "--rm", "--network", "none", name, "true"],
+        ));
+    }
+    ok(rocker_in(
+        &fresh,
+        &["load", "-i", archive.to_str().unwrap()],
+    ));
+    let sum = ok(rocker_in(
+        &fresh,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &image,
+            "sha256sum",
+            "/big",
+        ],
+    ));
+    assert!(sum.starts_with(&expected[7..]), "{sum}");
+    let leftovers: Vec<_> = std::fs::read_dir(fresh.join("rocker/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the killed load's temp dirs stay: {leftovers:?}"
+    );
+}
