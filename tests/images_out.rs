@@ -1054,3 +1054,58 @@ fn a_killed_push_or_load_leaves_nothing_the_next_one_trips_on() {
         "the killed load's temp dirs stay: {leftovers:?}"
     );
 }
+
+#[test]
+fn commit_of_a_running_container_stops_it_meanwhile_and_lets_it_go_on() {
+    let image = pulled_busybox(
+        "src/busy:1",
+        Layer {
+            tar: oci::tar_of(&[("busy", "b")]),
+            compression: Compression::Gzip,
+        },
+    );
+    ok(rocker(&[
+        "run",
+        "-d",
+        "--name",
+        "busy-writer",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /c.tmp; mv /c.tmp /counter; done",
+    ]));
+    let counter = || {
+        ok(rocker(&["exec", "busy-writer", "cat", "/counter"]))
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = counter();
+    ok(rocker(&["commit", "busy-writer", "busy:committed"]));
+    ok(rocker(&[
+        "commit",
+        "--pause=false",
+        "busy-writer",
+        "busy:unpaused",
+    ]));
+    let committed = ok(rocker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busy:committed",
+        "cat",
+        "/counter",
+    ]));
+    assert!(
+        committed.trim().parse::<u64>().unwrap() >= before,
+        "{committed}"
+    );
+    // Running again after the commit.
+    let after = counter();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(counter() > after, "the container was not let go on");
+    ok(rocker(&["rm", "-f", "busy-writer"]));
+}

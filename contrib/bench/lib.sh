@@ -40,9 +40,9 @@ fi
 # socket path must fit in 108 bytes.
 work=$(mktemp -d /tmp/rbench.XXXXXX)
 chmod 0755 "$work"
-registry_pid=
+registry_pids=
 cleanup() {
-    if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; fi
+    for pid in $registry_pids; do kill "$pid" 2>/dev/null || true; done
     umount "$work/run" 2>/dev/null || true
     rm -rf "$work" 2>/dev/null || true
 }
@@ -122,29 +122,29 @@ oci_image() {
     jq -r '.[].digest | ltrimstr("sha256:")' <<<"$layers" >"$layout/layer-digests"
 }
 
-# start_registry: a docker-registry on a free loopback port; sets
-# $registry and writes a registries.conf marking it insecure under
+# start_registry [NAME]: a docker-registry on a free loopback port; sets
+# $registry and adds it, marked insecure, to the registries.conf under
 # $work/config.
 start_registry() {
-    local port
+    local port name=${1:-registry}
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    cat >"$work/registry.yml" <<EOF
+    cat >"$work/$name.yml" <<EOF
 version: 0.1
 log:
   level: error
 storage:
   filesystem:
-    rootdirectory: $work/registry
+    rootdirectory: $work/$name
 http:
   addr: 127.0.0.1:$port
 EOF
-    docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-    registry_pid=$!
+    docker-registry serve "$work/$name.yml" >/dev/null 2>&1 &
+    registry_pids="$registry_pids $!"
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
     registry=127.0.0.1:$port
     mkdir -p "$work/config/containers"
-    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$registry" \
-        >"$work/config/containers/registries.conf"
+    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n\n' "$registry" \
+        >>"$work/config/containers/registries.conf"
     chmod -R a+rX "$work/config"
 }
 

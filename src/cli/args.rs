@@ -393,6 +393,11 @@ pub struct CommitArgs {
     /// LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR (repeatable)
     #[arg(short, long, value_name = "INSTRUCTION")]
     pub change: Vec<String>,
+    /// Stop a running container's processes while its writes are read
+    /// (--pause=false reads them as they change)
+    #[arg(short, long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub pause: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 use super::archive::{sniff_compression, write_by_rename};
 use super::image::ImageContext;
 use crate::cli::args::{CommitArgs, ExportArgs, ImportArgs};
-use crate::container::record::{ContainerRecord, Containers, RootfsKind};
+use crate::container::freeze::freeze;
+use crate::container::record::{ContainerRecord, Containers, RootfsKind, State};
 use crate::image::assemble::{assemble, NewImage};
 use crate::image::config_changes;
 use crate::image::layer::ingest::{take_layer, ImageBudget, Incoming, Keep};
@@ -145,6 +146,12 @@ pub fn commit_command(args: CommitArgs) -> Result<i32> {
         record.user.uid,
         record.user.gid,
     );
+    // As docker: nothing in a running container runs while its writes
+    // are read, so the layer is one moment of them.
+    let frozen = match containers.state(&record.id)? {
+        State::Running(live) if args.pause => Some(freeze(live.init.pid)?),
+        _ => None,
+    };
     let temp = store.temp_dir("commit")?;
     let tar_path = temp.path().join("layer.tar");
     let file = std::fs::File::create(&tar_path)
@@ -157,6 +164,7 @@ pub fn commit_command(args: CommitArgs) -> Result<i32> {
     .with_context(|| format!("reading the writes of container {}", record.name))?;
     out.flush().context("writing the new layer")?;
     drop(out);
+    drop(frozen);
     let incoming = Incoming {
         compression: Compression::None,
         blob: None,

@@ -306,7 +306,7 @@ pub fn top_command(args: TopArgs) -> Result<i32> {
     let containers = open()?;
     let record = containers.find(&args.container)?;
     let live = running(&containers, &record, "list the processes of")?;
-    let pids = container_pids(live.init.pid)?;
+    let pids = crate::container::freeze::container_pids(live.init.pid)?;
     let options = match args.ps_options.is_empty() {
         true => vec!["-ef".to_string()],
         false => args.ps_options.clone(),
@@ -341,26 +341,6 @@ pub fn top_command(args: TopArgs) -> Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// The processes in the pid namespace of `init` (pids as the host sees
-/// them): those whose /proc/PID/ns/pid names the same namespace.
-fn container_pids(init: i32) -> Result<std::collections::BTreeSet<i32>> {
-    let namespace = std::fs::read_link(format!("/proc/{init}/ns/pid"))
-        .with_context(|| format!("reading the pid namespace of process {init}"))?;
-    let mut pids = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir("/proc")
-        .context("reading /proc")?
-        .flatten()
-    {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if std::fs::read_link(entry.path().join("ns/pid")).is_ok_and(|ns| ns == namespace) {
-            pids.insert(pid);
-        }
-    }
-    Ok(pids)
 }
 
 /// `rocker rename CONTAINER NAME`.
