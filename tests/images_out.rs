@@ -774,6 +774,11 @@ fn hostile_archives_write_nothing_outside_the_store() {
 /// `/added`, changed `/etc/saved` and `/home/app/kept` (app's), and
 /// deleted `/home/app/owned`.
 fn changed_container(name: &str) -> String {
+    changed_container_in(name, None)
+}
+
+/// As `changed_container`, with the root made in `mode` (`ROCKER_ROOTFS`).
+fn changed_container_in(name: &str, mode: Option<&str>) -> String {
     let image = pulled_busybox(
         &format!("src/{name}:1"),
         Layer {
@@ -781,7 +786,11 @@ fn changed_container(name: &str) -> String {
             compression: Compression::Gzip,
         },
     );
-    ok(rocker(&[
+    let mut command = harness().rocker();
+    if let Some(mode) = mode {
+        command.env("ROCKER_ROOTFS", mode);
+    }
+    command.args([
         "run",
         "--name",
         name,
@@ -792,7 +801,8 @@ fn changed_container(name: &str) -> String {
         "-c",
         "echo new > /added && echo changed > /etc/saved && echo more >> /home/app/kept \
          && rm /home/app/owned && mkdir /opaque-not && echo in > /opaque-not/file",
-    ]));
+    ]);
+    ok(output_within(command, Duration::from_secs(120)));
     image
 }
 
@@ -1108,4 +1118,68 @@ fn commit_of_a_running_container_stops_it_meanwhile_and_lets_it_go_on() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(counter() > after, "the container was not let go on");
     ok(rocker(&["rm", "-f", "busy-writer"]));
+}
+
+#[test]
+fn commit_of_a_copied_root_finds_its_changes_against_the_image() {
+    let h = harness();
+    changed_container_in("copied-commit", Some("copy"));
+    let inspected: Value =
+        serde_json::from_str(&ok(rocker(&["inspect", "copied-commit"]))).unwrap();
+    assert!(
+        inspected.to_string().to_lowercase().contains("copy"),
+        "not a copy-mode container: {inspected}"
+    );
+    ok(rocker(&["commit", "copied-commit", "copied:1"]));
+    let out = ok(rocker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "copied:1",
+        "sh",
+        "-c",
+        "cat /etc/saved /home/app/kept /opaque-not/file; test -e /home/app/owned || echo gone",
+    ]));
+    assert_eq!(out, "changed\nkept\nmore\nin\ngone\n");
+
+    let dir = h.scratch("copied");
+    let archive = dir.join("copied.tar");
+    ok(rocker(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "copied:1",
+    ]));
+    let bytes = std::fs::read(&archive).unwrap();
+    let entries = tar_entries(&bytes);
+    let manifest: Value = serde_json::from_slice(
+        &entries
+            .iter()
+            .find(|(n, _, _)| n == "manifest.json")
+            .unwrap()
+            .2,
+    )
+    .unwrap();
+    let top = manifest[0]["Layers"][2].as_str().unwrap();
+    let inside = tar_entries(&entries.iter().find(|(n, _, _)| n == top).unwrap().2);
+    let names: Vec<&str> = inside.iter().map(|(n, _, _)| n.as_str()).collect();
+    for expected in [
+        "added",
+        "etc/saved",
+        "home/app/.wh.owned",
+        "home/app/kept",
+        "opaque-not/file",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n.starts_with("bin/")),
+        "unchanged files are no change: {names:?}"
+    );
+    let uid_of = |name: &str| inside.iter().find(|(n, _, _)| n == name).unwrap().1;
+    assert_eq!(uid_of("home/app/kept"), 1000);
 }

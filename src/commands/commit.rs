@@ -2,6 +2,7 @@
 //! tarballs, and a container's files as a tarball.
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
@@ -16,8 +17,10 @@ use crate::image::config_changes;
 use crate::image::layer::ingest::{take_layer, ImageBudget, Incoming, Keep};
 use crate::image::manifest::{Compression, ImageConfig};
 use crate::image::reference::Reference;
-use crate::image::store::ImageRecord;
-use crate::rootfs::backing::layer_tar::{image_layers, write_changes, write_merged, Ownership};
+use crate::image::store::{ImageRecord, Store};
+use crate::rootfs::backing::layer_tar::{
+    image_layers, write_changes, write_copy_changes, write_merged, Ownership,
+};
 
 fn budget(context: &ImageContext) -> Result<ImageBudget> {
     let config = crate::host::config::Config::load(&context.dirs.config)?;
@@ -107,25 +110,32 @@ fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Result<
     Ok(())
 }
 
+/// The layer directories of a copy-mode container's image (a copied root
+/// keeps no links to them); the first one missing, as the error.
+fn copied_image_layers(store: &Store, base: &ImageRecord) -> Result<Vec<PathBuf>, PathBuf> {
+    let layers: Vec<PathBuf> = base
+        .layers
+        .iter()
+        .map(|l| store.layer_path(&l.diff_id))
+        .collect();
+    match layers.iter().find(|layer| !layer.is_dir()) {
+        Some(gone) => Err(gone.clone()),
+        None => Ok(layers),
+    }
+}
+
 /// `rocker commit CONTAINER [REPOSITORY[:TAG]]`: the container's writes
 /// as a new layer over its image.
 pub fn commit_command(args: CommitArgs) -> Result<i32> {
     let context = ImageContext::open()?;
     let containers = Containers::open(&context.dirs)?;
     let record = containers.find(&args.container)?;
-    match record.rootfs_mode {
-        RootfsKind::Overlay | RootfsKind::FuseOverlayfs => {}
-        RootfsKind::Copy => bail!(
-            "container {} has a copied root (the copy rootfs mode), whose writes rocker \
-             cannot tell from the image's yet; commit works for overlay and fuse-overlayfs \
-             containers",
-            record.name
-        ),
-        RootfsKind::Directory => bail!(
+    if record.rootfs_mode == RootfsKind::Directory {
+        bail!(
             "container {} runs on a directory (--rootfs), not an image: tar the directory \
              and rocker import it",
             record.name
-        ),
+        );
     }
     let base = base_image(&context, &record)?;
     let base_value: Value = serde_json::from_slice(&context.store.read_blob(&base.config)?)
@@ -140,12 +150,20 @@ pub fn commit_command(args: CommitArgs) -> Result<i32> {
     // Garbage collection waits: the container's layers stay meanwhile.
     let _shared = store.lock_shared()?;
     let dir = containers.dir(&record.id);
-    let ownership = Ownership::new(
-        store,
-        image_layers(&dir, store)?,
-        record.user.uid,
-        record.user.gid,
-    );
+    let copied = record.rootfs_mode == RootfsKind::Copy;
+    let layers = match copied {
+        true => copied_image_layers(store, &base).map_err(|gone| {
+            anyhow::anyhow!(
+                "a layer of the image of container {} is no longer in the store ({}); pull {} \
+                 again to commit the container",
+                record.name,
+                gone.display(),
+                base.name
+            )
+        })?,
+        false => image_layers(&dir, store)?,
+    };
+    let ownership = Ownership::new(store, layers, record.user.uid, record.user.gid);
     // As docker: nothing in a running container runs while its writes
     // are read, so the layer is one moment of them.
     let frozen = match containers.state(&record.id)? {
@@ -156,12 +174,14 @@ pub fn commit_command(args: CommitArgs) -> Result<i32> {
     let tar_path = temp.path().join("layer.tar");
     let file = std::fs::File::create(&tar_path)
         .with_context(|| format!("creating {}", tar_path.display()))?;
-    let mut out = write_changes(
-        &dir.join("upper"),
-        &ownership,
-        std::io::BufWriter::new(file),
-    )
-    .with_context(|| format!("reading the writes of container {}", record.name))?;
+    let out = std::io::BufWriter::new(file);
+    let written = if copied {
+        write_copy_changes(&dir.join("rootfs"), &ownership, out)
+    } else {
+        write_changes(&dir.join("upper"), &ownership, out)
+    };
+    let mut out =
+        written.with_context(|| format!("reading the writes of container {}", record.name))?;
     out.flush().context("writing the new layer")?;
     drop(out);
     drop(frozen);
@@ -212,12 +232,16 @@ pub fn export_command(args: ExportArgs) -> Result<i32> {
         ),
     };
     let _shared = store.lock_shared()?;
-    let ownership = Ownership::new(
-        store,
-        image_layers(&dir, store)?,
-        record.user.uid,
-        record.user.gid,
-    );
+    // The image's layers say who owns what; a copied root keeps no links
+    // to them, so they come from its image while the store has them.
+    let layers = match record.rootfs_mode {
+        RootfsKind::Copy => base_image(&context, &record)
+            .ok()
+            .and_then(|base| copied_image_layers(store, &base).ok())
+            .unwrap_or_default(),
+        _ => image_layers(&dir, store)?,
+    };
+    let ownership = Ownership::new(store, layers, record.user.uid, record.user.gid);
     let export = |out: &mut dyn Write| -> Result<()> {
         write_merged(&top, &ownership, with_layers, out)
             .with_context(|| format!("exporting container {}", record.name))?

@@ -234,6 +234,163 @@ fn changes_below<W: Write>(
     Ok(())
 }
 
+/// What a copy-mode container changed: found by comparing its root with
+/// the image's layers (type, mode, size, times to the nanosecond, link
+/// targets: the copy keeps them all, so an unchanged file matches).
+enum CopyChange {
+    Entry,
+    Deleted,
+}
+
+/// A copy-mode container's writes (its `rootfs/` against the image's
+/// layers) as an image layer, into `out`.
+pub fn write_copy_changes<W: Write>(rootfs: &Path, ownership: &Ownership<'_>, out: W) -> Result<W> {
+    let root = DirHandle::open(rootfs)?;
+    let mut changes = vec![];
+    copy_changes_below(&root, Path::new(""), ownership, false, &mut changes)?;
+    let mut writer = TarWriter::new(out);
+    // Every change comes after its parent directories, as in any layer.
+    let mut written = std::collections::HashSet::new();
+    for (path, change) in changes {
+        let ancestors: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .collect();
+        for ancestor in ancestors.into_iter().rev() {
+            if written.insert(ancestor.clone()) {
+                write_from(&mut writer, &root, &ancestor, ownership)?;
+            }
+        }
+        match change {
+            CopyChange::Entry => {
+                if written.insert(path.clone()) {
+                    write_from(&mut writer, &root, &path, ownership)?;
+                }
+            }
+            CopyChange::Deleted => {
+                let mut marker = OsString::from(WHITEOUT_PREFIX);
+                marker.push(path.file_name().unwrap_or_default());
+                writer.marker(&path.with_file_name(marker))?;
+            }
+        }
+    }
+    writer.finish()
+}
+
+/// Writes the entry at `path` under `root`, reached without following a
+/// symlink; an entry gone meanwhile is left out.
+fn write_from<W: Write>(
+    writer: &mut TarWriter<W>,
+    root: &DirHandle,
+    path: &Path,
+    ownership: &Ownership<'_>,
+) -> Result<()> {
+    let mut parent: Option<DirHandle> = None;
+    let components: Vec<&OsStr> = path.iter().collect();
+    let Some((name, dirs)) = components.split_last() else {
+        return Ok(());
+    };
+    for dir in dirs {
+        let next = parent.as_ref().unwrap_or(root).subdir(dir)?;
+        match next {
+            Some(next) => parent = Some(next),
+            None => return Ok(()),
+        }
+    }
+    let dir = parent.as_ref().unwrap_or(root);
+    let Some(stat) = dir.stat(name) else {
+        return Ok(());
+    };
+    let owner = ownership.in_writes(&text(path))?;
+    writer.entry(dir, name, &stat, path, owner)
+}
+
+/// Whether the root's entry differs from the image's.
+fn differs(
+    dir: &DirHandle,
+    name: &OsStr,
+    stat: &FileStat,
+    layer: &Path,
+    path: &Path,
+    image: &std::fs::Metadata,
+) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if stat.st_mode != image.mode()
+        || stat.st_mtime != image.mtime()
+        || stat.st_mtime_nsec != image.mtime_nsec()
+    {
+        return true;
+    }
+    match kind(stat) {
+        SFlag::S_IFREG => stat.st_size != image.size() as i64,
+        SFlag::S_IFLNK => {
+            dir.readlink(name).ok()
+                != std::fs::read_link(layer.join(path))
+                    .ok()
+                    .map(PathBuf::into_os_string)
+        }
+        _ => false,
+    }
+}
+
+fn copy_changes_below(
+    dir: &DirHandle,
+    path: &Path,
+    ownership: &Ownership<'_>,
+    all_new: bool,
+    changes: &mut Vec<(PathBuf, CopyChange)>,
+) -> Result<()> {
+    let entries = dir.entries()?;
+    for (name, stat) in &entries {
+        let child = path.join(name);
+        let image = (!all_new)
+            .then(|| super::layers::visible_entry(&ownership.layers, &text(&child)))
+            .flatten();
+        let new_here = image.is_none();
+        let changed = match &image {
+            None => true,
+            Some((layer, meta)) => differs(dir, name, stat, layer, &child, meta),
+        };
+        if changed {
+            changes.push((child.clone(), CopyChange::Entry));
+        }
+        let image_is_dir = image.as_ref().is_some_and(|(_, meta)| meta.is_dir());
+        if kind(stat) == SFlag::S_IFDIR {
+            if let Some(sub) = dir.subdir(name)? {
+                copy_changes_below(
+                    &sub,
+                    &child,
+                    ownership,
+                    all_new || new_here || !image_is_dir,
+                    changes,
+                )?;
+            }
+        }
+    }
+    if all_new {
+        return Ok(());
+    }
+    // What the image has here and the root no longer does.
+    let here: std::collections::HashSet<&OsString> = entries.iter().map(|(name, _)| name).collect();
+    let mut image_names = std::collections::BTreeSet::new();
+    for layer in &ownership.layers {
+        if let Ok(listing) = std::fs::read_dir(layer.join(path)) {
+            image_names.extend(listing.flatten().map(|e| e.file_name()));
+        }
+    }
+    for name in image_names {
+        let child = path.join(&name);
+        if !here.contains(&name)
+            && super::layers::is_visible_in_layers(&ownership.layers, &text(&child))
+        {
+            changes.push((child, CopyChange::Deleted));
+        }
+    }
+    Ok(())
+}
+
 /// A layer of the merged view: the container's writes or an image layer.
 #[derive(Clone)]
 enum Source {

@@ -57,6 +57,12 @@ pub fn read_from_layers(layers: &[PathBuf], path: &str, limit: u64) -> Result<Op
 }
 
 /// The layer (of `layers`, bottom first) whose entry for `path` the
+/// merged layers show, if any, and that entry.
+pub fn visible_entry(layers: &[PathBuf], path: &str) -> Option<(PathBuf, std::fs::Metadata)> {
+    visible_in(layers, path)
+}
+
+/// The layer (of `layers`, bottom first) whose entry for `path` the
 /// merged layers show, if any.
 pub fn providing_layer(layers: &[PathBuf], path: &str) -> Option<PathBuf> {
     visible_in(layers, path).map(|(layer, _)| layer)
