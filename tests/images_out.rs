@@ -447,6 +447,38 @@ fn tar_entries(bytes: &[u8]) -> Vec<(String, u64, Vec<u8>)> {
         .collect()
 }
 
+/// The entries of the top layer of `image`, as `save` writes it (into
+/// `dir`).
+fn saved_top_layer(dir: &Path, image: &str) -> Vec<(String, u64, Vec<u8>)> {
+    let archive = dir.join("saved.tar");
+    ok(rocker(&["save", "-o", archive.to_str().unwrap(), image]));
+    let bytes = std::fs::read(&archive).unwrap();
+    let entries = tar_entries(&bytes);
+    let member = |name: &str| &entries.iter().find(|(n, _, _)| n == name).unwrap().2;
+    let manifest: Value = serde_json::from_slice(member("manifest.json")).unwrap();
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    tar_entries(member(layers.last().unwrap().as_str().unwrap()))
+}
+
+/// The names in the layer a commit made of `changed_container`, which
+/// must hold what it did: added, changed, deleted.
+fn entry_names(entries: &[(String, u64, Vec<u8>)]) -> Vec<&str> {
+    let names: Vec<&str> = entries.iter().map(|(n, _, _)| n.as_str()).collect();
+    for expected in [
+        "added",
+        "etc/saved",
+        "home/app/.wh.owned",
+        "home/app/kept",
+        "opaque-not/file",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    names
+}
+
 fn skopeo(args: &[&str]) {
     let output = std::process::Command::new("/usr/bin/skopeo")
         .args(args)
@@ -847,40 +879,8 @@ fn commit_makes_a_layer_of_what_a_container_added_changed_and_deleted() {
     assert_eq!(inspected[0]["Layers"].as_array().unwrap().len(), 3);
 
     // The new layer, as save writes it: docker's whiteout, the owners.
-    let dir = h.scratch("committed");
-    let archive = dir.join("committed.tar");
-    ok(rocker(&[
-        "save",
-        "-o",
-        archive.to_str().unwrap(),
-        "committed:1",
-    ]));
-    let bytes = std::fs::read(&archive).unwrap();
-    let entries = tar_entries(&bytes);
-    let manifest: Value = serde_json::from_slice(
-        &entries
-            .iter()
-            .find(|(n, _, _)| n == "manifest.json")
-            .unwrap()
-            .2,
-    )
-    .unwrap();
-    let top = manifest[0]["Layers"][2].as_str().unwrap();
-    let layer = &entries.iter().find(|(n, _, _)| n == top).unwrap().2;
-    let inside = tar_entries(layer);
-    let names: Vec<&str> = inside.iter().map(|(n, _, _)| n.as_str()).collect();
-    for expected in [
-        "added",
-        "etc/saved",
-        "home/app/.wh.owned",
-        "home/app/kept",
-        "opaque-not/file",
-    ] {
-        assert!(
-            names.contains(&expected),
-            "{expected} missing from {names:?}"
-        );
-    }
+    let inside = saved_top_layer(&h.scratch("committed"), "committed:1");
+    let names = entry_names(&inside);
     let uid_of = |name: &str| inside.iter().find(|(n, _, _)| n == name).unwrap().1;
     assert_eq!(uid_of("added"), 0, "made by the container's root");
     assert_eq!(uid_of("home/app/kept"), 1000, "the image's owner stays");
@@ -1143,39 +1143,8 @@ fn commit_of_a_copied_root_finds_its_changes_against_the_image() {
     ]));
     assert_eq!(out, "changed\nkept\nmore\nin\ngone\n");
 
-    let dir = h.scratch("copied");
-    let archive = dir.join("copied.tar");
-    ok(rocker(&[
-        "save",
-        "-o",
-        archive.to_str().unwrap(),
-        "copied:1",
-    ]));
-    let bytes = std::fs::read(&archive).unwrap();
-    let entries = tar_entries(&bytes);
-    let manifest: Value = serde_json::from_slice(
-        &entries
-            .iter()
-            .find(|(n, _, _)| n == "manifest.json")
-            .unwrap()
-            .2,
-    )
-    .unwrap();
-    let top = manifest[0]["Layers"][2].as_str().unwrap();
-    let inside = tar_entries(&entries.iter().find(|(n, _, _)| n == top).unwrap().2);
-    let names: Vec<&str> = inside.iter().map(|(n, _, _)| n.as_str()).collect();
-    for expected in [
-        "added",
-        "etc/saved",
-        "home/app/.wh.owned",
-        "home/app/kept",
-        "opaque-not/file",
-    ] {
-        assert!(
-            names.contains(&expected),
-            "{expected} missing from {names:?}"
-        );
-    }
+    let inside = saved_top_layer(&h.scratch("copied"), "copied:1");
+    let names = entry_names(&inside);
     assert!(
         !names.iter().any(|n| n.starts_with("bin/")),
         "unchanged files are no change: {names:?}"

@@ -1,7 +1,7 @@
 //! `rocker save` and `rocker load`: images to and from archive files.
 
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -13,6 +13,7 @@ use crate::image::layer::codec::decoder;
 use crate::image::layer::ingest::ImageBudget;
 use crate::image::manifest::{Compression, Platform};
 use crate::image::reference::Reference;
+use crate::util::fs::write_streamed_atomic;
 
 pub fn save_command(args: SaveArgs) -> Result<i32> {
     let context = ImageContext::open()?;
@@ -41,7 +42,9 @@ pub fn save_command(args: SaveArgs) -> Result<i32> {
         }
     }
     match &args.output {
-        Some(path) => write_by_rename(path, |file| save(&context.store, &items, format, file)),
+        Some(path) => write_streamed_atomic(path, 0o644, |file| {
+            save(&context.store, &items, format, file)
+        }),
         None => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
@@ -59,39 +62,6 @@ pub fn save_command(args: SaveArgs) -> Result<i32> {
         }
     }?;
     Ok(0)
-}
-
-/// Writes `path` through `write` into a temp file beside it, renamed over
-/// it when complete: a failed or killed save leaves no half archive.
-pub(super) fn write_by_rename(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
-) -> Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file name", path.display()))?;
-    let temp: PathBuf = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let file =
-            std::fs::File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        write(&mut out)?;
-        let file = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", temp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("syncing {}", temp.display()))?;
-        std::fs::rename(&temp, path).with_context(|| format!("renaming into {}", path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 /// `rocker load [-i FILE]`: a file or directory as it is; standard input,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
-use super::archive::{sniff_compression, write_by_rename};
+use super::archive::sniff_compression;
 use super::image::ImageContext;
 use crate::cli::args::{CommitArgs, ExportArgs, ImportArgs};
 use crate::container::freeze::freeze;
@@ -21,6 +21,7 @@ use crate::image::store::{ImageRecord, Store};
 use crate::rootfs::backing::layer_tar::{
     image_layers, write_changes, write_copy_changes, write_merged, Ownership,
 };
+use crate::util::fs::write_streamed_atomic;
 
 fn budget(context: &ImageContext) -> Result<ImageBudget> {
     let config = crate::host::config::Config::load(&context.dirs.config)?;
@@ -249,7 +250,7 @@ pub fn export_command(args: ExportArgs) -> Result<i32> {
             .context("writing the export")
     };
     match &args.output {
-        Some(path) => write_by_rename(path, |file| export(file))?,
+        Some(path) => write_streamed_atomic(path, 0o644, |file| export(file))?,
         None => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
@@ -289,10 +290,7 @@ pub fn import_command(args: ImportArgs) -> Result<i32> {
         Box::new(std::io::BufReader::new(file))
     };
     let (compression, whole) = sniff_compression(source)?;
-    let keep = match compression {
-        Compression::None => Keep::Compressed(Compression::Gzip),
-        _ => Keep::AsIs,
-    };
+    let keep = Keep::compressed(compression);
     let incoming = Incoming {
         compression,
         blob: None,

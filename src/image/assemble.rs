@@ -8,8 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::digest::Digest;
 use super::manifest::{layer_compression, ImageManifest, ManifestFormat, Platform};
-use super::store::{ImageRecord, LayerBlob, LayerRecord, Store};
-use crate::util::fs::tree_size;
+use super::store::{ImageRecord, LayerBlob, Store};
 use crate::util::time;
 
 pub struct NewImage<'a> {
@@ -104,12 +103,7 @@ pub fn assemble(store: &Store, new: NewImage<'_>, names: &[String]) -> Result<Im
             "digest": blob.digest,
             "size": blob.size,
         }));
-        records.push(LayerRecord {
-            diff_id: diff_id.clone(),
-            digest: blob.digest.clone(),
-            size: blob.size,
-            unpacked_size: Some(tree_size(&store.layer_path(diff_id))),
-        });
+        records.push(store.layer_record(diff_id, &blob.digest, blob.size));
     }
     let manifest_bytes = serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -134,9 +128,7 @@ pub fn assemble(store: &Store, new: NewImage<'_>, names: &[String]) -> Result<Im
             config["os"].as_str().unwrap_or("linux"),
             config["architecture"].as_str().unwrap_or("")
         ),
-        pulled: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        pulled: ImageRecord::now(),
     };
     let named: Vec<ImageRecord> = if names.is_empty() {
         vec![record.clone()]

@@ -14,3 +14,4 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod store;
+pub mod stored;

@@ -17,10 +17,9 @@ use super::distribution::registries_conf::{Endpoint, Registries};
 use super::layer::ingest::{take_layer, ImageBudget, Incoming, Keep};
 use super::manifest::{self, Descriptor, ImageConfig, Manifest, Platform, MAX_MANIFEST_SIZE};
 use super::reference::Reference;
-use super::store::{ImageRecord, LayerRecord, Store};
+use super::store::{ImageRecord, Store};
 use crate::error::StatusError;
 use crate::host::config::Config;
-use crate::util::fs::tree_size;
 use crate::util::parallel::try_for_each;
 
 /// At most this many layers download (or upload) at once.
@@ -138,24 +137,18 @@ fn pull_from(
     store.write_blob(&manifest_digest, &manifest_bytes)?;
     store.write_blob(&image.config.digest, &config_bytes)?;
 
-    let pulled = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     Ok(ImageRecord {
         name: reference.to_string(),
         manifest: manifest_digest,
         config: image.config.digest.clone(),
         layers: layers
             .iter()
-            .map(|(descriptor, diff_id)| LayerRecord {
-                diff_id: diff_id.clone(),
-                digest: descriptor.digest.clone(),
-                size: descriptor.size,
-                unpacked_size: Some(tree_size(&store.layer_path(diff_id))),
+            .map(|(descriptor, diff_id)| {
+                store.layer_record(diff_id, &descriptor.digest, descriptor.size)
             })
             .collect(),
         platform: format!("{}/{}", config.os, config.architecture),
-        pulled,
+        pulled: ImageRecord::now(),
     })
 }
 

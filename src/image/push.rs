@@ -14,11 +14,10 @@ use super::distribution::client::Registry;
 use super::distribution::registries_conf::Endpoint;
 use super::distribution::upload::{BlobSource, Uploaded};
 use super::layer::codec;
-use super::manifest::{
-    layer_compression, rewrite_manifest, Compression, ImageConfig, ImageManifest, ManifestFormat,
-};
+use super::manifest::{layer_compression, rewrite_manifest, Compression, ManifestFormat};
 use super::pull::{layer_bar, PARALLEL_LAYERS};
 use super::store::{ImageRecord, LayerBlob, Store};
+use super::stored::StoredImage;
 use crate::util::parallel::try_for_each;
 
 pub struct PushOptions {
@@ -74,20 +73,12 @@ pub fn push(
 ) -> Result<Pushed> {
     // Garbage collection waits: the blobs stay while they are sent.
     let _shared = store.lock_shared()?;
-    let manifest_bytes = store.read_blob(&image.manifest)?;
-    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
-        .with_context(|| format!("reading the manifest of {}", image.name))?;
-    let config_bytes = store.read_blob(&image.config)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .with_context(|| format!("reading the config of {}", image.name))?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        bail!(
-            "the stored image {} is inconsistent: its config lists {} layers, its manifest {}",
-            image.name,
-            config.rootfs.diff_ids.len(),
-            manifest.layers.len()
-        );
-    }
+    let StoredImage {
+        manifest,
+        manifest_bytes,
+        config,
+        config_bytes,
+    } = StoredImage::read(store, image)?;
     let format = options
         .format
         .unwrap_or_else(|| ManifestFormat::of(manifest.media_type.as_deref()));

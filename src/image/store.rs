@@ -63,6 +63,11 @@ pub struct ImageRecord {
 }
 
 impl ImageRecord {
+    /// Now, as `pulled` keeps it: seconds since the epoch.
+    pub fn now() -> u64 {
+        crate::util::time::now_nanos() / 1_000_000_000
+    }
+
     /// Docker's image id: the config digest.
     pub fn id(&self) -> &Digest {
         &self.config
@@ -165,6 +170,17 @@ impl Store {
             bail!("refusing to store content under the wrong digest {digest}");
         }
         write_atomic(&self.blob_path(digest), bytes, 0o600)
+    }
+
+    /// The record of layer `diff_id`, kept as the blob `digest` of `size`
+    /// bytes, with its extracted size measured.
+    pub fn layer_record(&self, diff_id: &Digest, digest: &Digest, size: u64) -> LayerRecord {
+        LayerRecord {
+            diff_id: diff_id.clone(),
+            digest: digest.clone(),
+            size,
+            unpacked_size: Some(crate::util::fs::tree_size(&self.layer_path(diff_id))),
+        }
     }
 
     pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {

@@ -22,7 +22,37 @@ pub fn replace_file(path: &Path, content: &[u8], mode: u32) -> Result<()> {
 }
 
 fn write_by_rename(path: &Path, content: &[u8], mode: u32, sync: bool) -> Result<()> {
-    let dir = path.parent().context("a file path without a directory")?;
+    by_rename(path, mode, sync, |file| {
+        file.write_all(content).map_err(anyhow::Error::from)
+    })
+}
+
+/// As `write_atomic`, for content that streams: what `write` writes into
+/// the temp file (which it gets buffered) lands at `path` once complete.
+pub fn write_streamed_atomic(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    by_rename(path, mode, true, |file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut out)?;
+        out.flush().map_err(anyhow::Error::from)
+    })
+}
+
+/// A temp file beside `path`, filled by `fill`, optionally synced, then
+/// renamed over `path`; removed instead when anything fails.
+fn by_rename(
+    path: &Path,
+    mode: u32,
+    sync: bool,
+    fill: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = path
         .file_name()
@@ -38,8 +68,7 @@ fn write_by_rename(path: &Path, content: &[u8], mode: u32, sync: bool) -> Result
             .open(&temp)
             .with_context(|| format!("creating {}", temp.display()))?;
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(content)
-            .with_context(|| format!("writing {}", temp.display()))?;
+        fill(&mut file).with_context(|| format!("writing {}", temp.display()))?;
         if sync {
             file.sync_all()
                 .with_context(|| format!("syncing {}", temp.display()))?;

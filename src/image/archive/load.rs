@@ -22,8 +22,8 @@ use crate::image::manifest::{
 };
 use crate::image::pull::PARALLEL_LAYERS;
 use crate::image::reference::Reference;
-use crate::image::store::{ImageRecord, LayerBlob, LayerRecord, Store};
-use crate::util::fs::{tree_size, FileRange};
+use crate::image::store::{ImageRecord, LayerBlob, Store};
+use crate::util::fs::FileRange;
 use crate::util::parallel::try_for_each;
 
 /// More entries than this in one archive is not an image.
@@ -229,17 +229,10 @@ fn record(
         config: config.clone(),
         layers: layers
             .iter()
-            .map(|(diff_id, blob)| LayerRecord {
-                diff_id: diff_id.clone(),
-                digest: blob.digest.clone(),
-                size: blob.size,
-                unpacked_size: Some(tree_size(&store.layer_path(diff_id))),
-            })
+            .map(|(diff_id, blob)| store.layer_record(diff_id, &blob.digest, blob.size))
             .collect(),
         platform: format!("{}/{}", image_config.os, image_config.architecture),
-        pulled: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        pulled: ImageRecord::now(),
     }
 }
 
@@ -297,11 +290,7 @@ fn load_docker_archive(
             }
             let compression = members.compression(member)?;
             let (reader, _) = members.open(member)?;
-            // A plain tar is kept gzipped, as push and save want it.
-            let keep = match compression {
-                Compression::None => Keep::Compressed(Compression::Gzip),
-                _ => Keep::AsIs,
-            };
+            let keep = Keep::compressed(compression);
             let incoming = Incoming {
                 compression,
                 blob: None,

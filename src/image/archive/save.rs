@@ -13,11 +13,10 @@ use serde_json::{json, Value};
 
 use crate::image::digest::{Digest, VerifyingReader};
 use crate::image::layer::codec;
-use crate::image::manifest::{
-    rewrite_manifest, ImageConfig, ImageManifest, ManifestFormat, OCI_INDEX, OCI_MANIFEST,
-};
+use crate::image::manifest::{rewrite_manifest, ManifestFormat, OCI_INDEX, OCI_MANIFEST};
 use crate::image::reference::Reference;
 use crate::image::store::{ImageRecord, LayerBlob, Store};
+use crate::image::stored::StoredImage;
 
 /// The archive formats rocker writes and reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,37 +40,6 @@ impl ArchiveFormat {
 pub struct SaveItem {
     pub image: ImageRecord,
     pub names: Vec<String>,
-}
-
-/// What an image is made of, read from the store.
-struct Parts {
-    manifest: ImageManifest,
-    manifest_bytes: Vec<u8>,
-    config: ImageConfig,
-    config_bytes: Vec<u8>,
-}
-
-fn parts(store: &Store, image: &ImageRecord) -> Result<Parts> {
-    let manifest_bytes = store.read_blob(&image.manifest)?;
-    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
-        .with_context(|| format!("reading the manifest of {}", image.name))?;
-    let config_bytes = store.read_blob(&image.config)?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .with_context(|| format!("reading the config of {}", image.name))?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        bail!(
-            "the stored image {} is inconsistent: its config lists {} layers, its manifest {}",
-            image.name,
-            config.rootfs.diff_ids.len(),
-            manifest.layers.len()
-        );
-    }
-    Ok(Parts {
-        manifest,
-        manifest_bytes,
-        config,
-        config_bytes,
-    })
 }
 
 /// A kept blob of layer `diff_id`: the one the manifest names when the
@@ -176,7 +144,7 @@ fn write_docker_archive(
     let mut manifest = vec![];
     let mut repositories = serde_json::Map::new();
     for item in items {
-        let parts = parts(store, &item.image)?;
+        let parts = StoredImage::read(store, &item.image)?;
         let mut parent: Option<String> = None;
         let mut layer_paths = vec![];
         for (descriptor, diff_id) in parts
@@ -252,7 +220,7 @@ fn write_oci_archive(
     append_dir(tar, "blobs/")?;
     append_dir(tar, "blobs/sha256/")?;
     for item in items {
-        let parts = parts(store, &item.image)?;
+        let parts = StoredImage::read(store, &item.image)?;
         let mut layers = vec![];
         for (descriptor, diff_id) in parts
             .manifest

@@ -80,6 +80,17 @@ pub enum Keep {
     Compressed(Compression),
 }
 
+impl Keep {
+    /// For a stream compressed with `compression`: as it came, except a
+    /// plain tar, which is kept gzipped (what push and save send).
+    pub fn compressed(compression: Compression) -> Keep {
+        match compression {
+            Compression::None => Keep::Compressed(Compression::Gzip),
+            _ => Keep::AsIs,
+        }
+    }
+}
+
 /// Copies what is read through it into `copy`.
 struct Tee<'a, R, W> {
     inner: R,

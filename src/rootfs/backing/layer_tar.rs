@@ -141,7 +141,9 @@ impl<W: Write> TarWriter<W> {
                 let mut header = Self::header(stat, owner, tar::EntryType::Regular);
                 let size = stat.st_size.max(0) as u64;
                 header.set_size(size);
-                let file = dir.open_file(name)?;
+                let Some(file) = dir.open_file(name)? else {
+                    return Ok(()); // removed since it was listed
+                };
                 // Exactly `size` bytes, whatever a running container does
                 // to the file meanwhile: cut, or padded with zeros.
                 let content = file.take(size).chain(std::io::repeat(0)).take(size);
@@ -150,7 +152,9 @@ impl<W: Write> TarWriter<W> {
                     .with_context(context)?;
             }
             SFlag::S_IFLNK => {
-                let target = dir.readlink(name)?;
+                let Some(target) = dir.readlink(name)? else {
+                    return Ok(());
+                };
                 let mut header = Self::header(stat, owner, tar::EntryType::Symlink);
                 self.tar
                     .append_link(&mut header, path, Path::new(&target))
@@ -326,7 +330,7 @@ fn differs(
     match kind(stat) {
         SFlag::S_IFREG => stat.st_size != image.size() as i64,
         SFlag::S_IFLNK => {
-            dir.readlink(name).ok()
+            dir.readlink(name).ok().flatten()
                 != std::fs::read_link(layer.join(path))
                     .ok()
                     .map(PathBuf::into_os_string)

@@ -88,22 +88,30 @@ impl DirHandle {
         }
     }
 
-    /// The regular file `name`, for reading.
-    pub fn open_file(&self, name: &OsStr) -> Result<File> {
-        let fd = openat(
+    /// The regular file `name`, for reading; None when it went away since
+    /// it was listed (a running container removed it).
+    pub fn open_file(&self, name: &OsStr) -> Result<Option<File>> {
+        match openat(
             &self.fd,
             name,
             OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
             Mode::empty(),
-        )
-        .with_context(|| format!("opening {}", name.to_string_lossy()))?;
-        Ok(File::from(fd))
+        ) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(err) => Err(err).with_context(|| format!("opening {}", name.to_string_lossy())),
+        }
     }
 
-    /// Where the symlink `name` points.
-    pub fn readlink(&self, name: &OsStr) -> Result<OsString> {
-        readlinkat(&self.fd, name)
-            .with_context(|| format!("reading the link {}", name.to_string_lossy()))
+    /// Where the symlink `name` points; None when it went away.
+    pub fn readlink(&self, name: &OsStr) -> Result<Option<OsString>> {
+        match readlinkat(&self.fd, name) {
+            Ok(target) => Ok(Some(target)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(err) => {
+                Err(err).with_context(|| format!("reading the link {}", name.to_string_lossy()))
+            }
+        }
     }
 
     /// Whether overlayfs's opaque mark is on it.
