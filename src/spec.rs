@@ -11,13 +11,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use caps::CapsHashSet;
 use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
 
 pub use crate::cgroups::Resources;
 pub use crate::network::ports::PortMapping;
 pub use crate::network::NetworkMode;
 
-/// Everything the runtime needs to start one container.
-#[derive(Debug, Clone)]
+/// Everything the runtime needs to start one container. It is kept with a
+/// container that may start again (`create`, a `run` without `--rm`),
+/// except for what depends on the session that starts it: the delegated
+/// cgroup of its limits and the mount point in the runtime dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerSpec {
     /// 64 lowercase hex digits.
     pub id: String,
@@ -36,6 +40,7 @@ pub struct ContainerSpec {
     pub init: bool,
     /// Resource limits, for which the container gets cgroups of its own in
     /// a delegated one; None without limits.
+    #[serde(skip)]
     pub resources: Option<Resources>,
     /// `--privileged`: no masked or read-only paths, a writable /sys (as
     /// far as the namespace allows).
@@ -43,7 +48,7 @@ pub struct ContainerSpec {
 }
 
 /// Where the container's root file system comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Rootfs {
     /// A host directory, bind-mounted as it is (`--rootfs`, or a copied
     /// image).
@@ -87,7 +92,7 @@ impl Rootfs {
 }
 
 /// The process started inside the container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessSpec {
     /// The program and its arguments; never empty.
     pub args: Vec<String>,
@@ -105,7 +110,7 @@ pub struct ProcessSpec {
     pub capabilities: CapsHashSet,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerUser {
     pub uid: u32,
     pub gid: u32,
@@ -184,7 +189,7 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
 }
 
 /// A mount the user asked for with `-v` or `--tmpfs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserMount {
     Bind {
         source: PathBuf,
@@ -208,7 +213,7 @@ impl UserMount {
 }
 
 /// `--tmpfs` options: mount flags plus the data string handed to tmpfs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TmpfsOptions {
     pub read_only: bool,
     pub noexec: bool,

@@ -883,3 +883,60 @@ fn exec_reads_the_containers_account_files_safely() {
     assert!(stderr(&out).contains("/etc/passwd"), "{}", stderr(&out));
     ok(s.rocker(&["rm", "-f", "tricky"]));
 }
+
+#[test]
+fn create_start_and_restart() {
+    let s = Store::new("lifecycle-start");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let create = |name: &str, extra: &[&str], command: &[&str]| {
+        let mut args = vec!["create", "--name", name, "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--rootfs", &rootfs]);
+        args.extend_from_slice(command);
+        ok(s.rocker(&args))
+    };
+    create("sleeper", &[], &["sleep", "300"]);
+    assert_eq!(s.state("sleeper"), "created");
+    assert_eq!(ok(s.rocker(&["start", "sleeper"])), "sleeper\n");
+    s.wait_state("sleeper", "running");
+    let pid = s.inspect("sleeper")["State"]["Pid"].as_i64().unwrap();
+    // Starting a running container changes nothing.
+    assert_eq!(ok(s.rocker(&["start", "sleeper"])), "sleeper\n");
+    assert_eq!(s.inspect("sleeper")["State"]["Pid"].as_i64().unwrap(), pid);
+
+    assert_eq!(
+        ok(s.rocker(&["restart", "-t", "1", "sleeper"])),
+        "sleeper\n"
+    );
+    s.wait_state("sleeper", "running");
+    let restarted = s.inspect("sleeper")["State"]["Pid"].as_i64().unwrap();
+    assert_ne!(restarted, pid, "a new process after restart");
+
+    // What start refuses, and says why.
+    create("tty", &["-t"], &["sh"]);
+    let output = s.rocker(&["start", "tty"]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("start it with -a"),
+        "{}",
+        stderr(&output)
+    );
+    let output = s.rocker(&["start", "-a", "sleeper", "tty"]);
+    assert!(
+        stderr(&output).contains("takes one container"),
+        "{}",
+        stderr(&output)
+    );
+    let output = s.rocker(&["start", "-i", "tty"]);
+    assert!(
+        stderr(&output).contains("-i needs -a"),
+        "{}",
+        stderr(&output)
+    );
+    let output = s.rocker(&["start", "nothing-here"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+
+    ok(s.rocker(&["rm", "-f", "sleeper", "tty"]));
+    assert!(s.ps_json().is_empty());
+    assert_eq!(processes_with_env(&s.data.to_string_lossy()), vec![]);
+}

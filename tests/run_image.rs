@@ -548,3 +548,64 @@ fn labels_merge_the_images_with_the_command_lines() {
     let bad = rocker(&data, "overlay", &["run", "-l", "=x", &image, "true"]);
     assert_eq!(code(&bad), 125);
 }
+
+#[test]
+fn a_stopped_container_starts_again_with_what_it_wrote() {
+    let image = busybox("restartable:1", json!({"Cmd": ["sh"]}));
+    for mode in MODES {
+        let data = harness().scratch(&format!("restart-{mode}"));
+        let run = |args: &[&str]| rocker(&data, mode, args);
+        // Each start adds a line to a file in the container's own root.
+        let script = "echo run >> /runs; wc -l < /runs; exit 7";
+        let id = ok(run(&[
+            "create",
+            "--name",
+            "again",
+            "--network",
+            "none",
+            &image,
+            "sh",
+            "-c",
+            script,
+        ]));
+        assert_eq!(id.trim().len(), 64, "{mode}: {id}");
+        let listed = ok(run(&["ps", "-a"]));
+        assert!(listed.contains("Created"), "{mode}: {listed}");
+
+        let first = run(&["start", "-a", "again"]);
+        assert_eq!(code(&first), 7, "{mode}: {}", stderr(&first));
+        assert_eq!(stdout(&first).trim(), "1", "{mode}");
+        let second = run(&["start", "-a", "again"]);
+        assert_eq!(
+            stdout(&second).trim(),
+            "2",
+            "{mode}: the same container again"
+        );
+
+        // In the background: start prints the name; the log has the line.
+        assert_eq!(ok(run(&["start", "again"])), "again\n", "{mode}");
+        assert_eq!(ok(run(&["wait", "again"])).trim(), "7", "{mode}");
+        let log = ok(run(&["logs", "again"]));
+        assert_eq!(log.trim(), "3", "{mode}: {log}");
+
+        // A container made by run (without --rm) starts again too.
+        let ran = run(&[
+            "run",
+            "--name",
+            "ran",
+            "--network",
+            "none",
+            &image,
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert_eq!(code(&ran), 7, "{mode}: {}", stderr(&ran));
+        let again = run(&["start", "-a", "ran"]);
+        assert_eq!(stdout(&again).trim(), "2", "{mode}");
+
+        ok(run(&["rm", "again", "ran"]));
+        assert!(containers(&data).is_empty(), "{mode}");
+        assert_nothing_left(&data);
+    }
+}

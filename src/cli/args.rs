@@ -27,6 +27,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a new container
     Run(Box<RunArgs>),
+    /// Make a container without starting it (run's flags)
+    Create(Box<RunArgs>),
+    /// Start stopped or created containers
+    Start(StartArgs),
+    /// Stop containers, then start them again
+    Restart(RestartArgs),
     /// Show what this host offers rootless containers
     Info(InfoArgs),
     /// Show rocker's version
@@ -151,6 +157,12 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Write a container's root file system as a tar
     Export(ExportArgs),
+    /// Make a container without starting it (run's flags)
+    Create(Box<RunArgs>),
+    /// Start stopped or created containers
+    Start(StartArgs),
+    /// Stop containers, then start them again
+    Restart(RestartArgs),
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +387,29 @@ pub struct LoadArgs {
     /// Print only the loaded names
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The containers, by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Run in this terminal, with its output, and exit with its status
+    #[arg(short, long)]
+    pub attach: bool,
+    /// With -a: pass standard input in
+    #[arg(short, long)]
+    pub interactive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// The containers, by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Seconds to wait for each to stop before killing it
+    #[arg(short, long, default_value_t = 10)]
+    pub time: u64,
 }
 
 #[derive(Debug, Args)]

@@ -146,14 +146,15 @@ fn pid(state: &State) -> i32 {
 pub fn logs_command(args: LogsArgs) -> Result<i32> {
     let containers = open()?;
     let record = containers.find(&args.container)?;
-    if !record.detached {
+    let path = containers.log_path(&record.id);
+    // A log exists once the container has run detached (run -d, start).
+    if !record.detached && !path.exists() {
         bail!(
             "{} ran in the foreground: its output went to the terminal, and rocker \
-             keeps logs only of detached containers (run -d)",
+             keeps logs only of detached containers (run -d, start without -a)",
             record.name
         );
     }
-    let path = containers.log_path(&record.id);
     // Start following where the full read ends (the writer appends only).
     let mut follower = Follower::at_end(&path);
     let mut entries = logfile::read_all(&path)?;
@@ -389,7 +390,7 @@ fn await_end(live: &LiveState) {
 /// docker's way with commands over several containers: `action` on each,
 /// each one named as given when done, each failure on stderr; status 125
 /// if any failed.
-fn each_container(
+pub fn each_container(
     queries: &[String],
     mut action: impl FnMut(&Containers, ContainerRecord) -> Result<()>,
 ) -> Result<i32> {
@@ -413,18 +414,24 @@ fn each_container(
 
 pub fn stop_command(args: StopArgs) -> Result<i32> {
     each_container(&args.containers, |containers, record| {
-        // A container that is not running is stopped already, for docker.
-        let State::Running(live) = containers.state(&record.id)? else {
-            return Ok(());
-        };
-        live.init.signal(record.stop_signal.0)?;
-        if live.init.wait_exit(Duration::from_secs(args.time)) {
-            await_end(&live);
-            Ok(())
-        } else {
-            kill_and_await(&live)
-        }
+        stop(containers, &record, args.time)
     })
+}
+
+/// Stops a container: its stop signal, then SIGKILL after `time` seconds;
+/// returns once its monitor has recorded the end. A container that is not
+/// running is stopped already, for docker.
+pub fn stop(containers: &Containers, record: &ContainerRecord, time: u64) -> Result<()> {
+    let State::Running(live) = containers.state(&record.id)? else {
+        return Ok(());
+    };
+    live.init.signal(record.stop_signal.0)?;
+    if live.init.wait_exit(Duration::from_secs(time)) {
+        await_end(&live);
+        Ok(())
+    } else {
+        kill_and_await(&live)
+    }
 }
 
 pub fn kill_command(args: KillArgs) -> Result<i32> {

@@ -3,13 +3,22 @@
 
 use anyhow::Result;
 
-use super::{archive, commit, container, exec, image, info, login, push, run, stats};
+use super::{archive, commit, container, exec, image, info, login, push, run, start, stats};
 use crate::cli::args::{Command, ContainerCommand, ImageCommand};
 
 /// Runs `command`; its exit status, or the error rocker reports.
 pub fn execute(command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => run::run(*args),
+        Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
+            run::create(*args)
+        }
+        Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
+            start::start_command(args)
+        }
+        Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
+            start::restart_command(args)
+        }
         Command::Info(args) => info::run(args),
         Command::Version(args) => info::version(args),
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => image::pull_command(args),

@@ -1,6 +1,6 @@
-//! One module per verb family (`run`, `exec`, `container`, `image`,
-//! `push`, `archive` for save and load, `commit` for commit, export and
-//! import, `info`, `login`, `stats`): each
+//! One module per verb family (`run` and create, `start` and restart,
+//! `exec`, `container`, `image`, `push`, `archive` for save and load,
+//! `commit` for commit, export and import, `info`, `login`, `stats`): each
 //! turns parsed arguments into work. `dispatch` maps a parsed command line
 //! to them; `output` writes their tables.
 
@@ -15,4 +15,5 @@ pub mod login;
 pub mod output;
 pub mod push;
 pub mod run;
+pub mod start;
 pub mod stats;

@@ -31,16 +31,26 @@ use crate::rootfs::backing::mode::{self, RootfsMode};
 use crate::rootfs::backing::{generated, layers};
 use crate::rootfs::users::ACCOUNT_FILE_LIMIT;
 use crate::rootfs::{inroot, users};
-use crate::runtime::launch::{launch, Launch, DEFAULT_LOG_MAX};
+use crate::runtime::launch::{self, Launch, DEFAULT_LOG_MAX};
 use crate::runtime::path_lookup::DEFAULT_PATH;
 use crate::runtime::{capabilities, seccomp, stdio};
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
 use crate::spec::{Environment, SeccompPolicy, UserSpec};
 use crate::util::time;
 
-pub fn run(mut args: RunArgs) -> Result<i32> {
+pub fn run(args: RunArgs) -> Result<i32> {
+    run_or_create(args, false)
+}
+
+/// `rocker create`: everything `run` does up to the start: the container
+/// recorded, its files made, ready for `rocker start`.
+pub fn create(args: RunArgs) -> Result<i32> {
+    run_or_create(args, true)
+}
+
+fn run_or_create(mut args: RunArgs, create_only: bool) -> Result<i32> {
     let dirs = Dirs::discover()?;
-    let mut extras = RunExtras::of(&args)?;
+    let mut extras = RunExtras::of(&args, create_only)?;
     // First of all: on a systemd host this may start rocker again in a
     // delegated scope, and a host without cgroups fails a run with limits.
     let limits = limits_of(&args)?;
@@ -107,14 +117,16 @@ struct RunExtras {
     labels: Vec<(String, String)>,
     /// `--cidfile`: where the id goes once the container is recorded.
     cidfile: Option<PathBuf>,
+    /// `create`: record it, do not start it.
+    create_only: bool,
 }
 
 impl RunExtras {
-    fn of(args: &RunArgs) -> Result<RunExtras> {
+    fn of(args: &RunArgs, create_only: bool) -> Result<RunExtras> {
         if let Some(name) = &args.name {
             names::check(name)?;
         }
-        if args.detach && (args.process.tty || args.process.interactive) {
+        if !create_only && args.detach && (args.process.tty || args.process.interactive) {
             bail!(
                 "-d with -i or -t needs rocker attach, which rocker does not have yet: \
                  run in the background without them, and use rocker exec -i for a shell"
@@ -122,7 +134,7 @@ impl RunExtras {
         }
         // A foreground container gets our stdout and stderr (and stdin
         // with -i); a detached one gets pipes.
-        if !args.detach {
+        if !args.detach && !create_only {
             stdio::refuse_paths(args.process.interactive)?;
         }
         let log_max = args
@@ -178,6 +190,7 @@ impl RunExtras {
             labels,
             stop_signal: args.stop_signal.clone(),
             cidfile: args.cidfile.clone(),
+            create_only,
             name: args.name.clone(),
             detach: args.detach,
             auto_remove: args.rm,
@@ -223,16 +236,17 @@ impl RunExtras {
         if let Some(path) = cidfile {
             write_cidfile(path, &spec.id)?;
         }
-        let result = launch(
-            Launch {
-                spec,
-                seccomp,
-                record,
-                files,
-                log_max: self.log_max,
-            },
-            dirs,
-        );
+        let ready = Launch {
+            spec,
+            seccomp,
+            record,
+            files,
+            log_max: self.log_max,
+        };
+        let result = match self.create_only {
+            true => launch::create(ready, dirs),
+            false => launch::launch(ready, dirs),
+        };
         // A container that never started leaves no id file behind either.
         if let (Some(path), Err(_)) = (cidfile, &result) {
             let _ = std::fs::remove_file(path);
@@ -302,7 +316,7 @@ impl RunExtras {
             mounts,
             stop_signal: StopSignal::of_image(self.stop_signal.as_deref().or(stop_signal)),
             auto_remove: self.auto_remove,
-            detached: self.detach,
+            detached: self.detach && !self.create_only,
             rootfs_mode,
             limits: spec
                 .resources
@@ -665,7 +679,7 @@ fn command_line(
 /// Where a run with `limits` gets its cgroups. A host that cannot enforce
 /// them gets a one-line warning and a run without them, as with docker and
 /// podman, unless config.toml says `[limits] unenforceable = "error"`.
-fn resources(limits: Limits, dirs: &Dirs) -> Result<Option<Resources>> {
+pub fn resources(limits: Limits, dirs: &Dirs) -> Result<Option<Resources>> {
     match cgroups::ensure_delegated(&limits) {
         Ok(delegated) => Ok(Some(Resources { limits, delegated })),
         Err(err) if err.downcast_ref::<cgroups::Unenforceable>().is_some() => {

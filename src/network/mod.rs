@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 /// What `--network` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "mode")]
 pub enum NetworkMode {
     /// A network namespace of its own with only loopback.
@@ -124,8 +124,15 @@ impl Serialize for Ipv4Network {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Ipv4Network {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ipv4Network::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The options of `--network slirp4netns:...`, in podman's spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SlirpOptions {
     /// Whether the gateway address reaches the host's 127.0.0.1.
     pub allow_host_loopback: bool,

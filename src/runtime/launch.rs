@@ -21,7 +21,7 @@ use crate::rootfs::backing::container_dir::ContainerFiles;
 use crate::runtime::monitor::{self, Exit, Output};
 use crate::runtime::seccomp::Program;
 use crate::runtime::start_report::{self, Outcome, Reporter};
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, Rootfs};
 use crate::sys::{self, Forked};
 use crate::util::fs::stdin_from_null;
 use crate::util::time;
@@ -43,13 +43,133 @@ pub struct Launch {
     pub log_max: u64,
 }
 
+/// What a container that may start again keeps of its launch, in
+/// `launch.json` beside its record: the spec as made when it was created
+/// (so `start` runs the very same container), its filter compiled then.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Startable {
+    spec: ContainerSpec,
+    seccomp: Option<Program>,
+    log_max: u64,
+}
+
+const STARTABLE: &str = "launch.json";
+
+/// How this start goes: in the caller (attached) or in a monitor of its
+/// own; and whether the container was made by it (then a failure to start
+/// removes it, leaving nothing).
+#[derive(Clone, Copy)]
+struct How {
+    detach: bool,
+    fresh: bool,
+}
+
+fn save_startable(containers: &Containers, launch: &Launch) -> Result<()> {
+    let startable = Startable {
+        spec: launch.spec.clone(),
+        seccomp: launch.seccomp.clone(),
+        log_max: launch.log_max,
+    };
+    let path = containers.dir(&launch.record.id).join(STARTABLE);
+    crate::util::fs::replace_file(&path, &serde_json::to_vec(&startable)?, 0o600)
+}
+
 /// Records the container and runs it; returns its exit status (or, with
-/// `-d`, 0 once it has started, having printed its id).
+/// `-d`, 0 once it has started, having printed its id). Without `--rm` it
+/// can be started again.
 pub fn launch(mut launch: Launch, dirs: &Dirs) -> Result<i32> {
     let containers = Containers::open(dirs)?;
     containers.create(&mut launch.record, &containers.lock()?)?;
-    if launch.record.detached {
-        return run_detached(launch, &containers, dirs);
+    if !launch.record.auto_remove {
+        if let Err(err) = save_startable(&containers, &launch) {
+            let _ = containers
+                .lock()
+                .and_then(|lock| containers.remove(&launch.record.id, &lock));
+            return Err(err);
+        }
+    }
+    let how = How {
+        detach: launch.record.detached,
+        fresh: true,
+    };
+    start_now(launch, &containers, dirs, how)
+}
+
+/// `rocker create`: records the container, ready to start, and prints its id.
+pub fn create(mut launch: Launch, dirs: &Dirs) -> Result<i32> {
+    let containers = Containers::open(dirs)?;
+    containers.create(&mut launch.record, &containers.lock()?)?;
+    if let Err(err) = save_startable(&containers, &launch) {
+        let _ = containers
+            .lock()
+            .and_then(|lock| containers.remove(&launch.record.id, &lock));
+        return Err(err);
+    }
+    launch.files.keep();
+    println!("{}", launch.record.id);
+    Ok(0)
+}
+
+/// What `start` changes in a kept spec: where the overlay goes in this
+/// session's runtime dir, the cgroup its limits get now, and whether the
+/// caller's stdin goes in.
+pub struct Restart {
+    pub mount_point: Option<std::path::PathBuf>,
+    pub resources: Option<crate::spec::Resources>,
+    pub stdin: bool,
+    /// In the caller (`start -a`) or detached.
+    pub attach: bool,
+}
+
+/// Starts the recorded container `record` again (or for the first time,
+/// after `create`), from what it kept; its files and record stay whatever
+/// happens.
+pub fn start(record: ContainerRecord, restart: Restart, dirs: &Dirs) -> Result<i32> {
+    let containers = Containers::open(dirs)?;
+    let path = containers.dir(&record.id).join(STARTABLE);
+    let startable: Startable = crate::util::fs::read_json(&path)?.with_context(|| {
+        format!(
+            "container {} cannot be started again: it was made by a rocker that kept no \
+             {STARTABLE}, or with --rm",
+            record.name
+        )
+    })?;
+    let mut spec = startable.spec;
+    if !restart.attach && spec.process.terminal {
+        bail!(
+            "container {} has a terminal (-t): start it with -a (rocker has no attach yet, so \
+             it cannot run in the background)",
+            record.name
+        );
+    }
+    if let (
+        Some(new),
+        Rootfs::KernelOverlay { mount_point, .. } | Rootfs::FuseOverlay { mount_point, .. },
+    ) = (restart.mount_point, &mut spec.rootfs)
+    {
+        *mount_point = new;
+    }
+    spec.resources = restart.resources;
+    spec.process.stdin = restart.stdin;
+    let files = ContainerFiles::existing(containers.dir(&record.id));
+    let launch = Launch {
+        spec,
+        seccomp: startable.seccomp,
+        record,
+        files,
+        log_max: startable.log_max,
+    };
+    let how = How {
+        detach: !restart.attach,
+        fresh: false,
+    };
+    start_now(launch, &containers, dirs, how)
+}
+
+/// Runs a recorded container: in this process, or in a detached monitor.
+fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> Result<i32> {
+    if how.detach {
+        return run_detached(launch, containers, dirs, how);
     }
     let Launch {
         spec,
@@ -61,10 +181,10 @@ pub fn launch(mut launch: Launch, dirs: &Dirs) -> Result<i32> {
     let mut started = None;
     let seccomp = seccomp.as_ref();
     let result = monitor::run(&spec, seccomp, dirs, Output::Inherit, &mut |pid, cgroup| {
-        started = Some(record_start(&containers, &record.id, pid, cgroup)?);
+        started = Some(record_start(containers, &record.id, pid, cgroup)?);
         Ok(())
     });
-    finish(&containers, &record, started, result, files)
+    finish(containers, &record, started, result, files, how)
 }
 
 /// The container's command runs: note its processes and the time, and
@@ -100,6 +220,7 @@ fn finish(
     started: Option<Status>,
     result: Result<Exit>,
     mut files: ContainerFiles,
+    how: How,
 ) -> Result<i32> {
     let oom_killed = matches!(
         result,
@@ -118,7 +239,13 @@ fn finish(
     // From here the record's removal is explicit (under the lock), not the
     // guard's.
     files.keep();
-    let removed = match started.is_none() || record.auto_remove {
+    // A container this very command made and could not start leaves
+    // nothing; one started again stays, whatever happened.
+    let remove = match started {
+        None => how.fresh,
+        Some(_) => record.auto_remove,
+    };
+    let removed = match remove {
         true => containers
             .lock()
             .and_then(|lock| containers.remove(&record.id, &lock))
@@ -142,18 +269,18 @@ fn finish(
 
 /// `-d`: forks the monitor, which lives on in a session of its own, and
 /// waits until it reports that the command runs (or why it could not).
-fn run_detached(mut launch: Launch, containers: &Containers, dirs: &Dirs) -> Result<i32> {
+fn run_detached(mut launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> Result<i32> {
     let (report, reporter) = start_report::pair()?;
     match sys::fork().context("forking the container's monitor")? {
         Forked::Parent(_) => {
             // The monitor owns the container's files now.
             launch.files.keep();
             drop(reporter);
-            await_start(report, &launch.record, containers)
+            await_start(report, &launch.record, containers, how)
         }
         Forked::Child => {
             drop(report);
-            let status = detached_monitor(launch, containers, dirs, reporter);
+            let status = detached_monitor(launch, containers, dirs, reporter, how);
             sys::exit_now(status)
         }
     }
@@ -161,10 +288,18 @@ fn run_detached(mut launch: Launch, containers: &Containers, dirs: &Dirs) -> Res
 
 /// The parent's side: the id once the command runs, or the failure, which
 /// the monitor reports once it has cleaned up.
-fn await_start(report: OwnedFd, record: &ContainerRecord, containers: &Containers) -> Result<i32> {
+fn await_start(
+    report: OwnedFd,
+    record: &ContainerRecord,
+    containers: &Containers,
+    how: How,
+) -> Result<i32> {
     match start_report::wait(report)? {
         Outcome::Started => {
-            println!("{}", record.id);
+            // `run -d` prints the new id; `start` names what it started.
+            if how.fresh {
+                println!("{}", record.id);
+            }
             Ok(0)
         }
         Outcome::Failed(err) => Err(err),
@@ -183,6 +318,7 @@ fn detached_monitor(
     containers: &Containers,
     dirs: &Dirs,
     mut reporter: Reporter,
+    how: How,
 ) -> i32 {
     let Launch {
         spec,
@@ -208,7 +344,8 @@ fn detached_monitor(
         .as_ref()
         .err()
         .map(|err| anyhow::Error::from(StatusError::new(exit_status_of(err), format!("{err:#}"))));
-    let status = finish(containers, record, started, result, files).unwrap_or(EXIT_ROCKER_FAILED);
+    let status =
+        finish(containers, record, started, result, files, how).unwrap_or(EXIT_ROCKER_FAILED);
     if let Some(err) = failure {
         if !reporter.failed(&err) {
             eprintln!("rocker: {err:#}");

@@ -72,6 +72,12 @@ impl ContainerFiles {
         Ok(ContainerFiles { dir, keep: false })
     }
 
+    /// The files of a container that exists already (one started again):
+    /// never removed by this value.
+    pub fn existing(dir: PathBuf) -> ContainerFiles {
+        ContainerFiles { dir, keep: true }
+    }
+
     /// The overlay modes' link to lower layer `index` (0 = the bottom).
     pub fn lower(&self, index: usize) -> PathBuf {
         self.dir.join(lower_name(index))

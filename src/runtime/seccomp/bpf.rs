@@ -76,7 +76,7 @@ pub struct Filter {
 }
 
 /// One instruction as the kernel takes it (`struct sock_filter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Instruction {
     pub code: u16,
     pub jt: u8,

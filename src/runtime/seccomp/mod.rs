@@ -18,8 +18,9 @@ use caps::CapsHashSet;
 use super::root_emulation;
 pub use crate::spec::SeccompPolicy as Policy;
 
-/// A compiled filter, ready to install.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A compiled filter, ready to install (and kept with a container that may
+/// start again: a profile is read once, when the container is made).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Program(Vec<bpf::Instruction>);
 
 /// The filter for a container holding `caps`, under `policy`, with root
