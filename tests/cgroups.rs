@@ -407,3 +407,28 @@ fn a_pty_and_the_exit_status_pass_through_the_delegated_scope() {
         "{text:?}"
     );
 }
+
+#[test]
+fn pause_of_a_container_with_a_cgroup_uses_its_freezer() {
+    if !require_delegated() {
+        return unavailable_checked_elsewhere();
+    }
+    let data = harness().scratch("cgroups-pause");
+    let root = rootfs();
+    ok(rocker(
+        &data,
+        &run_args(
+            &root,
+            &["-d", "--name", "frozen", "--memory", "64m"],
+            &["sh", "-c", "while :; do :; done"],
+        ),
+    ));
+    let cgroup = cgroup_of(&data, "frozen");
+    ok(rocker(&data, &["pause", "frozen"]));
+    assert_eq!(inspect(&data, "frozen")["State"]["PausedBy"], "freezer");
+    assert!(read(&cgroup.join("cgroup.events")).contains("frozen 1"));
+    ok(rocker(&data, &["unpause", "frozen"]));
+    assert!(read(&cgroup.join("cgroup.events")).contains("frozen 0"));
+    assert_eq!(inspect(&data, "frozen")["State"]["Status"], "running");
+    ok(rocker(&data, &["rm", "-f", "frozen"]));
+}

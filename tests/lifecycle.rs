@@ -940,3 +940,61 @@ fn create_start_and_restart() {
     assert!(s.ps_json().is_empty());
     assert_eq!(processes_with_env(&s.data.to_string_lossy()), vec![]);
 }
+
+#[test]
+fn pause_holds_a_counter_that_unpause_lets_go_on() {
+    let s = Store::new("lifecycle-pause");
+    let out = harness().scratch("pause-out");
+    let volume = format!("{}:/out", out.display());
+    s.detach(
+        &["--name", "counter", "--network", "none", "-v", &volume],
+        &[
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i > /out/n.tmp; mv /out/n.tmp /out/n; done",
+        ],
+    );
+    let count = || -> u64 {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(out.join("n")).unwrap_or_default();
+            if let Ok(n) = text.trim().parse() {
+                return n;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no count");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    count();
+    assert_eq!(ok(s.rocker(&["pause", "counter"])), "counter\n");
+    let held = count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), held, "the counter went on while paused");
+    assert_eq!(s.state("counter"), "paused");
+    assert_eq!(s.inspect("counter")["State"]["Paused"], true);
+    let row = ok(s.rocker(&["ps"]));
+    assert!(row.contains("(Paused)"), "{row}");
+    let output = s.rocker(&["exec", "counter", "true"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(stderr(&output).contains("unpause"), "{}", stderr(&output));
+    assert_eq!(code(&s.rocker(&["pause", "counter"])), 1, "paused twice");
+
+    assert_eq!(ok(s.rocker(&["unpause", "counter"])), "counter\n");
+    let start = Instant::now();
+    while count() == held {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the counter stays held"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(s.state("counter"), "running");
+    assert_eq!(code(&s.rocker(&["unpause", "counter"])), 1, "not paused");
+
+    // A paused container stops as any other.
+    ok(s.rocker(&["pause", "counter"]));
+    ok(s.rocker(&["stop", "-t", "2", "counter"]));
+    assert_eq!(s.state("counter"), "exited");
+    ok(s.rocker(&["rm", "counter"]));
+    assert_eq!(processes_with_env(&s.data.to_string_lossy()), vec![]);
+}

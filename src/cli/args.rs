@@ -33,6 +33,10 @@ pub enum Command {
     Start(StartArgs),
     /// Stop containers, then start them again
     Restart(RestartArgs),
+    /// Hold every process of containers
+    Pause(PauseArgs),
+    /// Let paused containers run again
+    Unpause(PauseArgs),
     /// Show what this host offers rootless containers
     Info(InfoArgs),
     /// Show rocker's version
@@ -163,6 +167,10 @@ pub enum ContainerCommand {
     Start(StartArgs),
     /// Stop containers, then start them again
     Restart(RestartArgs),
+    /// Hold every process of containers
+    Pause(PauseArgs),
+    /// Let paused containers run again
+    Unpause(PauseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -400,6 +408,13 @@ pub struct StartArgs {
     /// With -a: pass standard input in
     #[arg(short, long)]
     pub interactive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The containers, by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

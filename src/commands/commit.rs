@@ -168,7 +168,8 @@ pub fn commit_command(args: CommitArgs) -> Result<i32> {
     // As docker: nothing in a running container runs while its writes
     // are read, so the layer is one moment of them.
     let frozen = match containers.state(&record.id)? {
-        State::Running(live) if args.pause => Some(freeze(live.init.pid)?),
+        // (a paused one is held already)
+        State::Running(live) if args.pause && live.paused.is_none() => Some(freeze(live.init.pid)?),
         _ => None,
     };
     let temp = store.temp_dir("commit")?;

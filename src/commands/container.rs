@@ -11,11 +11,12 @@ use serde_json::{json, Value};
 
 use crate::cgroups;
 use crate::cli::args::{
-    ContainerInspectArgs, DiffArgs, Format, KillArgs, LogsArgs, PortArgs, PsArgs, RenameArgs,
-    RmArgs, StopArgs, TopArgs, WaitArgs,
+    ContainerInspectArgs, DiffArgs, Format, KillArgs, LogsArgs, PauseArgs, PortArgs, PsArgs,
+    RenameArgs, RmArgs, StopArgs, TopArgs, WaitArgs,
 };
 use crate::commands::image;
 use crate::commands::output::{printable, write_table};
+use crate::container::freeze;
 use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
 use crate::error::{exit_status_of, StatusError};
@@ -37,7 +38,13 @@ fn open() -> Result<Containers> {
 fn status_words(state: &State, started: Option<u64>, now: u64) -> String {
     match state {
         State::Created => "Created".to_string(),
-        State::Running(_) => format!("Up {}", time::duration_words(started.unwrap_or(now), now)),
+        State::Running(live) => {
+            let up = time::duration_words(started.unwrap_or(now), now);
+            match live.paused {
+                Some(_) => format!("Up {up} (Paused)"),
+                None => format!("Up {up}"),
+            }
+        }
         State::Exited { code, finished } => format!(
             "Exited ({code}) {} ago",
             time::duration_words(*finished, now)
@@ -426,12 +433,46 @@ pub fn stop(containers: &Containers, record: &ContainerRecord, time: u64) -> Res
         return Ok(());
     };
     live.init.signal(record.stop_signal.0)?;
+    // A paused container gets the signal once it runs again, as docker's.
+    if let Some(by) = live.paused {
+        freeze::unpause(live.init.pid, live.cgroup.as_deref(), by)?;
+    }
     if live.init.wait_exit(Duration::from_secs(time)) {
         await_end(&live);
         Ok(())
     } else {
         kill_and_await(&live)
     }
+}
+
+/// `rocker pause CONTAINER...`: its processes held (see `container::freeze`).
+pub fn pause_command(args: PauseArgs) -> Result<i32> {
+    each_container(&args.containers, |containers, record| {
+        let mut live = running(containers, &record, "pause")?;
+        if live.paused.is_some() {
+            return Err(StatusError::new(
+                1,
+                format!("container {} is paused already", record.name),
+            )
+            .into());
+        }
+        live.paused = Some(freeze::pause(live.init.pid, live.cgroup.as_deref())?);
+        containers.write_live_state(&record.id, &live)
+    })
+}
+
+/// `rocker unpause CONTAINER...`.
+pub fn unpause_command(args: PauseArgs) -> Result<i32> {
+    each_container(&args.containers, |containers, record| {
+        let mut live = running(containers, &record, "unpause")?;
+        let Some(by) = live.paused.take() else {
+            return Err(
+                StatusError::new(1, format!("container {} is not paused", record.name)).into(),
+            );
+        };
+        freeze::unpause(live.init.pid, live.cgroup.as_deref(), by)?;
+        containers.write_live_state(&record.id, &live)
+    })
 }
 
 pub fn kill_command(args: KillArgs) -> Result<i32> {
@@ -554,6 +595,11 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         "State": {
             "Status": state.word(),
             "Running": matches!(state, State::Running(_)),
+            "Paused": matches!(&state, State::Running(live) if live.paused.is_some()),
+            "PausedBy": match &state {
+                State::Running(live) => live.paused,
+                _ => None,
+            },
             "Pid": pid(&state),
             "ExitCode": exit_code(&state),
             "StartedAt": status.started.map(time::rfc3339),

@@ -19,6 +19,12 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
             start::restart_command(args)
         }
+        Command::Pause(args) | Command::Container(ContainerCommand::Pause(args)) => {
+            container::pause_command(args)
+        }
+        Command::Unpause(args) | Command::Container(ContainerCommand::Unpause(args)) => {
+            container::unpause_command(args)
+        }
         Command::Info(args) => info::run(args),
         Command::Version(args) => info::version(args),
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => image::pull_command(args),

@@ -17,7 +17,7 @@ use crate::cli::values as options;
 use crate::commands::container::running;
 use crate::container::live_dir;
 use crate::container::record::{ContainerRecord, Containers};
-use crate::error::{exit_status_of, EXIT_ROCKER_FAILED};
+use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::runtime::capabilities;
 use crate::runtime::channel;
@@ -40,6 +40,16 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
     let containers = Containers::open(&dirs)?;
     let record = containers.find(&args.container)?;
     let live = running(&containers, &record, "exec in")?;
+    if live.paused.is_some() {
+        return Err(StatusError::new(
+            1,
+            format!(
+                "container {} is paused: rocker unpause {} first",
+                record.name, record.name
+            ),
+        )
+        .into());
+    }
     let init = live.init.open().with_context(|| {
         format!(
             "cannot exec in container {}: it has just stopped",

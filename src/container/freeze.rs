@@ -1,6 +1,8 @@
 //! A running container's processes, found by their pid namespace, and
-//! stopped for a while: commit reads a container's writes while nothing in
-//! it runs, on any host (SIGSTOP through pidfds: no cgroup freezer needed).
+//! stopped: for a while (commit reads a container's writes while nothing in
+//! it runs) or until `unpause`. Through the cgroup freezer where the
+//! container has a cgroup of its own; elsewhere, on any host, by SIGSTOP
+//! and SIGCONT through pidfds.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -11,6 +13,7 @@ use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::container::record::PausedBy;
 use crate::sys;
 
 fn namespace_of(pid: i32) -> Option<PathBuf> {
@@ -89,6 +92,61 @@ pub fn freeze(init: i32) -> Result<Frozen> {
         std::thread::sleep(Duration::from_millis(2));
     }
     Ok(frozen)
+}
+
+impl Frozen {
+    /// Leaves the processes stopped (`pause`): `thaw` continues them.
+    pub fn keep(mut self) {
+        self.stopped.clear();
+    }
+}
+
+/// Continues every process of the container whose PID 1 is `init`.
+fn continue_all(init: i32) -> Result<()> {
+    for pid in container_pids(init)? {
+        if let Ok(pidfd) = sys::pidfd_open(Pid::from_raw(pid)) {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), Signal::SIGCONT);
+        }
+    }
+    Ok(())
+}
+
+/// Sets the freezer of `cgroup` and waits until the kernel says it holds
+/// (`frozen 1` in `cgroup.events`), or not.
+fn set_freezer(cgroup: &std::path::Path, frozen: bool) -> Result<()> {
+    let control = cgroup.join("cgroup.freeze");
+    std::fs::write(&control, if frozen { "1" } else { "0" })
+        .with_context(|| format!("writing {}", control.display()))?;
+    let want = if frozen { "frozen 1" } else { "frozen 0" };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = std::fs::read_to_string(cgroup.join("cgroup.events")).unwrap_or_default();
+        if events.lines().any(|line| line == want) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{} did not become {want}", cgroup.display());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// How `pause` holds a container, given its cgroup if it has one.
+pub fn pause(init: i32, cgroup: Option<&std::path::Path>) -> Result<PausedBy> {
+    if let Some(cgroup) = cgroup.filter(|c| c.join("cgroup.freeze").exists()) {
+        set_freezer(cgroup, true)?;
+        return Ok(PausedBy::Freezer);
+    }
+    freeze(init)?.keep();
+    Ok(PausedBy::Signals)
+}
+
+/// Undoes `pause`.
+pub fn unpause(init: i32, cgroup: Option<&std::path::Path>, by: PausedBy) -> Result<()> {
+    match (by, cgroup) {
+        (PausedBy::Freezer, Some(cgroup)) => set_freezer(cgroup, false),
+        _ => continue_all(init),
+    }
 }
 
 impl Drop for Frozen {

@@ -180,6 +180,19 @@ pub struct LiveState {
     /// The container's own cgroup, when it has limits.
     #[serde(default)]
     pub cgroup: Option<PathBuf>,
+    /// Set while `pause` holds it, with how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PausedBy>,
+}
+
+/// How a paused container's processes are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PausedBy {
+    /// Its cgroup's freezer (`cgroup.freeze`).
+    Freezer,
+    /// SIGSTOP to each of its processes (a container without a cgroup).
+    Signals,
 }
 
 /// Where a container is in its life, as `ps` shows it.
@@ -202,6 +215,7 @@ impl State {
     pub fn word(&self) -> &'static str {
         match self {
             State::Created => "created",
+            State::Running(live) if live.paused.is_some() => "paused",
             State::Running(_) => "running",
             State::Exited { .. } => "exited",
             State::Stopped => "stopped",

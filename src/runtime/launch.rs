@@ -200,6 +200,7 @@ fn record_start(
         monitor: ProcessId::current()?,
         init: ProcessId::of(init)?,
         cgroup: cgroup.map(Path::to_path_buf),
+        paused: None,
     };
     containers.write_live_state(id, &live)?;
     let status = Status {
