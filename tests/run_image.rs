@@ -609,3 +609,129 @@ fn a_stopped_container_starts_again_with_what_it_wrote() {
         assert_nothing_left(&data);
     }
 }
+
+#[test]
+fn cp_both_ways_running_and_stopped_and_never_through_a_container_symlink() {
+    let image = busybox("copied-around:1", json!({"Cmd": ["sh"]}));
+    let h = harness();
+    for mode in MODES {
+        let data = h.scratch(&format!("cp-{mode}"));
+        let host = h.scratch(&format!("cp-host-{mode}"));
+        let run = |args: &[&str]| rocker(&data, mode, args);
+        // A host file the container will try to have overwritten.
+        let victim = host.join("victim");
+        std::fs::write(&victim, "host's own\n").unwrap();
+        std::fs::create_dir_all(host.join("site/sub")).unwrap();
+        std::fs::write(host.join("site/index.html"), "<h1>hi</h1>\n").unwrap();
+        std::fs::write(host.join("site/sub/page"), "page\n").unwrap();
+        std::fs::write(host.join("note"), "a note\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(host.join("note"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
+        h.give_tree(&host);
+
+        ok(run(&[
+            "run",
+            "-d",
+            "--name",
+            "box",
+            "--network",
+            "none",
+            &image,
+            "sh",
+            "-c",
+            &format!(
+                "ln -s {} /tmp/evil; ln -s {} /tmp/evildir; sleep 300",
+                victim.display(),
+                host.display()
+            ),
+        ]));
+        let exec = |script: &str| ok(run(&["exec", "box", "sh", "-c", script]));
+        let start = std::time::Instant::now();
+        while exec("test -L /tmp/evil && echo yes").trim() != "yes" {
+            assert!(start.elapsed() < Duration::from_secs(10));
+        }
+        let h_path = |name: &str| host.join(name).to_string_lossy().to_string();
+
+        // Into a running container: a file into a dir, a dir that is
+        // created, a dir's contents into an existing one.
+        ok(run(&["cp", &h_path("note"), "box:/tmp/"]));
+        ok(run(&["cp", &h_path("site"), "box:/srv"]));
+        ok(run(&["cp", &format!("{}/.", h_path("site")), "box:/tmp"]));
+        assert_eq!(
+            exec("cat /tmp/note; stat -c %a /tmp/note"),
+            "a note\n750\n",
+            "{mode}"
+        );
+        assert_eq!(
+            exec("cat /srv/index.html /srv/sub/page"),
+            "<h1>hi</h1>\npage\n"
+        );
+        assert_eq!(
+            exec("cat /tmp/index.html /tmp/sub/page"),
+            "<h1>hi</h1>\npage\n"
+        );
+        // Through the container's symlinks: nothing reaches the host.
+        ok(run(&["cp", &h_path("note"), "box:/tmp/evil"]));
+        let through_dir = run(&["cp", &h_path("note"), "box:/tmp/evildir/planted"]);
+        assert_ne!(code(&through_dir), 0, "{mode}: {}", stderr(&through_dir));
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "host's own\n",
+            "{mode}"
+        );
+        assert!(!host.join("planted").exists(), "{mode}");
+        assert_eq!(
+            exec("cat /tmp/evil"),
+            "a note\n",
+            "{mode}: the link was replaced"
+        );
+
+        // Out of a stopped container: a file, a dir, a tar on stdout.
+        ok(run(&["stop", "-t", "1", "box"]));
+        let out = h.scratch(&format!("cp-out-{mode}"));
+        let out_path = |name: &str| out.join(name).to_string_lossy().to_string();
+        ok(run(&["cp", "box:/srv/index.html", &out_path("copy.html")]));
+        ok(run(&["cp", "box:/srv", &out_path("")]));
+        assert_eq!(
+            std::fs::read_to_string(out.join("copy.html")).unwrap(),
+            "<h1>hi</h1>\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("srv/sub/page")).unwrap(),
+            "page\n"
+        );
+        let mut command = h.rocker_in(&data);
+        command
+            .env("ROCKER_ROOTFS", mode)
+            .args(["cp", "box:/srv", "-"]);
+        let tar = output_within(command, Duration::from_secs(60));
+        assert!(tar.status.success(), "{mode}: {}", stderr(&tar));
+        let mut archive = tar::Archive::new(&tar.stdout[..]);
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert!(
+            names.iter().any(|n| n == "srv/sub/page"),
+            "{mode}: {names:?}"
+        );
+
+        // Into a stopped one: there when it starts again.
+        ok(run(&["cp", &h_path("note"), "box:/root/from-host"]));
+        ok(run(&["start", "box"]));
+        let start = std::time::Instant::now();
+        while code(&run(&["exec", "box", "true"])) != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{mode}: box did not start"
+            );
+        }
+        assert_eq!(exec("cat /root/from-host"), "a note\n", "{mode}");
+        let missing = run(&["cp", "box:/no/such", &out_path("x")]);
+        assert_eq!(code(&missing), 1, "{mode}: {}", stderr(&missing));
+        ok(run(&["rm", "-f", "box"]));
+        assert_nothing_left(&data);
+    }
+}

@@ -33,6 +33,8 @@ pub enum Command {
     Start(StartArgs),
     /// Stop containers, then start them again
     Restart(RestartArgs),
+    /// Copy files between the host and a container (- for a tar stream)
+    Cp(CpArgs),
     /// Hold every process of containers
     Pause(PauseArgs),
     /// Let paused containers run again
@@ -167,6 +169,8 @@ pub enum ContainerCommand {
     Start(StartArgs),
     /// Stop containers, then start them again
     Restart(RestartArgs),
+    /// Copy files between the host and a container (- for a tar stream)
+    Cp(CpArgs),
     /// Hold every process of containers
     Pause(PauseArgs),
     /// Let paused containers run again
@@ -408,6 +412,14 @@ pub struct StartArgs {
     /// With -a: pass standard input in
     #[arg(short, long)]
     pub interactive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// CONTAINER:PATH, a host path, or - (a tar on stdin)
+    pub source: String,
+    /// CONTAINER:PATH, a host path, or - (a tar on stdout)
+    pub destination: String,
 }
 
 #[derive(Debug, Args)]

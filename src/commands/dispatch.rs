@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{archive, commit, container, exec, image, info, login, push, run, start, stats};
+use super::{archive, commit, container, cp, exec, image, info, login, push, run, start, stats};
 use crate::cli::args::{Command, ContainerCommand, ImageCommand};
 
 /// Runs `command`; its exit status, or the error rocker reports.
@@ -19,6 +19,7 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
             start::restart_command(args)
         }
+        Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => cp::cp_command(args),
         Command::Pause(args) | Command::Container(ContainerCommand::Pause(args)) => {
             container::pause_command(args)
         }

@@ -1,5 +1,5 @@
 //! One module per verb family (`run` and create, `start` and restart,
-//! `exec`, `container`, `image`, `push`, `archive` for save and load,
+//! `exec`, `container`, `cp`, `image`, `push`, `archive` for save and load,
 //! `commit` for commit, export and import, `info`, `login`, `stats`): each
 //! turns parsed arguments into work. `dispatch` maps a parsed command line
 //! to them; `output` writes their tables.
@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod commit;
 pub mod container;
+pub mod cp;
 pub mod dispatch;
 pub mod exec;
 pub mod image;

@@ -141,7 +141,7 @@ pub fn enter(rootfs: &Path, plan: &[MountOp], read_only: bool) -> Result<()> {
 /// `mount_point`. The options name the layers by short relative links
 /// (`lN`), so the working directory must be the container's dir while
 /// mounting.
-fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path) -> Result<()> {
+pub fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path) -> Result<()> {
     chdir(dir).with_context(|| format!("entering {}", dir.display()))?;
     let options = container_dir::overlay_options(layers);
     mount(

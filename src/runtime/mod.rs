@@ -4,11 +4,13 @@
 //! way into a running one. They share `process` (the last steps before
 //! exec), `channel` (their handshake), `supervise`, `console`, `stdio_pipes`
 //! and `reaper` (signals, terminal, logs, `--init`), `namespaces` and
-//! `capabilities`.
+//! `capabilities`. `container_root` reaches a container's root for a
+//! moment, running or stopped, in a child of its own, for `cp`.
 
 pub mod capabilities;
 pub mod channel;
 pub mod console;
+pub mod container_root;
 pub mod init;
 pub mod join;
 pub mod launch;

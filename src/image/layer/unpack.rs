@@ -191,6 +191,18 @@ fn parent_path(fd: &OwnedFd) -> Result<PathBuf> {
 /// times are applied at the end, so a read-only directory can still be
 /// filled first.
 pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
+    extract(tar, root, limits, true)
+}
+
+/// Extracts a plain tar (not a layer: `.wh.` names are files like any)
+/// into the directory `root`, which may hold files already: an entry
+/// replaces what is there, a directory merges. As for a layer, nothing is
+/// written outside `root`, and no symlink in it is followed (`cp`).
+pub fn unpack_files(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
+    extract(tar, root, limits, false)
+}
+
+fn extract(tar: impl Read, root: &Path, limits: &Limits, layer: bool) -> Result<Summary> {
     let root_fd = nix::fcntl::open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -203,6 +215,7 @@ pub fn unpack(tar: impl Read, root: &Path, limits: &Limits) -> Result<Summary> {
         parents: ParentCache::default(),
         directories: HashMap::new(),
         summary: Summary::default(),
+        layer,
     };
     let mut archive = tar::Archive::new(HeaderGuard::new(tar));
     for entry in archive.entries().context("reading the layer")? {
@@ -227,6 +240,8 @@ struct Unpacker<'a> {
     /// later entry's mode and time, and costs no more memory.
     directories: HashMap<PathBuf, PendingDirectory>,
     summary: Summary,
+    /// A layer: overlay's markers (`.wh.` names) take their overlay form.
+    layer: bool,
 }
 
 /// One entry, placed: its parent directory (open), its name there and its
@@ -271,7 +286,7 @@ impl Unpacker<'_> {
             name: file_name.as_os_str().to_owned(),
             archive_name: archive_name.clone(),
         };
-        if self.overlay_marker(&place, parent_parts)? {
+        if self.layer && self.overlay_marker(&place, parent_parts)? {
             return Ok(());
         }
         let header = entry.header().clone();

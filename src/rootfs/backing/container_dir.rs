@@ -116,6 +116,16 @@ fn is_lower_name(name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// How many lower links (`lN`) the container dir `dir` holds: what its
+/// overlay mounts (the image's layers and rocker's own).
+pub fn lower_count(dir: &Path) -> Result<usize> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    Ok(entries
+        .flatten()
+        .filter(|entry| is_lower_name(&entry.file_name().to_string_lossy()))
+        .count())
+}
+
 /// The overlay options for a container dir holding `layers` lower links,
 /// relative to that dir (the caller changes into it first).
 pub fn overlay_options(layers: usize) -> String {

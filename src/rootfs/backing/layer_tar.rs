@@ -395,6 +395,38 @@ fn copy_changes_below(
     Ok(())
 }
 
+/// The entry `name` of `dir` and everything below it, as a tar whose top
+/// entry is `as_name` (empty: a directory's contents only, not itself),
+/// into `out`. Owners are root's: what `cp` extracts becomes the caller's.
+pub fn write_subtree<W: Write>(dir: &DirHandle, name: &OsStr, as_name: &Path, out: W) -> Result<W> {
+    let mut writer = TarWriter::new(out);
+    let stat = dir
+        .stat(name)
+        .with_context(|| format!("{} is gone", name.to_string_lossy()))?;
+    if !as_name.as_os_str().is_empty() {
+        writer.entry(dir, name, &stat, as_name, Owner::ROOT)?;
+    }
+    if kind(&stat) == SFlag::S_IFDIR {
+        if let Some(sub) = dir.subdir(name)? {
+            subtree_below(&mut writer, &sub, as_name)?;
+        }
+    }
+    writer.finish()
+}
+
+fn subtree_below<W: Write>(writer: &mut TarWriter<W>, dir: &DirHandle, path: &Path) -> Result<()> {
+    for (name, stat) in dir.entries()? {
+        let child = path.join(&name);
+        writer.entry(dir, &name, &stat, &child, Owner::ROOT)?;
+        if kind(&stat) == SFlag::S_IFDIR {
+            if let Some(sub) = dir.subdir(&name)? {
+                subtree_below(writer, &sub, &child)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A layer of the merged view: the container's writes or an image layer.
 #[derive(Clone)]
 enum Source {

@@ -43,6 +43,11 @@ impl DirHandle {
         Ok(DirHandle { fd })
     }
 
+    /// The directory `fd` is open on (an `O_PATH` descriptor will do).
+    pub fn from_fd(fd: OwnedFd) -> DirHandle {
+        DirHandle { fd }
+    }
+
     /// Its entries with their stats, sorted by name (an entry gone
     /// meanwhile is left out).
     pub fn entries(&self) -> Result<Vec<(OsString, FileStat)>> {
