@@ -169,6 +169,64 @@ impl SeccompPolicy {
     }
 }
 
+/// When a container's monitor starts it again after it exits
+/// (`--restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// After a non-zero exit, at most this many times (None: no limit).
+    OnFailure(Option<u32>),
+    Always,
+    /// As `always`: without a daemon, nothing tells the two apart.
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Whether a container that exited with `code`, restarted `count`
+    /// times so far, goes again.
+    pub fn restarts(self, code: i32, count: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure(limit) => code != 0 && limit.is_none_or(|n| count < n),
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        }
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::OnFailure(None) => f.write_str("on-failure"),
+            RestartPolicy::OnFailure(Some(n)) => write!(f, "on-failure:{n}"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+        }
+    }
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<RestartPolicy> {
+        Ok(match text.split_once(':') {
+            None if text == "no" => RestartPolicy::No,
+            None if text == "on-failure" => RestartPolicy::OnFailure(None),
+            None if text == "always" => RestartPolicy::Always,
+            None if text == "unless-stopped" => RestartPolicy::UnlessStopped,
+            Some(("on-failure", n)) => {
+                RestartPolicy::OnFailure(Some(n.parse().with_context(|| {
+                    format!("--restart {text}: the count after on-failure: must be a number")
+                })?))
+            }
+            _ => bail!(
+                "unknown restart policy {text:?}: use no, on-failure[:N], always or unless-stopped"
+            ),
+        })
+    }
+}
+
 /// A signal as docker takes one: a name with or without `SIG` (any case),
 /// or a number.
 pub fn parse_signal(text: &str) -> Result<Signal> {
@@ -277,6 +335,26 @@ impl UserSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_policies_read_and_decide_as_docker_does() {
+        for text in [
+            "no",
+            "on-failure",
+            "on-failure:3",
+            "always",
+            "unless-stopped",
+        ] {
+            assert_eq!(text.parse::<RestartPolicy>().unwrap().to_string(), text);
+        }
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert!("on-failure:x".parse::<RestartPolicy>().is_err());
+        let twice = RestartPolicy::OnFailure(Some(2));
+        assert!(twice.restarts(1, 0) && twice.restarts(1, 1) && !twice.restarts(1, 2));
+        assert!(!twice.restarts(0, 0), "success is no failure");
+        assert!(RestartPolicy::Always.restarts(0, 100));
+        assert!(!RestartPolicy::No.restarts(1, 0));
+    }
 
     #[test]
     fn users_read_back_as_written() {

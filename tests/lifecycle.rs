@@ -998,3 +998,84 @@ fn pause_holds_a_counter_that_unpause_lets_go_on() {
     ok(s.rocker(&["rm", "counter"]));
     assert_eq!(processes_with_env(&s.data.to_string_lossy()), vec![]);
 }
+
+#[test]
+fn restart_policies_start_a_container_again_until_stop() {
+    let s = Store::new("lifecycle-restart");
+    let out = harness().scratch("restart-out");
+    let volume = format!("{}:/out", out.display());
+    let runs = |file: &str| {
+        std::fs::read_to_string(out.join(file))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(20), "never: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // on-failure:2 runs a failing command three times, then it rests.
+    s.detach(
+        &[
+            "--name",
+            "flaky",
+            "--network",
+            "none",
+            "--restart",
+            "on-failure:2",
+            "-v",
+            &volume,
+        ],
+        &["sh", "-c", "echo run >> /out/flaky; exit 3"],
+    );
+    wait_until("flaky exits for good", &|| s.state("flaky") == "exited");
+    assert_eq!(runs("flaky"), 3);
+    let info = s.inspect("flaky");
+    assert_eq!(info["RestartCount"], 2);
+    assert_eq!(info["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(info["State"]["ExitCode"], 3);
+    assert_eq!(ok(s.rocker(&["wait", "flaky"])), "3\n");
+
+    // always goes on after a success, shows Restarting between runs, and
+    // stop ends it.
+    s.detach(
+        &[
+            "--name",
+            "steady",
+            "--network",
+            "none",
+            "--restart",
+            "always",
+            "-v",
+            &volume,
+        ],
+        &["sh", "-c", "echo run >> /out/steady; sleep 0.1"],
+    );
+    wait_until("three runs", &|| runs("steady") >= 3);
+    wait_until("Restarting in ps", &|| {
+        ok(s.rocker(&["ps", "-a"])).contains("Restarting (0)")
+    });
+    ok(s.rocker(&["stop", "-t", "1", "steady"]));
+    let stopped_at = runs("steady");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(runs("steady"), stopped_at, "it ran again after stop");
+    assert_eq!(s.state("steady"), "exited");
+    assert!(s.inspect("steady")["RestartCount"].as_u64().unwrap() >= 2);
+
+    // What --restart refuses.
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    for (extra, reason) in [(&["-d", "--rm"][..], "conflict"), (&[][..], "needs -d")] {
+        let mut args = vec!["run", "--restart", "always"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--rootfs", &rootfs, "true"]);
+        let output = s.rocker(&args);
+        assert_eq!(code(&output), 125);
+        assert!(stderr(&output).contains(reason), "{}", stderr(&output));
+    }
+    ok(s.rocker(&["rm", "flaky", "steady"]));
+    assert_eq!(processes_with_env(&s.data.to_string_lossy()), vec![]);
+}

@@ -695,6 +695,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub cidfile: Option<PathBuf>,
 
+    /// Start it again when it exits: no, on-failure[:N], always,
+    /// unless-stopped (its monitor does: needs -d, or start)
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: crate::spec::RestartPolicy,
+
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,

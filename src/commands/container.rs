@@ -23,7 +23,7 @@ use crate::error::{exit_status_of, StatusError};
 use crate::host::dirs::Dirs;
 use crate::network::ports::PortMapping;
 use crate::rootfs::backing::changes;
-use crate::spec::parse_signal;
+use crate::spec::{parse_signal, RestartPolicy};
 use crate::util::time;
 
 /// How long `stop`, `kill` and `rm -f` wait for a monitor to record the
@@ -50,6 +50,10 @@ fn status_words(state: &State, started: Option<u64>, now: u64) -> String {
             time::duration_words(*finished, now)
         ),
         State::Stopped => "Stopped (exit status unknown)".to_string(),
+        State::Restarting { code, finished, .. } => format!(
+            "Restarting ({code}) {} ago",
+            time::duration_words(*finished, now)
+        ),
     }
 }
 
@@ -231,6 +235,7 @@ pub fn wait_command(args: WaitArgs) -> Result<i32> {
 /// container's monitor records the status and then exits, so waiting is
 /// on its pidfd, not a poll.
 fn wait_for_exit(containers: &Containers, record: &ContainerRecord) -> Result<i32> {
+    let mut restarting_since = None;
     loop {
         if containers.lookup(&record.id)?.is_none() {
             bail!(
@@ -239,9 +244,22 @@ fn wait_for_exit(containers: &Containers, record: &ContainerRecord) -> Result<i3
             );
         }
         match containers.state(&record.id)? {
-            State::Exited { code, .. } => return Ok(code),
+            State::Exited { code, .. } | State::Restarting { code, .. } => return Ok(code),
+            // Its monitor outlives the run when it may restart it: the
+            // command's own end is the one to wait for.
+            State::Running(live) if record.restart != RestartPolicy::No => {
+                live.init.wait_exit(Duration::from_secs(3600));
+                restarting_since = Some(std::time::Instant::now());
+            }
             State::Running(live) => {
                 live.monitor.wait_exit(Duration::from_secs(3600));
+            }
+            // A restarting monitor is between removing the run's live
+            // state and recording its end.
+            State::Stopped
+                if restarting_since.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
             }
             State::Stopped => bail!(
                 "container {} ended without its monitor saying how (it was killed)",
@@ -429,9 +447,13 @@ pub fn stop_command(args: StopArgs) -> Result<i32> {
 /// returns once its monitor has recorded the end. A container that is not
 /// running is stopped already, for docker.
 pub fn stop(containers: &Containers, record: &ContainerRecord, time: u64) -> Result<()> {
-    let State::Running(live) = containers.state(&record.id)? else {
-        return Ok(());
+    let live = match containers.state(&record.id)? {
+        State::Running(live) => live,
+        State::Restarting { monitor, .. } => return end_restarts(containers, record, &monitor),
+        _ => return Ok(()),
     };
+    // Its restart policy yields: a stopped container stays stopped.
+    containers.request_stop(&record.id)?;
     live.init.signal(record.stop_signal.0)?;
     // A paused container gets the signal once it runs again, as docker's.
     if let Some(by) = live.paused {
@@ -443,6 +465,24 @@ pub fn stop(containers: &Containers, record: &ContainerRecord, time: u64) -> Res
     } else {
         kill_and_await(&live)
     }
+}
+
+/// A container between two runs of its restart policy: its monitor is told
+/// to give up, and has by the time this returns.
+fn end_restarts(
+    containers: &Containers,
+    record: &ContainerRecord,
+    monitor: &crate::container::identity::ProcessId,
+) -> Result<()> {
+    containers.request_stop(&record.id)?;
+    if !monitor.wait_exit(MONITOR_DEADLINE) {
+        bail!(
+            "the monitor of container {} did not end within {} s",
+            record.name,
+            MONITOR_DEADLINE.as_secs()
+        );
+    }
+    Ok(())
 }
 
 /// `rocker pause CONTAINER...`: its processes held (see `container::freeze`).
@@ -478,7 +518,11 @@ pub fn unpause_command(args: PauseArgs) -> Result<i32> {
 pub fn kill_command(args: KillArgs) -> Result<i32> {
     let signal = parse_signal(&args.signal)?;
     each_container(&args.containers, |containers, record| {
+        if let State::Restarting { monitor, .. } = containers.state(&record.id)? {
+            return end_restarts(containers, &record, &monitor);
+        }
         let live = running(containers, &record, "kill")?;
+        containers.request_stop(&record.id)?;
         if !live.init.signal(signal)? {
             bail!("container {} exited meanwhile", record.name);
         }
@@ -498,13 +542,24 @@ pub fn rm_command(args: RmArgs) -> Result<i32> {
 /// Removes a container: refused while it runs, unless `force`, which kills
 /// it first.
 fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Result<()> {
-    if let State::Running(live) = containers.state(&record.id)? {
+    let state = containers.state(&record.id)?;
+    if let State::Restarting { monitor, .. } = &state {
+        if !force {
+            bail!(
+                "container {} is restarting: stop it first, or use rm -f",
+                record.name
+            );
+        }
+        end_restarts(containers, record, monitor)?;
+    }
+    if let State::Running(live) = state {
         if !force {
             bail!(
                 "container {} is running: stop it first, or use rm -f",
                 record.name
             );
         }
+        containers.request_stop(&record.id)?;
         kill_and_await(&live)?;
         // Killed with -d --rm: its monitor has removed it already.
         if containers.find(&record.id).is_err() {
@@ -518,7 +573,10 @@ fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Res
 pub fn prune_command() -> Result<i32> {
     let containers = open()?;
     for record in containers.list()? {
-        if matches!(containers.state(&record.id)?, State::Running(_)) {
+        if matches!(
+            containers.state(&record.id)?,
+            State::Running(_) | State::Restarting { .. }
+        ) {
             continue;
         }
         let lock = containers.lock()?;
@@ -574,10 +632,17 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             })
         })
         .collect();
+    let (restart_name, retries) = match record.restart {
+        RestartPolicy::OnFailure(limit) => ("on-failure", limit.unwrap_or(0)),
+        RestartPolicy::Always => ("always", 0),
+        RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+        RestartPolicy::No => ("no", 0),
+    };
     Ok(json!({
         "Id": record.id,
         "Name": record.name,
         "Created": time::rfc3339(record.created),
+        "RestartCount": status.restart_count,
         "Image": record.image_id,
         "ImageName": record.image,
         "Path": record.command.first(),
@@ -596,6 +661,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "Status": state.word(),
             "Running": matches!(state, State::Running(_)),
             "Paused": matches!(&state, State::Running(live) if live.paused.is_some()),
+            "Restarting": matches!(state, State::Restarting { .. }),
             "PausedBy": match &state {
                 State::Running(live) => live.paused,
                 _ => None,
@@ -624,6 +690,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "PidsLimit": record.limits.pids.unwrap_or(0),
             "AutoRemove": record.auto_remove,
             "NetworkMode": record.network.to_string(),
+            "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
         },
         "Rootfs": record.rootfs_mode,
         "LogPath": record.detached.then(|| containers.log_path(&record.id)),

@@ -119,6 +119,7 @@ struct RunExtras {
     cidfile: Option<PathBuf>,
     /// `create`: record it, do not start it.
     create_only: bool,
+    restart: crate::spec::RestartPolicy,
 }
 
 impl RunExtras {
@@ -166,6 +167,17 @@ impl RunExtras {
         if let SeccompPolicy::Profile(path) = &seccomp {
             seccomp::load(path)?;
         }
+        if args.restart != crate::spec::RestartPolicy::No {
+            if args.rm {
+                bail!("--restart and --rm conflict: a container removed when it exits cannot start again");
+            }
+            if !args.detach && !create_only {
+                bail!(
+                    "--restart needs -d: rocker has no daemon, so the container's own monitor \
+                     starts it again, in the background"
+                );
+            }
+        }
         if let Some(path) = &args.cidfile {
             if path.exists() {
                 bail!(
@@ -191,6 +203,7 @@ impl RunExtras {
             stop_signal: args.stop_signal.clone(),
             cidfile: args.cidfile.clone(),
             create_only,
+            restart: args.restart,
             name: args.name.clone(),
             detach: args.detach,
             auto_remove: args.rm,
@@ -325,6 +338,7 @@ impl RunExtras {
                 .unwrap_or_default(),
             security: SecurityRecord::default(),
             labels,
+            restart: self.restart,
         }
     }
 }

@@ -32,6 +32,8 @@ use crate::util::lock::FileLock;
 const CONFIG_FILE: &str = "config.json";
 const STATUS_FILE: &str = "status.json";
 pub const LOG_FILE: &str = "ctr.log";
+/// Left by stop, kill and rm -f: the monitor does not start the container again.
+const STOP_REQUESTED: &str = "stop-requested";
 
 /// What a container is: fixed when it is created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +74,9 @@ pub struct ContainerRecord {
     /// The image's labels with `--label`s over them.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// When its monitor starts it again (`--restart`).
+    #[serde(default, with = "crate::util::as_text")]
+    pub restart: crate::spec::RestartPolicy,
     /// Capabilities, filter and root emulation (records written before
     /// rocker had them read as the defaults of then: none of it).
     #[serde(default)]
@@ -169,6 +174,12 @@ pub struct Status {
     /// The kernel's OOM killer killed a process of the container.
     #[serde(default)]
     pub oom_killed: bool,
+    /// How often its monitor has started it again (`--restart`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// The monitor that waits to start it again, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarting: Option<ProcessId>,
 }
 
 /// The processes of a running container.
@@ -208,6 +219,12 @@ pub enum State {
     /// It started, and its monitor is gone without saying how it ended
     /// (killed, or the machine rebooted).
     Stopped,
+    /// It exited, and its monitor waits to start it again (`--restart`).
+    Restarting {
+        monitor: ProcessId,
+        code: i32,
+        finished: u64,
+    },
 }
 
 impl State {
@@ -219,6 +236,7 @@ impl State {
             State::Running(_) => "running",
             State::Exited { .. } => "exited",
             State::Stopped => "stopped",
+            State::Restarting { .. } => "restarting",
         }
     }
 }
@@ -385,6 +403,28 @@ impl Containers {
             .flatten()
     }
 
+    /// Tells the container's monitor not to start it again (stop, kill,
+    /// rm -f): its restart policy yields to the user.
+    pub fn request_stop(&self, id: &str) -> Result<()> {
+        let path = self.dir(id).join(STOP_REQUESTED);
+        std::fs::write(&path, b"").with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn stop_requested(&self, id: &str) -> bool {
+        self.dir(id).join(STOP_REQUESTED).exists()
+    }
+
+    /// A start by hand: the monitor may restart it again.
+    pub fn clear_stop_request(&self, id: &str) -> Result<()> {
+        let path = self.dir(id).join(STOP_REQUESTED);
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                Err(err).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Where the container is in its life, checked against the processes
     /// themselves: a recorded pid only counts if it is still the same
     /// process.
@@ -394,6 +434,13 @@ impl Containers {
 
     /// As `state`, for a caller that has read the status already.
     pub fn state_from(&self, id: &str, status: &Status) -> State {
+        if let Some(monitor) = status.restarting.as_ref().filter(|m| m.is_alive()) {
+            return State::Restarting {
+                monitor: *monitor,
+                code: status.exit_code.unwrap_or(0),
+                finished: status.finished.unwrap_or(0),
+            };
+        }
         if let (Some(finished), Some(code)) = (status.finished, status.exit_code) {
             return State::Exited { code, finished };
         }

@@ -6,6 +6,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{open, OFlag};
@@ -126,6 +127,8 @@ pub struct Restart {
 /// happens.
 pub fn start(record: ContainerRecord, restart: Restart, dirs: &Dirs) -> Result<i32> {
     let containers = Containers::open(dirs)?;
+    // Started by hand: an earlier stop's word no longer holds.
+    containers.clear_stop_request(&record.id)?;
     let path = containers.dir(&record.id).join(STARTABLE);
     let startable: Startable = crate::util::fs::read_json(&path)?.with_context(|| {
         format!(
@@ -181,7 +184,7 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
     let mut started = None;
     let seccomp = seccomp.as_ref();
     let result = monitor::run(&spec, seccomp, dirs, Output::Inherit, &mut |pid, cgroup| {
-        started = Some(record_start(containers, &record.id, pid, cgroup)?);
+        started = Some(record_start(containers, &record.id, pid, cgroup, 0)?);
         Ok(())
     });
     finish(containers, &record, started, result, files, how)
@@ -195,6 +198,7 @@ fn record_start(
     id: &str,
     init: Pid,
     cgroup: Option<&Path>,
+    restart_count: u32,
 ) -> Result<Status> {
     let live = LiveState {
         monitor: ProcessId::current()?,
@@ -205,6 +209,7 @@ fn record_start(
     containers.write_live_state(id, &live)?;
     let status = Status {
         started: Some(time::now_nanos()),
+        restart_count,
         ..Status::default()
     };
     containers.write_status(id, &status)?;
@@ -266,6 +271,81 @@ fn finish(
         }
     }
     result
+}
+
+/// One detached container's runs, for its restart policy.
+struct Run<'a> {
+    spec: &'a ContainerSpec,
+    seccomp: Option<&'a Program>,
+    containers: &'a Containers,
+    record: &'a ContainerRecord,
+    dirs: &'a Dirs,
+}
+
+/// docker's restart backoff: 100 ms, doubling, back to 100 ms after a run
+/// that lasted 10 s; at most a minute.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const LONGEST_BACKOFF: Duration = Duration::from_secs(60);
+const A_GOOD_RUN: Duration = Duration::from_secs(10);
+
+impl Run<'_> {
+    /// Runs the container, and again as its restart policy says, until it
+    /// ends for good (or `stop` asks); the last run's result. `started`
+    /// holds the status of the run in progress.
+    fn with_restarts(
+        &self,
+        output: &mut dyn FnMut() -> Result<Output>,
+        started: &mut Option<Status>,
+        on_start: &mut dyn FnMut(),
+    ) -> Result<Exit> {
+        let id = &self.record.id;
+        let mut count = 0;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let began = Instant::now();
+            let result = monitor::run(
+                self.spec,
+                self.seccomp,
+                self.dirs,
+                output()?,
+                &mut |pid, cgroup| {
+                    *started = Some(record_start(self.containers, id, pid, cgroup, count)?);
+                    on_start();
+                    Ok(())
+                },
+            );
+            let (Ok(exit), Some(status)) = (&result, started.as_ref()) else {
+                return result;
+            };
+            if !self.record.restart.restarts(exit.code, count) || self.containers.stop_requested(id)
+            {
+                return result;
+            }
+            // Between runs: the end recorded, and this monitor named as the
+            // one that waits, so that ps says Restarting and stop reaches it.
+            let mut waiting = status.clone();
+            waiting.finished = Some(time::now_nanos());
+            waiting.exit_code = Some(exit.code);
+            waiting.oom_killed = exit.oom_killed;
+            waiting.restarting = Some(ProcessId::current()?);
+            self.containers.write_status(id, &waiting)?;
+            if began.elapsed() >= A_GOOD_RUN {
+                backoff = FIRST_BACKOFF;
+            }
+            let wake = Instant::now() + backoff;
+            while Instant::now() < wake {
+                if self.containers.stop_requested(id) {
+                    // `finish` records the end, as after any last run.
+                    waiting.restarting = None;
+                    *started = Some(waiting);
+                    return result;
+                }
+                std::thread::sleep((wake - Instant::now()).min(Duration::from_millis(20)));
+            }
+            backoff = (backoff * 2).min(LONGEST_BACKOFF);
+            count += 1;
+        }
+    }
 }
 
 /// `-d`: forks the monitor, which lives on in a session of its own, and
@@ -331,13 +411,21 @@ fn detached_monitor(
     let record = &record;
     let mut started = None;
     let result = detach_from_caller(containers, &record.id).and_then(|()| {
-        let log = LogWriter::create(&containers.log_path(&record.id), log_max)?;
-        let output = Output::Log(log);
-        monitor::run(&spec, seccomp.as_ref(), dirs, output, &mut |pid, cgroup| {
-            started = Some(record_start(containers, &record.id, pid, cgroup)?);
-            reporter.started();
-            Ok(())
-        })
+        let mut output = || -> Result<Output> {
+            Ok(Output::Log(LogWriter::create(
+                &containers.log_path(&record.id),
+                log_max,
+            )?))
+        };
+        let mut on_start = || reporter.started();
+        let run = Run {
+            spec: &spec,
+            seccomp: seccomp.as_ref(),
+            containers,
+            record,
+            dirs,
+        };
+        run.with_restarts(&mut output, &mut started, &mut on_start)
     });
     // Kept apart: `finish` takes the result, and the caller hears of a
     // failure only once the monitor has cleaned up.
