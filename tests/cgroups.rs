@@ -243,7 +243,8 @@ fn cpu_max_is_set_and_a_busy_loop_gets_about_its_share() {
                 "--cpu-weight",
                 "50",
             ],
-            &["sh", "-c", "while :; do :; done"],
+            // Bounded: a failed test must not leave it spinning for ever.
+            &["timeout", "120", "sh", "-c", "while :; do :; done"],
         ),
     ));
     let cgroup = cgroup_of(&data, "busy");
@@ -420,7 +421,8 @@ fn pause_of_a_container_with_a_cgroup_uses_its_freezer() {
         &run_args(
             &root,
             &["-d", "--name", "frozen", "--memory", "64m"],
-            &["sh", "-c", "while :; do :; done"],
+            // Bounded: a failed test must not leave it spinning for ever.
+            &["timeout", "120", "sh", "-c", "while :; do :; done"],
         ),
     ));
     let cgroup = cgroup_of(&data, "frozen");

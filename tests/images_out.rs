@@ -1082,6 +1082,9 @@ fn commit_of_a_running_container_stops_it_meanwhile_and_lets_it_go_on() {
         "--network",
         "none",
         &image,
+        // Bounded: a failed test must not leave it spinning for ever.
+        "timeout",
+        "120",
         "sh",
         "-c",
         "i=0; while :; do i=$((i+1)); echo $i > /c.tmp; mv /c.tmp /counter; done",

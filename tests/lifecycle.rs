@@ -948,7 +948,10 @@ fn pause_holds_a_counter_that_unpause_lets_go_on() {
     let volume = format!("{}:/out", out.display());
     s.detach(
         &["--name", "counter", "--network", "none", "-v", &volume],
+        // Bounded: a failed test must not leave it spinning for ever.
         &[
+            "timeout",
+            "120",
             "sh",
             "-c",
             "i=0; while :; do i=$((i+1)); echo $i > /out/n.tmp; mv /out/n.tmp /out/n; done",
