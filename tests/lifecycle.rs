@@ -1082,3 +1082,56 @@ fn restart_policies_start_a_container_again_until_stop() {
     ok(s.rocker(&["rm", "flaky", "steady"]));
     assert_eq!(processes_with_env(&s.data.to_string_lossy()), vec![]);
 }
+
+#[test]
+fn generate_systemd_writes_a_unit_that_starts_and_stops_the_container() {
+    let s = Store::new("lifecycle-systemd");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    ok(s.rocker(&[
+        "create",
+        "--name",
+        "svc",
+        "--restart",
+        "on-failure:4",
+        "--rootfs",
+        &rootfs,
+        "sleep",
+        "5",
+    ]));
+    let unit = ok(s.rocker(&["generate", "systemd", "-t", "3", "svc"]));
+    let binary = harness().binary.to_string_lossy().to_string();
+    for line in [
+        "[Service]".to_string(),
+        "Restart=on-failure".to_string(),
+        "StartLimitBurst=5".to_string(),
+        format!("ExecStart={binary} start -a svc"),
+        format!("ExecStop={binary} stop -t 3 svc"),
+        "WantedBy=default.target".to_string(),
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
+    }
+    // The unit's own commands do what it says.
+    let start = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let args: Vec<&str> = start.split(' ').skip(1).collect();
+    let mut service = s.command(&args);
+    service.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = service.spawn().unwrap();
+    s.wait_state("svc", "running");
+    ok(s.rocker(&["stop", "-t", "3", "svc"]));
+    let _ = wait_within(&mut child, Duration::from_secs(30));
+    assert_eq!(s.state("svc"), "exited");
+
+    let dir = harness().scratch("systemd-files");
+    let mut files = s.command(&["generate", "systemd", "--files", "svc"]);
+    files.current_dir(&dir);
+    let out = ok(output_within(files, Duration::from_secs(30)));
+    assert_eq!(
+        out.trim(),
+        dir.join("container-svc.service").to_string_lossy()
+    );
+    assert!(dir.join("container-svc.service").is_file());
+    ok(s.rocker(&["rm", "svc"]));
+}

@@ -97,6 +97,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Write files for other tools: a systemd user unit for a container
+    #[command(subcommand)]
+    Generate(GenerateCommand),
     /// Log in to a registry
     Login(LoginArgs),
     /// Log out of a registry
@@ -128,6 +131,24 @@ pub enum ImageCommand {
     Prune(PruneArgs),
     /// Show an image's details as JSON
     Inspect(InspectArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// A systemd user unit that starts the container and stops it
+    Systemd(GenerateSystemdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateSystemdArgs {
+    /// The container, by name or id
+    pub container: String,
+    /// Write container-NAME.service here instead of printing it
+    #[arg(short, long)]
+    pub files: bool,
+    /// Seconds stop waits before it kills the container
+    #[arg(short, long, default_value_t = 10)]
+    pub time: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,8 +3,10 @@
 
 use anyhow::Result;
 
-use super::{archive, commit, container, cp, exec, image, info, login, push, run, start, stats};
-use crate::cli::args::{Command, ContainerCommand, ImageCommand};
+use super::{
+    archive, commit, container, cp, exec, generate, image, info, login, push, run, start, stats,
+};
+use crate::cli::args::{Command, ContainerCommand, GenerateCommand, ImageCommand};
 
 /// Runs `command`; its exit status, or the error rocker reports.
 pub fn execute(command: Command) -> Result<i32> {
@@ -19,6 +21,7 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
             start::restart_command(args)
         }
+        Command::Generate(GenerateCommand::Systemd(args)) => generate::systemd_command(args),
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => cp::cp_command(args),
         Command::Pause(args) | Command::Container(ContainerCommand::Pause(args)) => {
             container::pause_command(args)

@@ -1,8 +1,8 @@
 //! One module per verb family (`run` and create, `start` and restart,
 //! `exec`, `container`, `cp`, `image`, `push`, `archive` for save and load,
-//! `commit` for commit, export and import, `info`, `login`, `stats`): each
-//! turns parsed arguments into work. `dispatch` maps a parsed command line
-//! to them; `output` writes their tables.
+//! `commit` for commit, export and import, `generate`, `info`, `login`,
+//! `stats`): each turns parsed arguments into work. `dispatch` maps a
+//! parsed command line to them; `output` writes their tables.
 
 pub mod archive;
 pub mod commit;
@@ -10,6 +10,7 @@ pub mod container;
 pub mod cp;
 pub mod dispatch;
 pub mod exec;
+pub mod generate;
 pub mod image;
 pub mod info;
 pub mod login;
