@@ -1135,3 +1135,33 @@ fn generate_systemd_writes_a_unit_that_starts_and_stops_the_container() {
     assert!(dir.join("container-svc.service").is_file());
     ok(s.rocker(&["rm", "svc"]));
 }
+
+#[test]
+fn a_stop_whose_end_is_not_recorded_in_time_says_so() {
+    let s = Store::new("lifecycle-stuck-monitor");
+    let id = s.detach(&["--name", "stuck", "--network", "none"], &["sleep", "300"]);
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            harness()
+                .base
+                .join("run/rocker/containers")
+                .join(&id)
+                .join("state.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let monitor = Pid::from_raw(state["monitor"]["pid"].as_i64().unwrap() as i32);
+    // A monitor that cannot run cannot record the end.
+    kill(monitor, Signal::SIGSTOP).unwrap();
+    let output = s.rocker(&["stop", "-t", "1", "stuck"]);
+    kill(monitor, Signal::SIGCONT).unwrap();
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("did not record it within"),
+        "{}",
+        stderr(&output)
+    );
+    s.wait_state("stuck", "exited");
+    ok(s.rocker(&["rm", "stuck"]));
+}

@@ -401,15 +401,28 @@ fn kill_and_await(live: &LiveState) -> Result<()> {
         cgroups::kill_all(leaf);
     }
     live.init.signal(Signal::SIGKILL)?;
-    await_end(live);
-    Ok(())
+    await_end(live)
 }
 
 /// Waits for PID 1 to exit (the kernel ends the rest of the container with
-/// it), then for the monitor to record that.
-fn await_end(live: &LiveState) {
-    live.init.wait_exit(MONITOR_DEADLINE);
-    live.monitor.wait_exit(MONITOR_DEADLINE);
+/// it), then for the monitor to record that; says which did not by the
+/// deadline.
+fn await_end(live: &LiveState) -> Result<()> {
+    if !live.init.wait_exit(MONITOR_DEADLINE) {
+        bail!(
+            "the container's PID 1 (host pid {}) did not end within {} s",
+            live.init.pid,
+            MONITOR_DEADLINE.as_secs()
+        );
+    }
+    if !live.monitor.wait_exit(MONITOR_DEADLINE) {
+        bail!(
+            "the container ended, but its monitor (pid {}) did not record it within {} s",
+            live.monitor.pid,
+            MONITOR_DEADLINE.as_secs()
+        );
+    }
+    Ok(())
 }
 
 /// docker's way with commands over several containers: `action` on each,
@@ -460,8 +473,7 @@ pub fn stop(containers: &Containers, record: &ContainerRecord, time: u64) -> Res
         freeze::unpause(live.init.pid, live.cgroup.as_deref(), by)?;
     }
     if live.init.wait_exit(Duration::from_secs(time)) {
-        await_end(&live);
-        Ok(())
+        await_end(&live)
     } else {
         kill_and_await(&live)
     }
@@ -527,7 +539,7 @@ pub fn kill_command(args: KillArgs) -> Result<i32> {
             bail!("container {} exited meanwhile", record.name);
         }
         if signal == Signal::SIGKILL {
-            await_end(&live);
+            await_end(&live)?;
         }
         Ok(())
     })
