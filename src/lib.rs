@@ -39,6 +39,7 @@ use clap::Parser;
 
 /// Parses the command line, runs the command and returns the exit status.
 pub fn main() -> i32 {
+    use std::io::Write;
     let cli = match cli::args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -51,12 +52,66 @@ pub fn main() -> i32 {
             };
         }
     };
-    let result = commands::dispatch::execute(cli.command);
-    match result {
-        Ok(status) => status,
-        Err(err) => {
-            eprintln!("rocker: {err:#}");
+    quiet_on_broken_pipes();
+    let outcome = std::panic::catch_unwind(|| commands::dispatch::execute(cli.command));
+    match outcome {
+        Ok(Ok(status)) => status,
+        // Output written with `?` to a reader that left.
+        Ok(Err(err)) if stdout_is_gone() && is_broken_pipe_error(&err) => EXIT_BROKEN_PIPE,
+        Ok(Err(err)) => {
+            // stderr may be the closed pipe; then there is no one to tell.
+            let _ = writeln!(std::io::stderr(), "rocker: {err:#}");
             error::exit_status_of(&err)
         }
+        // `rocker ps | head -1`: the reader left. The destructors ran while
+        // unwinding; end as a writer to a closed pipe does, quietly.
+        Err(payload) if is_broken_pipe(payload.as_ref()) => EXIT_BROKEN_PIPE,
+        Err(payload) => std::panic::resume_unwind(payload),
     }
+}
+
+/// What a process killed by SIGPIPE reports to its shell.
+const EXIT_BROKEN_PIPE: i32 = 128 + libc::SIGPIPE;
+
+/// Whether a panic is std's "failed printing to stdout/stderr: Broken pipe".
+fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    message.starts_with("failed printing to std") && message.contains("Broken pipe")
+}
+
+/// An error that a write to a closed pipe caused.
+fn is_broken_pipe_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Whether our stdout is a pipe whose reader has gone (poll says POLLERR):
+/// a broken pipe elsewhere (a registry's socket) is an error to report.
+fn stdout_is_gone() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok()
+        && fds[0]
+            .revents()
+            .is_some_and(|events| events.contains(PollFlags::POLLERR))
+}
+
+/// A print to a reader that has gone is no bug to report: the panic it
+/// raises (std's println! cannot return the error) ends rocker quietly.
+fn quiet_on_broken_pipes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe(info.payload()) {
+            default(info);
+        }
+    }));
 }

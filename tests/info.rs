@@ -90,3 +90,23 @@ fn version_names_rocker_and_its_platform() {
         "{out}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_rocker_quietly() {
+    for args in [&["version"][..], &["ps", "-a"][..], &["info"][..]] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let errors = harness().scratch("broken-pipe").join("stderr");
+        let mut command = harness().rocker();
+        command
+            .args(args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::fs::File::create(&errors).unwrap());
+        let mut child = command.spawn().unwrap();
+        drop(command);
+        let status = wait_within(&mut child, std::time::Duration::from_secs(60));
+        let said = std::fs::read_to_string(&errors).unwrap();
+        assert_eq!(status.code(), Some(141), "{args:?}: {said}");
+        assert_eq!(said, "", "{args:?}: no panic, no message");
+    }
+}
