@@ -1165,3 +1165,60 @@ fn a_stop_whose_end_is_not_recorded_in_time_says_so() {
     s.wait_state("stuck", "exited");
     ok(s.rocker(&["rm", "stuck"]));
 }
+
+#[test]
+fn damaged_records_are_shown_as_such_and_removable() {
+    let s = Store::new("lifecycle-damaged");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let dir = |id: &str| s.data.join("rocker/containers").join(id);
+    let exited = |name: &str| {
+        ok(s.rocker(&[
+            "run",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--rootfs",
+            &rootfs,
+            "true",
+        ]));
+        s.inspect(name)["Id"].as_str().unwrap().to_string()
+    };
+    let garbled = exited("garbled");
+    let truncated = exited("truncated");
+    let running = s.detach(&["--name", "alive", "--network", "none"], &["sleep", "300"]);
+    // As a power cut can leave them: an empty status, half a record.
+    std::fs::write(dir(&garbled).join("status.json"), "").unwrap();
+    std::fs::write(dir(&running).join("status.json"), "{\"sta").unwrap();
+    let config = std::fs::read_to_string(dir(&truncated).join("config.json")).unwrap();
+    std::fs::write(
+        dir(&truncated).join("config.json"),
+        &config[..config.len() / 2],
+    )
+    .unwrap();
+
+    let listed = s.rocker(&["ps", "-a"]);
+    let table = ok(listed);
+    assert!(table.contains("Damaged"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("alive") && l.contains("Up ")),
+        "{table}"
+    );
+    assert!(!table.contains("truncated"), "{table}");
+    assert_eq!(s.state("garbled"), "damaged");
+    assert_eq!(
+        s.state("alive"),
+        "running",
+        "what runs still counts as running"
+    );
+
+    ok(s.rocker(&["rm", "garbled"]));
+    ok(s.rocker(&["rm", &truncated[..12]]));
+    ok(s.rocker(&["rm", "-f", "alive"]));
+    for id in [&garbled, &truncated, &running] {
+        assert!(!dir(id).exists(), "{id} left");
+    }
+    assert!(s.ps_json().is_empty());
+}

@@ -50,6 +50,7 @@ fn status_words(state: &State, started: Option<u64>, now: u64) -> String {
             time::duration_words(*finished, now)
         ),
         State::Stopped => "Stopped (exit status unknown)".to_string(),
+        State::Damaged(_) => "Damaged (its status file cannot be read: rocker rm it)".to_string(),
         State::Restarting { code, finished, .. } => format!(
             "Restarting ({code}) {} ago",
             time::duration_words(*finished, now)
@@ -71,8 +72,7 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
     let now = time::now_nanos();
     let mut rows = vec![];
     for record in containers.list()?.into_iter().rev() {
-        let status = containers.status(&record.id)?;
-        let state = containers.state_from(&record.id, &status);
+        let (status, state) = containers.status_and_state(&record.id);
         if !args.all && !matches!(state, State::Running(_)) {
             continue;
         }
@@ -265,6 +265,9 @@ fn wait_for_exit(containers: &Containers, record: &ContainerRecord) -> Result<i3
                 "container {} ended without its monitor saying how (it was killed)",
                 record.name
             ),
+            State::Damaged(why) => {
+                bail!("container {}'s status cannot be read: {why}", record.name)
+            }
             // Being started: its monitor records the start in a moment.
             State::Created => std::thread::sleep(Duration::from_millis(50)),
         }
@@ -546,9 +549,35 @@ pub fn kill_command(args: KillArgs) -> Result<i32> {
 }
 
 pub fn rm_command(args: RmArgs) -> Result<i32> {
-    each_container(&args.containers, |containers, record| {
+    let containers = open()?;
+    // A container whose record a power cut damaged is in no list: by its
+    // id, rm still removes what is left of it.
+    let mut damaged = vec![];
+    let mut queries = vec![];
+    for query in &args.containers {
+        match (
+            containers.lookup(query)?,
+            containers.damaged(query).as_slice(),
+        ) {
+            (None, [id]) => damaged.push((query.clone(), id.clone())),
+            _ => queries.push(query.clone()),
+        }
+    }
+    let mut status = 0;
+    for (query, id) in damaged {
+        let lock = containers.lock()?;
+        match containers.remove(&id, &lock) {
+            Ok(()) => println!("{query}"),
+            Err(err) => {
+                eprintln!("rocker: {err:#}");
+                status = exit_status_of(&err);
+            }
+        }
+    }
+    let rest = each_container(&queries, |containers, record| {
         remove(containers, &record, args.force)
-    })
+    })?;
+    Ok(if status != 0 { status } else { rest })
 }
 
 /// Removes a container: refused while it runs, unless `force`, which kills
@@ -618,8 +647,7 @@ pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
 
 /// What `inspect` says of a container, in docker's shape.
 fn container_report(containers: &Containers, record: &ContainerRecord) -> Result<Value> {
-    let status = containers.status(&record.id)?;
-    let state = containers.state_from(&record.id, &status);
+    let (status, state) = containers.status_and_state(&record.id);
     let ports: Vec<_> = record
         .ports
         .iter()

@@ -219,6 +219,8 @@ pub enum State {
     /// It started, and its monitor is gone without saying how it ended
     /// (killed, or the machine rebooted).
     Stopped,
+    /// Its status file cannot be read (why), and nothing of it runs.
+    Damaged(String),
     /// It exited, and its monitor waits to start it again (`--restart`).
     Restarting {
         monitor: ProcessId,
@@ -237,6 +239,7 @@ impl State {
             State::Exited { .. } => "exited",
             State::Stopped => "stopped",
             State::Restarting { .. } => "restarting",
+            State::Damaged(_) => "damaged",
         }
     }
 }
@@ -393,6 +396,14 @@ impl Containers {
         write_json(&self.dir(id).join(STATUS_FILE), status)
     }
 
+    /// As `write_status`, for how a container ended: synced, the file and
+    /// its directory, so that a power cut leaves the old status or the new,
+    /// never an empty file.
+    pub fn write_final_status(&self, id: &str, status: &Status) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(status).context("serializing a container status")?;
+        crate::util::fs::write_durably(&self.dir(id).join(STATUS_FILE), &bytes, 0o600)
+    }
+
     pub fn write_live_state(&self, id: &str, state: &LiveState) -> Result<()> {
         write_json(&self.live_dir(id).join(live_dir::STATE_FILE), state)
     }
@@ -429,7 +440,26 @@ impl Containers {
     /// themselves: a recorded pid only counts if it is still the same
     /// process.
     pub fn state(&self, id: &str) -> Result<State> {
-        Ok(self.state_from(id, &self.status(id)?))
+        Ok(self.status_and_state(id).1)
+    }
+
+    /// A container's status and state; a status file that cannot be read
+    /// (a power cut can leave one empty) makes a `Damaged` state, not an
+    /// error, so that one bad file never stops `ps` or `rm`.
+    pub fn status_and_state(&self, id: &str) -> (Status, State) {
+        match self.status(id) {
+            Ok(status) => {
+                let state = self.state_from(id, &status);
+                (status, state)
+            }
+            Err(err) => {
+                let state = match self.live_state(id).filter(|live| live.monitor.is_alive()) {
+                    Some(live) => State::Running(live),
+                    None => State::Damaged(format!("{err:#}")),
+                };
+                (Status::default(), state)
+            }
+        }
     }
 
     /// As `state`, for a caller that has read the status already.
@@ -456,6 +486,27 @@ impl Containers {
 
     /// Removes a container's files (store and live dirs), which ends its
     /// record and frees its name.
+    /// The container dirs whose id starts with `prefix` (at least 4 hex
+    /// digits) and whose record cannot be read: what `rm` removes of a
+    /// container a power cut left with a truncated config.json.
+    pub fn damaged(&self, prefix: &str) -> Vec<String> {
+        if prefix.len() < 4 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return vec![];
+        }
+        let Ok(entries) = std::fs::read_dir(&self.store) else {
+            return vec![];
+        };
+        entries
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|id| id.starts_with(prefix))
+            .filter(|id| {
+                let config = self.dir(id).join(CONFIG_FILE);
+                config.exists() && read_json::<ContainerRecord>(&config).is_err()
+            })
+            .collect()
+    }
+
     pub fn remove(&self, id: &str, _lock: &ContainersLock) -> Result<()> {
         // The record first: a removal cut short leaves no half container
         // behind, only a dir without a record.

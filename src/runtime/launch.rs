@@ -266,7 +266,7 @@ fn finish(
             Ok(code) => *code,
             Err(err) => exit_status_of(err),
         });
-        if let Err(err) = containers.write_status(&record.id, &status) {
+        if let Err(err) = containers.write_final_status(&record.id, &status) {
             eprintln!("rocker: warning: {err:#}");
         }
     }

@@ -27,6 +27,16 @@ fn write_by_rename(path: &Path, content: &[u8], mode: u32, sync: bool) -> Result
     })
 }
 
+/// As `write_atomic`, and the directory synced after the rename: the new
+/// name itself survives a power cut.
+pub fn write_durably(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    write_atomic(path, content, mode)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
+}
+
 /// As `write_atomic`, for content that streams: what `write` writes into
 /// the temp file (which it gets buffered) lands at `path` once complete.
 pub fn write_streamed_atomic(
