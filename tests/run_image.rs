@@ -735,3 +735,39 @@ fn cp_both_ways_running_and_stopped_and_never_through_a_container_symlink() {
         assert_nothing_left(&data);
     }
 }
+
+#[test]
+fn a_container_with_a_tree_deeper_than_the_fd_limit_is_removed_whole() {
+    let image = busybox("deep-writer:1", json!({"Cmd": ["sh"]}));
+    let data = harness().scratch("deep-tree");
+    let made = rocker(
+        &data,
+        "overlay",
+        &[
+            "run",
+            "--name",
+            "deep",
+            "--network",
+            "none",
+            &image,
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 1500 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done; touch end",
+        ],
+    );
+    assert_eq!(code(&made), 0, "{}", stderr(&made));
+    // rm with 256 descriptors: one per level would not do.
+    let mut command = harness().command_as_user("/bin/sh");
+    command
+        .env("XDG_DATA_HOME", &data)
+        .env("ROCKER_ROOTFS", "overlay")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec {} rm deep",
+            harness().binary.display()
+        ));
+    let removed = output_within(command, Duration::from_secs(120));
+    assert_eq!(code(&removed), 0, "{}", stderr(&removed));
+    assert!(containers(&data).is_empty(), "the container's dir is gone");
+    assert!(ok(rocker(&data, "overlay", &["ps", "-aq"])).is_empty());
+}

@@ -508,20 +508,37 @@ impl Containers {
     }
 
     pub fn remove(&self, id: &str, _lock: &ContainersLock) -> Result<()> {
-        // The record first: a removal cut short leaves no half container
-        // behind, only a dir without a record.
-        let config = self.dir(id).join(CONFIG_FILE);
-        match std::fs::remove_file(&config) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err).with_context(|| format!("removing {}", config.display())),
-        }
         // A monitor that was killed left its container's cgroups behind.
         if let Some(leaf) = self.live_state(id).and_then(|live| live.cgroup) {
             crate::cgroups::remove(&leaf);
         }
         remove_tree(&self.live_dir(id))?;
-        remove_tree(&self.dir(id))
+        // The record last: a removal cut short leaves the container listed
+        // (rm again finishes it), never a dir no one sees that pins layers.
+        // Its writes go first, then its links to the layers (the pins),
+        // then the record.
+        let dir = self.dir(id);
+        let mut entries: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
+        };
+        let is_pin = |path: &PathBuf| path.symlink_metadata().is_ok_and(|m| m.is_symlink());
+        entries.retain(|path| path.file_name() != Some(std::ffi::OsStr::new(CONFIG_FILE)));
+        entries.sort_by_key(is_pin);
+        let mut failure = None;
+        for path in entries {
+            if let Err(err) = remove_tree(&path) {
+                failure.get_or_insert(err);
+            }
+        }
+        if let Some(err) = failure {
+            return Err(err.context(format!(
+                "container {id} is only partly removed; rocker rm {} again once the cause is fixed",
+                &id[..id.len().min(12)]
+            )));
+        }
+        remove_tree(&dir)
     }
 }
 

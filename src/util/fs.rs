@@ -1,11 +1,18 @@
 //! Small file system helpers: atomic writes, reads of files that may be
 //! missing, tree removal, and stdin from /dev/null.
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{fchmodat, fstatat, FchmodatFlags, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use serde::de::DeserializeOwned;
 
 /// Writes `path` so that readers see the old content or the new, never a
@@ -180,39 +187,138 @@ pub fn tree_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Removes a directory tree even where extraction left directories the
-/// owner cannot list or enter (modes like 0000 or 0555 from an image).
+/// Removes a directory tree, however deep, with two descriptors open at
+/// most (`remove_dir_all` holds one per level: a tree deeper than the fd
+/// limit would fail with EMFILE), even where extraction left directories
+/// the owner cannot list or enter (modes like 0000 or 0555 from an image).
+/// It never follows a symlink, goes on past an entry it cannot remove,
+/// and then fails naming the first such entry.
 pub fn remove_tree(path: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => return Ok(()),
+    match std::fs::symlink_metadata(path) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(_) => {}
+        Err(err) => return Err(err).with_context(|| format!("removing {}", path.display())),
+        Ok(meta) if !meta.is_dir() => {
+            return std::fs::remove_file(path)
+                .with_context(|| format!("removing {}", path.display()))
+        }
+        Ok(_) => {}
     }
-    open_up(path);
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err).with_context(|| format!("removing {}", path.display())),
+    let mut failure = None;
+    empty_tree(path, &mut failure)?;
+    if let Some(err) = failure {
+        return Err(err).with_context(|| format!("removing {}", path.display()));
+    }
+    match std::fs::remove_dir(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
     }
 }
 
-/// Gives the owner rwx on every directory below `path` (never following
-/// symlinks), so the tree can be removed.
-fn open_up(path: &Path) {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// Removes everything below the directory `path`, depth first, holding
+/// the descriptor of one directory at a time: down by name, back up by
+/// `..`. What cannot be removed goes to `failure`, and the walk goes on.
+fn empty_tree(path: &Path, failure: &mut Option<anyhow::Error>) -> Result<()> {
+    open_up(AT_FDCWD, path.as_os_str());
+    let mut current = openat(AT_FDCWD, path, DIR_FLAGS, Mode::empty())
+        .with_context(|| format!("opening {}", path.display()))?;
+    // Per level above the current one: its subdirectories still to visit,
+    // and the name of the one we went into.
+    let mut levels: Vec<(Vec<OsString>, OsString)> = vec![];
+    let mut pending = unlink_files(&current, failure)?;
+    loop {
+        if let Some(name) = pending.pop() {
+            open_up(&current, &name);
+            match openat(&current, name.as_os_str(), DIR_FLAGS, Mode::empty()) {
+                Ok(child) => {
+                    current = child;
+                    let below = unlink_files(&current, failure)?;
+                    levels.push((std::mem::replace(&mut pending, below), name));
+                }
+                Err(Errno::ENOENT) => {}
+                Err(err) => note(failure, &name, "opening", err),
+            }
+            continue;
+        }
+        // This directory is as empty as it gets: up, and remove it.
+        let Some((siblings, name)) = levels.pop() else {
+            return Ok(());
+        };
+        current = openat(
+            &current,
+            "..",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("going back up in {}", path.display()))?;
+        if let Err(err) = unlinkat(&current, name.as_os_str(), UnlinkatFlags::RemoveDir) {
+            note(failure, &name, "removing", err);
+        }
+        pending = siblings;
+    }
+}
+
+fn note(failure: &mut Option<anyhow::Error>, name: &OsStr, doing: &str, err: Errno) {
+    failure.get_or_insert_with(|| anyhow::anyhow!("{doing} {}: {err}", name.to_string_lossy()));
+}
+
+/// Unlinks every entry of `dir` that is no directory; returns the names of
+/// the subdirectories.
+fn unlink_files(dir: &OwnedFd, failure: &mut Option<anyhow::Error>) -> Result<Vec<OsString>> {
+    let mut listing = match nix::dir::Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(listing) => listing,
+        Err(err) => {
+            note(failure, OsStr::new("a directory"), "reading", err);
+            return Ok(vec![]);
+        }
+    };
+    let names: Vec<OsString> = listing
+        .iter()
+        .flatten()
+        .map(|entry| OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string())
+        .filter(|name| name != "." && name != "..")
+        .collect();
+    drop(listing);
+    let mut subdirectories = vec![];
+    for name in names {
+        if is_directory(dir, &name) {
+            subdirectories.push(name);
+            continue;
+        }
+        match unlinkat(dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(err) => note(failure, &name, "removing", err),
+        }
+    }
+    Ok(subdirectories)
+}
+
+fn is_directory(dir: impl AsFd, name: &OsStr) -> bool {
+    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+}
+
+/// Gives the owner rwx on the directory `name` of `dir`, so that it can be
+/// listed, entered and emptied.
+fn open_up(dir: impl AsFd, name: &OsStr) {
+    let Ok(stat) = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
         return;
     };
-    if !meta.is_dir() {
-        return;
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o700 != 0o700 {
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o700));
-    }
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for entry in entries.flatten() {
-            open_up(&entry.path());
-        }
+    let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    if is_dir && stat.st_mode & 0o700 != 0o700 {
+        let mode = Mode::from_bits_truncate((stat.st_mode | 0o700) & 0o7777);
+        let _ = fchmodat(&dir, name, mode, FchmodatFlags::FollowSymlink);
     }
 }
 
@@ -220,6 +326,56 @@ fn open_up(path: &Path) {
 mod tests {
     use super::*;
     use crate::util::scratch::ScratchDir;
+
+    #[test]
+    fn trees_deeper_than_paths_and_closed_dirs_are_removed() {
+        let dir = ScratchDir::new("remove-tree");
+        let top = dir.join("tree");
+        std::fs::create_dir(&top).unwrap();
+        // 3000 levels: deeper than PATH_MAX allows to name, and than the
+        // usual fd limit allows to hold open.
+        let mut current = openat(AT_FDCWD, &top, DIR_FLAGS, Mode::empty()).unwrap();
+        for level in 0..3000 {
+            nix::sys::stat::mkdirat(&current, "d", Mode::from_bits_truncate(0o755)).unwrap();
+            if level % 500 == 0 {
+                let file = openat(
+                    &current,
+                    "f",
+                    OFlag::O_CREAT | OFlag::O_WRONLY,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .unwrap();
+                drop(file);
+                std::os::unix::fs::symlink(
+                    "/etc/passwd",
+                    format!(
+                        "/proc/self/fd/{}/link",
+                        std::os::fd::AsRawFd::as_raw_fd(&current)
+                    ),
+                )
+                .unwrap();
+            }
+            current = openat(&current, "d", DIR_FLAGS, Mode::empty()).unwrap();
+        }
+        drop(current);
+        // A directory its owner may not enter, with files in it.
+        std::fs::create_dir_all(top.join("closed/inner")).unwrap();
+        std::fs::write(top.join("closed/inner/file"), "x").unwrap();
+        std::fs::set_permissions(
+            top.join("closed/inner"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+        std::fs::set_permissions(top.join("closed"), std::fs::Permissions::from_mode(0o500))
+            .unwrap();
+        remove_tree(&top).unwrap();
+        assert!(!top.exists());
+        assert!(
+            std::path::Path::new("/etc/passwd").exists(),
+            "links are not followed"
+        );
+        remove_tree(&top).unwrap();
+    }
 
     #[test]
     fn a_missing_file_reads_as_none_and_a_bad_one_fails_naming_it() {
