@@ -771,3 +771,61 @@ fn a_container_with_a_tree_deeper_than_the_fd_limit_is_removed_whole() {
     assert!(containers(&data).is_empty(), "the container's dir is gone");
     assert!(ok(rocker(&data, "overlay", &["ps", "-aq"])).is_empty());
 }
+
+#[test]
+fn a_run_killed_before_its_record_leaves_nothing_that_pins_layers() {
+    let h = harness();
+    let image = busybox("killed-early:1", json!({"Cmd": ["sh"]}));
+    let data = h.scratch("killed-early");
+    ok(rocker(&data, "overlay", &["pull", "-q", &image]));
+    // The run blocks reading its --env-file (a FIFO no one writes), after
+    // making the container's dir, before recording the container.
+    let fifo = h.scratch("killed-early-fifo").join("env");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    h.give(&fifo);
+    let mut command = h.rocker_in(&data);
+    command.env("ROCKER_ROOTFS", "overlay").args([
+        "run",
+        "--env-file",
+        fifo.to_str().unwrap(),
+        "--network",
+        "none",
+        &image,
+        "true",
+    ]);
+    let mut run = spawn_quiet(command);
+    let start = std::time::Instant::now();
+    while containers(&data).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no container dir"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = run.kill();
+    let _ = run.wait();
+    let orphan = containers(&data).remove(0);
+    assert!(
+        !orphan.join("config.json").exists(),
+        "it was killed before its record"
+    );
+    // Young, it may be a run in progress: left alone.
+    ok(rocker(&data, "overlay", &["container", "prune"]));
+    assert!(orphan.exists());
+    let status = std::process::Command::new("touch")
+        .args(["-h", "-d", "2 minutes ago"])
+        .arg(&orphan)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ok(rocker(&data, "overlay", &["rmi", &image]));
+    assert!(!orphan.exists(), "the killed run's dir is swept");
+    let layers: Vec<_> = std::fs::read_dir(data.join("rocker/layers"))
+        .unwrap()
+        .collect();
+    assert!(
+        layers.is_empty(),
+        "nothing pins the image's layers any more"
+    );
+}

@@ -613,6 +613,13 @@ fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Res
 
 pub fn prune_command() -> Result<i32> {
     let containers = open()?;
+    // Dirs of runs killed before they recorded their container.
+    let lock = containers.lock()?;
+    crate::rootfs::backing::container_dir::sweep_unrecorded(
+        &Dirs::discover()?.data,
+        image::UNRECORDED_GRACE,
+    );
+    drop(lock);
     for record in containers.list()? {
         if matches!(
             containers.state(&record.id)?,

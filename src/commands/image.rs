@@ -17,7 +17,7 @@ use crate::image::manifest::{ImageConfig, Platform};
 use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::store::{ImageRecord, Store};
-use crate::rootfs::backing::container_dir::layers_in_use;
+use crate::rootfs::backing::container_dir::{layers_in_use, sweep_unrecorded};
 use crate::util::fs::tree_size;
 use crate::util::time;
 
@@ -225,7 +225,7 @@ pub fn rmi_command(args: RmiArgs) -> Result<i32> {
             println!("Untagged: {}", removed.name);
         }
     }
-    let (layers, _) = context.store.collect_garbage(layers_in_use)?;
+    let (layers, _) = context.store.collect_garbage(pins)?;
     if layers > 0 {
         println!("Deleted {layers} unused layers");
     }
@@ -369,9 +369,20 @@ pub fn history_command(args: HistoryArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The layers containers pin, once the dirs of runs killed before they
+/// recorded their container are swept (they would pin layers for ever).
+fn pins(store_root: &std::path::Path) -> Vec<String> {
+    sweep_unrecorded(store_root, UNRECORDED_GRACE);
+    layers_in_use(store_root)
+}
+
+/// How long a container dir may go without a record before it counts as
+/// a killed run's: making one takes well under that.
+pub const UNRECORDED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub fn prune_command() -> Result<i32> {
     let context = ImageContext::open()?;
-    let (layers, blobs) = context.store.collect_garbage(layers_in_use)?;
+    let (layers, blobs) = context.store.collect_garbage(pins)?;
     println!("Deleted {layers} unused layers and {blobs} unused blobs");
     Ok(0)
 }

@@ -37,6 +37,7 @@ impl ContainerFiles {
         let dir = parent.join(id);
         std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let files = ContainerFiles { dir, keep: false };
+        files.note_creator()?;
         match mode {
             RootfsMode::Overlay | RootfsMode::FuseOverlayfs => {
                 for name in ["upper", "work"] {
@@ -69,7 +70,17 @@ impl ContainerFiles {
     pub fn without_rootfs(store_root: &Path, id: &str) -> Result<ContainerFiles> {
         let dir = store_root.join(CONTAINERS_DIR).join(id);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(ContainerFiles { dir, keep: false })
+        let files = ContainerFiles { dir, keep: false };
+        files.note_creator()?;
+        Ok(files)
+    }
+
+    /// Who is making the container: until its record exists, a dir whose
+    /// maker is gone (a run killed meanwhile) is swept (`sweep_unrecorded`).
+    fn note_creator(&self) -> Result<()> {
+        let path = self.dir.join(CREATOR);
+        std::fs::write(&path, std::process::id().to_string())
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// The files of a container that exists already (one started again):
@@ -135,6 +146,40 @@ pub fn overlay_options(layers: usize) -> String {
         "lowerdir={},upperdir=upper,workdir=work,userxattr",
         lower.join(":")
     )
+}
+
+/// In a container dir: the pid of the rocker making it.
+const CREATOR: &str = "creator";
+/// A container's record, whose absence makes a dir no container yet.
+const RECORD: &str = "config.json";
+
+/// Removes container dirs that never got a record and whose maker is gone
+/// (a run killed before it recorded the container: such a dir is in no
+/// list, and its links pin layers), once older than `min_age`; returns
+/// them.
+pub fn sweep_unrecorded(store_root: &Path, min_age: std::time::Duration) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(store_root.join(CONTAINERS_DIR)) else {
+        return vec![];
+    };
+    let mut swept = vec![];
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if dir.join(RECORD).exists() {
+            continue;
+        }
+        let old_enough = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= min_age));
+        let maker_alive = std::fs::read_to_string(dir.join(CREATOR))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if old_enough && !maker_alive && remove_tree(&dir).is_ok() {
+            swept.push(dir);
+        }
+    }
+    swept
 }
 
 /// The layers (their directory names: diff_id hex) every existing
