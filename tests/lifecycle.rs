@@ -1222,3 +1222,46 @@ fn damaged_records_are_shown_as_such_and_removable() {
     }
     assert!(s.ps_json().is_empty());
 }
+
+#[test]
+fn prune_and_rm_leave_a_container_that_is_being_started() {
+    let s = Store::new("lifecycle-starting");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let id = ok(s.rocker(&[
+        "create",
+        "--name",
+        "booting",
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs,
+        "true",
+    ]));
+    let id = id.trim();
+    // As while a run sets it up: recorded, not started, its maker alive.
+    let mut maker = harness().command_as_user("sleep");
+    maker.arg("30");
+    let mut maker = spawn_quiet(maker);
+    let creator = s.data.join("rocker/containers").join(id).join("creator");
+    std::fs::write(&creator, maker.id().to_string()).unwrap();
+
+    ok(s.rocker(&["container", "prune"]));
+    assert_eq!(
+        s.state("booting"),
+        "created",
+        "prune took a starting container"
+    );
+    let output = s.rocker(&["rm", "booting"]);
+    assert_eq!(code(&output), 125);
+    assert!(
+        stderr(&output).contains("being started"),
+        "{}",
+        stderr(&output)
+    );
+
+    // Its maker gone, it is a created container like any: prune takes it.
+    let _ = maker.kill();
+    let _ = maker.wait();
+    assert_eq!(ok(s.rocker(&["container", "prune"])).trim(), id);
+    assert!(s.ps_json().is_empty());
+}

@@ -580,9 +580,24 @@ pub fn rm_command(args: RmArgs) -> Result<i32> {
     Ok(if status != 0 { status } else { rest })
 }
 
+/// A container not running whose maker (the run, or the start, setting
+/// it up) still runs: one being started, not a container to remove.
+fn is_starting(containers: &Containers, record: &ContainerRecord) -> Result<bool> {
+    Ok(!matches!(
+        containers.state(&record.id)?,
+        State::Running(_) | State::Restarting { .. }
+    ) && crate::rootfs::backing::container_dir::maker_alive(&containers.dir(&record.id)))
+}
+
 /// Removes a container: refused while it runs, unless `force`, which kills
-/// it first.
+/// it first; refused while it is being started.
 fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Result<()> {
+    if is_starting(containers, record)? {
+        bail!(
+            "container {} is being started: remove it once it runs (rm -f) or has failed",
+            record.name
+        );
+    }
     let state = containers.state(&record.id)?;
     if let State::Restarting { monitor, .. } = &state {
         if !force {
@@ -624,7 +639,8 @@ pub fn prune_command() -> Result<i32> {
         if matches!(
             containers.state(&record.id)?,
             State::Running(_) | State::Restarting { .. }
-        ) {
+        ) || is_starting(&containers, &record)?
+        {
             continue;
         }
         let lock = containers.lock()?;

@@ -154,7 +154,7 @@ pub fn start(record: ContainerRecord, restart: Restart, dirs: &Dirs) -> Result<i
     }
     spec.resources = restart.resources;
     spec.process.stdin = restart.stdin;
-    let files = ContainerFiles::existing(containers.dir(&record.id));
+    let files = ContainerFiles::existing(containers.dir(&record.id))?;
     let launch = Launch {
         spec,
         seccomp: startable.seccomp,

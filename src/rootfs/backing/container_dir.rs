@@ -85,8 +85,11 @@ impl ContainerFiles {
 
     /// The files of a container that exists already (one started again):
     /// never removed by this value.
-    pub fn existing(dir: PathBuf) -> ContainerFiles {
-        ContainerFiles { dir, keep: true }
+    pub fn existing(dir: PathBuf) -> Result<ContainerFiles> {
+        let files = ContainerFiles { dir, keep: true };
+        // This process starts it now: prune and rm leave it meanwhile.
+        files.note_creator()?;
+        Ok(files)
     }
 
     /// The overlay modes' link to lower layer `index` (0 = the bottom).
@@ -153,6 +156,15 @@ const CREATOR: &str = "creator";
 /// A container's record, whose absence makes a dir no container yet.
 const RECORD: &str = "config.json";
 
+/// Whether the rocker that made the container dir `dir` (or is starting
+/// it) still runs, and is not this process.
+pub fn maker_alive(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(CREATOR))
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
+}
+
 /// Removes container dirs that never got a record and whose maker is gone
 /// (a run killed before it recorded the container: such a dir is in no
 /// list, and its links pin layers), once older than `min_age`; returns
@@ -171,11 +183,7 @@ pub fn sweep_unrecorded(store_root: &Path, min_age: std::time::Duration) -> Vec<
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= min_age));
-        let maker_alive = std::fs::read_to_string(dir.join(CREATOR))
-            .ok()
-            .and_then(|pid| pid.trim().parse::<u32>().ok())
-            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-        if old_enough && !maker_alive && remove_tree(&dir).is_ok() {
+        if old_enough && !maker_alive(&dir) && remove_tree(&dir).is_ok() {
             swept.push(dir);
         }
     }
