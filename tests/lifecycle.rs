@@ -1265,3 +1265,59 @@ fn prune_and_rm_leave_a_container_that_is_being_started() {
     assert_eq!(ok(s.rocker(&["container", "prune"])).trim(), id);
     assert!(s.ps_json().is_empty());
 }
+
+#[test]
+fn another_session_sees_the_same_containers_whatever_its_runtime_dir() {
+    let s = Store::new("lifecycle-sessions");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let session = |runtime: Option<&std::path::Path>, args: &[&str]| {
+        let mut command = match runtime {
+            Some(runtime) => harness().rocker_with_runtime(runtime),
+            None => {
+                let mut command = harness().rocker();
+                command.env_remove("XDG_RUNTIME_DIR");
+                command
+            }
+        };
+        command.env("XDG_DATA_HOME", &s.data).args(args);
+        output_within(command, Duration::from_secs(60))
+    };
+    // Started where there is no XDG_RUNTIME_DIR (cron, su, a CI runner).
+    ok(session(
+        None,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "cron-job",
+            "--network",
+            "none",
+            "--rootfs",
+            &rootfs,
+            "sleep",
+            "300",
+        ],
+    ));
+    // Seen from a desktop session with a runtime dir of its own.
+    let desktop = harness().scratch("sessions-desktop-run");
+    let desktop = Some(desktop.as_path());
+    let listed = ok(session(desktop, &["ps"]));
+    assert!(
+        listed.contains("cron-job") && listed.contains("Up "),
+        "{listed}"
+    );
+    assert_eq!(
+        ok(session(desktop, &["exec", "cron-job", "echo", "reached"])),
+        "reached\n"
+    );
+    let output = session(desktop, &["rm", "cron-job"]);
+    assert_ne!(
+        code(&output),
+        0,
+        "rm of a running container from another session"
+    );
+    ok(session(desktop, &["stop", "-t", "1", "cron-job"]));
+    assert_eq!(s.state("cron-job"), "exited");
+    ok(session(desktop, &["rm", "cron-job"]));
+    assert_eq!(processes_with_env(&s.data.to_string_lossy()), vec![]);
+}

@@ -79,7 +79,7 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
             stdin: args.process.interactive,
             capabilities: capabilities_of(&record)?,
         },
-        seccomp: live_dir::read_seccomp(&dirs.runtime, &record.id)?
+        seccomp: live_dir::read_seccomp(&containers.runtime_of(&record.id), &record.id)?
             .map(|bytes| Program::from_bytes(&bytes))
             .transpose()
             .with_context(|| format!("the syscall filter of container {}", record.name))?,

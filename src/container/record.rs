@@ -180,6 +180,10 @@ pub struct Status {
     /// The monitor that waits to start it again, while it waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarting: Option<ProcessId>,
+    /// The runtime dir of the session that started it, where its live dir
+    /// is: another session (another `XDG_RUNTIME_DIR`, or none) finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<PathBuf>,
 }
 
 /// The processes of a running container.
@@ -277,9 +281,24 @@ impl Containers {
         self.store.join(id)
     }
 
-    /// The container's live dir in the runtime dir.
+    /// This session's runtime dir, where the containers it starts live.
+    pub fn runtime(&self) -> &Path {
+        &self.runtime
+    }
+
+    /// The runtime dir of the session that started the container (its
+    /// status says), else this session's.
+    pub fn runtime_of(&self, id: &str) -> PathBuf {
+        self.status(id)
+            .ok()
+            .and_then(|status| status.runtime)
+            .unwrap_or_else(|| self.runtime.clone())
+    }
+
+    /// The container's live dir, in the runtime dir of the session that
+    /// started it.
     pub fn live_dir(&self, id: &str) -> PathBuf {
-        live_dir::path(&self.runtime, id)
+        live_dir::path(&self.runtime_of(id), id)
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
@@ -404,12 +423,30 @@ impl Containers {
         crate::util::fs::write_durably(&self.dir(id).join(STATUS_FILE), &bytes, 0o600)
     }
 
+    /// Rewrites a running container's live state (pause), where it is.
     pub fn write_live_state(&self, id: &str, state: &LiveState) -> Result<()> {
         write_json(&self.live_dir(id).join(live_dir::STATE_FILE), state)
     }
 
+    /// Writes the live state of a container this process has just started,
+    /// in this session's runtime dir (its status names it next).
+    pub fn write_started_live_state(&self, id: &str, state: &LiveState) -> Result<()> {
+        write_json(
+            &live_dir::path(&self.runtime, id).join(live_dir::STATE_FILE),
+            state,
+        )
+    }
+
     fn live_state(&self, id: &str) -> Option<LiveState> {
-        read_json(&self.live_dir(id).join(live_dir::STATE_FILE))
+        self.live_state_of(id, self.status(id).ok().as_ref())
+    }
+
+    /// The live state in the live dir `status` names (or this session's).
+    fn live_state_of(&self, id: &str, status: Option<&Status>) -> Option<LiveState> {
+        let runtime = status
+            .and_then(|s| s.runtime.clone())
+            .unwrap_or_else(|| self.runtime.clone());
+        read_json(&live_dir::path(&runtime, id).join(live_dir::STATE_FILE))
             .ok()
             .flatten()
     }
@@ -476,7 +513,9 @@ impl Containers {
         }
         // The monitor answers for the container until it has recorded the
         // end: while it lives, the container counts as running.
-        let live = self.live_state(id).filter(|live| live.monitor.is_alive());
+        let live = self
+            .live_state_of(id, Some(status))
+            .filter(|live| live.monitor.is_alive());
         match (status.started, live) {
             (Some(_), Some(live)) => State::Running(live),
             (Some(_), None) => State::Stopped,

@@ -206,10 +206,11 @@ fn record_start(
         cgroup: cgroup.map(Path::to_path_buf),
         paused: None,
     };
-    containers.write_live_state(id, &live)?;
+    containers.write_started_live_state(id, &live)?;
     let status = Status {
         started: Some(time::now_nanos()),
         restart_count,
+        runtime: Some(containers.runtime().to_path_buf()),
         ..Status::default()
     };
     containers.write_status(id, &status)?;
