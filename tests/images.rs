@@ -1098,3 +1098,41 @@ fn overlay_run(data: &std::path::Path, args: &[&str]) -> Output {
     command.env("ROCKER_ROOTFS", "overlay").args(args);
     output_within(command, Duration::from_secs(300))
 }
+
+#[test]
+fn a_corrupt_blob_is_reported_as_corrupt_not_as_a_bad_tar() {
+    let tar = oci::tar_of(&[("a", &"x".repeat(200_000)), ("b", "y")]);
+    let image = push(
+        "corrupt-tar:1",
+        vec![Layer {
+            tar,
+            compression: Compression::None,
+        }],
+        json!({}),
+    );
+    // The registry's copy, damaged in the middle of a tar header.
+    let manifest: serde_json::Value = {
+        let output = std::process::Command::new("/usr/bin/skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{image}"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let digest = manifest["layers"][0]["digest"].as_str().unwrap();
+    let file = images().registry.blob_file(digest);
+    let mut bytes = std::fs::read(&file).unwrap();
+    for byte in &mut bytes[124..136] {
+        *byte = b'z'; // the first entry's size field
+    }
+    std::fs::write(&file, bytes).unwrap();
+    let data = harness().scratch("corrupt-pull");
+    let output = rocker_in(&data, &["pull", &image]);
+    assert_eq!(code(&output), 125);
+    let said = stderr(&output);
+    assert!(
+        said.contains("blob is corrupt") && said.contains("pulling again may help"),
+        "{said}"
+    );
+    assert!(said.contains(digest), "{said}");
+}

@@ -140,8 +140,11 @@ pub fn take_layer(
     let (feeder, tar_stream) = readahead::channel();
     let (read, unpacked) = std::thread::scope(|scope| {
         let kept = &mut kept;
-        let producer = scope.spawn(move || -> Result<Option<(Digest, u64)>> {
-            let fed = match kept {
+        // Whether the whole tar went across, and the blob's digest and size
+        // (read to its end even when extraction failed: a corrupt blob is
+        // then told from a hostile or broken tar).
+        let producer = scope.spawn(move || -> Result<(bool, Option<(Digest, u64)>)> {
+            Ok(match kept {
                 Kept::Raw(file) => {
                     let mut compressed = VerifyingReader::new(
                         Tee {
@@ -152,7 +155,7 @@ pub fn take_layer(
                     );
                     let fed =
                         feeder.feed(&mut codec::decoder(&mut compressed, incoming.compression)?);
-                    fed.then(|| finish_blob(compressed)).transpose()?
+                    (fed, finish_blob(compressed).ok())
                 }
                 Kept::Encoded(writer) => {
                     let mut compressed = VerifyingReader::new(body, limit);
@@ -160,11 +163,9 @@ pub fn take_layer(
                         inner: codec::decoder(&mut compressed, incoming.compression)?,
                         copy: writer.as_mut(),
                     });
-                    fed.then(|| finish_blob(compressed)).transpose()?
+                    (fed, finish_blob(compressed).ok())
                 }
-            };
-            // Without `fed`, the extracting side reports why.
-            Ok(fed)
+            })
         });
         let root = extract_into.as_ref().map(|temp| temp.path());
         let label = incoming
@@ -178,9 +179,24 @@ pub fn take_layer(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the reading thread panicked")));
         (read, unpacked)
     });
-    let read = read?;
-    let (diff_id, tar_size) = unpacked?;
-    let Some((digest, size)) = read else {
+    let (fed, read) = read?;
+    let (diff_id, tar_size) = match unpacked {
+        Ok(unpacked) => unpacked,
+        Err(err) => {
+            if let (Some((digest, size)), Some((expected, expected_size))) = (&read, incoming.blob)
+            {
+                if digest != expected || *size != expected_size {
+                    bail!(
+                        "the layer's blob is corrupt: it should be {expected} ({expected_size} \
+                         bytes) but is {digest} ({size} bytes); pulling again may help \
+                         (extraction said: {err:#})"
+                    );
+                }
+            }
+            return Err(err);
+        }
+    };
+    let (true, Some((digest, size))) = (fed, read) else {
         bail!("the stream stopped before the end of the blob");
     };
     if let Some((expected, expected_size)) = incoming.blob {
