@@ -1186,6 +1186,7 @@ fn damaged_records_are_shown_as_such_and_removable() {
     };
     let garbled = exited("garbled");
     let truncated = exited("truncated");
+    let short = exited("short");
     let running = s.detach(&["--name", "alive", "--network", "none"], &["sleep", "300"]);
     // As a power cut can leave them: an empty status, half a record.
     std::fs::write(dir(&garbled).join("status.json"), "").unwrap();
@@ -1194,6 +1195,13 @@ fn damaged_records_are_shown_as_such_and_removable() {
     std::fs::write(
         dir(&truncated).join("config.json"),
         &config[..config.len() / 2],
+    )
+    .unwrap();
+    // Valid JSON, a damaged id (code that slices ids must not panic).
+    let record = std::fs::read_to_string(dir(&short).join("config.json")).unwrap();
+    std::fs::write(
+        dir(&short).join("config.json"),
+        record.replace(&short, "c0ffee"),
     )
     .unwrap();
 
@@ -1216,8 +1224,9 @@ fn damaged_records_are_shown_as_such_and_removable() {
 
     ok(s.rocker(&["rm", "garbled"]));
     ok(s.rocker(&["rm", &truncated[..12]]));
+    ok(s.rocker(&["rm", &short[..12]]));
     ok(s.rocker(&["rm", "-f", "alive"]));
-    for id in [&garbled, &truncated, &running] {
+    for id in [&garbled, &truncated, &short, &running] {
         assert!(!dir(id).exists(), "{id} left");
     }
     assert!(s.ps_json().is_empty());

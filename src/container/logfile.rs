@@ -77,7 +77,9 @@ impl LogWriter {
             let buffer = &self.partial[index];
             let end = match buffer.iter().position(|&b| b == b'\n') {
                 Some(newline) => newline + 1,
-                None if buffer.len() >= MAX_LINE => MAX_LINE,
+                // A long line is cut where a character starts, so that
+                // both parts stay valid UTF-8.
+                None if buffer.len() >= MAX_LINE => utf8_cut(buffer, MAX_LINE),
                 None => break,
             };
             let line: Vec<u8> = self.partial[index].drain(..end).collect();
@@ -246,5 +248,39 @@ mod tests {
         let all = read_all(&path).unwrap();
         assert_eq!(all.last().unwrap().log, "line 19\n");
         assert!(followed.iter().any(|e| e.log == "line 0\n"), "{followed:?}");
+    }
+}
+
+/// Where to cut `bytes` at most `at` long without splitting a UTF-8
+/// character (bytes that are no UTF-8 are cut anywhere).
+fn utf8_cut(bytes: &[u8], at: usize) -> usize {
+    let is_continuation = |b: u8| b & 0xc0 == 0x80;
+    let mut cut = at.min(bytes.len());
+    // A character is at most 4 bytes: look back at most 3.
+    for _ in 0..3 {
+        if cut == 0 || cut >= bytes.len() || !is_continuation(bytes[cut]) {
+            break;
+        }
+        cut -= 1;
+    }
+    if cut == 0 {
+        at
+    } else {
+        cut
+    }
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_between_characters() {
+        let line = "é".repeat(10); // 2 bytes each
+        assert_eq!(utf8_cut(line.as_bytes(), 5), 4);
+        assert_eq!(utf8_cut(line.as_bytes(), 6), 6);
+        assert_eq!(utf8_cut(b"abcdef", 3), 3);
+        let emoji = "😀😀";
+        assert_eq!(utf8_cut(emoji.as_bytes(), 6), 4);
     }
 }

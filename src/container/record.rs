@@ -318,7 +318,7 @@ impl Containers {
         for entry in entries.flatten() {
             // A dir without config.json is a container being created (or
             // one whose creation was killed): not a container yet.
-            match read_json::<ContainerRecord>(&entry.path().join(CONFIG_FILE)) {
+            match read_record(&entry.path()) {
                 Ok(Some(record)) => records.push(record),
                 Ok(None) => {}
                 // One damaged record (a power cut) must not hide the rest.
@@ -540,8 +540,8 @@ impl Containers {
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .filter(|id| id.starts_with(prefix))
             .filter(|id| {
-                let config = self.dir(id).join(CONFIG_FILE);
-                config.exists() && read_json::<ContainerRecord>(&config).is_err()
+                let dir = self.dir(id);
+                dir.join(CONFIG_FILE).exists() && read_record(&dir).is_err()
             })
             .collect()
     }
@@ -579,6 +579,26 @@ impl Containers {
         }
         remove_tree(&dir)
     }
+}
+
+/// The record in container dir `dir`, checked: it must name the dir (its
+/// id, 64 hex digits), or it is damaged; None when there is no record.
+fn read_record(dir: &Path) -> Result<Option<ContainerRecord>> {
+    let Some(record) = read_json::<ContainerRecord>(&dir.join(CONFIG_FILE))? else {
+        return Ok(None);
+    };
+    let named = dir
+        .file_name()
+        .is_some_and(|name| name == record.id.as_str());
+    let well_formed = record.id.len() == 64 && record.id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !named || !well_formed {
+        bail!(
+            "{} is damaged: its id {:?} is not its directory's name",
+            dir.join(CONFIG_FILE).display(),
+            record.id
+        );
+    }
+    Ok(Some(record))
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

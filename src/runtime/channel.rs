@@ -91,6 +91,12 @@ impl Socket {
         fd: Option<BorrowedFd<'_>>,
     ) -> Result<()> {
         let bytes = serde_json::to_vec(message)?;
+        if bytes.len() > MAX_MESSAGE {
+            bail!(
+                "a sync message of {} bytes is more than the {MAX_MESSAGE} the other side reads",
+                bytes.len()
+            );
+        }
         let raw = fd.map(|fd| [fd.as_raw_fd()]);
         let rights: Vec<ControlMessage> =
             raw.iter().map(|r| ControlMessage::ScmRights(r)).collect();
@@ -127,6 +133,9 @@ impl Socket {
                         fd.get_or_insert(owned);
                     }
                 }
+            }
+            if received.flags.contains(MsgFlags::MSG_TRUNC) {
+                bail!("a sync message longer than {MAX_MESSAGE} bytes came in cut");
             }
             (received.bytes, fd)
         };
@@ -245,6 +254,21 @@ impl ChildEnd {
     }
 
     pub fn failed(&self, status: i32, message: String) -> Result<()> {
+        // One packet holds it: a longer message (a huge error) is cut,
+        // where a character starts.
+        let message = if message.len() > MAX_MESSAGE / 2 {
+            let mut end = MAX_MESSAGE / 2;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!(
+                "{}... (cut: the message was {} bytes)",
+                &message[..end],
+                message.len()
+            )
+        } else {
+            message
+        };
         self.0.send(&ToParent::Failed { status, message }, None)
     }
 }
@@ -267,6 +291,15 @@ mod tests {
         assert_eq!(crate::error::exit_status_of(&err), 127);
         drop(child);
         parent.wait_for_exec().unwrap();
+    }
+
+    #[test]
+    fn a_failure_too_long_for_one_packet_comes_through_cut() {
+        let (parent, child) = pair().unwrap();
+        child.failed(126, "x".repeat(200_000)).unwrap();
+        let err = parent.wait_for_exec().unwrap_err();
+        assert_eq!(crate::error::exit_status_of(&err), 126);
+        assert!(err.to_string().contains("(cut: the message was"), "{err}");
     }
 
     #[test]

@@ -116,6 +116,11 @@ pub(super) fn redirect_target(
     } else if location.starts_with('/') {
         let scheme_host = &url[..url.find("://").unwrap() + 3 + host_of(url).len()];
         Ok(format!("{scheme_host}{location}"))
+    } else if !location.is_empty() && !location.contains("://") {
+        // Relative to the request's own path, without its query.
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        let base = &path[..path.rfind('/').map_or(path.len(), |i| i + 1)];
+        Ok(format!("{base}{location}"))
     } else {
         bail!("unsupported redirect location {location:?}")
     }
@@ -396,8 +401,10 @@ impl Registry {
                 endpoint.host
             );
         }
+        // A realm may carry a query of its own.
+        let separator = if realm.contains('?') { '&' } else { '?' };
         let mut url = format!(
-            "{realm}?scope={}",
+            "{realm}{separator}scope={}",
             query_escape(&format!(
                 "repository:{}:{}",
                 endpoint.repository, self.actions
