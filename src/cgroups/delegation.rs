@@ -95,17 +95,20 @@ pub fn is_delegated(dir: &Path, cgroup: &str) -> bool {
     marked || cgroup == "/" || systemd_delegates(cgroup)
 }
 
+/// How long a helper (systemctl) may take before rocker goes on without
+/// its answer.
+const HELPER_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Whether the user manager's unit owning `cgroup` has Delegate=yes.
 fn systemd_delegates(cgroup: &str) -> bool {
     let unit = cgroup.rsplit('/').next().unwrap_or_default();
     if !(unit.ends_with(".scope") || unit.ends_with(".service")) {
         return false;
     }
-    std::process::Command::new("systemctl")
-        .args(["--user", "show", "--property=Delegate", "--value", unit])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == b"yes")
+    let mut systemctl = std::process::Command::new("systemctl");
+    systemctl.args(["--user", "show", "--property=Delegate", "--value", unit]);
+    crate::util::wait::helper_output(&mut systemctl, HELPER_LIMIT)
+        .is_some_and(|out| out.status.success() && out.stdout.trim_ascii() == b"yes")
 }
 
 /// The controllers a cgroup may use (its parent enabled them for it).

@@ -70,11 +70,10 @@ fn known_hardening_flags(program: &Path, runtime: &Path) -> Vec<&'static str> {
             text[identity.len()..].to_string()
         }
         _ => {
-            let help = Command::new(program)
-                .arg("--help")
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .output()
+            // A hung --help costs the hardening flags, not the run.
+            let mut help = Command::new(program);
+            help.arg("--help");
+            let help = crate::util::wait::helper_output(&mut help, Duration::from_secs(3))
                 .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
                 .unwrap_or_default();
             let flags: Vec<&str> = HARDENING_FLAGS

@@ -26,6 +26,41 @@ pub fn until<T>(
     }
 }
 
+/// Runs a helper program (`systemctl`, `slirp4netns --help`) to its end
+/// within `limit`: its output, or None when it could not start or ran out
+/// of time (then it is killed). A helper that hangs must not hang rocker.
+pub fn helper_output(
+    command: &mut std::process::Command,
+    limit: Duration,
+) -> Option<std::process::Output> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // Read as it comes, so that a chatty helper never blocks on a full pipe.
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut bytes = vec![];
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let Some(status) = until(limit, Duration::from_millis(5), || child.try_wait().ok().flatten())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    Some(std::process::Output {
+        status,
+        stdout: reader.join().unwrap_or_default(),
+        stderr: vec![],
+    })
+}
+
 /// Waits up to `limit` for `fd` to be readable (or at its end, or in
 /// error, which a read then tells); false when the time ran out. A signal
 /// does not cut the wait short.
@@ -47,6 +82,20 @@ pub fn readable(fd: BorrowedFd<'_>, limit: Duration) -> nix::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_helper_that_hangs_is_killed_at_its_limit() {
+        let start = Instant::now();
+        let mut sleeper = std::process::Command::new("sleep");
+        sleeper.arg("30");
+        assert!(helper_output(&mut sleeper, Duration::from_millis(200)).is_none());
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let mut echo = std::process::Command::new("echo");
+        echo.arg("hi");
+        let out = helper_output(&mut echo, Duration::from_secs(10)).unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        assert!(out.status.success());
+    }
     use std::os::fd::AsFd;
 
     #[test]
