@@ -203,10 +203,14 @@ impl ContainerCgroup {
     fn empty_delegated_cgroup(&self) -> Result<()> {
         let procs = self.delegated.join("cgroup.procs");
         let init = self.delegated.join(INIT_LEAF);
-        for _ in 0..100 {
+        for round in 0..100u32 {
             let pids = pids_in(&self.delegated);
             if pids.is_empty() {
                 return Ok(());
+            }
+            if round > 0 {
+                // Processes still arriving (a fork meanwhile): let them.
+                std::thread::sleep(std::time::Duration::from_millis(u64::from(round.min(20))));
             }
             make_dir(&init)?;
             for pid in pids {

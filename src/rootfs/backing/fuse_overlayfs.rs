@@ -4,6 +4,7 @@
 //! the container can neither see nor signal it; it dies with the monitor
 //! (parent-death signal) and is stopped when the container ends.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -121,18 +122,9 @@ impl FuseOverlay {
         let mut fuse = FuseOverlay { child };
 
         let mount_point = mountinfo_escape(merged);
-        // Mounted, or gone (its exit, or an error asking after it).
-        let outcome = wait::until(MOUNT_DEADLINE, Duration::from_millis(1), || {
-            if is_mounted(container, &mount_point) {
-                return Some(Ok(true));
-            }
-            match fuse.child.try_wait() {
-                Ok(None) => None,
-                Ok(Some(_)) => Some(Ok(false)),
-                Err(err) => Some(Err(err)),
-            }
-        });
-        if outcome.transpose().context("waiting for fuse-overlayfs")? != Some(true) {
+        let mounted = await_mount(container, &mount_point, &mut fuse.child)
+            .context("waiting for fuse-overlayfs")?;
+        if !mounted {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             bail!(
                 "fuse-overlayfs did not mount {}: {}",
@@ -162,13 +154,48 @@ impl Drop for FuseOverlay {
 /// it; always reaps, so no zombie stays. Waiting matters here: the upper
 /// dir is only consistent once fuse-overlayfs has unmounted.
 fn wait_or_kill(child: &mut Child, deadline: Duration) {
-    let exited = wait::until(deadline, Duration::from_millis(1), || {
-        (!matches!(child.try_wait(), Ok(None))).then_some(())
-    });
-    if exited.is_none() {
+    // A pidfd turns readable when the process exits: no polling.
+    let exited = match crate::sys::pidfd_open(Pid::from_raw(child.id() as i32)) {
+        Ok(pidfd) => wait::readable(pidfd.as_fd(), deadline).unwrap_or(false),
+        Err(_) => !matches!(child.try_wait(), Ok(None)),
+    };
+    if !exited {
         let _ = child.kill();
     }
     let _ = child.wait();
+}
+
+/// Waits, up to MOUNT_DEADLINE, until fuse-overlayfs's mount shows in the
+/// container's mount table (true) or fuse-overlayfs has exited (false).
+/// The kernel wakes a poll on mountinfo (POLLPRI) when the table changes,
+/// and on a pidfd when its process ends: nothing is re-read in a loop.
+fn await_mount(container: Pid, mount_point: &str, child: &mut Child) -> Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mountinfo = std::fs::File::open(format!("/proc/{container}/mountinfo"))
+        .context("opening the container's mount table")?;
+    let pidfd = crate::sys::pidfd_open(Pid::from_raw(child.id() as i32))
+        .context("watching fuse-overlayfs")?;
+    let start = std::time::Instant::now();
+    loop {
+        if is_mounted(container, mount_point) {
+            return Ok(true);
+        }
+        if !matches!(child.try_wait(), Ok(None)) {
+            return Ok(false);
+        }
+        let left = MOUNT_DEADLINE.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let mut fds = [
+            PollFd::new(mountinfo.as_fd(), PollFlags::POLLPRI),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(err) => return Err(err).context("waiting on the mount table"),
+        }
+    }
 }
 
 #[cfg(test)]
