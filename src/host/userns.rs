@@ -21,6 +21,11 @@ pub(crate) fn read_sysctl(path: &str) -> Option<i64> {
 /// Host settings known to block unprivileged user namespaces, each with
 /// the command that lifts it.
 pub fn blockers() -> Vec<String> {
+    blockers_given(read_sysctl)
+}
+
+/// `blockers`, with the sysctls as `read` gives them.
+fn blockers_given(read_sysctl: impl Fn(&str) -> Option<i64>) -> Vec<String> {
     let mut found = vec![];
     if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
         found.push(
@@ -36,8 +41,10 @@ pub fn blockers() -> Vec<String> {
     }
     if read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
         found.push(
-            "AppArmor restricts unprivileged user namespaces; give rocker a profile that allows \
-             `userns,` or run: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
+            "AppArmor restricts unprivileged user namespaces; install the profile rocker ships \
+             (sudo install -m 0644 contrib/apparmor/rocker /etc/apparmor.d/rocker && sudo \
+             apparmor_parser -r /etc/apparmor.d/rocker), or lift the restriction for everyone: \
+             sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
                 .to_string(),
         );
     }
@@ -81,6 +88,28 @@ fn write_proc_file(path: &str, content: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_blocker_names_its_fix() {
+        assert!(blockers_given(|_| None).is_empty());
+        let apparmor = blockers_given(|path| {
+            (path == "/proc/sys/kernel/apparmor_restrict_unprivileged_userns").then_some(1)
+        });
+        assert_eq!(apparmor.len(), 1);
+        assert!(
+            apparmor[0].contains("contrib/apparmor/rocker"),
+            "{apparmor:?}"
+        );
+        assert!(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("contrib/apparmor/rocker")
+            .is_file());
+        let all = blockers_given(|_| Some(0));
+        assert_eq!(
+            all.len(),
+            2,
+            "max_user_namespaces and unprivileged_userns_clone: {all:?}"
+        );
+    }
 
     #[test]
     fn lines_map_one_id() {

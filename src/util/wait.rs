@@ -48,8 +48,9 @@ pub fn helper_output(
         let _ = stdout.read_to_end(&mut bytes);
         bytes
     });
-    let Some(status) = until(limit, Duration::from_millis(5), || child.try_wait().ok().flatten())
-    else {
+    let Some(status) = until(limit, Duration::from_millis(5), || {
+        child.try_wait().ok().flatten()
+    }) else {
         let _ = child.kill();
         let _ = child.wait();
         return None;

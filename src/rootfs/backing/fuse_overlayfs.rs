@@ -191,7 +191,10 @@ fn await_mount(container: Pid, mount_point: &str, child: &mut Child) -> Result<b
             PollFd::new(mountinfo.as_fd(), PollFlags::POLLPRI),
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
         ];
-        match poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(err) => return Err(err).context("waiting on the mount table"),
         }
