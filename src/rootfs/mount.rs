@@ -131,10 +131,37 @@ pub fn enter(rootfs: &Path, plan: &[MountOp], read_only: bool) -> Result<()> {
     // pivot_root(".", ".") stacks the old root on top of the new one; the
     // detach then drops it, and with it every path to the host's tree.
     fchdir(&root).context("entering the rootfs")?;
-    pivot_root(".", ".").context("pivot_root into the rootfs")?;
+    match pivot_root(".", ".") {
+        Ok(()) => {}
+        // The kernel refuses to pivot away from the initial ramfs. A
+        // chroot instead would leave the host's tree a chroot escape away
+        // from a container root holding CAP_SYS_CHROOT: fail, saying why.
+        Err(nix::errno::Errno::EINVAL)
+            if std::fs::read_to_string("/proc/self/mountinfo")
+                .is_ok_and(|text| root_is_initramfs(&text)) =>
+        {
+            bail!(
+                "this host's root file system is the initial ramfs (rootfs), which the kernel \
+                 will not pivot_root away from; boot into a real root (switch_root to a tmpfs \
+                 or a disk, as most distributions' initramfs do) to run containers"
+            )
+        }
+        Err(err) => return Err(err).context("pivot_root into the rootfs"),
+    }
     umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
     chdir("/").context("changing to the new root")?;
     Ok(())
+}
+
+/// Whether mountinfo `text` shows `/` on the initial ramfs (`rootfs`).
+fn root_is_initramfs(text: &str) -> bool {
+    text.lines().any(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let separator = fields.iter().position(|f| *f == "-");
+        let mount_point = fields.get(4).copied();
+        let fstype = separator.and_then(|i| fields.get(i + 1)).copied();
+        mount_point == Some("/") && fstype == Some("rootfs")
+    })
 }
 
 /// Mounts the image's layers and the container's upper dir on
@@ -338,5 +365,19 @@ fn open_existing(root: &OwnedFd, path: &str) -> Result<Option<OwnedFd>> {
         Ok(fd) => Ok(Some(fd)),
         Err(nix::errno::Errno::ENOENT) => Ok(None),
         Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_initramfs_root_is_told_apart() {
+        let initramfs = "1 1 0:1 / / rw - rootfs rootfs rw,size=1024k\n";
+        let disk = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                    25 22 0:22 / /proc rw - proc proc rw\n";
+        assert!(root_is_initramfs(initramfs));
+        assert!(!root_is_initramfs(disk));
     }
 }
