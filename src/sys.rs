@@ -386,6 +386,19 @@ pub fn fsetxattr(fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> nix::Result<()
     Errno::result(ret).map(drop)
 }
 
+/// The signals pending for this thread or process (blocked ones that
+/// arrived): how setup, with its signals blocked, learns of a Ctrl-C.
+pub fn pending_signals() -> nix::Result<nix::sys::signal::SigSet> {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigpending fills the sigset_t we own; it is read only after
+    // the call succeeded.
+    let ret = unsafe { libc::sigpending(set.as_mut_ptr()) };
+    Errno::result(ret)?;
+    // SAFETY: the set was initialized by the successful sigpending above,
+    // and a set the kernel filled is a valid sigset_t.
+    Ok(unsafe { nix::sys::signal::SigSet::from_sigset_t_unchecked(set.assume_init()) })
+}
+
 /// Reads an extended attribute of an open file.
 pub fn fgetxattr(fd: BorrowedFd<'_>, name: &str) -> nix::Result<Vec<u8>> {
     let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;

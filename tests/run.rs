@@ -542,3 +542,58 @@ fn the_process_gets_runcs_defaults_not_the_callers() {
     let out = ok(output_within(command, Duration::from_secs(30)));
     assert_eq!(out, "0022\nraised\nno-console\n", "{out}");
 }
+
+#[test]
+fn ctrl_c_during_setup_stops_the_run_cleanly() {
+    let h = harness();
+    // A slirp4netns that never says it is ready: setup waits on it.
+    let bin = h.scratch("stuck-slirp-bin");
+    let fake = bin.join("slirp4netns");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncase \"$1\" in --help) exit 0;; esac\nexec sleep 1033\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    h.give_tree(&bin);
+    let data = h.scratch("stuck-slirp-data");
+    let mut command = h.rocker_in(&data);
+    command
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .args(["run", "--name", "stuck", "--rootfs"])
+        .arg(&h.rootfs)
+        .arg("true");
+    let run = spawn_collecting(command);
+    wait_for_process("sleep 1033", Duration::from_secs(30));
+    let start = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = wait_output(run, Duration::from_secs(30));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("interrupted by SIGINT"),
+        "{}",
+        stderr(&output)
+    );
+    // Nothing left: no helper, no container, no record.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !processes_with("sleep 1033").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the helper was left running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut ps = h.rocker_in(&data);
+    ps.args(["ps", "-aq"]);
+    assert_eq!(ok(output_within(ps, Duration::from_secs(30))), "");
+}

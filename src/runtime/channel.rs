@@ -113,6 +113,17 @@ impl Socket {
 
     /// The next message, or `None` when the other end is closed.
     fn receive<M: DeserializeOwned>(&self) -> Result<Option<(M, Option<OwnedFd>)>> {
+        // However long the other side takes (a stuck mount), a Ctrl-C
+        // while setup has its signals blocked ends the wait.
+        loop {
+            match crate::util::wait::readable(self.0.as_fd(), std::time::Duration::from_secs(3600))
+            {
+                Ok(true) => break,
+                Ok(false) => continue,
+                Err(nix::errno::Errno::EINTR) => bail!("interrupted while the other side was busy"),
+                Err(err) => return Err(err).context("waiting on the sync socket"),
+            }
+        }
         let mut buffer = vec![0u8; MAX_MESSAGE];
         let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (length, fd) = {

@@ -14,7 +14,7 @@ use nix::unistd::{getgid, getuid, Pid};
 use crate::cgroups::ContainerCgroup;
 use crate::container::live_dir::LiveDir;
 use crate::container::logfile::LogWriter;
-use crate::error::EXIT_ROCKER_FAILED;
+use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::host::userns;
 use crate::network::slirp::Slirp;
@@ -75,6 +75,28 @@ impl Drop for Held {
 /// is called with the container's PID 1 (and its cgroup, if it has one of
 /// its own) once its command runs.
 pub fn run(
+    spec: &ContainerSpec,
+    seccomp: Option<&Program>,
+    dirs: &Dirs,
+    output: Output,
+    started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
+) -> Result<Exit> {
+    run_container(spec, seccomp, dirs, output, started).map_err(|err| {
+        // A Ctrl-C (or TERM) during setup, held pending by the blocked
+        // signals, made a wait give up: the run ends as if the signal
+        // had ended it, having cleaned up.
+        match crate::util::wait::termination_pending() {
+            Some(signal) => StatusError::new(
+                128 + signal as i32,
+                format!("interrupted by {signal} while the container was being set up"),
+            )
+            .into(),
+            None => err,
+        }
+    })
+}
+
+fn run_container(
     spec: &ContainerSpec,
     seccomp: Option<&Program>,
     dirs: &Dirs,

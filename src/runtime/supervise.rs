@@ -199,6 +199,19 @@ impl BlockedSignals {
 
 impl Drop for BlockedSignals {
     fn drop(&mut self) {
+        // What arrived and was never read (a Ctrl-C during setup) is taken
+        // now and noted, not let through to kill rocker in the middle of
+        // its cleanup: the run ends with 128+N once it has cleaned up.
+        if let Ok(pending) = SignalFd::with_flags(
+            &self.blocked,
+            SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+        ) {
+            while let Ok(Some(info)) = pending.read_signal() {
+                if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                    crate::util::wait::note_termination(signal);
+                }
+            }
+        }
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
     }
 }

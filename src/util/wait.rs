@@ -7,8 +7,42 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+/// A signal that asks rocker to stop (SIGINT, SIGTERM, SIGHUP, SIGQUIT)
+/// and waits, blocked, to be read: while a container is set up, every wait
+/// gives up when one has come (see `runtime::monitor`).
+pub fn termination_pending() -> Option<nix::sys::signal::Signal> {
+    use nix::sys::signal::Signal;
+    let noted = NOTED_TERMINATION.load(std::sync::atomic::Ordering::Relaxed);
+    if let Ok(signal) = Signal::try_from(noted) {
+        return Some(signal);
+    }
+    let pending = crate::sys::pending_signals().ok()?;
+    TERMINATIONS
+        .into_iter()
+        .find(|signal| pending.contains(*signal))
+}
+
+const TERMINATIONS: [nix::sys::signal::Signal; 4] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGQUIT,
+];
+
+/// A termination signal taken from the pending ones (when the blocked
+/// signals are let go): still counts as pending.
+static NOTED_TERMINATION: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Notes `signal`, taken while it was blocked, if it asks rocker to stop.
+pub fn note_termination(signal: nix::sys::signal::Signal) {
+    if TERMINATIONS.contains(&signal) {
+        NOTED_TERMINATION.store(signal as i32, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Calls `check` every `interval` until it gives a value, or until `limit`
-/// has passed (then None). `check` runs at least once.
+/// has passed or a termination signal is pending (then None). `check`
+/// runs at least once.
 pub fn until<T>(
     limit: Duration,
     interval: Duration,
@@ -19,7 +53,7 @@ pub fn until<T>(
         if let Some(value) = check() {
             return Some(value);
         }
-        if start.elapsed() >= limit {
+        if start.elapsed() >= limit || termination_pending().is_some() {
             return None;
         }
         std::thread::sleep(interval);
@@ -64,15 +98,22 @@ pub fn helper_output(
 
 /// Waits up to `limit` for `fd` to be readable (or at its end, or in
 /// error, which a read then tells); false when the time ran out. A signal
-/// does not cut the wait short.
+/// delivered does not cut the wait short; a termination signal pending
+/// (blocked) does, with EINTR.
 pub fn readable(fd: BorrowedFd<'_>, limit: Duration) -> nix::Result<bool> {
     let start = Instant::now();
     loop {
-        let left = limit.saturating_sub(start.elapsed());
+        if termination_pending().is_some() {
+            return Err(nix::errno::Errno::EINTR);
+        }
+        // In slices, to look at pending signals now and then.
+        let left = limit
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_millis(100));
         let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         match poll(&mut fds, timeout) {
-            Ok(0) if left.is_zero() => return Ok(false),
+            Ok(0) if start.elapsed() >= limit => return Ok(false),
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => return Ok(true),
             Err(err) => return Err(err),
