@@ -1136,3 +1136,50 @@ fn a_corrupt_blob_is_reported_as_corrupt_not_as_a_bad_tar() {
     );
     assert!(said.contains(digest), "{said}");
 }
+
+#[test]
+fn a_trickling_registry_is_given_up_and_holds_no_lock_meanwhile() {
+    let h = harness();
+    let image = busybox_image("trickled:1");
+    let target = images().registry.host();
+    let proxy = common::registry::trickling_proxy(target.clone(), Duration::from_millis(10));
+    // A config home of its own: the proxy as an insecure registry, and a
+    // low-speed floor the trickle (100 bytes a second) stays under.
+    let config = h.scratch("trickle-config");
+    write_registries_conf(
+        &config,
+        &format!("[[registry]]\nlocation = \"{proxy}\"\ninsecure = true\n"),
+    );
+    std::fs::create_dir_all(config.join("rocker")).unwrap();
+    std::fs::write(
+        config.join("rocker/config.toml"),
+        "[registry]\nlow_speed_limit = \"1k\"\nlow_speed_time = 2\n",
+    )
+    .unwrap();
+    h.give_tree(&config);
+    let data = h.scratch("trickle-data");
+    let through_proxy = image.replace(&target, &proxy);
+    let mut pull = h.rocker_in(&data);
+    pull.env("XDG_CONFIG_HOME", &config)
+        .args(["pull", &through_proxy]);
+    let pulling = spawn_collecting(pull);
+    // Meanwhile the store is free for garbage collection.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let mut prune = h.rocker_in(&data);
+    prune
+        .env("XDG_CONFIG_HOME", &config)
+        .args(["image", "prune"]);
+    ok(output_within(prune, Duration::from_secs(30)));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "image prune waited on the pull"
+    );
+    let output = wait_output(pulling, Duration::from_secs(60));
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("less than 1024 bytes a second"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -34,8 +34,12 @@ impl ImageContext {
         Ok(ImageContext { dirs, store })
     }
 
-    pub fn registry(&self) -> Registry {
-        Registry::new(AuthFiles::new(self.dirs.auth_file.clone(), &self.dirs.home))
+    pub fn registry(&self) -> Result<Registry> {
+        let (limit, time) = crate::host::config::Config::load(&self.dirs.config)?.low_speed()?;
+        Ok(
+            Registry::new(AuthFiles::new(self.dirs.auth_file.clone(), &self.dirs.home))
+                .with_low_speed(limit, time),
+        )
     }
 
     pub fn registries(&self) -> Result<Registries> {
@@ -87,7 +91,7 @@ pub fn pull_command(args: PullArgs) -> Result<i32> {
     let options = PullOptions::new(platform, args.quiet, &config)?;
     let record = pull(
         &context.store,
-        &context.registry(),
+        &context.registry()?,
         &context.registries()?,
         &reference,
         &options,

@@ -84,7 +84,7 @@ pub fn login_command(args: LoginArgs) -> Result<i32> {
         .last()
         .is_some_and(|e| e.insecure);
     context
-        .registry()
+        .registry()?
         .check_login(&endpoint_host, insecure, &credentials)
         .with_context(|| format!("logging in to {host}"))?;
     let files = AuthFiles::new(context.dirs.auth_file.clone(), &context.dirs.home);

@@ -354,10 +354,10 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     let context = ImageContext::open()?;
     let config = Config::load(&dirs.config)?;
 
-    // Shared with pulls, exclusive for garbage collection: the layers stay
-    // until the container's dir records that it uses them.
-    let lock = context.store.lock_shared()?;
-    let record = find_or_pull(&context, &config, &image, args.pull, args.quiet)?;
+    // Pulled (if need be) without the store's lock; the shared lock then
+    // keeps the image's layers until the container's dir records that it
+    // uses them.
+    let (lock, record) = locked_image(&context, &config, &image, args.pull, args.quiet)?;
     let image_config: ImageConfig =
         serde_json::from_slice(&context.store.read_blob(&record.config)?)
             .with_context(|| format!("reading the config of {}", record.name))?;
@@ -526,6 +526,28 @@ fn accounts_in_dir(root: &Path) -> Result<Accounts> {
 }
 
 /// The image in the store, pulled first when `policy` says so.
+/// The image `text` names (pulled as `policy` says), with the store's
+/// shared lock held over it: found again under the lock, whole, since an
+/// `rmi` may have come between.
+fn locked_image(
+    context: &ImageContext,
+    config: &Config,
+    text: &str,
+    policy: PullPolicy,
+    quiet: bool,
+) -> Result<(crate::image::store::StoreLock, ImageRecord)> {
+    for _ in 0..3 {
+        let pulled = find_or_pull(context, config, text, policy, quiet)?;
+        let lock = context.store.lock_shared()?;
+        if let Some(record) = context.find_one(text)?.filter(|r| r.id() == pulled.id()) {
+            if context.store.holds(&record, false) {
+                return Ok((lock, record));
+            }
+        }
+    }
+    bail!("the image {text} was removed while this run was starting, again and again")
+}
+
 fn find_or_pull(
     context: &ImageContext,
     config: &Config,
@@ -549,7 +571,7 @@ fn find_or_pull(
             let options = PullOptions::new(None, quiet, config)?;
             pull(
                 &context.store,
-                &context.registry(),
+                &context.registry()?,
                 &context.registries()?,
                 &reference,
                 &options,

@@ -10,6 +10,10 @@
 //!
 //! [limits]
 //! unenforceable = "warn"   # or "error": limits a host cannot enforce
+//!
+//! [registry]
+//! low_speed_limit = "1k"   # a transfer slower than this (bytes/s) ...
+//! low_speed_time = 30      # ... for this many seconds is given up
 //! ```
 
 use std::fmt;
@@ -29,6 +33,17 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// A size per second such as "1k" (curl's --speed-limit).
+    pub low_speed_limit: Option<String>,
+    /// Seconds (curl's --speed-time).
+    pub low_speed_time: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +134,23 @@ impl Config {
         }
     }
 
+    /// Below how many bytes a second, for how long, a registry transfer is
+    /// given up: a registry that trickles must not hold a pull for ever.
+    pub fn low_speed(&self) -> Result<(u64, std::time::Duration)> {
+        let limit = match &self.registry.low_speed_limit {
+            Some(text) => parse_size(text).context("[registry] low_speed_limit in config.toml")?,
+            None => DEFAULT_LOW_SPEED_LIMIT,
+        };
+        let time = self
+            .registry
+            .low_speed_time
+            .unwrap_or(DEFAULT_LOW_SPEED_TIME);
+        if time == 0 {
+            bail!("[registry] low_speed_time in config.toml must be at least 1 (seconds)");
+        }
+        Ok((limit, std::time::Duration::from_secs(time)))
+    }
+
     pub fn max_image_size(&self) -> Result<u64> {
         match &self.images.max_image_size {
             Some(text) => parse_size(text).context("[images] max_image_size in config.toml"),
@@ -126,6 +158,9 @@ impl Config {
         }
     }
 }
+
+const DEFAULT_LOW_SPEED_LIMIT: u64 = 1024;
+const DEFAULT_LOW_SPEED_TIME: u64 = 30;
 
 /// `512`, `64k`, `10M`, `2g`, `1T` (powers of 1024, as docker's sizes), an
 /// optional trailing `b`.

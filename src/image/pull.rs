@@ -22,6 +22,9 @@ use crate::error::StatusError;
 use crate::host::config::Config;
 use crate::util::parallel::try_for_each;
 
+/// How often a pull fetches again what garbage collection took meanwhile.
+const PULL_ROUNDS: usize = 3;
+
 /// At most this many layers download (or upload) at once.
 pub(super) const PARALLEL_LAYERS: usize = 4;
 
@@ -54,18 +57,34 @@ pub fn pull(
     reference: &Reference,
     options: &PullOptions,
 ) -> Result<ImageRecord> {
-    let _shared = store.lock_shared()?;
+    // No lock while downloading: `rmi` and `image prune` must not wait on
+    // a registry. What garbage collection takes meanwhile (a layer found
+    // present, or one just fetched and not yet indexed) is fetched again.
     store.sweep_temp();
     let endpoints = registries.endpoints(reference)?;
     let mut failures = vec![];
     for endpoint in &endpoints {
-        match pull_from(store, registry, endpoint, reference, options) {
-            Ok(record) => {
-                store.put_image(record.clone())?;
-                return Ok(record);
+        for _ in 0..PULL_ROUNDS {
+            match pull_from(store, registry, endpoint, reference, options) {
+                Ok(record) => {
+                    let _shared = store.lock_shared()?;
+                    if store.holds(&record, true) {
+                        store.put_image(record.clone())?;
+                        return Ok(record);
+                    }
+                }
+                Err(err) => {
+                    failures.push((endpoint.host.clone(), err));
+                    break;
+                }
             }
-            Err(err) => failures.push((endpoint.host.clone(), err)),
         }
+    }
+    if failures.is_empty() {
+        bail!(
+            "pulling {reference}: garbage collection kept removing its layers meanwhile \
+             ({PULL_ROUNDS} rounds); try again"
+        );
     }
     let (host, last) = failures
         .pop()

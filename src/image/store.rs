@@ -13,7 +13,9 @@
 //!
 //! Everything lands by rename, so a pull killed at any moment leaves only
 //! temp dirs (swept by the next pull) and finished layers (reused, or
-//! dropped by `image prune`); never a half layer or a half index.
+//! dropped by `image prune`); never a half layer or a half index. Pulls
+//! hold no lock while they download: they index what they fetched under
+//! the shared lock, once they have checked it is all still there.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -181,6 +183,19 @@ impl Store {
             size,
             unpacked_size: Some(crate::util::fs::tree_size(&self.layer_path(diff_id))),
         }
+    }
+
+    /// Whether everything `image` needs is in the store: its manifest and
+    /// config, its layers' directories, and (`with_blobs`) their blobs. A
+    /// pull checks this under the lock before indexing what it fetched
+    /// without it: garbage collection may have taken a part meanwhile.
+    pub fn holds(&self, image: &ImageRecord, with_blobs: bool) -> bool {
+        self.blob_path(&image.manifest).is_file()
+            && self.blob_path(&image.config).is_file()
+            && image.layers.iter().all(|layer| {
+                self.has_layer(&layer.diff_id)
+                    && (!with_blobs || self.blob_path(&layer.digest).is_file())
+            })
     }
 
     pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {

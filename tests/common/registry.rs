@@ -182,3 +182,36 @@ pub fn push_image(
     registry.push(&dir, name);
     format!("{}/{name}", registry.host())
 }
+
+/// A TCP proxy to `target` on a free 127.0.0.1 port that passes what the
+/// client sends at once and what the server answers one byte per `delay`:
+/// a registry that trickles, for the tests of timeouts. It runs until the
+/// test process ends. Returns its host:port.
+pub fn trickling_proxy(target: String, delay: Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let (mut client_read, mut server_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_read, &mut server_write);
+            });
+            let (mut server_read, mut client_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut byte = [0u8; 1];
+                while let Ok(1) = server_read.read(&mut byte) {
+                    if client_write.write_all(&byte).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(delay);
+                }
+            });
+        }
+    });
+    host
+}

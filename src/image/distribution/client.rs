@@ -34,6 +34,9 @@ pub struct Registry {
     /// sources of cross-repository mounts).
     actions: &'static str,
     also_pulls: Vec<String>,
+    /// Transfers slower than this many bytes a second, for this long, are
+    /// given up.
+    low_speed: (u64, Duration),
 }
 
 /// What a request sends.
@@ -61,6 +64,58 @@ impl Read for ShowingProgress<'_> {
         let n = self.inner.read(buf)?;
         if let Some(bar) = self.bar {
             bar.set_position(self.inner.position());
+        }
+        Ok(n)
+    }
+}
+
+/// A transfer given up when, over any `time` (curl's --speed-time), fewer
+/// than `limit` bytes a second (--speed-limit) came: a server that sends
+/// one byte a second never trips a per-read timeout.
+pub(super) struct LowSpeed<R> {
+    inner: R,
+    limit: u64,
+    time: Duration,
+    window_start: std::time::Instant,
+    window_bytes: u64,
+    host: String,
+}
+
+impl<R> LowSpeed<R> {
+    fn new(inner: R, (limit, time): (u64, Duration), host: &str) -> LowSpeed<R> {
+        LowSpeed {
+            inner,
+            limit,
+            time,
+            window_start: std::time::Instant::now(),
+            window_bytes: 0,
+            host: host.to_string(),
+        }
+    }
+}
+
+impl<R: Read> Read for LowSpeed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.window_bytes += n as u64;
+        let elapsed = self.window_start.elapsed();
+        if n > 0 && elapsed >= self.time {
+            let wanted = self.limit.saturating_mul(elapsed.as_secs().max(1));
+            if self.window_bytes < wanted {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "{} sent {} bytes in {} s, less than {} bytes a second: given up (see \
+                         [registry] low_speed_limit and low_speed_time in config.toml)",
+                        self.host,
+                        self.window_bytes,
+                        elapsed.as_secs(),
+                        self.limit
+                    ),
+                ));
+            }
+            self.window_start = std::time::Instant::now();
+            self.window_bytes = 0;
         }
         Ok(n)
     }
@@ -161,6 +216,7 @@ impl Registry {
             schemes: Mutex::new(HashMap::new()),
             actions,
             also_pulls,
+            low_speed: (1024, Duration::from_secs(30)),
         }
     }
 
@@ -190,6 +246,13 @@ impl Registry {
 
     fn cache_key(endpoint: &Endpoint) -> String {
         format!("{}/{}", endpoint.host, endpoint.repository)
+    }
+
+    /// Gives up transfers slower than `limit` bytes a second for `time`
+    /// (config.toml's [registry] low_speed_limit and low_speed_time).
+    pub fn with_low_speed(mut self, limit: u64, time: Duration) -> Registry {
+        self.low_speed = (limit, time);
+        self
     }
 
     /// `/v2/<repository>/<path>` on the endpoint's registry.
@@ -471,11 +534,14 @@ impl Registry {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = response
+        let mut bytes = vec![];
+        let body = response
             .into_body()
             .into_with_config()
             .limit(MAX_MANIFEST_SIZE)
-            .read_to_vec()
+            .reader();
+        LowSpeed::new(body, self.low_speed, &endpoint.host)
+            .read_to_end(&mut bytes)
             .with_context(|| format!("reading the manifest {reference} from {}", endpoint.host))?;
         Ok((bytes, content_type))
     }
@@ -488,7 +554,8 @@ impl Registry {
         size: u64,
     ) -> Result<impl Read + Send + 'static> {
         let response = self.get(endpoint, &format!("blobs/{digest}"), None)?;
-        Ok(response.into_body().into_with_config().limit(size).reader())
+        let body = response.into_body().into_with_config().limit(size).reader();
+        Ok(LowSpeed::new(body, self.low_speed, &endpoint.host))
     }
 
     /// Checks credentials against a registry, as `rocker login` does: the
