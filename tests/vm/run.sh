@@ -145,7 +145,7 @@ else
         while read -r name executable; do
             cp "$executable" "$stage/opt/rocker-vm/tests/$name"
             echo "echo \"=== $name\""
-            echo "/opt/rocker-vm/tests/$name --test-threads=2 --color=never || status=1"
+            echo "/opt/rocker-vm/tests/$name --include-ignored --test-threads=2 --color=never || status=1"
         done <"$run/executables"
         echo 'exit $status'
     } >"$stage/opt/rocker-vm/command"
