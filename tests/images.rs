@@ -436,10 +436,10 @@ fn concurrent_pulls_of_one_image_all_succeed() {
 
 #[test]
 fn a_killed_pull_leaves_nothing_to_trip_on() {
-    // Big enough to be caught mid-way.
+    let h = harness();
     let mut content = String::new();
     let mut seed: u64 = 42;
-    while content.len() < 24 << 20 {
+    while content.len() < 4 << 20 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -453,33 +453,65 @@ fn a_killed_pull_leaves_nothing_to_trip_on() {
         }],
         json!({}),
     );
-    let data = harness().scratch("killed-store");
-    let mut command = harness().rocker_in(&data);
-    command.args(["pull", "-q", &image]);
-    command.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = command.spawn().unwrap();
-    // Wait until its temp dir exists, then kill it.
+    // Through a proxy at 10 kB/s, the pull is surely mid-way when killed.
+    let target = images().registry.host();
+    let proxy = common::registry::trickling_proxy(target.clone(), Duration::from_micros(100));
+    let config = h.scratch("killed-config");
+    write_registries_conf(
+        &config,
+        &format!(
+            "[[registry]]\nlocation = \"{proxy}\"\ninsecure = true\n\n\
+             [[registry]]\nlocation = \"{target}\"\ninsecure = true\n"
+        ),
+    );
+    let data = h.scratch("killed-store");
+    let with_config = |args: &[&str]| {
+        let mut command = h.rocker_in(&data);
+        command.env("XDG_CONFIG_HOME", &config).args(args);
+        command
+    };
+    let mut child = spawn_quiet(with_config(&[
+        "pull",
+        "-q",
+        &image.replace(&target, &proxy),
+    ]));
+    // Wait until a layer is on its way (its temp dir exists), then kill.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let tmp = data.join("rocker/tmp");
-    loop {
-        let busy = std::fs::read_dir(&tmp)
-            .map(|d| d.count() > 0)
-            .unwrap_or(false);
-        if busy || child.try_wait().unwrap().is_some() {
-            break;
-        }
+    while !std::fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended before it was killed"
+        );
         assert!(
             std::time::Instant::now() < deadline,
             "the pull never started"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the pull ended before it was killed"
+    );
     child.kill().unwrap();
-    child.wait().unwrap();
-    ok(rocker_in(&data, &["images"]));
-    ok(rocker_in(&data, &["pull", "-q", &image]));
-    let report: serde_json::Value =
-        serde_json::from_str(&ok(rocker_in(&data, &["image", "inspect", &image]))).unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed mid-way, not finished");
+
+    ok(output_within(
+        with_config(&["images"]),
+        Duration::from_secs(30),
+    ));
+    ok(output_within(
+        with_config(&["pull", "-q", &image]),
+        Duration::from_secs(120),
+    ));
+    let report: serde_json::Value = serde_json::from_str(&ok(output_within(
+        with_config(&["image", "inspect", &image]),
+        Duration::from_secs(30),
+    )))
+    .unwrap();
     let report = report[0].clone();
     let big = std::fs::read_to_string(layer_dir(&report, 0).join("big")).unwrap();
     assert_eq!(big.len(), content.len());

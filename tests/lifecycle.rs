@@ -71,6 +71,18 @@ impl Store {
             .to_string()
     }
 
+    /// Waits until `name`'s log says `ready`: its traps are set.
+    fn wait_ready(&self, name: &str) {
+        let start = Instant::now();
+        while !ok(self.rocker(&["logs", name])).contains("ready") {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{name} never said ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until `name` is in state `want`.
     fn wait_state(&self, name: &str, want: &str) {
         let start = Instant::now();
@@ -173,19 +185,23 @@ fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
         &[
             "sh",
             "-c",
-            "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+            "trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done",
         ],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_ready("polite");
     assert_eq!(ok(s.rocker(&["stop", "polite"])).trim(), "polite");
     assert_eq!(s.inspect("polite")["State"]["ExitCode"], 3);
 
     // One that ignores it is killed once -t runs out.
     s.detach(
         &["--name", "stubborn", "--network", "none"],
-        &["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_ready("stubborn");
     let start = Instant::now();
     ok(s.rocker(&["stop", "-t", "1", "stubborn"]));
     assert!(start.elapsed() >= Duration::from_secs(1));
@@ -205,10 +221,10 @@ fn kill_sends_a_named_signal() {
         &[
             "sh",
             "-c",
-            "trap 'exit 7' USR1; while :; do sleep 0.1; done",
+            "trap 'exit 7' USR1; echo ready; while :; do sleep 0.1; done",
         ],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_ready("k");
     ok(s.rocker(&["kill", "-s", "USR1", "k"]));
     s.wait_state("k", "exited");
     assert_eq!(s.inspect("k")["State"]["ExitCode"], 7);
@@ -775,12 +791,12 @@ fn stop_signal_cidfile_and_selinux_volume_options() {
         &[
             "sh",
             "-c",
-            "trap 'exit 9' USR1; while :; do sleep 0.1; done",
+            "trap 'exit 9' USR1; echo ready; while :; do sleep 0.1; done",
         ],
     );
     assert_eq!(std::fs::read_to_string(&cidfile).unwrap(), id);
     assert_eq!(s.inspect("quits")["Config"]["StopSignal"], "SIGUSR1");
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_ready("quits");
     ok(s.rocker(&["stop", "quits"]));
     assert_eq!(s.inspect("quits")["State"]["ExitCode"], 9);
     let again = s.rocker(&["run", "--cidfile", &cid, "--rootfs", &rootfs, "true"]);

@@ -371,15 +371,21 @@ fn nothing_is_left_behind() {
     let h = harness();
     let runtime = h.scratch("leftover-runtime");
     let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for args in [
-        vec!["sh", "-c", "sleep 3141 & sleep 3142 & echo started"],
-        vec!["sh", "-c", "sleep 3143 & exit 3"],
-        vec!["--init", "sh", "-c", "sleep 3144 & exit 4"],
-        vec!["no-such-command"],
+    for (args, status) in [
+        (
+            vec!["sh", "-c", "sleep 3141 & sleep 3142 & echo started"],
+            0,
+        ),
+        (vec!["sh", "-c", "sleep 3143 & exit 3"], 3),
+        (vec!["--init", "sh", "-c", "sleep 3144 & exit 4"], 4),
+        (vec!["no-such-command"], 127),
     ] {
         let mut command = h.rocker_with_runtime(&runtime);
         command.args(["run", "--rootfs"]).arg(&h.rootfs).args(&args);
-        output_within(command, Duration::from_secs(30));
+        let output = output_within(command, Duration::from_secs(30));
+        // Each ran (or failed) as it should: a run that failed early would
+        // leave nothing for the wrong reason.
+        assert_eq!(code(&output), status, "{args:?}: {}", stderr(&output));
     }
     for marker in ["sleep 3141", "sleep 3142", "sleep 3143", "sleep 3144"] {
         assert_eq!(

@@ -26,7 +26,21 @@ impl TestRegistry {
         require("/usr/bin/docker-registry", "docker-registry");
         require("/usr/bin/skopeo", "skopeo");
         std::fs::create_dir_all(dir).unwrap();
-        let port = free_port();
+        // A free port can be taken before the registry binds it: then the
+        // registry exits (or another server answers), and a new port is tried.
+        for _ in 0..5 {
+            if let Some(registry) = TestRegistry::try_start(dir, htpasswd, free_port()) {
+                return registry;
+            }
+        }
+        panic!("docker-registry did not start on any of 5 ports");
+    }
+
+    fn try_start(
+        dir: &Path,
+        htpasswd: Option<(&Path, &str, &str)>,
+        port: u16,
+    ) -> Option<TestRegistry> {
         let storage = dir.join("storage");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
@@ -57,21 +71,28 @@ impl TestRegistry {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut child = child;
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "docker-registry did not start"
-            );
+        let started = loop {
+            if is_a_registry(port) {
+                // Answering, and ours: its watchdog still runs.
+                break child.try_wait().unwrap().is_none();
+            }
+            // Its watchdog ends when the registry does (the port was taken).
+            if child.try_wait().unwrap().is_some() || start.elapsed() > Duration::from_secs(30) {
+                break false;
+            }
             std::thread::sleep(Duration::from_millis(50));
-        }
-        TestRegistry {
+        };
+        let registry = TestRegistry {
             port,
             storage,
             access_log,
             credentials: htpasswd.map(|(_, u, p)| (u.to_string(), p.to_string())),
             child,
-        }
+        };
+        // A registry that did not start is stopped as it drops.
+        started.then_some(registry)
     }
 
     /// A registry under `dir` that demands basic auth as `user`.
@@ -141,6 +162,24 @@ impl Drop for TestRegistry {
         let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
         let _ = self.child.wait();
     }
+}
+
+/// Whether what listens on `port` speaks the distribution API.
+fn is_a_registry(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = vec![0; 4096];
+    let n = stream.read(&mut answer).unwrap_or(0);
+    String::from_utf8_lossy(&answer[..n]).contains("Docker-Distribution-Api-Version")
 }
 
 /// `[[registry]]` entries marking each of `registries` insecure (plain HTTP).
