@@ -1346,3 +1346,21 @@ fn another_session_sees_the_same_containers_whatever_its_runtime_dir() {
     ok(session(desktop, &["rm", "cron-job"]));
     assert_eq!(processes_with_env(&s.data.to_string_lossy()), vec![]);
 }
+
+#[test]
+fn stats_stops_streaming_once_its_containers_end() {
+    let s = Store::new("lifecycle-stats-end");
+    s.detach(&["--name", "brief", "--network", "none"], &["sleep", "2"]);
+    let start = Instant::now();
+    let output = output_within(
+        s.command(&["stats", "--format", "json", "brief"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "stats went on after the container ended"
+    );
+    assert!(stdout(&output).contains("brief"), "{}", stdout(&output));
+    ok(s.rocker(&["rm", "brief"]));
+}

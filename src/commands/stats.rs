@@ -126,8 +126,12 @@ pub fn stats_command(args: StatsArgs) -> Result<i32> {
         if args.no_stream {
             return Ok(0);
         }
-        // Containers that ended drop out; stop when none is left.
-        watched.retain(|c| c.cgroup.as_deref().is_none_or(Path::exists));
+        // Containers that ended drop out (with a cgroup or without one);
+        // stop when none is left.
+        watched.retain(|c| {
+            c.cgroup.as_deref().is_none_or(Path::exists)
+                && matches!(containers.state(&c.id), Ok(State::Running(_)))
+        });
         if watched.is_empty() {
             return Ok(0);
         }
