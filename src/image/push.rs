@@ -71,8 +71,10 @@ pub fn push(
     mount_from: Option<&str>,
     options: &PushOptions,
 ) -> Result<Pushed> {
-    // Garbage collection waits: the blobs stay while they are sent.
-    let _shared = store.lock_shared()?;
+    // Garbage collection waits while the blobs are chosen (and any copy
+    // compressed), not while they are sent: the image's blobs are kept as
+    // long as it is indexed, and an upload reads a file it has open.
+    let shared = store.lock_shared()?;
     let StoredImage {
         manifest,
         manifest_bytes,
@@ -102,6 +104,7 @@ pub fn push(
         });
     }
 
+    drop(shared);
     let bars = options.progress.then(indicatif::MultiProgress::new);
     let counts = std::sync::Mutex::new((0, 0, 0));
     try_for_each(&plans, PARALLEL_LAYERS, |plan| {
