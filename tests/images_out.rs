@@ -310,19 +310,24 @@ fn incompressible(len: usize) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_large_layer_goes_in_chunks() {
-    let r = registries();
-    let big = incompressible(70 << 20);
+/// A layer tar holding `big` as the file /big.
+fn tar_with_big(big: &[u8]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(big.len() as u64);
     header.set_mode(0o644);
-    builder.append_data(&mut header, "big", &big[..]).unwrap();
+    builder.append_data(&mut header, "big", big).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn a_large_layer_goes_in_chunks() {
+    let r = registries();
+    let big = incompressible(70 << 20);
     let image = pulled_busybox(
         "src/big:1",
         Layer {
-            tar: builder.into_inner().unwrap(),
+            tar: tar_with_big(&big),
             compression: Compression::Gzip,
         },
     );
@@ -980,15 +985,10 @@ fn a_killed_push_or_load_leaves_nothing_the_next_one_trips_on() {
     let r = registries();
     let h = harness();
     let big = incompressible(48 << 20);
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(big.len() as u64);
-    header.set_mode(0o644);
-    builder.append_data(&mut header, "big", &big[..]).unwrap();
     let image = pulled_busybox(
         "src/killed:1",
         Layer {
-            tar: builder.into_inner().unwrap(),
+            tar: tar_with_big(&big),
             compression: Compression::Zstd,
         },
     );
