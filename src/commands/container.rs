@@ -358,18 +358,34 @@ pub fn top_command(args: TopArgs) -> Result<i32> {
         .split_whitespace()
         .position(|field| field == "PID")
         .with_context(|| format!("ps {} shows no PID column", options.join(" ")))?;
+    // First, the pid each has inside the container (the host's follow in
+    // ps's own PID column).
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{header}")?;
+    writeln!(out, "{:<6} {header}", "CPID")?;
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(column)
             .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|pid| pids.contains(&pid)) {
-            writeln!(out, "{}", printable(line))?;
+        if let Some(pid) = pid.filter(|pid| pids.contains(pid)) {
+            let inside = pid_inside(pid).map_or_else(|| "?".to_string(), |p| p.to_string());
+            writeln!(out, "{inside:<6} {}", printable(line))?;
         }
     }
     Ok(0)
+}
+
+/// The pid host process `pid` has in its own (innermost) pid namespace:
+/// the last of the `NSpid:` line of /proc/PID/status.
+fn pid_inside(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
 }
 
 /// `rocker rename CONTAINER NAME`.
