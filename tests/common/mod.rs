@@ -231,13 +231,24 @@ impl Harness {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 (and UDP, on all addresses) that was free a
+/// moment ago, and that this test process has handed out to no other
+/// test: tests running in parallel never race for one port (the kernel
+/// may hand a released port out again). Whoever binds it later may still
+/// lose it to another program; the registries check and retry.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        // Free for UDP too (`-p PORT:53/udp` takes it that way).
+        let udp_free = std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if udp_free && !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Runs a command to completion, killing it and failing the test if it takes
