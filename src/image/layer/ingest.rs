@@ -143,7 +143,7 @@ pub fn take_layer(
         // Whether the whole tar went across, and the blob's digest and size
         // (read to its end even when extraction failed: a corrupt blob is
         // then told from a hostile or broken tar).
-        let producer = scope.spawn(move || -> Result<(bool, Option<(Digest, u64)>)> {
+        let producer = scope.spawn(move || -> Result<(bool, Result<(Digest, u64)>)> {
             Ok(match kept {
                 Kept::Raw(file) => {
                     let mut compressed = VerifyingReader::new(
@@ -155,7 +155,7 @@ pub fn take_layer(
                     );
                     let fed =
                         feeder.feed(&mut codec::decoder(&mut compressed, incoming.compression)?);
-                    (fed, finish_blob(compressed).ok())
+                    (fed, finish_blob(compressed))
                 }
                 Kept::Encoded(writer) => {
                     let mut compressed = VerifyingReader::new(body, limit);
@@ -163,7 +163,7 @@ pub fn take_layer(
                         inner: codec::decoder(&mut compressed, incoming.compression)?,
                         copy: writer.as_mut(),
                     });
-                    (fed, finish_blob(compressed).ok())
+                    (fed, finish_blob(compressed))
                 }
             })
         });
@@ -183,8 +183,7 @@ pub fn take_layer(
     let (diff_id, tar_size) = match unpacked {
         Ok(unpacked) => unpacked,
         Err(err) => {
-            if let (Some((digest, size)), Some((expected, expected_size))) = (&read, incoming.blob)
-            {
+            if let (Ok((digest, size)), Some((expected, expected_size))) = (&read, incoming.blob) {
                 if digest != expected || *size != expected_size {
                     bail!(
                         "the layer's blob is corrupt: it should be {expected} ({expected_size} \
@@ -196,9 +195,10 @@ pub fn take_layer(
             return Err(err);
         }
     };
-    let (true, Some((digest, size))) = (fed, read) else {
+    if !fed {
         bail!("the stream stopped before the end of the blob");
-    };
+    }
+    let (digest, size) = read?;
     if let Some((expected, expected_size)) = incoming.blob {
         if digest != *expected || size != expected_size {
             bail!(
