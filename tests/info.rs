@@ -97,7 +97,9 @@ fn a_reader_that_goes_away_ends_rocker_quietly() {
         let (read, write) = nix::unistd::pipe().unwrap();
         drop(read);
         let errors = harness().scratch("broken-pipe").join("stderr");
-        let mut command = harness().rocker();
+        // A runtime dir of its own: info's overlay probe must not show in
+        // the dir json_report_matches_the_host looks at.
+        let mut command = harness().rocker_with_runtime(&harness().scratch("broken-pipe-run"));
         command
             .args(args)
             .stdout(std::process::Stdio::from(write))

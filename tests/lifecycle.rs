@@ -73,8 +73,13 @@ impl Store {
 
     /// Waits until `name`'s log says `ready`: its traps are set.
     fn wait_ready(&self, name: &str) {
+        self.wait_ready_for(name, "ready");
+    }
+
+    /// Waits until `name`'s log holds `marker`.
+    fn wait_ready_for(&self, name: &str, marker: &str) {
         let start = Instant::now();
-        while !ok(self.rocker(&["logs", name])).contains("ready") {
+        while !ok(self.rocker(&["logs", name])).contains(marker) {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "{name} never said ready"
@@ -1367,4 +1372,66 @@ fn stats_stops_streaming_once_its_containers_end() {
     );
     assert!(stdout(&output).contains("brief"), "{}", stdout(&output));
     ok(s.rocker(&["rm", "brief"]));
+}
+
+#[test]
+fn attach_follows_a_detached_container_and_exits_with_its_status() {
+    let s = Store::new("lifecycle-attach");
+    // Counts for 5 s: attach, whenever it comes, sees the rest and the end.
+    s.detach(
+        &["--name", "talker", "--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 50 ]; do i=$((i+1)); echo $i; sleep 0.1; done; echo two >&2; exit 5",
+        ],
+    );
+    let attached = spawn_collecting(s.command(&["attach", "talker"]));
+    let output = wait_output(attached, Duration::from_secs(30));
+    assert_eq!(code(&output), 5, "{}", stderr(&output));
+    let seen = stdout(&output);
+    assert!(seen.ends_with("49\n50\n"), "{seen}");
+    assert_eq!(stderr(&output), "two\n");
+    // The log has it all, attached or not.
+    let logs = s.rocker(&["logs", "talker"]);
+    assert!(stdout(&logs).starts_with("1\n2\n") && stdout(&logs).ends_with("50\n"));
+    assert_eq!(stderr(&logs), "two\n");
+
+    // Ctrl-C to attach goes on to the container.
+    s.detach(
+        &["--name", "trapper", "--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 9' INT; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
+    s.wait_ready("trapper");
+    let attached = spawn_collecting(s.command(&["attach", "trapper"]));
+    // Once attach holds SIGINT (blocked, to pass on), Ctrl-C it.
+    let blocks_sigint = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                let mask = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+    };
+    let start = Instant::now();
+    while !blocks_sigint(attached.id()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "attach never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kill(Pid::from_raw(attached.id() as i32), Signal::SIGINT).unwrap();
+    let output = wait_output(attached, Duration::from_secs(30));
+    assert_eq!(code(&output), 9, "{}", stderr(&output));
+    assert!(stdout(&output).contains("got-int"), "{}", stdout(&output));
+
+    let output = s.rocker(&["attach", "talker"]);
+    assert_eq!(code(&output), 1, "not running: {}", stderr(&output));
+    ok(s.rocker(&["rm", "talker", "trapper"]));
 }

@@ -33,6 +33,8 @@ pub enum Command {
     Start(StartArgs),
     /// Stop containers, then start them again
     Restart(RestartArgs),
+    /// Follow a detached container's output and exit with its status
+    Attach(AttachArgs),
     /// Copy files between the host and a container (- for a tar stream)
     Cp(CpArgs),
     /// Hold every process of containers
@@ -190,6 +192,8 @@ pub enum ContainerCommand {
     Start(StartArgs),
     /// Stop containers, then start them again
     Restart(RestartArgs),
+    /// Follow a detached container's output and exit with its status
+    Attach(AttachArgs),
     /// Copy files between the host and a container (- for a tar stream)
     Cp(CpArgs),
     /// Hold every process of containers
@@ -433,6 +437,17 @@ pub struct StartArgs {
     /// With -a: pass standard input in
     #[arg(short, long)]
     pub interactive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The container, by name or id
+    pub container: String,
+    /// Pass signals sent to attach (Ctrl-C...) on to the container
+    /// (--sig-proxy=false: a signal ends the attach alone)
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
 }
 
 #[derive(Debug, Args)]

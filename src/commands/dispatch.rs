@@ -4,7 +4,8 @@
 use anyhow::Result;
 
 use super::{
-    archive, commit, container, cp, exec, generate, image, info, login, push, run, start, stats,
+    archive, attach, commit, container, cp, exec, generate, image, info, login, push, run, start,
+    stats,
 };
 use crate::cli::args::{Command, ContainerCommand, GenerateCommand, ImageCommand};
 
@@ -22,6 +23,9 @@ pub fn execute(command: Command) -> Result<i32> {
             start::restart_command(args)
         }
         Command::Generate(GenerateCommand::Systemd(args)) => generate::systemd_command(args),
+        Command::Attach(args) | Command::Container(ContainerCommand::Attach(args)) => {
+            attach::attach_command(args)
+        }
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => cp::cp_command(args),
         Command::Pause(args) | Command::Container(ContainerCommand::Pause(args)) => {
             container::pause_command(args)

@@ -1,10 +1,11 @@
 //! One module per verb family (`run` and create, `start` and restart,
-//! `exec`, `container`, `cp`, `image`, `push`, `archive` for save and load,
-//! `commit` for commit, export and import, `generate`, `info`, `login`,
-//! `stats`): each turns parsed arguments into work. `dispatch` maps a
-//! parsed command line to them; `output` writes their tables.
+//! `exec`, `attach`, `container`, `cp`, `image`, `push`, `archive` for save
+//! and load, `commit` for commit, export and import, `generate`, `info`,
+//! `login`, `stats`): each turns parsed arguments into work. `dispatch`
+//! maps a parsed command line to them; `output` writes their tables.
 
 pub mod archive;
+pub mod attach;
 pub mod commit;
 pub mod container;
 pub mod cp;

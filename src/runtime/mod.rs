@@ -7,6 +7,7 @@
 //! `capabilities`. `container_root` reaches a container's root for a
 //! moment, running or stopped, in a child of its own, for `cp`.
 
+pub mod attach_server;
 pub mod capabilities;
 pub mod channel;
 pub mod console;

@@ -20,6 +20,7 @@ use crate::host::userns;
 use crate::network::slirp::Slirp;
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan::{self, GeneratedFiles, MountOp};
+use crate::runtime::attach_server::AttachServer;
 use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::seccomp::Program;
 use crate::runtime::stdio_pipes::StdioPipes;
@@ -124,7 +125,10 @@ fn run_container(
         // Without -t, the container must not hold our terminal.
         Output::Inherit if spec.process.terminal => None,
         Output::Inherit => StdioPipes::for_terminals(spec.process.stdin)?,
-        Output::Log(writer) => Some(StdioPipes::to_log(writer)?),
+        Output::Log(writer) => Some(StdioPipes::to_log(
+            writer,
+            AttachServer::bind(live_dir.path())?,
+        )?),
     };
     let mask = &*held.mask.insert(BlockedSignals::for_supervision()?);
     let (channel, pid) =
@@ -174,6 +178,7 @@ fn run_container(
     )?;
     if let Some(pipes) = pipes.as_mut() {
         pipes.drain();
+        pipes.finish_attach(code);
     }
     let oom_killed = cgroup.is_some_and(ContainerCgroup::oom_killed);
     Ok(Exit { code, oom_killed })

@@ -19,6 +19,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 
 use crate::container::logfile::{LogWriter, Stream};
+use crate::runtime::attach_server::AttachServer;
 use crate::util::wait;
 
 /// Where the container's output goes.
@@ -39,6 +40,9 @@ struct OutputPipe {
 pub struct StdioPipes {
     sink: Sink,
     outputs: Vec<OutputPipe>,
+    /// A detached container's attach socket: its clients get the output
+    /// too.
+    attach: Option<AttachServer>,
     /// The relayed stdin: the container's read end until the clone, and
     /// ours, which a thread fills from our stdin once the container runs.
     input: Option<(Option<OwnedFd>, Option<OwnedFd>)>,
@@ -53,9 +57,20 @@ fn is_terminal(fd: impl AsFd) -> bool {
 }
 
 impl StdioPipes {
-    /// A detached container's stdout and stderr, into its log.
-    pub fn to_log(writer: LogWriter) -> Result<StdioPipes> {
-        StdioPipes::new(Sink::Log(writer), &[Stream::Stdout, Stream::Stderr], false)
+    /// A detached container's stdout and stderr, into its log (and to
+    /// the clients of its attach socket).
+    pub fn to_log(writer: LogWriter, attach: AttachServer) -> Result<StdioPipes> {
+        let mut pipes =
+            StdioPipes::new(Sink::Log(writer), &[Stream::Stdout, Stream::Stderr], false)?;
+        pipes.attach = Some(attach);
+        Ok(pipes)
+    }
+
+    /// Tells the attached clients how the container ended.
+    pub fn finish_attach(&mut self, code: i32) {
+        if let Some(attach) = self.attach.as_mut() {
+            attach.finish(code);
+        }
     }
 
     /// A foreground container without `-t`: each of our stdout and stderr
@@ -100,6 +115,7 @@ impl StdioPipes {
         Ok(StdioPipes {
             sink,
             outputs,
+            attach: None,
             input,
         })
     }
@@ -148,21 +164,35 @@ impl StdioPipes {
     }
 
     pub fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        self.outputs
+        let mut fds: Vec<PollFd<'_>> = self
+            .outputs
             .iter()
             .filter_map(|output| output.read.as_ref())
             .map(|read| PollFd::new(read.as_fd(), PollFlags::POLLIN))
-            .collect()
+            .collect();
+        // A new attach client wakes the supervisor too (copy_ready takes it).
+        if let Some(attach) = self.attach.as_ref() {
+            fds.push(PollFd::new(attach.listener_fd(), PollFlags::POLLIN));
+        }
+        fds
     }
 
     /// Passes on whatever the pipes hold now; closes a pipe at end of file.
     pub fn copy_ready(&mut self) -> Result<()> {
         let mut buffer = [0u8; 65536];
+        if let Some(attach) = self.attach.as_mut() {
+            attach.accept_waiting();
+        }
         for output in &mut self.outputs {
             while let Some(fd) = output.read.as_ref() {
                 match nix::unistd::read(fd, &mut buffer) {
                     Ok(0) => output.read = None,
-                    Ok(n) => deliver(&mut self.sink, output.stream, &buffer[..n]),
+                    Ok(n) => {
+                        deliver(&mut self.sink, output.stream, &buffer[..n]);
+                        if let Some(attach) = self.attach.as_mut() {
+                            attach.broadcast(output.stream, &buffer[..n]);
+                        }
+                    }
                     Err(nix::errno::Errno::EAGAIN) => break,
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(err) => return Err(err).context("reading the container's output"),
