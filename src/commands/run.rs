@@ -527,8 +527,10 @@ fn accounts_in_dir(root: &Path) -> Result<Accounts> {
 
 /// The image in the store, pulled first when `policy` says so.
 /// The image `text` names (pulled as `policy` says), with the store's
-/// shared lock held over it: found again under the lock, whole, since an
-/// `rmi` may have come between.
+/// shared lock held over it. An image found under the lock is whole:
+/// garbage collection keeps the layers of every indexed image, and a pull
+/// indexes only what it has checked is there. The pull itself runs without
+/// the lock; an `rmi` between it and the lock makes another round.
 fn locked_image(
     context: &ImageContext,
     config: &Config,
@@ -536,48 +538,44 @@ fn locked_image(
     policy: PullPolicy,
     quiet: bool,
 ) -> Result<(crate::image::store::StoreLock, ImageRecord)> {
+    let mut policy = policy;
     for _ in 0..3 {
-        let pulled = find_or_pull(context, config, text, policy, quiet)?;
         let lock = context.store.lock_shared()?;
-        if let Some(record) = context.find_one(text)?.filter(|r| r.id() == pulled.id()) {
-            if context.store.holds(&record, false) {
-                return Ok((lock, record));
+        match (policy, context.find_one(text)?) {
+            (PullPolicy::Never, None) => {
+                return Err(StatusError::new(
+                    EXIT_ROCKER_FAILED,
+                    format!(
+                        "{text}: no such image in the store, and --pull never forbids pulling it"
+                    ),
+                )
+                .into())
             }
+            (PullPolicy::Never | PullPolicy::Missing, Some(record)) => return Ok((lock, record)),
+            _ => {}
         }
+        drop(lock);
+        pull_image(context, config, text, quiet)?;
+        // Pulled: the next round finds it under the lock.
+        policy = PullPolicy::Missing;
     }
     bail!("the image {text} was removed while this run was starting, again and again")
 }
 
-fn find_or_pull(
-    context: &ImageContext,
-    config: &Config,
-    text: &str,
-    policy: PullPolicy,
-    quiet: bool,
-) -> Result<ImageRecord> {
-    let present = context.find_one(text)?;
-    match (policy, present) {
-        (PullPolicy::Never, None) => Err(StatusError::new(
-            EXIT_ROCKER_FAILED,
-            format!("{text}: no such image in the store, and --pull never forbids pulling it"),
-        )
-        .into()),
-        (PullPolicy::Never | PullPolicy::Missing, Some(record)) => Ok(record),
-        (_, _) => {
-            let reference = Reference::parse(text)?;
-            if !quiet {
-                eprintln!("Pulling {reference}");
-            }
-            let options = PullOptions::new(None, quiet, config)?;
-            pull(
-                &context.store,
-                &context.registry()?,
-                &context.registries()?,
-                &reference,
-                &options,
-            )
-        }
+fn pull_image(context: &ImageContext, config: &Config, text: &str, quiet: bool) -> Result<()> {
+    let reference = Reference::parse(text)?;
+    if !quiet {
+        eprintln!("Pulling {reference}");
     }
+    let options = PullOptions::new(None, quiet, config)?;
+    pull(
+        &context.store,
+        &context.registry()?,
+        &context.registries()?,
+        &reference,
+        &options,
+    )?;
+    Ok(())
 }
 
 /// The spec from the command line over the image's defaults (docker's

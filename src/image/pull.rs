@@ -68,7 +68,7 @@ pub fn pull(
             match pull_from(store, registry, endpoint, reference, options) {
                 Ok(record) => {
                     let _shared = store.lock_shared()?;
-                    if store.holds(&record, true) {
+                    if store.holds(&record) {
                         store.put_image(record.clone())?;
                         return Ok(record);
                     }

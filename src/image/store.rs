@@ -186,15 +186,14 @@ impl Store {
     }
 
     /// Whether everything `image` needs is in the store: its manifest and
-    /// config, its layers' directories, and (`with_blobs`) their blobs. A
-    /// pull checks this under the lock before indexing what it fetched
-    /// without it: garbage collection may have taken a part meanwhile.
-    pub fn holds(&self, image: &ImageRecord, with_blobs: bool) -> bool {
+    /// config, its layers' directories and blobs. A pull checks this under
+    /// the lock before indexing what it fetched without it: garbage
+    /// collection may have taken a part meanwhile.
+    pub fn holds(&self, image: &ImageRecord) -> bool {
         self.blob_path(&image.manifest).is_file()
             && self.blob_path(&image.config).is_file()
             && image.layers.iter().all(|layer| {
-                self.has_layer(&layer.diff_id)
-                    && (!with_blobs || self.blob_path(&layer.digest).is_file())
+                self.has_layer(&layer.diff_id) && self.blob_path(&layer.digest).is_file()
             })
     }
 
