@@ -19,16 +19,7 @@ use crate::host::dirs::Dirs;
 use crate::runtime::attach_server::{
     in_dir, ATTACH_SOCKET, FRAME_EXIT, FRAME_STDERR, FRAME_STDOUT,
 };
-
-/// What attach passes on to the container (Ctrl-C among them).
-const PROXIED: [Signal; 6] = [
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+use crate::runtime::supervise::FORWARDED;
 
 pub fn attach_command(args: AttachArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;
@@ -45,7 +36,13 @@ pub fn attach_command(args: AttachArgs) -> Result<i32> {
             path.display()
         )
     })?;
-    let signals: SigSet = PROXIED.iter().copied().collect();
+    // What `run` passes on to its container, but the window size: attach
+    // holds no terminal.
+    let signals: SigSet = FORWARDED
+        .iter()
+        .copied()
+        .filter(|signal| *signal != Signal::SIGWINCH)
+        .collect();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .context("blocking signals")?;
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)

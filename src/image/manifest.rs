@@ -419,6 +419,23 @@ pub struct ContainerConfig {
     pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
+impl ImageConfig {
+    /// The config `bytes` of an image whose manifest is `manifest`: it must
+    /// list as many layers (diff_ids) as the manifest has.
+    pub fn of_manifest(bytes: &[u8], manifest: &ImageManifest) -> Result<ImageConfig> {
+        let config: ImageConfig =
+            serde_json::from_slice(bytes).context("reading the image config")?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            bail!(
+                "the config lists {} layers but the manifest {}",
+                config.rootfs.diff_ids.len(),
+                manifest.layers.len()
+            );
+        }
+        Ok(config)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RootFs {
     #[serde(rename = "type", default)]

@@ -137,15 +137,7 @@ fn pull_from(
         );
     }
     let config_bytes = fetch_small_blob(registry, endpoint, &image.config)?;
-    let config: ImageConfig =
-        serde_json::from_slice(&config_bytes).context("reading the image config")?;
-    if config.rootfs.diff_ids.len() != image.layers.len() {
-        bail!(
-            "the config lists {} layers but the manifest {}",
-            config.rootfs.diff_ids.len(),
-            image.layers.len()
-        );
-    }
+    let config = ImageConfig::of_manifest(&config_bytes, &image)?;
     let layers: Vec<(Descriptor, Digest)> = image
         .layers
         .iter()

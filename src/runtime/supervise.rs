@@ -18,7 +18,7 @@ use crate::runtime::stdio_pipes::StdioPipes;
 
 /// Signals that, sent to `rocker run` or `rocker exec`, are meant for the
 /// container's process.
-const FORWARDED: &[Signal] = &[
+pub const FORWARDED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,

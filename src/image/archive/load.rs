@@ -17,8 +17,8 @@ use serde_json::json;
 use crate::image::digest::Digest;
 use crate::image::layer::ingest::{take_layer, ImageBudget, Incoming, Keep};
 use crate::image::manifest::{
-    self, layer_compression, Compression, ImageConfig, ImageManifest, Manifest, ManifestFormat,
-    Platform, MAX_MANIFEST_SIZE, OCI_CONFIG, OCI_MANIFEST,
+    self, layer_compression, Compression, ImageConfig, Manifest, ManifestFormat, Platform,
+    MAX_MANIFEST_SIZE, OCI_CONFIG, OCI_MANIFEST,
 };
 use crate::image::pull::PARALLEL_LAYERS;
 use crate::image::reference::Reference;
@@ -422,17 +422,8 @@ fn load_oci_layout(
         let Manifest::Image(image) = manifest::parse(&manifest_bytes, None)? else {
             bail!("the archive's {manifest_digest} is an index inside an index inside an index");
         };
-        let image: ImageManifest = image;
         let config_bytes = read_verified(members, &image.config.digest)?;
-        let config: ImageConfig =
-            serde_json::from_slice(&config_bytes).context("reading the image config")?;
-        if config.rootfs.diff_ids.len() != image.layers.len() {
-            bail!(
-                "the config lists {} layers but the manifest {}",
-                config.rootfs.diff_ids.len(),
-                image.layers.len()
-            );
-        }
+        let config = ImageConfig::of_manifest(&config_bytes, &image)?;
         let work: Vec<_> = image.layers.iter().zip(&config.rootfs.diff_ids).collect();
         let layers = take_layers(&work, |(descriptor, diff_id)| {
             let blob = LayerBlob {
