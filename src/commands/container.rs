@@ -598,23 +598,21 @@ pub fn rm_command(args: RmArgs) -> Result<i32> {
 
 /// A container not running whose maker (the run, or the start, setting
 /// it up) still runs: one being started, not a container to remove.
-fn is_starting(containers: &Containers, record: &ContainerRecord) -> Result<bool> {
-    Ok(!matches!(
-        containers.state(&record.id)?,
-        State::Running(_) | State::Restarting { .. }
-    ) && crate::rootfs::backing::container_dir::maker_alive(&containers.dir(&record.id)))
+fn is_starting(containers: &Containers, record: &ContainerRecord, state: &State) -> bool {
+    !matches!(state, State::Running(_) | State::Restarting { .. })
+        && crate::rootfs::backing::container_dir::maker_alive(&containers.dir(&record.id))
 }
 
 /// Removes a container: refused while it runs, unless `force`, which kills
 /// it first; refused while it is being started.
 fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Result<()> {
-    if is_starting(containers, record)? {
+    let state = containers.state(&record.id)?;
+    if is_starting(containers, record, &state) {
         bail!(
             "container {} is being started: remove it once it runs (rm -f) or has failed",
             record.name
         );
     }
-    let state = containers.state(&record.id)?;
     if let State::Restarting { monitor, .. } = &state {
         if !force {
             bail!(
@@ -652,10 +650,9 @@ pub fn prune_command() -> Result<i32> {
     );
     drop(lock);
     for record in containers.list()? {
-        if matches!(
-            containers.state(&record.id)?,
-            State::Running(_) | State::Restarting { .. }
-        ) || is_starting(&containers, &record)?
+        let state = containers.state(&record.id)?;
+        if matches!(state, State::Running(_) | State::Restarting { .. })
+            || is_starting(&containers, &record, &state)
         {
             continue;
         }
