@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -937,15 +938,12 @@ fn create_start_and_restart() {
     let restarted = s.inspect("sleeper")["State"]["Pid"].as_i64().unwrap();
     assert_ne!(restarted, pid, "a new process after restart");
 
+    // A -t container starts in the background with a terminal of its own.
+    create("tty", &["-t"], &["sh", "-c", "tty; echo ready; sleep 60"]);
+    ok(s.rocker(&["start", "tty"]));
+    s.wait_ready("tty");
+    assert!(ok(s.rocker(&["logs", "tty"])).starts_with("/dev/pts/0"));
     // What start refuses, and says why.
-    create("tty", &["-t"], &["sh"]);
-    let output = s.rocker(&["start", "tty"]);
-    assert_eq!(code(&output), 125);
-    assert!(
-        stderr(&output).contains("start it with -a"),
-        "{}",
-        stderr(&output)
-    );
     let output = s.rocker(&["start", "-a", "sleeper", "tty"]);
     assert!(
         stderr(&output).contains("takes one container"),
@@ -1374,6 +1372,74 @@ fn stats_stops_streaming_once_its_containers_end() {
     ok(s.rocker(&["rm", "brief"]));
 }
 
+/// Waits until `attach` is connected and greeted: it blocks the signals it
+/// passes on (SIGINT among them) from then on.
+fn wait_until_attached(attach: &Child) {
+    let blocks_sigint = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                let mask = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+    };
+    let start = Instant::now();
+    while !blocks_sigint(attach.id()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "attach never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn attach_and_start_ai_pass_input_to_a_di_container() {
+    let s = Store::new("lifecycle-attach-input");
+    s.detach(
+        &["-i", "--name", "reader", "--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "echo ready; while read l; do echo got:$l; [ \"$l\" = bye ] && exit 6; done; exit 1",
+        ],
+    );
+    s.wait_ready("reader");
+    // --no-stdin: output only, whatever this one's stdin holds.
+    let mut watcher = s.spawn(&["attach", "--no-stdin", "reader"], Stdio::piped());
+    wait_until_attached(&watcher);
+    watcher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ignored\n")
+        .unwrap();
+    // Input from one client; its end of file leaves the container's stdin
+    // open for the next, as docker does.
+    let mut first = s.spawn(&["attach", "reader"], Stdio::piped());
+    wait_until_attached(&first);
+    first.stdin.take().unwrap().write_all(b"one\n").unwrap();
+    s.wait_ready_for("reader", "got:one");
+    assert_eq!(s.state("reader"), "running");
+    // start -ai of a running container attaches to it.
+    let mut last = s.spawn(&["start", "-ai", "reader"], Stdio::piped());
+    wait_until_attached(&last);
+    last.stdin.take().unwrap().write_all(b"bye\n").unwrap();
+    for client in [last, first, watcher] {
+        let output = wait_output(client, Duration::from_secs(30));
+        assert_eq!(code(&output), 6, "{}", stderr(&output));
+        assert!(
+            stdout(&output).ends_with("got:bye\n"),
+            "{}",
+            stdout(&output)
+        );
+    }
+    let logs = ok(s.rocker(&["logs", "reader"]));
+    assert_eq!(logs, "ready\ngot:one\ngot:bye\n");
+    ok(s.rocker(&["rm", "reader"]));
+}
+
 #[test]
 fn attach_follows_a_detached_container_and_exits_with_its_status() {
     let s = Store::new("lifecycle-attach");
@@ -1408,24 +1474,7 @@ fn attach_follows_a_detached_container_and_exits_with_its_status() {
     );
     s.wait_ready("trapper");
     let attached = spawn_collecting(s.command(&["attach", "trapper"]));
-    // Once attach holds SIGINT (blocked, to pass on), Ctrl-C it.
-    let blocks_sigint = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|status| {
-                let mask = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
-                u64::from_str_radix(mask.trim(), 16).ok()
-            })
-            .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
-    };
-    let start = Instant::now();
-    while !blocks_sigint(attached.id()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "attach never got ready"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_attached(&attached);
     kill(Pid::from_raw(attached.id() as i32), Signal::SIGINT).unwrap();
     let output = wait_output(attached, Duration::from_secs(30));
     assert_eq!(code(&output), 9, "{}", stderr(&output));

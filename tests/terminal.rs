@@ -32,6 +32,11 @@ impl OnTerminal {
 
     /// `rocker ARGS...` on the terminal.
     fn rocker(args: &[&str]) -> OnTerminal {
+        OnTerminal::rocker_in(&harness().base.join("data"), args)
+    }
+
+    /// `rocker ARGS...` on the terminal, with the data dir `data`.
+    fn rocker_in(data: &std::path::Path, args: &[&str]) -> OnTerminal {
         let h = harness();
         let size = Winsize {
             ws_row: 33,
@@ -41,7 +46,11 @@ impl OnTerminal {
         };
         let pty = openpty(&size, None).unwrap();
         let mut command = h.command_as_user("setsid");
-        command.arg("-c").arg(&h.binary).args(args);
+        command
+            .env("XDG_DATA_HOME", data)
+            .arg("-c")
+            .arg(&h.binary)
+            .args(args);
         command
             .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
             .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
@@ -318,4 +327,105 @@ fn exec_without_t_relays_the_terminal_too() {
     assert_eq!(status, 0, "{out}");
     assert!(out.contains("checked"), "{out}");
     assert!(!out.contains("holds-our-terminal"), "{out}");
+}
+
+/// `rocker ARGS...` with the data dir `data`, to completion.
+fn rocker_in(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut command = harness().rocker_in(data);
+    command.args(args);
+    output_within(command, Duration::from_secs(60))
+}
+
+/// `inspect NAME`'s field at `pointer` (a JSON pointer), as text.
+fn inspected(data: &std::path::Path, name: &str, pointer: &str) -> String {
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(rocker_in(data, &["inspect", name]))).unwrap();
+    list[0]
+        .pointer(pointer)
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn status_of(data: &std::path::Path, name: &str) -> String {
+    inspected(data, name, "/State/Status")
+}
+
+#[test]
+fn attach_to_a_dit_shell_takes_typing_and_detaches_with_ctrl_p_ctrl_q() {
+    let h = harness();
+    let data = h.scratch("terminal-attach");
+    let rootfs = h.rootfs.to_string_lossy().to_string();
+    ok(rocker_in(
+        &data,
+        &[
+            "run",
+            "-dit",
+            "--name",
+            "box",
+            "--network",
+            "none",
+            "--rootfs",
+            &rootfs,
+            "sh",
+        ],
+    ));
+    let mut session = OnTerminal::rocker_in(&data, &["attach", "box"]);
+    // The container's terminal takes our size, and what we type.
+    session.type_bytes(b"echo answer=$((6*7)); stty size\r");
+    session.wait_for("answer=42");
+    session.wait_for("33 97");
+    // Raw mode while attached: Ctrl-C is the container's, not ours.
+    let during = tcgetattr(&session.slave).unwrap();
+    assert!(!during
+        .local_flags
+        .contains(nix::sys::termios::LocalFlags::ISIG));
+    session.type_bytes(&[0x10, 0x11]);
+    let slave = session.slave.try_clone().unwrap();
+    let (status, out) = session.finish();
+    assert_eq!(status, 1, "docker's status for a detach: {out}");
+    assert!(out.contains("read escape sequence"), "{out}");
+    assert!(tcgetattr(&slave)
+        .unwrap()
+        .local_flags
+        .contains(nix::sys::termios::LocalFlags::ISIG));
+    assert_eq!(status_of(&data, "box"), "running");
+
+    // Other keys, set with --detach-keys; a Ctrl-P alone now goes in.
+    let mut session = OnTerminal::rocker_in(&data, &["attach", "--detach-keys", "ctrl-x,x", "box"]);
+    session.type_bytes(b"echo still-$((1+1))\r");
+    session.wait_for("still-2");
+    session.type_bytes(&[0x18, b'x']);
+    let (status, _) = session.finish();
+    assert_eq!(status, 1);
+    assert_eq!(status_of(&data, "box"), "running");
+
+    // The shell's exit ends the attach with its status; the log kept it all.
+    let mut session = OnTerminal::rocker_in(&data, &["attach", "box"]);
+    session.type_bytes(b"exit 3\r");
+    let (status, out) = session.finish();
+    assert_eq!(status, 3, "{out}");
+    let logs = ok(rocker_in(&data, &["logs", "box"]));
+    assert!(
+        logs.contains("answer=42") && logs.contains("still-2"),
+        "{logs}"
+    );
+    assert_eq!(status_of(&data, "box"), "exited");
+
+    // A -t container starts again in the background, on a new terminal.
+    ok(rocker_in(&data, &["start", "box"]));
+    let mut session = OnTerminal::rocker_in(&data, &["start", "-ai", "box"]);
+    session.type_bytes(b"tty; exit 4\r");
+    let (status, out) = session.finish();
+    assert_eq!(status, 4, "{out}");
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    let id = inspected(&data, "box", "/Id");
+    ok(rocker_in(&data, &["rm", "-f", "box"]));
+    let live = h.base.join("run/rocker/containers").join(id.trim());
+    assert!(
+        !live.exists(),
+        "{} (and its attach socket) stayed",
+        live.display()
+    );
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use super::values::{
-    cpus_flag, log_opt_flag, network_flag, publish_flag, security_opt_flag, signal_flag, size_flag,
-    swap_flag, LogOption, PublishedPorts, SecurityOpt,
+    cpus_flag, detach_keys_flag, log_opt_flag, network_flag, publish_flag, security_opt_flag,
+    signal_flag, size_flag, swap_flag, DetachKeys, LogOption, PublishedPorts, SecurityOpt,
 };
 use crate::network::NetworkMode;
 
@@ -437,6 +437,11 @@ pub struct StartArgs {
     /// With -a: pass standard input in
     #[arg(short, long)]
     pub interactive: bool,
+    /// The keys that detach from a running container and leave it running
+    /// (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS", value_parser = detach_keys_flag, default_value = "",
+          hide_default_value = true)]
+    pub detach_keys: DetachKeys,
 }
 
 #[derive(Debug, Args)]
@@ -448,6 +453,14 @@ pub struct AttachArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
+    /// Do not pass standard input in (output only)
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// The keys that detach and leave the container running (default
+    /// ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS", value_parser = detach_keys_flag, default_value = "",
+          hide_default_value = true)]
+    pub detach_keys: DetachKeys,
 }
 
 #[derive(Debug, Args)]

@@ -101,6 +101,51 @@ pub(super) fn log_opt_flag(text: &str) -> Result<LogOption, String> {
     }
 }
 
+/// `--detach-keys`: the key sequence that detaches an attach client, as
+/// the bytes the terminal sends for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachKeys(pub Vec<u8>);
+
+/// docker's default: Ctrl-P, Ctrl-Q.
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
+
+impl Default for DetachKeys {
+    fn default() -> DetachKeys {
+        DetachKeys(DEFAULT_DETACH_KEYS.to_vec())
+    }
+}
+
+/// docker's grammar: comma-separated keys, each a single character or
+/// `ctrl-X` with X a letter or one of `@ [ \ ] ^ _`. Empty is the default.
+pub(super) fn detach_keys_flag(text: &str) -> Result<DetachKeys, String> {
+    if text.is_empty() {
+        return Ok(DetachKeys::default());
+    }
+    let key = |key: &str| -> Result<u8, String> {
+        let bad = || {
+            format!(
+                "unknown key {key:?} in --detach-keys: give keys like ctrl-p,ctrl-q or a,b \
+                 (ctrl- with a letter or one of @[\\]^_)"
+            )
+        };
+        match (key.len(), key.strip_prefix("ctrl-")) {
+            (1, _) if key.is_ascii() => Ok(key.as_bytes()[0]),
+            (_, Some(control)) => match control.as_bytes() {
+                [letter @ b'a'..=b'z'] => Ok(letter - b'a' + 1),
+                [letter @ b'A'..=b'Z'] => Ok(letter - b'A' + 1),
+                [b'@'] => Ok(0),
+                [symbol @ (b'[' | b'\\' | b']' | b'^' | b'_')] => Ok(symbol - b'[' + 27),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    };
+    text.split(',')
+        .map(key)
+        .collect::<Result<_, _>>()
+        .map(DetachKeys)
+}
+
 /// One `-e` value: `NAME=VALUE`, or `NAME` alone to copy the caller's value
 /// (skipped when the caller has none, as docker does).
 pub fn parse_env_entry(
@@ -316,6 +361,20 @@ pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_follow_dockers_grammar() {
+        let keys = |text| detach_keys_flag(text).map(|keys| keys.0);
+        assert_eq!(keys("ctrl-p,ctrl-q"), Ok(vec![0x10, 0x11]));
+        assert_eq!(keys(""), Ok(DEFAULT_DETACH_KEYS.to_vec()));
+        assert_eq!(
+            keys("a,ctrl-@,ctrl-[,ctrl-\\,ctrl-_"),
+            Ok(vec![b'a', 0, 27, 28, 31])
+        );
+        assert!(keys("ctrl-1").is_err());
+        assert!(keys("ab").is_err());
+        assert!(keys("ctrl-p,").is_err());
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

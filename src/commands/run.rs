@@ -127,12 +127,6 @@ impl RunExtras {
         if let Some(name) = &args.name {
             names::check(name)?;
         }
-        if !create_only && args.detach && (args.process.tty || args.process.interactive) {
-            bail!(
-                "-d with -i or -t needs rocker attach, which rocker does not have yet: \
-                 run in the background without them, and use rocker exec -i for a shell"
-            );
-        }
         // A foreground container gets our stdout and stderr (and stdin
         // with -i); a detached one gets pipes.
         if !args.detach && !create_only {

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 
+use super::attach::{attach_to, AttachOptions};
 use super::container::{each_container, stop};
 use super::run::resources;
 use crate::cli::args::{RestartArgs, StartArgs};
@@ -28,7 +29,7 @@ fn restart_of(dirs: &Dirs, record: &ContainerRecord, attach: bool, stdin: bool) 
     Ok(Restart {
         mount_point,
         resources,
-        stdin: attach && stdin,
+        stdin,
         attach,
     })
 }
@@ -58,13 +59,15 @@ pub fn start_command(args: StartArgs) -> Result<i32> {
     };
     let containers = Containers::open(&dirs)?;
     let record = containers.find(query)?;
+    // A running container is attached to, as docker does: its output from
+    // now on, and stdin with -i.
     if matches!(containers.state(&record.id)?, State::Running(_)) {
-        bail!(
-            "container {} is running already; rocker has no attach yet: see its output with \
-             rocker logs -f {}",
-            record.name,
-            record.name
-        );
+        let options = AttachOptions {
+            stdin: args.interactive,
+            sig_proxy: true,
+            detach_keys: args.detach_keys.0,
+        };
+        return attach_to(&containers, &record, &options);
     }
     let restart = restart_of(&dirs, &record, true, args.interactive)?;
     launch::start(record, restart, &dirs)

@@ -19,8 +19,24 @@ pub struct Console {
 }
 
 /// The caller's terminal settings, restored on drop.
-struct RawMode {
+pub struct RawMode {
     saved: Termios,
+}
+
+impl RawMode {
+    /// Puts the caller's terminal (stdin) in raw mode until the value is
+    /// dropped; None when stdin is not a terminal.
+    pub fn enter() -> Result<Option<RawMode>> {
+        let stdin = std::io::stdin();
+        if !isatty(stdin.as_fd()).unwrap_or(false) {
+            return Ok(None);
+        }
+        let saved = tcgetattr(stdin.as_fd()).context("reading the terminal settings")?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).context("setting raw mode")?;
+        Ok(Some(RawMode { saved }))
+    }
 }
 
 impl Drop for RawMode {
@@ -30,7 +46,7 @@ impl Drop for RawMode {
 }
 
 /// The window size of the caller's terminal, if stdin or stdout is one.
-fn caller_window_size() -> Option<sys::WindowSize> {
+pub fn caller_window_size() -> Option<sys::WindowSize> {
     let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
     let size = [stdin.as_fd(), stdout.as_fd()]
         .into_iter()
@@ -61,15 +77,7 @@ impl Console {
     /// Puts the caller's terminal (stdin) in raw mode until the console is
     /// dropped. Nothing to do when stdin is not a terminal.
     pub fn enter_raw_mode(&mut self) -> Result<()> {
-        let stdin = std::io::stdin();
-        if !isatty(stdin.as_fd()).unwrap_or(false) {
-            return Ok(());
-        }
-        let saved = tcgetattr(stdin.as_fd()).context("reading the terminal settings")?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).context("setting raw mode")?;
-        self.raw = Some(RawMode { saved });
+        self.raw = RawMode::enter()?;
         Ok(())
     }
 

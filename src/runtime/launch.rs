@@ -112,8 +112,8 @@ pub fn create(mut launch: Launch, dirs: &Dirs) -> Result<i32> {
 }
 
 /// What `start` changes in a kept spec: where the overlay goes in this
-/// session's runtime dir, the cgroup its limits get now, and whether the
-/// caller's stdin goes in.
+/// session's runtime dir, the cgroup its limits get now, and (started
+/// in the caller) whether the caller's stdin goes in.
 pub struct Restart {
     pub mount_point: Option<std::path::PathBuf>,
     pub resources: Option<crate::spec::Resources>,
@@ -138,13 +138,6 @@ pub fn start(record: ContainerRecord, restart: Restart, dirs: &Dirs) -> Result<i
         )
     })?;
     let mut spec = startable.spec;
-    if !restart.attach && spec.process.terminal {
-        bail!(
-            "container {} has a terminal (-t): start it with -a (rocker has no attach yet, so \
-             it cannot run in the background)",
-            record.name
-        );
-    }
     if let (
         Some(new),
         Rootfs::KernelOverlay { mount_point, .. } | Rootfs::FuseOverlay { mount_point, .. },
@@ -153,7 +146,11 @@ pub fn start(record: ContainerRecord, restart: Restart, dirs: &Dirs) -> Result<i
         *mount_point = new;
     }
     spec.resources = restart.resources;
-    spec.process.stdin = restart.stdin;
+    // In the caller, stdin goes in with -i; in the background it is open
+    // to attach clients as the container was made (-i).
+    if restart.attach {
+        spec.process.stdin = restart.stdin;
+    }
     let files = ContainerFiles::existing(containers.dir(&record.id))?;
     let launch = Launch {
         spec,

@@ -20,7 +20,7 @@ use crate::host::userns;
 use crate::network::slirp::Slirp;
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan::{self, GeneratedFiles, MountOp};
-use crate::runtime::attach_server::AttachServer;
+use crate::runtime::attach_server::{AttachServer, Offer};
 use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::seccomp::Program;
 use crate::runtime::stdio_pipes::StdioPipes;
@@ -125,10 +125,18 @@ fn run_container(
         // Without -t, the container must not hold our terminal.
         Output::Inherit if spec.process.terminal => None,
         Output::Inherit => StdioPipes::for_terminals(spec.process.stdin)?,
-        Output::Log(writer) => Some(StdioPipes::to_log(
-            writer,
-            AttachServer::bind(live_dir.path())?,
-        )?),
+        Output::Log(writer) => {
+            let offer = Offer {
+                terminal: spec.process.terminal,
+                stdin: spec.process.stdin,
+            };
+            Some(StdioPipes::to_log(
+                writer,
+                AttachServer::bind(live_dir.path(), offer)?,
+                offer.terminal,
+                offer.stdin,
+            )?)
+        }
     };
     let mask = &*held.mask.insert(BlockedSignals::for_supervision()?);
     let (channel, pid) =

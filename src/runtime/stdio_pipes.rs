@@ -8,6 +8,11 @@
 //! The container holds the only write ends of its output pipes (and the
 //! only read end of its input pipe), so the monitor reads end of file once
 //! every process of the container is gone.
+//!
+//! A detached container's stdin (`-di`) is a pipe the monitor keeps
+//! open, filled with what attach clients type; a detached `-t` container's
+//! terminal is a pty whose master the monitor keeps, read as its stdout and
+//! written with clients' input.
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -19,8 +24,17 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 
 use crate::container::logfile::{LogWriter, Stream};
-use crate::runtime::attach_server::AttachServer;
+use crate::runtime::attach_server::{AttachServer, FromClient};
+use crate::sys;
 use crate::util::wait;
+
+/// Clients' input the container has not read yet, at most: beyond it
+/// the monitor stops reading clients until the container catches up.
+const MAX_PENDING_INPUT: usize = 1 << 20;
+
+/// A detached terminal's size until a client sends its own.
+const DEFAULT_ROWS: u16 = 24;
+const DEFAULT_COLUMNS: u16 = 80;
 
 /// Where the container's output goes.
 enum Sink {
@@ -43,13 +57,38 @@ pub struct StdioPipes {
     /// A detached container's attach socket: its clients get the output
     /// too.
     attach: Option<AttachServer>,
-    /// The relayed stdin: the container's read end until the clone, and
+    input: Input,
+    /// A detached `-t` container's pty master, once it has come.
+    terminal: Option<OwnedFd>,
+}
+
+/// Where the container's stdin comes from, when not straight from ours.
+enum Input {
+    None,
+    /// Our stdin, relayed: the container's read end until the clone, and
     /// ours, which a thread fills from our stdin once the container runs.
-    input: Option<(Option<OwnedFd>, Option<OwnedFd>)>,
+    Caller {
+        read: Option<OwnedFd>,
+        write: Option<OwnedFd>,
+    },
+    /// What attach clients type (`-di`, `-dit`): the container's read end
+    /// until the clone (none with a terminal), ours (the pty master with
+    /// a terminal, once it has come), and what it has not taken yet.
+    Clients {
+        read: Option<OwnedFd>,
+        write: Option<OwnedFd>,
+        pending: Vec<u8>,
+    },
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     pipe2(OFlag::O_CLOEXEC).context("creating a pipe for the container's stdio")
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .context("setting up the container's stdio")?;
+    Ok(())
 }
 
 fn is_terminal(fd: impl AsFd) -> bool {
@@ -58,12 +97,72 @@ fn is_terminal(fd: impl AsFd) -> bool {
 
 impl StdioPipes {
     /// A detached container's stdout and stderr, into its log (and to
-    /// the clients of its attach socket).
-    pub fn to_log(writer: LogWriter, attach: AttachServer) -> Result<StdioPipes> {
-        let mut pipes =
-            StdioPipes::new(Sink::Log(writer), &[Stream::Stdout, Stream::Stderr], false)?;
+    /// the clients of its attach socket), and with `stdin` its input from
+    /// those clients. With `terminal`, there are no pipes: the pty comes
+    /// later (`take_terminal`) and carries both.
+    pub fn to_log(
+        writer: LogWriter,
+        attach: AttachServer,
+        terminal: bool,
+        stdin: bool,
+    ) -> Result<StdioPipes> {
+        let streams: &[Stream] = match terminal {
+            true => &[],
+            false => &[Stream::Stdout, Stream::Stderr],
+        };
+        let mut pipes = StdioPipes::new(Sink::Log(writer), streams, false)?;
         pipes.attach = Some(attach);
+        if stdin {
+            let (read, write) = match terminal {
+                true => (None, None),
+                false => {
+                    let (read, write) = pipe()?;
+                    // Our end only: the container reads as from any pipe.
+                    set_nonblocking(&write)?;
+                    (Some(read), Some(write))
+                }
+            };
+            pipes.input = Input::Clients {
+                read,
+                write,
+                pending: vec![],
+            };
+        }
         Ok(pipes)
+    }
+
+    /// Whether the output goes to a log and attach clients (a detached
+    /// container) rather than to the caller.
+    pub fn is_detached(&self) -> bool {
+        self.attach.is_some()
+    }
+
+    /// A detached container's pty master: read as its output, written
+    /// with clients' input, sized by them (80x24 until one says).
+    pub fn take_terminal(&mut self, master: OwnedFd) -> Result<()> {
+        let size = sys::WindowSize {
+            ws_row: DEFAULT_ROWS,
+            ws_col: DEFAULT_COLUMNS,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        sys::set_window_size(master.as_fd(), &size).context("sizing the container's terminal")?;
+        set_nonblocking(&master)?;
+        let clone = || {
+            master
+                .try_clone()
+                .context("sharing the container's terminal")
+        };
+        self.outputs.push(OutputPipe {
+            stream: Stream::Stdout,
+            read: Some(clone()?),
+            write: None,
+        });
+        if let Input::Clients { write, .. } = &mut self.input {
+            *write = Some(clone()?);
+        }
+        self.terminal = Some(master);
+        Ok(())
     }
 
     /// Tells the attached clients how the container ended.
@@ -97,8 +196,7 @@ impl StdioPipes {
             let (read, write) = pipe()?;
             // Only our end is non-blocking: the container's writes block
             // as they would on a terminal.
-            nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-                .context("setting up the container's output pipe")?;
+            set_nonblocking(&read)?;
             outputs.push(OutputPipe {
                 stream: *stream,
                 read: Some(read),
@@ -108,15 +206,19 @@ impl StdioPipes {
         let input = match input {
             true => {
                 let (read, write) = pipe()?;
-                Some((Some(read), Some(write)))
+                Input::Caller {
+                    read: Some(read),
+                    write: Some(write),
+                }
             }
-            false => None,
+            false => Input::None,
         };
         Ok(StdioPipes {
             sink,
             outputs,
             attach: None,
             input,
+            terminal: None,
         })
     }
 
@@ -125,9 +227,13 @@ impl StdioPipes {
     /// held the input's write end would keep the command from ever reading
     /// end of file).
     pub fn become_stdio(&mut self) -> Result<()> {
-        if let Some((_, write)) = &mut self.input {
-            *write = None;
-        }
+        let read = match &mut self.input {
+            Input::None => None,
+            Input::Caller { read, write } | Input::Clients { read, write, .. } => {
+                *write = None;
+                read.take()
+            }
+        };
         for output in &mut self.outputs {
             output.read = None;
             let write = output.write.take().context("the output pipe is gone")?;
@@ -137,8 +243,7 @@ impl StdioPipes {
             }
             .context("connecting the output pipe")?;
         }
-        if let Some((read, _)) = &mut self.input {
-            let read = read.take().context("the input pipe is gone")?;
+        if let Some(read) = read {
             nix::unistd::dup2_stdin(&read).context("connecting the input pipe")?;
         }
         Ok(())
@@ -147,18 +252,23 @@ impl StdioPipes {
     /// In the monitor, once the container holds its ends: drop ours of
     /// them, and start copying our stdin into the input pipe. A thread does
     /// that, blocking on our stdin; it ends at our end of file (closing the
-    /// container's) or when the container no longer reads.
+    /// container's) or when the container no longer reads. Clients' input
+    /// is written by `copy_ready`.
     pub fn close_container_ends(&mut self) {
         for output in &mut self.outputs {
             output.write = None;
         }
-        if let Some((read, write)) = &mut self.input {
-            *read = None;
-            if let Some(write) = write.take() {
-                std::thread::spawn(move || {
-                    let mut pipe = std::fs::File::from(write);
-                    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
-                });
+        match &mut self.input {
+            Input::None => {}
+            Input::Clients { read, .. } => *read = None,
+            Input::Caller { read, write } => {
+                *read = None;
+                if let Some(write) = write.take() {
+                    std::thread::spawn(move || {
+                        let mut pipe = std::fs::File::from(write);
+                        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut pipe);
+                    });
+                }
             }
         }
     }
@@ -170,9 +280,30 @@ impl StdioPipes {
             .filter_map(|output| output.read.as_ref())
             .map(|read| PollFd::new(read.as_fd(), PollFlags::POLLIN))
             .collect();
-        // A new attach client wakes the supervisor too (copy_ready takes it).
+        // A new attach client wakes the supervisor too (copy_ready takes
+        // it), and so does a client's input, unless the container is
+        // behind with what it was sent; then the container's readiness to
+        // take more does.
         if let Some(attach) = self.attach.as_ref() {
             fds.push(PollFd::new(attach.listener_fd(), PollFlags::POLLIN));
+            let backlog = match &self.input {
+                Input::Clients {
+                    write: Some(write),
+                    pending,
+                    ..
+                } if !pending.is_empty() => {
+                    fds.push(PollFd::new(write.as_fd(), PollFlags::POLLOUT));
+                    pending.len()
+                }
+                _ => 0,
+            };
+            if backlog < MAX_PENDING_INPUT {
+                fds.extend(
+                    attach
+                        .sending_fds()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                );
+            }
         }
         fds
     }
@@ -186,7 +317,8 @@ impl StdioPipes {
         for output in &mut self.outputs {
             while let Some(fd) = output.read.as_ref() {
                 match nix::unistd::read(fd, &mut buffer) {
-                    Ok(0) => output.read = None,
+                    // A pty master reads EIO once its terminal is closed.
+                    Ok(0) | Err(nix::errno::Errno::EIO) => output.read = None,
                     Ok(n) => {
                         deliver(&mut self.sink, output.stream, &buffer[..n]);
                         if let Some(attach) = self.attach.as_mut() {
@@ -199,7 +331,64 @@ impl StdioPipes {
                 }
             }
         }
+        self.take_clients_input();
         Ok(())
+    }
+
+    /// Clients' input into the container (when its stdin is open), their
+    /// window size onto its terminal (when it has one); then as much of
+    /// the input as the container takes now.
+    fn take_clients_input(&mut self) {
+        let Some(attach) = self.attach.as_mut() else {
+            return;
+        };
+        let backlog = match &self.input {
+            Input::Clients { pending, .. } => pending.len(),
+            _ => 0,
+        };
+        if backlog < MAX_PENDING_INPUT {
+            for message in attach.read_clients() {
+                match message {
+                    FromClient::Input(data) => {
+                        if let Input::Clients {
+                            write: Some(_),
+                            pending,
+                            ..
+                        } = &mut self.input
+                        {
+                            pending.extend_from_slice(&data);
+                        }
+                    }
+                    FromClient::Resize(rows, columns) => {
+                        if let Some(master) = &self.terminal {
+                            let size = sys::WindowSize {
+                                ws_row: rows,
+                                ws_col: columns,
+                                ws_xpixel: 0,
+                                ws_ypixel: 0,
+                            };
+                            let _ = sys::set_window_size(master.as_fd(), &size);
+                        }
+                    }
+                }
+            }
+        }
+        if let Input::Clients { write, pending, .. } = &mut self.input {
+            while let (Some(fd), false) = (write.as_ref(), pending.is_empty()) {
+                match nix::unistd::write(fd, pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(nix::errno::Errno::EAGAIN) => break,
+                    // The container closed its stdin: nothing more goes in.
+                    Err(_) => {
+                        pending.clear();
+                        *write = None;
+                    }
+                }
+            }
+        }
     }
 
     /// After the container's PID 1 has exited: the kernel is ending the

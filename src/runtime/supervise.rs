@@ -40,14 +40,18 @@ pub fn run_to_exit(
     pipes: Option<&mut StdioPipes>,
     started: &mut dyn FnMut() -> Result<()>,
 ) -> Result<i32> {
-    let mut console = match terminal {
-        true => {
-            let console = Console::new(channel.wait_for_console()?);
-            channel.console_sized()?;
-            Some(console)
+    let mut pipes = pipes;
+    let mut console = None;
+    if terminal {
+        let master = channel.wait_for_console()?;
+        // A detached container's terminal is its monitor's to serve to
+        // attach clients; a foreground one is relayed to ours.
+        match pipes.as_deref_mut().filter(|pipes| pipes.is_detached()) {
+            Some(pipes) => pipes.take_terminal(master)?,
+            None => console = Some(Console::new(master)),
         }
-        false => None,
-    };
+        channel.console_sized()?;
+    }
     channel.wait_for_exec()?;
     started()?;
 
