@@ -943,6 +943,10 @@ fn create_start_and_restart() {
     ok(s.rocker(&["start", "tty"]));
     s.wait_ready("tty");
     assert!(ok(s.rocker(&["logs", "tty"])).starts_with("/dev/pts/0"));
+    let first = s.inspect("tty")["State"]["Pid"].as_i64().unwrap();
+    ok(s.rocker(&["restart", "-t", "0", "tty"]));
+    s.wait_state("tty", "running");
+    assert_ne!(s.inspect("tty")["State"]["Pid"].as_i64().unwrap(), first);
     // What start refuses, and says why.
     let output = s.rocker(&["start", "-a", "sleeper", "tty"]);
     assert!(
