@@ -5,6 +5,7 @@
 //!
 //! - `commands`: one file per verb family, their output (`output`), and
 //!   `dispatch` from a parsed command line to them;
+//! - `build`: Containerfiles read, and built step by step with the runtime;
 //! - `runtime`: running a container: `launch` (record, then monitor),
 //!   `monitor` (the parent side: clone, id maps, helpers, signals),
 //!   `init` (the container side: rootfs, then exec), `join` (`exec` into a
@@ -21,6 +22,7 @@
 //! - `util` (files, times, xattrs); `error` (exit statuses) and `sys`, which
 //!   holds every raw system call that needs `unsafe`.
 
+pub mod build;
 pub mod cgroups;
 pub mod cli;
 pub mod commands;

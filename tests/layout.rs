@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// Top to bottom; a module may import those on lower lines and its own.
 const LAYERS: &[&[&str]] = &[
     &["commands"],
+    &["build"],
     &["runtime"],
     &["container"],
     &["rootfs", "cli"],
