@@ -1,6 +1,15 @@
 //! `rocker build`: Containerfiles read as docker reads them
-//! (`containerfile`, `instruction`, `words`).
+//! (`containerfile`, `instruction`, `words`), split into stages
+//! (`stages`), with the build cache (`cache`), `.dockerignore` (`ignore`,
+//! `pattern`) and the layers COPY makes (`copy`). The steps themselves run
+//! in `commands::build`, with run's and commit's own code.
 
+pub mod cache;
 pub mod containerfile;
+pub mod copy;
+pub mod ignore;
 pub mod instruction;
+pub mod metadata;
+pub mod pattern;
+pub mod stages;
 pub mod words;

@@ -53,6 +53,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Read images from an archive
     Load(LoadArgs),
+    /// Build an image from a Containerfile (or Dockerfile)
+    Build(BuildArgs),
     /// Make an image of a container's writes over its image
     Commit(CommitArgs),
     /// Write a container's root file system as a tar
@@ -70,6 +72,9 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// List containers
     Ps(PsArgs),
     /// Show a detached container's output
@@ -106,6 +111,13 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out of a registry
     Logout(LogoutArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Remove the build cache: the images build steps made that no name
+    /// holds, and the layers only they used
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]
@@ -489,6 +501,46 @@ pub struct RestartArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context: a directory, or - to read the Containerfile
+    /// from standard input (no context)
+    pub context: String,
+    /// The Containerfile (default: Containerfile, else Dockerfile, in the
+    /// context)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Name the image (repeatable)
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// A build argument: NAME=VALUE, or NAME for the value in this
+    /// environment (repeatable)
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// The stage to build (default: the last)
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Run every step, reusing nothing from earlier builds
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Pull the base images again even when the store has them
+    #[arg(long)]
+    pub pull: bool,
+    /// Print only the image id
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image id to FILE
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// A label on the image: KEY=VALUE (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// The network of RUN steps: default or none (a step's own
+    /// --network= wins)
+    #[arg(long, value_name = "MODE", default_value = "default")]
+    pub network: String,
+}
+
+#[derive(Debug, Args)]
 pub struct CommitArgs {
     /// The container, by name or id
     pub container: String,
@@ -539,6 +591,9 @@ pub struct ImagesArgs {
     /// Print only image ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Show the images build steps made too (the build cache)
+    #[arg(short, long)]
+    pub all: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -616,6 +671,17 @@ pub struct LogoutArgs {
 pub enum Format {
     Text,
     Json,
+}
+
+impl RunArgs {
+    /// `run`'s flags and arguments from words, read as the command line
+    /// would be: how a build runs its RUN steps, with run's own meaning
+    /// for every option.
+    pub fn from_words(words: &[String]) -> Result<RunArgs, clap::Error> {
+        use clap::FromArgMatches;
+        let command = RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
+        RunArgs::from_arg_matches(&command.try_get_matches_from(words)?)
+    }
 }
 
 #[derive(Debug, Args)]

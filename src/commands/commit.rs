@@ -33,7 +33,7 @@ fn budget(context: &ImageContext) -> Result<ImageBudget> {
 
 /// `[REPOSITORY[:TAG]]` as the store names it; none: the image goes
 /// unnamed (under its id).
-fn target_names(reference: Option<&str>) -> Result<Vec<String>> {
+pub fn target_names(reference: Option<&str>) -> Result<Vec<String>> {
     match reference {
         None => Ok(vec![]),
         Some(text) => {
@@ -146,14 +146,57 @@ pub fn commit_command(args: CommitArgs) -> Result<i32> {
     let mut config = container_config(&base_config, &base_value, &record);
     apply_changes(&mut config, &args.change)?;
     let names = target_names(args.repository.as_deref())?;
+    let image = commit_container(
+        &context,
+        &containers,
+        &record,
+        &base,
+        Commit {
+            config,
+            earlier: vec![],
+            created_by: format!("rocker commit {}", record.name),
+            comment: args.message.clone(),
+            author: args.author.clone(),
+            pause: args.pause,
+            build_cache: false,
+        },
+        &names,
+    )?;
+    println!("{}", image.id());
+    Ok(0)
+}
 
+/// What a commit makes of a container's writes: the new image's config
+/// and history.
+pub struct Commit {
+    pub config: Map<String, Value>,
+    pub earlier: Vec<String>,
+    pub created_by: String,
+    pub comment: Option<String>,
+    pub author: Option<String>,
+    /// Freeze a running container while its writes are read.
+    pub pause: bool,
+    /// A build step's image (see `ImageRecord::build_cache`).
+    pub build_cache: bool,
+}
+
+/// The writes of container `record` as one new layer over `base`, its
+/// image: the image written and indexed under `names` (none: its id).
+pub fn commit_container(
+    context: &ImageContext,
+    containers: &Containers,
+    record: &ContainerRecord,
+    base: &ImageRecord,
+    commit: Commit,
+    names: &[String],
+) -> Result<ImageRecord> {
     let store = &context.store;
     // Garbage collection waits: the container's layers stay meanwhile.
     let _shared = store.lock_shared()?;
     let dir = containers.dir(&record.id);
     let copied = record.rootfs_mode == RootfsKind::Copy;
     let layers = match copied {
-        true => copied_image_layers(store, &base).map_err(|gone| {
+        true => copied_image_layers(store, base).map_err(|gone| {
             anyhow::anyhow!(
                 "a layer of the image of container {} is no longer in the store ({}); pull {} \
                  again to commit the container",
@@ -169,7 +212,9 @@ pub fn commit_command(args: CommitArgs) -> Result<i32> {
     // are read, so the layer is one moment of them.
     let frozen = match containers.state(&record.id)? {
         // (a paused one is held already)
-        State::Running(live) if args.pause && live.paused.is_none() => Some(freeze(live.init.pid)?),
+        State::Running(live) if commit.pause && live.paused.is_none() => {
+            Some(freeze(live.init.pid)?)
+        }
         _ => None,
     };
     let temp = store.temp_dir("commit")?;
@@ -198,23 +243,23 @@ pub fn commit_command(args: CommitArgs) -> Result<i32> {
         tar,
         &incoming,
         Keep::Compressed(Compression::Gzip),
-        &budget(&context)?,
+        &budget(context)?,
     )
     .context("storing the new layer")?;
-    let image = assemble(
+    assemble(
         store,
         NewImage {
-            base: Some(&base),
+            base: Some(base),
             layers: vec![layer],
-            config,
-            created_by: format!("rocker commit {}", record.name),
-            comment: args.message.clone(),
-            author: args.author.clone(),
+            config: commit.config,
+            earlier: commit.earlier,
+            created_by: commit.created_by,
+            comment: commit.comment,
+            author: commit.author,
+            build_cache: commit.build_cache,
         },
-        &names,
-    )?;
-    println!("{}", image.id());
-    Ok(0)
+        names,
+    )
 }
 
 /// `rocker export CONTAINER`: its root as it sees it, as a tar.
@@ -307,7 +352,9 @@ pub fn import_command(args: ImportArgs) -> Result<i32> {
             base: None,
             layers: vec![layer],
             config,
+            earlier: vec![],
             created_by: "rocker import".into(),
+            build_cache: false,
             comment: Some(
                 args.message
                     .clone()

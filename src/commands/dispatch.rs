@@ -4,10 +4,10 @@
 use anyhow::Result;
 
 use super::{
-    archive, attach, commit, container, cp, exec, generate, image, info, login, push, run, start,
-    stats,
+    archive, attach, build, commit, container, cp, exec, generate, image, info, login, push, run,
+    start, stats,
 };
-use crate::cli::args::{Command, ContainerCommand, GenerateCommand, ImageCommand};
+use crate::cli::args::{BuilderCommand, Command, ContainerCommand, GenerateCommand, ImageCommand};
 
 /// Runs `command`; its exit status, or the error rocker reports.
 pub fn execute(command: Command) -> Result<i32> {
@@ -43,6 +43,8 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Load(args) | Command::Image(ImageCommand::Load(args)) => {
             archive::load_command(args)
         }
+        Command::Build(args) => build::build_command(args),
+        Command::Builder(BuilderCommand::Prune) => build::builder_prune_command(),
         Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
             commit::commit_command(args)
         }

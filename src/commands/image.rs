@@ -139,6 +139,17 @@ fn human_size(bytes: u64) -> String {
 pub fn images_command(args: ImagesArgs) -> Result<i32> {
     let context = ImageContext::open()?;
     let mut images = context.store.images()?;
+    // An image indexed under its id as well as a name is listed by name;
+    // build steps' images only with -a.
+    let named: std::collections::BTreeSet<Digest> = images
+        .iter()
+        .filter(|image| image.name != image.id().to_string())
+        .map(|image| image.id().clone())
+        .collect();
+    images.retain(|image| {
+        let unnamed = image.name == image.id().to_string();
+        !(unnamed && named.contains(image.id())) && (args.all || !image.build_cache)
+    });
     images.sort_by(|a, b| b.pulled.cmp(&a.pulled).then(a.name.cmp(&b.name)));
     let mut out = std::io::stdout().lock();
     if args.quiet {
@@ -375,7 +386,7 @@ pub fn history_command(args: HistoryArgs) -> Result<i32> {
 
 /// The layers containers pin, once the dirs of runs killed before they
 /// recorded their container are swept (they would pin layers for ever).
-fn pins(store_root: &std::path::Path) -> Vec<String> {
+pub fn pins(store_root: &std::path::Path) -> Vec<String> {
     sweep_unrecorded(store_root, UNRECORDED_GRACE);
     layers_in_use(store_root)
 }

@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod attach;
+pub mod build;
 pub mod commit;
 pub mod container;
 pub mod cp;

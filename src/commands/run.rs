@@ -441,7 +441,7 @@ fn runs_as_root(user: Option<&str>) -> bool {
 /// shadows or hides everything the lower one would (its files, whiteouts
 /// and opaque directories apply over all below it), so the merged tree is
 /// the same, and overlayfs refuses a lower dir twice.
-fn layers_of(context: &ImageContext, record: &ImageRecord) -> Result<Vec<PathBuf>> {
+pub fn layers_of(context: &ImageContext, record: &ImageRecord) -> Result<Vec<PathBuf>> {
     let mut layers = vec![];
     for layer in &record.layers {
         if !context.store.has_layer(&layer.diff_id) {
@@ -525,7 +525,7 @@ fn accounts_in_dir(root: &Path) -> Result<Accounts> {
 /// garbage collection keeps the layers of every indexed image, and a pull
 /// indexes only what it has checked is there. The pull itself runs without
 /// the lock; an `rmi` between it and the lock makes another round.
-fn locked_image(
+pub fn locked_image(
     context: &ImageContext,
     config: &Config,
     text: &str,

@@ -18,10 +18,16 @@ pub struct NewImage<'a> {
     pub layers: Vec<(Digest, LayerBlob)>,
     /// The image config's `config` (Cmd, Env, ...).
     pub config: Map<String, Value>,
+    /// Steps before the new layers that changed only the config (a
+    /// build's ENV, WORKDIR...): history entries with no layer, in order.
+    pub earlier: Vec<String>,
     /// What made the new layers, for the history (`rocker commit`, ...).
     pub created_by: String,
     pub comment: Option<String>,
     pub author: Option<String>,
+    /// A build step's image, kept for the build cache (see
+    /// `ImageRecord::build_cache`).
+    pub build_cache: bool,
 }
 
 /// Writes the new image and indexes it under `names` (normalized
@@ -74,9 +80,15 @@ pub fn assemble(store: &Store, new: NewImage<'_>, names: &[String]) -> Result<Im
     if new.layers.is_empty() {
         entry["empty_layer"] = true.into();
     }
+    let mut entries: Vec<Value> = new
+        .earlier
+        .iter()
+        .map(|step| json!({"created": created, "created_by": step, "empty_layer": true}))
+        .collect();
+    entries.push(entry);
     match config["history"].as_array_mut() {
-        Some(history) => history.push(entry),
-        None => config["history"] = json!([entry]),
+        Some(history) => history.extend(entries),
+        None => config["history"] = Value::Array(entries),
     }
     let config_bytes = serde_json::to_vec(&config)?;
     let config_digest = Digest::of(&config_bytes);
@@ -129,6 +141,7 @@ pub fn assemble(store: &Store, new: NewImage<'_>, names: &[String]) -> Result<Im
             config["architecture"].as_str().unwrap_or("")
         ),
         pulled: ImageRecord::now(),
+        build_cache: new.build_cache,
     };
     let named: Vec<ImageRecord> = if names.is_empty() {
         vec![record.clone()]

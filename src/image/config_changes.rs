@@ -1,7 +1,8 @@
 //! `--change` for import and commit: a Dockerfile instruction (`CMD`,
 //! `ENTRYPOINT`, `ENV`, `WORKDIR`, `USER`, `EXPOSE`, `LABEL`, `VOLUME`,
 //! `STOPSIGNAL`, `ONBUILD`) applied to an image config's `config` object,
-//! as docker applies them.
+//! as docker applies them; and the setters that `build` uses too, once it
+//! has expanded an instruction's words.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
@@ -88,6 +89,67 @@ fn object<'a>(config: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<Stri
     slot.as_object_mut().expect("just made an object")
 }
 
+/// Sets each `KEY=VALUE` in the config's `Env`, replacing an earlier
+/// value of the same key in place of order (docker's ENV).
+pub fn set_env(config: &mut Map<String, Value>, pairs: &[(String, String)]) {
+    let mut env: Vec<String> = config
+        .get("Env")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    for (key, value) in pairs {
+        env.retain(|entry| entry.split_once('=').map_or(entry.as_str(), |(k, _)| k) != key);
+        env.push(format!("{key}={value}"));
+    }
+    config.insert("Env".into(), json!(env));
+}
+
+pub fn add_labels(config: &mut Map<String, Value>, pairs: &[(String, String)]) {
+    let labels = object(config, "Labels");
+    for (key, value) in pairs {
+        labels.insert(key.clone(), value.clone().into());
+    }
+}
+
+/// EXPOSE: each `PORT[/PROTOCOL]` (tcp by default) in `ExposedPorts`.
+pub fn add_exposed_ports(config: &mut Map<String, Value>, ports: &[String]) -> Result<()> {
+    let exposed = object(config, "ExposedPorts");
+    for port in ports {
+        let port = if port.contains('/') {
+            port.clone()
+        } else {
+            format!("{port}/tcp")
+        };
+        let (number, protocol) = port.split_once('/').expect("has a /");
+        if number.parse::<u16>().is_err() || !matches!(protocol, "tcp" | "udp" | "sctp") {
+            bail!("EXPOSE takes PORT[/tcp|udp|sctp], not {port:?}");
+        }
+        exposed.insert(port, json!({}));
+    }
+    Ok(())
+}
+
+pub fn add_volumes(config: &mut Map<String, Value>, paths: &[String]) {
+    let volumes = object(config, "Volumes");
+    for path in paths {
+        volumes.insert(path.clone(), json!({}));
+    }
+}
+
+pub fn add_onbuild(config: &mut Map<String, Value>, instruction: &str) {
+    let mut onbuild: Vec<String> = config
+        .get("OnBuild")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    onbuild.push(instruction.to_string());
+    config.insert("OnBuild".into(), json!(onbuild));
+}
+
+/// ENTRYPOINT: as docker, a new entrypoint drops the command it had.
+pub fn set_entrypoint(config: &mut Map<String, Value>, entrypoint: Value) {
+    config.insert("Entrypoint".into(), entrypoint);
+    config.insert("Cmd".into(), Value::Null);
+}
+
 /// Applies one `--change` to `config` (the image config's `config`).
 pub fn apply(config: &mut Map<String, Value>, change: &str) -> Result<()> {
     let change = change.trim();
@@ -99,28 +161,9 @@ pub fn apply(config: &mut Map<String, Value>, change: &str) -> Result<()> {
         "CMD" if !rest.is_empty() => {
             config.insert("Cmd".into(), command(rest)?);
         }
-        "ENTRYPOINT" if !rest.is_empty() => {
-            config.insert("Entrypoint".into(), command(rest)?);
-            // As docker: a new entrypoint drops the old command.
-            config.insert("Cmd".into(), Value::Null);
-        }
-        "ENV" => {
-            let mut env: Vec<String> = config
-                .get("Env")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .unwrap_or_default();
-            for (key, value) in pairs(rest, "ENV")? {
-                env.retain(|entry| entry.split_once('=').map_or(entry.as_str(), |(k, _)| k) != key);
-                env.push(format!("{key}={value}"));
-            }
-            config.insert("Env".into(), json!(env));
-        }
-        "LABEL" => {
-            let labels = object(config, "Labels");
-            for (key, value) in pairs(rest, "LABEL")? {
-                labels.insert(key, value.into());
-            }
-        }
+        "ENTRYPOINT" if !rest.is_empty() => set_entrypoint(config, command(rest)?),
+        "ENV" => set_env(config, &pairs(rest, "ENV")?),
+        "LABEL" => add_labels(config, &pairs(rest, "LABEL")?),
         "WORKDIR" if !rest.is_empty() => {
             config.insert("WorkingDir".into(), rest.into());
         }
@@ -130,21 +173,7 @@ pub fn apply(config: &mut Map<String, Value>, change: &str) -> Result<()> {
         "STOPSIGNAL" if !rest.is_empty() => {
             config.insert("StopSignal".into(), rest.into());
         }
-        "EXPOSE" => {
-            let ports = object(config, "ExposedPorts");
-            for port in words(rest)? {
-                let port = if port.contains('/') {
-                    port
-                } else {
-                    format!("{port}/tcp")
-                };
-                let (number, protocol) = port.split_once('/').expect("has a /");
-                if number.parse::<u16>().is_err() || !matches!(protocol, "tcp" | "udp" | "sctp") {
-                    bail!("EXPOSE takes PORT[/tcp|udp|sctp], not {port:?}");
-                }
-                ports.insert(port, json!({}));
-            }
-        }
+        "EXPOSE" => add_exposed_ports(config, &words(rest)?)?,
         "VOLUME" => {
             let paths: Vec<String> = if rest.starts_with('[') {
                 serde_json::from_str(rest)
@@ -152,19 +181,9 @@ pub fn apply(config: &mut Map<String, Value>, change: &str) -> Result<()> {
             } else {
                 words(rest)?
             };
-            let volumes = object(config, "Volumes");
-            for path in paths {
-                volumes.insert(path, json!({}));
-            }
+            add_volumes(config, &paths);
         }
-        "ONBUILD" if !rest.is_empty() => {
-            let mut onbuild: Vec<String> = config
-                .get("OnBuild")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .unwrap_or_default();
-            onbuild.push(rest.to_string());
-            config.insert("OnBuild".into(), json!(onbuild));
-        }
+        "ONBUILD" if !rest.is_empty() => add_onbuild(config, rest),
         "CMD" | "ENTRYPOINT" | "WORKDIR" | "USER" | "STOPSIGNAL" | "ONBUILD" => {
             bail!("{instruction} needs a value")
         }

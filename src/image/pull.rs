@@ -149,6 +149,7 @@ fn pull_from(
     store.write_blob(&image.config.digest, &config_bytes)?;
 
     Ok(ImageRecord {
+        build_cache: false,
         name: reference.to_string(),
         manifest: manifest_digest,
         config: image.config.digest.clone(),

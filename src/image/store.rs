@@ -62,6 +62,10 @@ pub struct ImageRecord {
     pub platform: String,
     /// Seconds since the epoch.
     pub pulled: u64,
+    /// Made by a build step (indexed under its id for the build cache):
+    /// `images` shows it only with `-a`, `builder prune` removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub build_cache: bool,
 }
 
 impl ImageRecord {

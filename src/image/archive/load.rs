@@ -224,6 +224,7 @@ fn record(
     layers: &[(Digest, LayerBlob)],
 ) -> ImageRecord {
     ImageRecord {
+        build_cache: false,
         name,
         manifest: manifest.clone(),
         config: config.clone(),
