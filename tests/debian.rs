@@ -270,3 +270,57 @@ fn the_callers_session_keyring_stays_out_of_reach() {
     let out = ok(output_within(command, Duration::from_secs(120)));
     assert_eq!(out, "not found\ncleared\nhost key kept\n", "{out}");
 }
+
+/// What no peer does with a single uid: a Containerfile whose RUN
+/// installs packages with apt-get (from Debian's mirror, through the
+/// default network), built and run as the unprivileged user, and cached.
+#[test]
+fn a_containerfile_with_apt_get_install_builds_and_runs() {
+    require("/usr/bin/slirp4netns", "slirp4netns");
+    let h = harness();
+    let context = h.scratch("debian-build");
+    std::fs::write(
+        context.join("Containerfile"),
+        format!(
+            "FROM {}\n\
+             RUN apt-get update -q && apt-get install -y -q --no-install-recommends hello \
+             >/dev/null && rm -rf /var/lib/apt/lists/*\n\
+             USER nobody\n\
+             CMD [\"hello\", \"-g\", \"built\"]\n",
+            debian_image()
+        ),
+    )
+    .unwrap();
+    h.give_tree(&context);
+    let build = || {
+        let mut command = h.rocker();
+        command
+            .arg("build")
+            .arg("-t")
+            .arg("hello:built")
+            .arg(&context);
+        ok(output_within(command, Duration::from_secs(900)))
+    };
+    let first = build();
+    assert!(first.contains("STEP 2/4: RUN apt-get update"), "{first}");
+    let mut run = h.rocker();
+    run.args(["run", "--rm", "hello:built"]);
+    assert_eq!(ok(output_within(run, Duration::from_secs(120))), "built\n");
+    // Cached: the second build runs no apt-get.
+    let second = build();
+    assert!(second.contains("--> CACHED"), "{second}");
+    assert_eq!(second.lines().last(), first.lines().last());
+    let mut run = h.rocker();
+    run.args([
+        "run",
+        "--rm",
+        "hello:built",
+        "sh",
+        "-c",
+        "id -un; dpkg-query -W -f='${Status}' hello",
+    ]);
+    assert_eq!(
+        ok(output_within(run, Duration::from_secs(120))),
+        "nobody\ninstall ok installed"
+    );
+}

@@ -271,7 +271,7 @@ pub fn plan(origin: &Origin<'_>, request: &Request<'_>) -> Result<CopyPlan> {
             target: destination_dir.to_string(),
             kind: Kind::Dir,
             mode: 0o755,
-            mtime: 0,
+            mtime: now(),
         });
     }
     for path in &resolved {
@@ -341,6 +341,11 @@ fn digest(plan: &CopyPlan) -> Result<String> {
     Ok(format!("sha256:{:x}", hasher.finalize()))
 }
 
+/// A directory COPY creates is made now, as far as its time goes.
+fn now() -> u64 {
+    crate::util::time::now_nanos() / 1_000_000_000
+}
+
 fn open_file(path: &Path) -> Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .read(true)
@@ -365,7 +370,7 @@ pub fn write_tar(plan: &CopyPlan, out: impl Write) -> Result<()> {
     };
     let name = |target: &str| target.trim_start_matches('/').to_string();
     for parent in &plan.parents {
-        let mut h = header(tar::EntryType::Directory, 0o755, 0, 0, 0);
+        let mut h = header(tar::EntryType::Directory, 0o755, 0, 0, now());
         builder.append_data(&mut h, format!("{}/", name(parent)), std::io::empty())?;
     }
     let (uid, gid) = plan.owner;

@@ -222,6 +222,9 @@ struct Builder<'a> {
     used_args: BTreeSet<String>,
     /// Each stage's image, once built.
     built: Vec<Option<ImageRecord>>,
+    /// The files of the images COPY --from read, each laid out once per
+    /// build (by image id).
+    trees: BTreeMap<String, crate::image::store::TempDir>,
     total: usize,
     done: usize,
 }
@@ -270,6 +273,7 @@ pub fn build_command(args: BuildArgs) -> Result<i32> {
         globals,
         used_args,
         built: vec![None; plan.stages.len()],
+        trees: BTreeMap::new(),
         total: needed.iter().map(|i| 1 + plan.stages[*i].steps.len()).sum(),
         done: 0,
     };
@@ -495,17 +499,30 @@ impl Builder<'_> {
                 heredocs,
             } => {
                 if !heredocs.is_empty() {
-                    bail!("COPY and ADD of here-documents are not supported yet: write the file with RUN cat <<EOF");
+                    return self.copy_heredocs(
+                        state,
+                        step,
+                        heredocs,
+                        sources,
+                        destination,
+                        chown.as_deref(),
+                        chmod.as_deref(),
+                    );
                 }
-                let _ = plan;
-                let _ = index;
+                let from = match from {
+                    Some(from) => {
+                        let name = words::expand(from, self.escape, &|name| state.lookup(name))?;
+                        Some(self.tree_of(plan, index, &name)?)
+                    }
+                    None => None,
+                };
                 self.copy(
                     state,
                     step,
                     *add,
                     sources,
                     destination,
-                    from.as_deref(),
+                    from,
                     chown.as_deref(),
                     chmod.as_deref(),
                 )
@@ -690,6 +707,11 @@ impl Builder<'_> {
             super::run::run(run_args).context("running the step's container")?
         };
         if status != 0 {
+            if self.args.quiet {
+                // What -q kept back is what explains the failure.
+                let output = std::fs::read(scratch.path().join("output")).unwrap_or_default();
+                let _ = std::io::stderr().write_all(&output);
+            }
             return Err(StatusError::new(
                 BUILD_FAILED,
                 format!(
@@ -721,6 +743,88 @@ impl Builder<'_> {
         self.made(state, image, key)
     }
 
+    /// The files of what COPY --from=`name` names (an earlier stage, or an
+    /// image), laid out in a directory of the store's temp dir.
+    fn tree_of(&mut self, plan: &Plan, index: usize, name: &str) -> Result<PathBuf> {
+        let image = match plan.stage_named(name, index) {
+            Some(stage) => self.built[stage]
+                .clone()
+                .with_context(|| format!("stage {name} was not built"))?,
+            None => {
+                let policy = match self.args.pull {
+                    true => PullPolicy::Always,
+                    false => PullPolicy::Missing,
+                };
+                let (_lock, record) = super::run::locked_image(
+                    &self.context,
+                    &self.host_config,
+                    name,
+                    policy,
+                    self.args.quiet,
+                )?;
+                record
+            }
+        };
+        let id = image.id().to_string();
+        if let Some(tree) = self.trees.get(&id) {
+            return Ok(tree.path().join("root"));
+        }
+        let store = &self.context.store;
+        let temp = store.temp_dir("build-from")?;
+        {
+            let _shared = store.lock_shared()?;
+            let layers = super::run::layers_of(&self.context, &image)?;
+            let layers: Vec<&Path> = layers.iter().map(PathBuf::as_path).collect();
+            crate::rootfs::backing::copy::flatten(&layers, &temp.path().join("root"))
+                .with_context(|| format!("laying out the files of {name} for COPY --from"))?;
+        }
+        let root = temp.path().join("root");
+        self.trees.insert(id, temp);
+        Ok(root)
+    }
+
+    /// `COPY <<EOF /path`: each here-document a file of that text (taken
+    /// as written: its variables are not expanded).
+    #[allow(clippy::too_many_arguments)]
+    fn copy_heredocs(
+        &mut self,
+        state: &mut StageState,
+        step: &Step,
+        heredocs: &[crate::build::containerfile::Heredoc],
+        sources: &[String],
+        destination: &str,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+    ) -> Result<()> {
+        let temp = self.context.store.temp_dir("build-heredoc")?;
+        let root = temp.path().join("docs");
+        std::fs::create_dir(&root)?;
+        let mut names = vec![];
+        for source in sources {
+            let name = source.trim_start_matches("<<").trim_start_matches('-');
+            let name = name.trim_matches(|c| c == '\'' || c == '"');
+            let Some(heredoc) = heredocs.iter().find(|h| h.name == name) else {
+                bail!("COPY takes here-documents or files, not both: {source}");
+            };
+            std::fs::write(root.join(&heredoc.name), &heredoc.body)?;
+            std::fs::set_permissions(
+                root.join(&heredoc.name),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )?;
+            names.push(heredoc.name.clone());
+        }
+        self.copy(
+            state,
+            step,
+            false,
+            &names,
+            destination,
+            Some(root),
+            chown,
+            chmod,
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn copy(
         &mut self,
@@ -729,17 +833,17 @@ impl Builder<'_> {
         add: bool,
         sources: &[String],
         destination: &str,
-        from: Option<&str>,
+        from: Option<PathBuf>,
         chown: Option<&str>,
         chmod: Option<&str>,
     ) -> Result<()> {
         let keyword = if add { "ADD" } else { "COPY" };
         let expand = |text: &str| words::expand(text, self.escape, &|name| state.lookup(name));
-        if from.is_some() {
-            bail!("{keyword} --from is not supported yet");
-        }
-        let Some(root) = self.source.clone() else {
-            bail!("{keyword} needs a build context: give a directory, not -");
+        let no_ignore = Ignore::default();
+        let (root, ignore) = match (&from, &self.source) {
+            (Some(tree), _) => (tree.clone(), &no_ignore),
+            (None, Some(context)) => (context.clone(), &self.ignore),
+            (None, None) => bail!("{keyword} needs a build context: give a directory, not -"),
         };
         let sources = sources
             .iter()
@@ -778,7 +882,7 @@ impl Builder<'_> {
             .transpose()?;
         let origin = copy::Origin {
             root: &root,
-            ignore: &self.ignore,
+            ignore,
         };
         let has_dir = |path: &str| layers::is_directory_in_layers(&layer_dirs, path);
         let plan = copy::plan(

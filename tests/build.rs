@@ -1,0 +1,346 @@
+//! `rocker build`: Containerfiles built as the unprivileged user, over a
+//! busybox image from the harness's registry; the images run, are cached
+//! step by step, and push with one layer per step that changed files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::oci::{Compression, Layer};
+use common::registry::{push_image, registries_conf, write_registries_conf, TestRegistry};
+use common::*;
+use serde_json::{json, Value};
+
+static REGISTRY: OnceLock<TestRegistry> = OnceLock::new();
+
+fn registry() -> &'static TestRegistry {
+    REGISTRY.get_or_init(|| {
+        let h = harness();
+        let registry = TestRegistry::start(&h.base.join("registry"), None);
+        write_registries_conf(&h.base.join("config"), &registries_conf(&[&registry]));
+        registry
+    })
+}
+
+/// The busybox image, in the registry: its name.
+fn busybox() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        push_image(
+            registry(),
+            &harness().base.join("layouts"),
+            "busybox:build",
+            vec![Layer {
+                tar: common::oci::tar_of_dir(&harness().rootfs),
+                compression: Compression::Gzip,
+            }],
+            json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]}),
+        )
+    })
+}
+
+/// A store of its own, and a context dir with these files.
+struct Build {
+    data: PathBuf,
+    context: PathBuf,
+}
+
+impl Build {
+    fn new(name: &str, files: &[(&str, &str)]) -> Build {
+        let h = harness();
+        let data = h.scratch(&format!("{name}-data"));
+        let context = h.scratch(&format!("{name}-context"));
+        for (path, text) in files {
+            let path = context.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text.replace("BUSYBOX", busybox())).unwrap();
+        }
+        h.give_tree(&context);
+        Build { data, context }
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let path = self.context.join(path);
+        std::fs::write(&path, text).unwrap();
+        harness().give(&path);
+    }
+
+    fn rocker(&self, args: &[&str]) -> Output {
+        let mut command = harness().rocker_in(&self.data);
+        command.args(args);
+        output_within(command, Duration::from_secs(300))
+    }
+
+    /// `rocker build ARGS... CONTEXT`, which must succeed: its stdout.
+    fn build(&self, args: &[&str]) -> String {
+        let context = self.context.to_string_lossy().to_string();
+        let mut all = vec!["build"];
+        all.extend_from_slice(args);
+        all.push(&context);
+        ok(self.rocker(&all))
+    }
+
+    fn inspect(&self, image: &str) -> Value {
+        let list: Value =
+            serde_json::from_str(&ok(self.rocker(&["image", "inspect", image]))).unwrap();
+        list[0].clone()
+    }
+}
+
+/// The last line of a build's output: the image id.
+fn image_id(out: &str) -> String {
+    let id = out.lines().last().unwrap_or_default().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{out}");
+    id
+}
+
+fn cached_steps(out: &str) -> usize {
+    out.lines()
+        .filter(|line| line.starts_with("--> CACHED"))
+        .count()
+}
+
+const APP: &str = "FROM BUSYBOX\n\
+ARG GREETING=hello\n\
+ENV WHO=world APP=/srv/app\n\
+WORKDIR $APP\n\
+COPY site/ www/\n\
+COPY --chown=app:app *.txt notes/\n\
+RUN echo \"$GREETING $WHO\" > greeting && od -An -N8 -tx8 /dev/urandom > /stamp\n\
+USER app\n\
+EXPOSE 8080\n\
+LABEL org.example.team=core\n\
+CMD [\"sh\", \"-c\", \"id -un; pwd; cat greeting; ls www www/css notes; echo $WHO\"]\n";
+
+fn app_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("Containerfile", APP),
+        ("site/index.html", "<h1>hi</h1>\n"),
+        ("site/css/a.css", "a {}\n"),
+        ("one.txt", "one\n"),
+        ("secret.txt", "never in the image\n"),
+        (".dockerignore", "# keep it out\nsecret.txt\n"),
+    ]
+}
+
+#[test]
+fn a_containerfile_builds_an_image_that_runs_with_what_each_instruction_set() {
+    let b = Build::new("build-app", &app_files());
+    let iidfile = b.data.join("id.txt");
+    let out = b.build(&["-t", "app:1", "--iidfile", &iidfile.to_string_lossy()]);
+    assert!(out.contains("STEP 1/11: FROM"), "{out}");
+    assert!(out.contains("STEP 7/11: RUN echo"), "{out}");
+    let id = image_id(&out);
+    assert_eq!(std::fs::read_to_string(&iidfile).unwrap(), id);
+    let ran = ok(b.rocker(&["run", "--rm", "app:1"]));
+    assert_eq!(
+        ran,
+        "app\n/srv/app\nhello world\nnotes:\none.txt\n\nwww:\ncss\nindex.html\n\nwww/css:\na.css\nworld\n"
+    );
+    let config = &b.inspect("app:1")["Config"]["config"];
+    assert_eq!(config["User"], "app");
+    assert_eq!(config["WorkingDir"], "/srv/app");
+    assert_eq!(config["Labels"]["org.example.team"], "core");
+    assert!(config["ExposedPorts"]["8080/tcp"].is_object());
+    assert!(config["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("WHO=world")));
+    // The ARG is no part of the image.
+    assert!(!config["Env"].to_string().contains("GREETING"), "{config}");
+    // The build's containers are gone; its steps' images are hidden.
+    assert_eq!(ok(b.rocker(&["ps", "-aq"])), "");
+    let images = ok(b.rocker(&["images"]));
+    assert_eq!(images.lines().count(), 3, "{images}");
+}
+
+#[test]
+fn a_second_build_runs_nothing_and_a_change_reruns_from_its_step() {
+    let b = Build::new("build-cache", &app_files());
+    let stamp = |b: &Build| ok(b.rocker(&["run", "--rm", "app:1", "cat", "/stamp"]));
+    let first = image_id(&b.build(&["-t", "app:1"]));
+    let first_stamp = stamp(&b);
+
+    let again = b.build(&["-t", "app:1"]);
+    assert_eq!(image_id(&again), first, "{again}");
+    assert_eq!(cached_steps(&again), 3, "COPY, COPY and RUN: {again}");
+    assert_eq!(stamp(&b), first_stamp, "the RUN ran again");
+
+    // A copied file changes: its COPY and what follows run again, the
+    // COPY before it is reused.
+    b.write("one.txt", "one, changed\n");
+    let changed = b.build(&["-t", "app:1"]);
+    assert_eq!(cached_steps(&changed), 1, "{changed}");
+    assert_ne!(stamp(&b), first_stamp);
+    assert_eq!(
+        ok(b.rocker(&["run", "--rm", "app:1", "cat", "notes/one.txt"])),
+        "one, changed\n"
+    );
+
+    // A build-arg is seen by RUN, and makes it run again.
+    let hi = b.build(&["-q", "--build-arg", "GREETING=hi", "-t", "app:hi"]);
+    assert_eq!(hi.lines().count(), 1, "-q prints the id alone: {hi}");
+    assert_eq!(
+        ok(b.rocker(&["run", "--rm", "app:hi", "cat", "greeting"])),
+        "hi world\n"
+    );
+    // --no-cache runs every step.
+    let fresh = b.build(&["--no-cache", "-t", "app:1"]);
+    assert_eq!(cached_steps(&fresh), 0, "{fresh}");
+    // builder prune leaves the named images whole.
+    ok(b.rocker(&["builder", "prune"]));
+    assert_eq!(
+        ok(b.rocker(&["run", "--rm", "app:1", "cat", "greeting"])),
+        "hello world\n"
+    );
+}
+
+#[test]
+fn stages_heredocs_and_a_failing_step() {
+    let containerfile = "FROM BUSYBOX AS build\n\
+        RUN mkdir /app && echo built > /app/out\n\
+        COPY <<EOF /app/notes\n\
+        line one\n\
+        $HOME stays as written\n\
+        EOF\n\
+        RUN <<SCRIPT\n\
+        echo from-heredoc > /app/h\n\
+        echo second line >> /app/h\n\
+        SCRIPT\n\
+        \n\
+        FROM BUSYBOX AS unused\n\
+        RUN exit 9\n\
+        \n\
+        FROM scratch AS final\n\
+        COPY --from=build /app /app\n\
+        COPY --from=0 /bin/busybox /bin/cat\n\
+        \n\
+        FROM BUSYBOX AS failing\n\
+        RUN echo going to fail; exit 3\n";
+    let b = Build::new("build-stages", &[("Containerfile", containerfile)]);
+    // The final stage needs build, not unused (whose RUN would fail).
+    let out = b.build(&["--target", "final", "-t", "two:1"]);
+    assert!(!out.contains("exit 9"), "{out}");
+    assert_eq!(
+        ok(b.rocker(&[
+            "run",
+            "--rm",
+            "two:1",
+            "/bin/cat",
+            "/app/out",
+            "/app/notes",
+            "/app/h"
+        ])),
+        "built\nline one\n$HOME stays as written\nfrom-heredoc\nsecond line\n"
+    );
+    // Only the final stage's layers: two COPYs, nothing of busybox's image.
+    assert_eq!(b.inspect("two:1")["Layers"].as_array().unwrap().len(), 2);
+
+    let failed = b.rocker(&["build", &b.context.to_string_lossy()]);
+    assert_eq!(code(&failed), 1, "{}", stderr(&failed));
+    assert!(stdout(&failed).contains("going to fail"));
+    assert!(
+        stderr(&failed).contains("RUN echo going to fail; exit 3")
+            && stderr(&failed).contains("exited with status 3"),
+        "{}",
+        stderr(&failed)
+    );
+    assert_eq!(ok(b.rocker(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn a_built_image_pushes_with_a_layer_per_step_and_its_owners() {
+    let b = Build::new("build-push", &app_files());
+    b.build(&["-t", "app:1"]);
+    let target = format!("{}/built/app:1", registry().host());
+    ok(b.rocker(&["tag", "app:1", &target]));
+    ok(b.rocker(&["push", &target]));
+    let inspected = std::process::Command::new("/usr/bin/skopeo")
+        .args(["inspect", "--tls-verify=false", "--config"])
+        .arg(format!("docker://{target}"))
+        .output()
+        .unwrap();
+    assert!(
+        inspected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspected.stderr)
+    );
+    let config: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    // busybox's layer, then COPY, COPY and RUN: the rest changed no file.
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(diff_ids.len(), 4, "{config}");
+    let history: Vec<&str> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["created_by"].as_str().unwrap())
+        .collect();
+    assert!(
+        history.contains(&"COPY --chown=app:app *.txt notes/"),
+        "{history:?}"
+    );
+    assert!(
+        history.iter().any(|h| h.starts_with("RUN echo")),
+        "{history:?}"
+    );
+    // The steps' history: three with a layer, the rest without.
+    let steps = config["history"].as_array().unwrap();
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|e| e["empty_layer"] != json!(true))
+            .count(),
+        3
+    );
+    assert!(steps.len() >= 9, "{history:?}");
+    // The --chown layer says app (1000) owns what it copied.
+    let layers = skopeo_layers(&target);
+    let owners = tar_owners(&registry().blob_file(&layers[2]));
+    assert!(
+        owners.contains(&("srv/app/notes/one.txt".to_string(), 1000, 1000)),
+        "{owners:?}"
+    );
+}
+
+fn skopeo_layers(reference: &str) -> Vec<String> {
+    let output = std::process::Command::new("/usr/bin/skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    value["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// (path, uid, gid) of each entry of a gzip'd layer blob.
+fn tar_owners(blob: &Path) -> Vec<(String, u64, u64)> {
+    let file = std::fs::File::open(blob).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            (
+                entry
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_string(),
+                header.uid().unwrap(),
+                header.gid().unwrap(),
+            )
+        })
+        .collect()
+}
