@@ -344,3 +344,58 @@ fn tar_owners(blob: &Path) -> Vec<(String, u64, u64)> {
         })
         .collect()
 }
+
+/// `rocker build - < FILE`: the Containerfile from standard input.
+fn build_from_stdin(b: &Build, text: &str) -> Output {
+    use std::io::Write;
+    let mut command = harness().rocker_in(&b.data);
+    command
+        .args(["build", "-t", "piped:1", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.replace("BUSYBOX", busybox()).as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn mistakes_exit_1_and_name_the_line() {
+    let b = Build::new(
+        "build-mistakes",
+        &[("Containerfile", "FROM BUSYBOX\nRUNN echo typo\n")],
+    );
+    let out = b.rocker(&["build", &b.context.to_string_lossy()]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("line 2: RUNN echo typo: unknown instruction RUNN"),
+        "{}",
+        stderr(&out)
+    );
+    let out = b.rocker(&["build", "/no/such/context"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    // A Containerfile from stdin has no context: RUN works, COPY cannot.
+    let out = build_from_stdin(
+        &b,
+        "FROM BUSYBOX\nRUN echo piped > /p\nCMD [\"cat\", \"/p\"]\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ok(b.rocker(&["run", "--rm", "piped:1"])), "piped\n");
+    let out = build_from_stdin(&b, "FROM BUSYBOX\nCOPY x /x\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a build context"));
+}

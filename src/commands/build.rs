@@ -230,6 +230,15 @@ struct Builder<'a> {
 }
 
 pub fn build_command(args: BuildArgs) -> Result<i32> {
+    // docker's status for any build that fails, the Containerfile's and
+    // the context's mistakes too.
+    build(args).map_err(|err| match err.downcast_ref::<StatusError>() {
+        Some(_) => err,
+        None => StatusError::new(BUILD_FAILED, format!("{err:#}")).into(),
+    })
+}
+
+fn build(args: BuildArgs) -> Result<i32> {
     let source = read_source(&args)?;
     let file = containerfile::parse(&source.text)?;
     let steps = file
@@ -278,12 +287,7 @@ pub fn build_command(args: BuildArgs) -> Result<i32> {
         done: 0,
     };
     for index in needed {
-        let image = builder
-            .stage(&plan, index, index == target)
-            .map_err(|err| match err.downcast_ref::<StatusError>() {
-                Some(_) => err,
-                None => StatusError::new(BUILD_FAILED, format!("{err:#}")).into(),
-            })?;
+        let image = builder.stage(&plan, index, index == target)?;
         builder.built[index] = Some(image);
     }
     let image = builder.built[target].clone().expect("the target was built");
