@@ -399,3 +399,175 @@ fn mistakes_exit_1_and_name_the_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a build context"));
 }
+
+#[test]
+fn cache_mounts_last_across_builds_and_stay_out_of_the_layers() {
+    let b = Build::new(
+        "build-mounts",
+        &[(
+            "Containerfile",
+            "FROM BUSYBOX\n\
+             RUN --mount=type=cache,target=/cache --mount=type=tmpfs,target=/scratch \
+             echo run >> /cache/runs && wc -l < /cache/runs > /seen && touch /scratch/x && \
+             ls /scratch > /scratch-seen\n",
+        )],
+    );
+    b.build(&["-t", "mounts:1"]);
+    // What the mounts held is in no layer.
+    let script = "cat /seen /scratch-seen; for f in /cache/runs /scratch/x; do \
+                  [ -e $f ] && echo $f leaked; done; true";
+    let seen = |b: &Build| ok(b.rocker(&["run", "--rm", "mounts:1", "sh", "-c", script]));
+    assert_eq!(seen(&b), "1\nx\n");
+    // The cache keeps what the last build's RUN left in it.
+    b.build(&["--no-cache", "-t", "mounts:1"]);
+    assert_eq!(seen(&b).lines().next(), Some("2"));
+    // builder prune empties it.
+    ok(b.rocker(&["builder", "prune"]));
+    b.build(&["--no-cache", "-t", "mounts:1"]);
+    assert_eq!(seen(&b).lines().next(), Some("1"));
+}
+
+/// A gzip'd tar of these files (mode 0755, owned by 33:33).
+fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(vec![]);
+    for (name, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o755);
+        header.set_uid(33);
+        header.set_gid(33);
+        builder
+            .append_data(&mut header, name, text.as_bytes())
+            .unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &builder.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn add_unpacks_a_local_archive_and_copies_plain_files() {
+    let b = Build::new(
+        "build-add",
+        &[
+            (
+                "Containerfile",
+                "FROM BUSYBOX\nADD app.tar.gz /opt/app/\nADD plain.txt /plain.txt\n",
+            ),
+            ("plain.txt", "plain\n"),
+        ],
+    );
+    let archive = b.context.join("app.tar.gz");
+    std::fs::write(
+        &archive,
+        tar_gz(&[("bin/hello", "#!/bin/sh\necho unpacked\n")]),
+    )
+    .unwrap();
+    harness().give(&archive);
+    b.build(&["-t", "added:1"]);
+    assert_eq!(
+        ok(b.rocker(&[
+            "run",
+            "--rm",
+            "added:1",
+            "sh",
+            "-c",
+            "/opt/app/bin/hello; cat /plain.txt"
+        ])),
+        "unpacked\nplain\n"
+    );
+    // An archive and a plain file in one ADD: not yet, and said so.
+    b.write(
+        "Containerfile",
+        &format!("FROM {}\nADD app.tar.gz plain.txt /srv/\n", busybox()),
+    );
+    let out = b.rocker(&["build", &b.context.to_string_lossy()]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("archives and plain files"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn global_args_shell_healthcheck_and_onbuild_triggers() {
+    let base = "ARG BASE=BUSYBOX\n\
+        FROM ${BASE}\n\
+        SHELL [\"/bin/sh\", \"-ec\"]\n\
+        RUN case $- in *e*) echo errexit > /shell;; esac\n\
+        HEALTHCHECK --interval=30s --retries=2 CMD test -e /shell\n\
+        ONBUILD RUN echo triggered > /onbuild\n\
+        STOPSIGNAL SIGQUIT\n";
+    let b = Build::new("build-onbuild", &[("Containerfile", base)]);
+    b.build(&["-t", "base:1"]);
+    let config = &b.inspect("base:1")["Config"]["config"];
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        json!(["CMD-SHELL", "test -e /shell"])
+    );
+    assert_eq!(config["Healthcheck"]["Interval"], 30_000_000_000u64);
+    assert_eq!(config["Healthcheck"]["Retries"], 2);
+    assert_eq!(config["OnBuild"], json!(["RUN echo triggered > /onbuild"]));
+    assert_eq!(config["StopSignal"], "SIGQUIT");
+    assert_eq!(config["Shell"], json!(["/bin/sh", "-ec"]));
+    // The base ran no trigger of its own; an image built on it does, once.
+    assert_eq!(
+        code(&b.rocker(&["run", "--rm", "base:1", "test", "-e", "/onbuild"])),
+        1
+    );
+    b.write("Containerfile", "FROM base:1\nRUN cat /shell /onbuild\n");
+    let child = b.build(&["-t", "child:1"]);
+    assert!(child.contains("RUN echo triggered > /onbuild"), "{child}");
+    assert_eq!(
+        ok(b.rocker(&["run", "--rm", "child:1", "cat", "/onbuild"])),
+        "triggered\n"
+    );
+    assert!(b.inspect("child:1")["Config"]["config"]["OnBuild"].is_null());
+}
+
+#[test]
+fn a_killed_build_leaves_nothing_the_next_one_keeps() {
+    let b = Build::new(
+        "build-killed",
+        &[(
+            "Containerfile",
+            "FROM BUSYBOX\nRUN echo started; sleep 60\n",
+        )],
+    );
+    // The base first, so that the kill finds the step running.
+    ok(b.rocker(&["pull", "-q", busybox()]));
+    let mut command = harness().rocker_in(&b.data);
+    command
+        .args(["build", &b.context.to_string_lossy()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut build = command.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while ok(b.rocker(&["ps", "-q"])).trim().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    build.kill().unwrap();
+    build.wait().unwrap();
+    // Its container died with it (the parent-death signal), and stays
+    // listed until the next build sweeps it.
+    let start = std::time::Instant::now();
+    while !ok(b.rocker(&["ps", "-q"])).trim().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step outlived its build"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ok(b.rocker(&["ps", "-aq"])).lines().count(), 1);
+    b.write(
+        "Containerfile",
+        &format!("FROM {}\nENV QUICK=1\n", busybox()),
+    );
+    b.build(&[]);
+    assert_eq!(ok(b.rocker(&["ps", "-aq"])), "");
+}

@@ -108,7 +108,7 @@ impl Origin<'_> {
 
     /// The relative paths `source` names: itself, or the glob's matches
     /// (sorted), none of them through a symlink.
-    fn expand(&self, source: &str) -> Result<Vec<String>> {
+    pub fn expand(&self, source: &str) -> Result<Vec<String>> {
         let cleaned = relative(source)?;
         if !pattern::is_pattern(&cleaned) {
             self.check_no_links_above(&cleaned, source)?;
@@ -286,19 +286,14 @@ pub fn plan(origin: &Origin<'_>, request: &Request<'_>) -> Result<CopyPlan> {
             origin.walk(path, &target, true, &mut entries)?;
         }
     }
-    let mut parents = vec![];
-    let mut above = parent_of(destination_dir.trim_end_matches('/'));
-    if !into_dir {
-        above = parent_of(destination);
-    }
-    while let Some(dir) = above.filter(|dir| *dir != "/") {
-        if (request.image_has_dir)(dir) {
-            break;
-        }
-        parents.push(dir.to_string());
-        above = parent_of(dir);
-    }
-    parents.reverse();
+    let above = match into_dir {
+        true => parent_of(destination_dir.trim_end_matches('/')),
+        false => parent_of(destination),
+    };
+    let parents = match above {
+        Some(dir) => missing_dirs(dir, request.image_has_dir),
+        None => vec![],
+    };
     let mut plan = CopyPlan {
         parents,
         entries,
@@ -308,6 +303,21 @@ pub fn plan(origin: &Origin<'_>, request: &Request<'_>) -> Result<CopyPlan> {
     };
     plan.digest = digest(&plan)?;
     Ok(plan)
+}
+
+/// `dir` and the directories above it that the image lacks, top first.
+pub fn missing_dirs(dir: &str, image_has_dir: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut missing = vec![];
+    let mut at = Some(dir.trim_end_matches('/')).filter(|d| !d.is_empty());
+    while let Some(dir) = at.filter(|dir| *dir != "/") {
+        if image_has_dir(dir) {
+            break;
+        }
+        missing.push(dir.to_string());
+        at = parent_of(dir);
+    }
+    missing.reverse();
+    missing
 }
 
 /// Names, types, modes, owners and content: what the cache compares.

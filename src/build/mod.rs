@@ -4,12 +4,14 @@
 //! `pattern`) and the layers COPY makes (`copy`). The steps themselves run
 //! in `commands::build`, with run's and commit's own code.
 
+pub mod archive;
 pub mod cache;
 pub mod containerfile;
 pub mod copy;
 pub mod ignore;
 pub mod instruction;
 pub mod metadata;
+pub mod mounts;
 pub mod pattern;
 pub mod stages;
 pub mod words;

@@ -16,24 +16,34 @@ use serde_json::{Map, Value};
 
 use super::commit::{commit_container, target_names, Commit};
 use super::image::ImageContext;
+use crate::build::archive;
 use crate::build::cache::{Cache, Key};
 use crate::build::containerfile;
 use crate::build::copy;
 use crate::build::ignore::Ignore;
 use crate::build::instruction::{self, Command, Instruction, Step};
 use crate::build::metadata::{self, Scope};
+use crate::build::mounts::{cache_dir_name, RunMount};
 use crate::build::stages::{self, Plan};
 use crate::build::words;
 use crate::cli::args::{BuildArgs, PullPolicy, RunArgs};
-use crate::container::record::Containers;
+use crate::container::record::{Containers, State};
 use crate::error::StatusError;
 use crate::host::config::Config;
 use crate::image::assemble::{assemble, NewImage};
 use crate::image::layer::ingest::{take_layer, ImageBudget, Incoming, Keep};
-use crate::image::manifest::{Compression, ImageConfig, Platform};
+use crate::image::manifest::{Compression, Platform};
 use crate::image::store::ImageRecord;
 use crate::rootfs::backing::layers;
 use crate::util::fs::replace_file;
+use crate::util::lock::FileLock;
+
+/// The label a build's step containers carry, so that the containers of
+/// a build killed outright can be found and removed by the next.
+const STEP_LABEL: &str = "rocker.build.step";
+
+/// Where RUN --mount=type=cache directories live, in the store.
+const CACHE_MOUNTS: &str = "build-cache-mounts";
 
 /// docker's exit status for a failed build.
 const BUILD_FAILED: i32 = 1;
@@ -266,6 +276,7 @@ fn build(args: BuildArgs) -> Result<i32> {
         .collect::<Result<Vec<_>>>()?
         .concat();
     let context = ImageContext::open()?;
+    remove_dead_builds_containers(&Containers::open(&context.dirs)?);
     let ignore = match &source.context {
         Some(dir) => Ignore::of_context(dir)?,
         None => Ignore::default(),
@@ -347,12 +358,16 @@ impl Builder<'_> {
         line
     }
 
+    /// The image config's `config`, every field of it as stored (a typed
+    /// read would drop those rocker does not model, such as OnBuild).
     fn image_config(&self, image: &ImageRecord) -> Result<Map<String, Value>> {
-        let config: ImageConfig =
-            serde_json::from_slice(&self.context.store.read_blob(&image.config)?)
-                .with_context(|| format!("reading the config of {}", image.name))?;
-        let value = serde_json::to_value(config.config.unwrap_or_default())?;
-        Ok(value.as_object().cloned().unwrap_or_default())
+        let config: Value = serde_json::from_slice(&self.context.store.read_blob(&image.config)?)
+            .with_context(|| format!("reading the config of {}", image.name))?;
+        Ok(config
+            .get("config")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default())
     }
 
     fn budget(&self) -> Result<ImageBudget> {
@@ -636,9 +651,10 @@ impl Builder<'_> {
         mounts: &[String],
         network: Option<&str>,
     ) -> Result<()> {
-        if !mounts.is_empty() {
-            bail!("RUN --mount is not supported yet");
-        }
+        let mounts = mounts
+            .iter()
+            .map(|text| crate::build::mounts::parse(text))
+            .collect::<Result<Vec<_>>>()?;
         let argv = metadata::command_words(&state.config, command);
         let env = self.run_env(state);
         let network = network.unwrap_or(&self.args.network).to_string();
@@ -666,6 +682,7 @@ impl Builder<'_> {
             &user,
             &workdir,
             &network,
+            &format!("{mounts:?}"),
         ]);
         if let Some(image) = self.cached(&key)? {
             return self.reuse(state, image, key);
@@ -676,6 +693,11 @@ impl Builder<'_> {
         let scratch = self.context.store.temp_dir("build-run")?;
         let cidfile = scratch.path().join("cid");
         let mut words: Vec<String> = vec![
+            "--label".into(),
+            format!(
+                "{STEP_LABEL}={}",
+                step.text.chars().take(200).collect::<String>()
+            ),
             "--pull".into(),
             "never".into(),
             "--quiet".into(),
@@ -694,6 +716,36 @@ impl Builder<'_> {
         }
         if !user.is_empty() {
             words.extend(["-u".to_string(), user]);
+        }
+        // Held until the step ends: sharing=locked caches, one step each.
+        let mut cache_locks = vec![];
+        for mount in &mounts {
+            match mount {
+                RunMount::Cache {
+                    target,
+                    id,
+                    locked,
+                    readonly,
+                } => {
+                    let dir = self
+                        .context
+                        .store
+                        .root()
+                        .join(CACHE_MOUNTS)
+                        .join(cache_dir_name(id));
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating the cache mount {}", dir.display()))?;
+                    if *locked {
+                        cache_locks.push(FileLock::exclusive(&dir.with_extension("lock"))?);
+                    }
+                    let options = if *readonly { ":ro" } else { "" };
+                    words.extend([
+                        "-v".to_string(),
+                        format!("{}:{target}{options}", dir.display()),
+                    ]);
+                }
+                RunMount::Tmpfs { target } => words.extend(["--tmpfs".to_string(), target.clone()]),
+            }
         }
         words.push(base.id().to_string());
         words.extend(argv.iter().cloned());
@@ -889,6 +941,20 @@ impl Builder<'_> {
             ignore,
         };
         let has_dir = |path: &str| layers::is_directory_in_layers(&layer_dirs, path);
+        if add && from.is_none() {
+            let archives = archives_among(&origin, &sources)?;
+            if !archives.is_empty() {
+                let chown = chown.map(|_| owner);
+                return self.add_archives(
+                    state,
+                    step,
+                    &archives,
+                    &destination_text,
+                    chown,
+                    &has_dir,
+                );
+            }
+        }
         let plan = copy::plan(
             &origin,
             &copy::Request {
@@ -899,9 +965,6 @@ impl Builder<'_> {
                 image_has_dir: &has_dir,
             },
         )?;
-        if add {
-            refuse_archives(&root, &sources)?;
-        }
         let key = state.key.then(&[keyword, &destination_text, &plan.digest]);
         if let Some(image) = self.cached(&key)? {
             return self.reuse(state, image, key);
@@ -916,6 +979,53 @@ impl Builder<'_> {
         copy::write_tar(&plan, &mut out)?;
         out.flush().context("writing the layer")?;
         drop(out);
+        self.store_layer(state, step, &tar_path, key)
+    }
+
+    /// ADD of local archives: unpacked under the destination, as a layer.
+    fn add_archives(
+        &mut self,
+        state: &mut StageState,
+        step: &Step,
+        archives: &[(PathBuf, archive::Kind)],
+        destination: &str,
+        owner: Option<(u32, u32)>,
+        image_has_dir: &dyn Fn(&str) -> bool,
+    ) -> Result<()> {
+        let dest = destination.trim_end_matches('/');
+        let dest = if dest.is_empty() { "/" } else { dest };
+        let mut parts = vec!["ADD".to_string(), dest.to_string(), format!("{owner:?}")];
+        for (path, _) in archives {
+            parts.push(archive::digest(path)?);
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let key = state.key.then(&parts);
+        if let Some(image) = self.cached(&key)? {
+            return self.reuse(state, image, key);
+        }
+        let parents = copy::missing_dirs(dest, image_has_dir);
+        let store = &self.context.store;
+        let _shared = store.lock_shared()?;
+        let temp = store.temp_dir("build-add")?;
+        let tar_path = temp.path().join("layer.tar");
+        let file = std::fs::File::create(&tar_path)
+            .with_context(|| format!("creating {}", tar_path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        archive::write_layer(archives, dest, &parents, owner, &mut out)?;
+        out.flush().context("writing the layer")?;
+        drop(out);
+        self.store_layer(state, step, &tar_path, key)
+    }
+
+    /// A layer tar made by a step, into the store and onto the stage.
+    fn store_layer(
+        &mut self,
+        state: &mut StageState,
+        step: &Step,
+        tar_path: &Path,
+        key: Key,
+    ) -> Result<()> {
+        let store = &self.context.store;
         let incoming = Incoming {
             compression: Compression::None,
             blob: None,
@@ -923,7 +1033,7 @@ impl Builder<'_> {
         };
         let layer = take_layer(
             store,
-            std::fs::File::open(&tar_path)?,
+            std::fs::File::open(tar_path)?,
             &incoming,
             Keep::Compressed(Compression::Gzip),
             &self.budget()?,
@@ -995,8 +1105,13 @@ pub fn builder_prune_command() -> Result<i32> {
     let indexed: BTreeSet<String> = store.images()?.iter().map(|i| i.id().to_string()).collect();
     Cache::open(store.root()).prune(&|id| indexed.contains(id))?;
     let (layers, _) = store.collect_garbage(super::image::pins)?;
+    let mounts = store.root().join(CACHE_MOUNTS);
+    if mounts.exists() {
+        crate::util::fs::remove_tree(&mounts)
+            .with_context(|| format!("removing the cache mounts in {}", mounts.display()))?;
+    }
     println!(
-        "Deleted {} build cache images and {layers} layers only they used",
+        "Deleted {} build cache images, {layers} layers only they used, and the RUN cache mounts",
         removed.len()
     );
     Ok(0)
@@ -1039,33 +1154,54 @@ fn owner_in(layer_dirs: &[PathBuf], chown: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-/// ADD unpacks local archives, which rocker does not do yet: say so
-/// rather than copy the archive whole.
-fn refuse_archives(root: &Path, sources: &[String]) -> Result<()> {
+/// The archives ADD's sources name: all of them, or none (rocker does not
+/// yet unpack archives and copy plain files in one ADD, as docker does).
+fn archives_among(
+    origin: &copy::Origin<'_>,
+    sources: &[String],
+) -> Result<Vec<(PathBuf, archive::Kind)>> {
+    let mut archives = vec![];
+    let mut plain = vec![];
     for source in sources {
-        let path = root.join(source.trim_start_matches('/'));
-        let Ok(mut file) = std::fs::File::open(&path) else {
-            continue;
-        };
-        if !file.metadata().is_ok_and(|m| m.is_file()) {
-            continue;
-        }
-        let mut head = [0u8; 512];
-        let n = file.read(&mut head).unwrap_or(0);
-        let head = &head[..n];
-        let compressed = head.starts_with(&[0x1f, 0x8b])
-            || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-            || head.starts_with(b"BZh")
-            || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]);
-        let tar = n >= 262 && &head[257..262] == b"ustar";
-        if compressed || tar {
-            bail!(
-                "ADD {source}: rocker does not unpack archives with ADD yet; COPY it and unpack \
-                 it with RUN tar"
-            );
+        for relative in origin.expand(source)? {
+            let path = origin.root.join(&relative);
+            match archive::kind_of(&path)? {
+                Some(kind) => archives.push((path, kind)),
+                None => plain.push(relative),
+            }
         }
     }
-    Ok(())
+    if !archives.is_empty() && !plain.is_empty() {
+        bail!(
+            "ADD of archives and plain files at once ({}) is not supported yet: give the \
+             archives an ADD of their own",
+            plain.join(", ")
+        );
+    }
+    Ok(archives)
+}
+
+/// The step containers of builds that were killed (their maker, the
+/// build's own process, is gone, and they no longer run): removed, as the
+/// build would have removed them.
+fn remove_dead_builds_containers(containers: &Containers) {
+    let Ok(records) = containers.list() else {
+        return;
+    };
+    for record in records {
+        if !record.labels.contains_key(STEP_LABEL)
+            || crate::rootfs::backing::container_dir::maker_alive(&containers.dir(&record.id))
+            || matches!(containers.state(&record.id), Ok(State::Running(_)) | Err(_))
+        {
+            continue;
+        }
+        let removed = containers
+            .lock()
+            .and_then(|lock| containers.remove(&record.id, &lock));
+        if let Err(err) = removed {
+            eprintln!("rocker: warning: removing a killed build's container: {err:#}");
+        }
+    }
 }
 
 /// Removes a step's container (named in the cid file once recorded),
