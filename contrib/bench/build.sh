@@ -60,10 +60,12 @@ timed() { # timed user|root COMMAND... -> "seconds max-RSS-KiB"
     local who=$1
     shift
     if [ "$who" = root ]; then
-        /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+        /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/errors" ||
+            { echo "failed: $*" >&2; tail -5 "$work/errors" >&2; exit 1; }
         cat "$work/time"
     else
-        as_user /usr/bin/time -f '%e %M' -o "$work/home/time" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+        as_user /usr/bin/time -f '%e %M' -o "$work/home/time" "$@" >/dev/null 2>"$work/errors" ||
+            { echo "failed: $*" >&2; tail -5 "$work/errors" >&2; exit 1; }
         cat "$work/home/time"
     fi
 }

@@ -108,8 +108,11 @@ oci_image() {
         mv "$t" "$layout/blobs/sha256/$d"
     }
     local config manifest
+    # One history entry per layer: buildah refuses a base whose history
+    # counts fewer layers than it has.
     config=$(jq -nc --argjson ids "$diff_ids" \
-        '{architecture: "amd64", os: "linux", config: {Cmd: ["/bin/sh"]}, rootfs: {type: "layers", diff_ids: $ids}}' | blob)
+        '{architecture: "amd64", os: "linux", config: {Cmd: ["/bin/sh"]}, rootfs: {type: "layers", diff_ids: $ids},
+          history: [$ids[] | {created_by: "contrib/bench"}]}' | blob)
     manifest=$(jq -nc --arg cd "${config% *}" --argjson cs "${config#* }" --argjson layers "$layers" \
         '{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
           config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $cd, size: $cs},
