@@ -571,3 +571,62 @@ fn a_killed_build_leaves_nothing_the_next_one_keeps() {
     b.build(&[]);
     assert_eq!(ok(b.rocker(&["ps", "-aq"])), "");
 }
+
+/// Serves `body` over HTTP on loopback, for every request: the URL base.
+fn serve(body: &'static [u8]) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn add_fetches_a_url_and_checks_its_checksum() {
+    let base = serve(b"fetched over http\n");
+    let digest = common::oci::sha256(b"fetched over http\n");
+    let containerfile =
+        format!("FROM BUSYBOX\nADD --checksum={digest} {base}/files/tool.txt /opt/\n");
+    let b = Build::new("build-url", &[("Containerfile", &containerfile)]);
+    b.build(&["-t", "url:1"]);
+    assert_eq!(
+        ok(b.rocker(&[
+            "run",
+            "--rm",
+            "url:1",
+            "sh",
+            "-c",
+            "cat /opt/tool.txt; stat -c %a /opt/tool.txt"
+        ])),
+        "fetched over http\n600\n"
+    );
+    // Fetched again next time, and the same bytes reuse the layer.
+    assert_eq!(cached_steps(&b.build(&["-t", "url:1"])), 1);
+    b.write(
+        "Containerfile",
+        &format!(
+            "FROM {}\nADD --checksum=sha256:{} {base}/tool.txt /opt/\n",
+            busybox(),
+            "0".repeat(64)
+        ),
+    );
+    let out = b.rocker(&["build", &b.context.to_string_lossy()]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("not the --checksum"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -36,6 +36,8 @@ pub enum Instruction {
         from: Option<String>,
         chown: Option<String>,
         chmod: Option<String>,
+        /// ADD --checksum=sha256:HEX of a URL.
+        checksum: Option<String>,
         /// Here-documents named as sources are files with their text.
         heredocs: Vec<Heredoc>,
     },
@@ -268,6 +270,7 @@ fn instruction(line: &Line, escape: char) -> Result<Instruction> {
                 from: flag(&taken, "from"),
                 chown: flag(&taken, "chown"),
                 chmod: flag(&taken, "chmod"),
+                checksum: flag(&taken, "checksum"),
                 heredocs: line.heredocs.clone(),
             }
         }

@@ -14,4 +14,5 @@ pub mod metadata;
 pub mod mounts;
 pub mod pattern;
 pub mod stages;
+pub mod url;
 pub mod words;

@@ -515,6 +515,7 @@ impl Builder<'_> {
                 from,
                 chown,
                 chmod,
+                checksum,
                 heredocs,
             } => {
                 if !heredocs.is_empty() {
@@ -524,6 +525,17 @@ impl Builder<'_> {
                         heredocs,
                         sources,
                         destination,
+                        chown.as_deref(),
+                        chmod.as_deref(),
+                    );
+                }
+                if *add && sources.iter().any(|s| crate::build::url::is_url(s)) {
+                    return self.add_urls(
+                        state,
+                        step,
+                        sources,
+                        destination,
+                        checksum.as_deref(),
                         chown.as_deref(),
                         chmod.as_deref(),
                     );
@@ -839,6 +851,50 @@ impl Builder<'_> {
         Ok(root)
     }
 
+    /// ADD of URLs: each fetched now into a directory the step copies from.
+    #[allow(clippy::too_many_arguments)]
+    fn add_urls(
+        &mut self,
+        state: &mut StageState,
+        step: &Step,
+        sources: &[String],
+        destination: &str,
+        checksum: Option<&str>,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+    ) -> Result<()> {
+        let expand = |text: &str| words::expand(text, self.escape, &|name| state.lookup(name));
+        let temp = self.context.store.temp_dir("build-url")?;
+        let root = temp.path().join("fetched");
+        std::fs::create_dir(&root)?;
+        let limit = self.host_config.max_layer_size()?;
+        let mut names = vec![];
+        for source in sources {
+            let url = expand(source)?;
+            if !crate::build::url::is_url(&url) {
+                bail!("ADD of URLs and files at once is not supported yet: give {url} an ADD of its own");
+            }
+            self.progress(&format!("fetching {url}"));
+            let path = crate::build::url::fetch(&url, &root, checksum, limit)?;
+            names.push(
+                path.file_name()
+                    .expect("a file name")
+                    .to_string_lossy()
+                    .to_string(),
+            );
+        }
+        self.copy(
+            state,
+            step,
+            false,
+            &names,
+            destination,
+            Some(root),
+            chown,
+            chmod,
+        )
+    }
+
     /// `COPY <<EOF /path`: each here-document a file of that text (taken
     /// as written: its variables are not expanded).
     #[allow(clippy::too_many_arguments)]
@@ -906,7 +962,7 @@ impl Builder<'_> {
             .map(|s| expand(s))
             .collect::<Result<Vec<_>>>()?;
         if add && sources.iter().any(|s| s.contains("://")) {
-            bail!("ADD of URLs is not supported: download the file with RUN, or beside the Containerfile");
+            bail!("ADD fetches http:// and https:// URLs only: download the file with RUN");
         }
         let workdir = state
             .config
