@@ -630,3 +630,55 @@ fn add_fetches_a_url_and_checks_its_checksum() {
         stderr(&out)
     );
 }
+
+/// `system df`'s row for `kind`: its TOTAL and SIZE columns.
+fn df_row(b: &Build, kind: &str) -> (usize, String) {
+    let out = ok(b.rocker(&["system", "df"]));
+    let line = out
+        .lines()
+        .find(|line| line.starts_with(kind))
+        .unwrap_or_else(|| panic!("no {kind} row: {out}"));
+    let fields: Vec<&str> = line[kind.len()..].split_whitespace().collect();
+    (fields[0].parse().unwrap(), fields[2].to_string())
+}
+
+#[test]
+fn system_df_counts_the_build_cache_and_system_prune_clears_it() {
+    let b = Build::new("build-df", &app_files());
+    b.build(&["-t", "app:1"]);
+    ok(b.rocker(&[
+        "run",
+        "--name",
+        "done",
+        "--network",
+        "none",
+        "app:1",
+        "true",
+    ]));
+    let (images, _) = df_row(&b, "Images");
+    assert_eq!(images, 2, "busybox and app:1");
+    let (cache, _) = df_row(&b, "Build Cache");
+    assert!(cache >= 3, "the steps' images: {cache}");
+    assert_eq!(df_row(&b, "Containers").0, 1);
+    // Without -f it asks, and a no keeps everything.
+    let mut command = harness().rocker_in(&b.data);
+    command.args(["system", "prune"]);
+    let out = output_within(command, Duration::from_secs(60));
+    assert!(stderr(&out).contains("Are you sure"), "{}", stderr(&out));
+    assert_eq!(df_row(&b, "Containers").0, 1);
+    let out = ok(b.rocker(&["system", "prune", "-f"]));
+    assert!(
+        out.contains("Deleted Containers:") && out.contains("Total reclaimed space"),
+        "{out}"
+    );
+    assert_eq!(df_row(&b, "Build Cache"), (0, "0B".to_string()));
+    assert_eq!(df_row(&b, "Containers").0, 0);
+    // The named image is whole, and builds again from nothing cached.
+    assert_eq!(
+        ok(b.rocker(&["run", "--rm", "app:1", "cat", "greeting"])),
+        "hello world\n"
+    );
+    assert_eq!(cached_steps(&b.build(&["-t", "app:1"])), 0);
+    ok(b.rocker(&["system", "prune", "-af"]));
+    assert_eq!(df_row(&b, "Images").0, 0);
+}

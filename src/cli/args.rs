@@ -75,6 +75,9 @@ pub enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// What the store holds, and removing what nothing uses
+    #[command(subcommand)]
+    System(SystemCommand),
     /// List containers
     Ps(PsArgs),
     /// Show a detached container's output
@@ -111,6 +114,24 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out of a registry
     Logout(LogoutArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show the space images, containers, volumes and the build cache take
+    Df,
+    /// Remove stopped containers, dangling images and the build cache
+    Prune(SystemPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove every image no container uses, not only dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask first
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1146,10 +1146,23 @@ impl Builder<'_> {
 }
 
 /// `rocker builder prune`: the build cache's images that no name holds,
-/// the cache's entries for them, and the layers only they used.
+/// the cache's entries for them, its cache mounts, and the layers only
+/// they used.
 pub fn builder_prune_command() -> Result<i32> {
     let context = ImageContext::open()?;
-    let store = &context.store;
+    let removed = prune_build_cache(&context.store)?;
+    let (layers, _) = context.store.collect_garbage(super::image::pins)?;
+    println!(
+        "Deleted {removed} build cache images, {layers} layers only they used, and the RUN cache \
+         mounts"
+    );
+    Ok(0)
+}
+
+/// Removes the build cache but for the layers (garbage collection's job
+/// after): the steps' images no name holds, their cache entries, the cache
+/// mounts. Returns how many images went.
+pub fn prune_build_cache(store: &crate::image::store::Store) -> Result<usize> {
     let named: BTreeSet<String> = store
         .images()?
         .iter()
@@ -1160,17 +1173,17 @@ pub fn builder_prune_command() -> Result<i32> {
         .remove_images(|image| image.build_cache && !named.contains(&image.id().to_string()))?;
     let indexed: BTreeSet<String> = store.images()?.iter().map(|i| i.id().to_string()).collect();
     Cache::open(store.root()).prune(&|id| indexed.contains(id))?;
-    let (layers, _) = store.collect_garbage(super::image::pins)?;
     let mounts = store.root().join(CACHE_MOUNTS);
     if mounts.exists() {
         crate::util::fs::remove_tree(&mounts)
             .with_context(|| format!("removing the cache mounts in {}", mounts.display()))?;
     }
-    println!(
-        "Deleted {} build cache images, {layers} layers only they used, and the RUN cache mounts",
-        removed.len()
-    );
-    Ok(0)
+    Ok(removed.len())
+}
+
+/// The store's cache mounts' directory, for `system df`.
+pub fn cache_mounts_dir(store: &crate::image::store::Store) -> PathBuf {
+    store.root().join(CACHE_MOUNTS)
 }
 
 /// The first 12 hex digits of an image's id, as progress shows it.

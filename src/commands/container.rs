@@ -641,7 +641,15 @@ fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Res
 }
 
 pub fn prune_command() -> Result<i32> {
-    let containers = open()?;
+    for id in prune_stopped(&open()?)? {
+        println!("{id}");
+    }
+    Ok(0)
+}
+
+/// Removes every container that is not running (or starting); their ids.
+pub fn prune_stopped(containers: &Containers) -> Result<Vec<String>> {
+    let mut removed = vec![];
     // Dirs of runs killed before they recorded their container.
     let lock = containers.lock()?;
     crate::rootfs::backing::container_dir::sweep_unrecorded(
@@ -658,9 +666,9 @@ pub fn prune_command() -> Result<i32> {
         }
         let lock = containers.lock()?;
         containers.remove(&record.id, &lock)?;
-        println!("{}", record.id);
+        removed.push(record.id);
     }
-    Ok(0)
+    Ok(removed)
 }
 
 /// `inspect`: containers, and (as docker does) images for names that are

@@ -5,9 +5,11 @@ use anyhow::Result;
 
 use super::{
     archive, attach, build, commit, container, cp, exec, generate, image, info, login, push, run,
-    start, stats,
+    start, stats, system,
 };
-use crate::cli::args::{BuilderCommand, Command, ContainerCommand, GenerateCommand, ImageCommand};
+use crate::cli::args::{
+    BuilderCommand, Command, ContainerCommand, GenerateCommand, ImageCommand, SystemCommand,
+};
 
 /// Runs `command`; its exit status, or the error rocker reports.
 pub fn execute(command: Command) -> Result<i32> {
@@ -45,6 +47,8 @@ pub fn execute(command: Command) -> Result<i32> {
         }
         Command::Build(args) => build::build_command(args),
         Command::Builder(BuilderCommand::Prune) => build::builder_prune_command(),
+        Command::System(SystemCommand::Df) => system::df_command(),
+        Command::System(SystemCommand::Prune(args)) => system::prune_command(args),
         Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
             commit::commit_command(args)
         }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::cli::args::{Format, HistoryArgs, ImagesArgs, InspectArgs, PullArgs, RmiArgs, TagArgs};
-use crate::commands::output::write_table;
+use crate::commands::output::{human_size, write_table};
 use crate::error::StatusError;
 use crate::host::dirs::Dirs;
 use crate::image::digest::Digest;
@@ -118,21 +118,6 @@ fn repository_and_tag(name: &str) -> (String, String) {
                 .unwrap_or_else(|| "<none>".to_string()),
         ),
         Err(_) => (name.to_string(), "<none>".to_string()),
-    }
-}
-
-fn human_size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.1}{}", units[unit])
     }
 }
 

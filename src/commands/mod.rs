@@ -21,3 +21,4 @@ pub mod push;
 pub mod run;
 pub mod start;
 pub mod stats;
+pub mod system;

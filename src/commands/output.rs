@@ -82,3 +82,19 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "CMD\n\\u{1b}[2J\n");
     }
 }
+
+/// Bytes as docker shows them: decimal units, one decimal.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", units[unit])
+    }
+}
