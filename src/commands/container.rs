@@ -660,7 +660,7 @@ pub fn prune_stopped(containers: &Containers) -> Result<Vec<String>> {
     for record in containers.list()? {
         let state = containers.state(&record.id)?;
         if matches!(state, State::Running(_) | State::Restarting { .. })
-            || is_starting(&containers, &record, &state)
+            || is_starting(containers, &record, &state)
         {
             continue;
         }

@@ -37,13 +37,11 @@ fn layer_sizes(context: &ImageContext, images: &[ImageRecord]) -> BTreeMap<Strin
     let mut sizes = BTreeMap::new();
     for image in images {
         for layer in &image.layers {
-            let key = layer.diff_id.to_string();
-            if !sizes.contains_key(&key) {
-                let size = layer
+            sizes.entry(layer.diff_id.to_string()).or_insert_with(|| {
+                layer
                     .unpacked_size
-                    .unwrap_or_else(|| tree_size(&context.store.layer_path(&layer.diff_id)));
-                sizes.insert(key, size);
-            }
+                    .unwrap_or_else(|| tree_size(&context.store.layer_path(&layer.diff_id)))
+            });
         }
     }
     sizes
