@@ -52,6 +52,22 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
+/// Bytes as docker shows them: decimal units, one decimal.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", units[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,21 +96,5 @@ mod tests {
         let mut out = vec![];
         write_table(&mut out, &["CMD"], &[vec!["\u{1b}[2J".to_string()]]).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "CMD\n\\u{1b}[2J\n");
-    }
-}
-
-/// Bytes as docker shows them: decimal units, one decimal.
-pub fn human_size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.1}{}", units[unit])
     }
 }
