@@ -682,3 +682,45 @@ fn system_df_counts_the_build_cache_and_system_prune_clears_it() {
     ok(b.rocker(&["system", "prune", "-af"]));
     assert_eq!(df_row(&b, "Images").0, 0);
 }
+
+#[test]
+fn file_flag_labels_pull_and_the_proxy_args() {
+    let b = Build::new(
+        "build-flags",
+        &[(
+            "ci/Dockerfile",
+            "FROM BUSYBOX\nARG VERSION=1\nRUN echo \"v$VERSION proxy=$http_proxy\" > /info\n",
+        )],
+    );
+    let file = b
+        .context
+        .join("ci/Dockerfile")
+        .to_string_lossy()
+        .to_string();
+    let out = b.build(&[
+        "-f",
+        &file,
+        "--pull",
+        "--label",
+        "org=x",
+        "--build-arg",
+        "VERSION=2",
+        "--build-arg",
+        "http_proxy=http://proxy.invalid:3128",
+        "-t",
+        "flags:1",
+    ]);
+    assert!(!out.contains("CACHED"), "{out}");
+    assert_eq!(
+        ok(b.rocker(&["run", "--rm", "flags:1", "cat", "/info"])),
+        "v2 proxy=http://proxy.invalid:3128\n"
+    );
+    let image = b.inspect("flags:1");
+    assert_eq!(image["Config"]["config"]["Labels"]["org"], "x");
+    // The proxy is the build's, not the image's.
+    assert!(
+        !image["Config"].to_string().contains("proxy.invalid"),
+        "{}",
+        image["Config"]
+    );
+}
