@@ -155,6 +155,16 @@ fn a_containerfile_builds_an_image_that_runs_with_what_each_instruction_set() {
     assert_eq!(ok(b.rocker(&["ps", "-aq"])), "");
     let images = ok(b.rocker(&["images"]));
     assert_eq!(images.lines().count(), 3, "{images}");
+    // Templates see docker's fields.
+    let listed = ok(b.rocker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert!(
+        listed.lines().any(|l| l == "docker.io/library/app:1"),
+        "{listed}"
+    );
+    assert_eq!(
+        ok(b.rocker(&["image", "inspect", "-f", "{{.Config.config.User}}", "app:1"])),
+        "app\n"
+    );
 }
 
 #[test]

@@ -1488,3 +1488,53 @@ fn attach_follows_a_detached_container_and_exits_with_its_status() {
     assert_eq!(code(&output), 1, "not running: {}", stderr(&output));
     ok(s.rocker(&["rm", "talker", "trapper"]));
 }
+
+#[test]
+fn go_templates_format_inspect_and_ps() {
+    let s = Store::new("lifecycle-templates");
+    let id = s.detach(
+        &[
+            "--name",
+            "templated",
+            "--label",
+            "team=core",
+            "--network",
+            "none",
+        ],
+        &["sleep", "30"],
+    );
+    let inspected = ok(s.rocker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.Id}} {{index .Config.Labels \"team\"}} {{json .State.Running}}",
+        "templated",
+    ]));
+    assert_eq!(inspected, format!("running {id} core true\n"));
+    assert_eq!(
+        ok(s.rocker(&[
+            "ps",
+            "--format",
+            "{{.Names}}|{{.ID}}|{{.Labels}}|{{.State}}"
+        ])),
+        format!("templated|{}|team=core|running\n", &id[..12])
+    );
+    let table = ok(s.rocker(&["ps", "--format", "table {{.Names}}\\t{{.Status}}"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAMES", "STATUS"]
+    );
+    assert!(
+        lines[1].starts_with("templated ") && lines[1].contains("Up "),
+        "{table}"
+    );
+    // A template that does not parse says where.
+    let out = s.rocker(&["inspect", "-f", "{{.State", "templated"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("--format template"),
+        "{}",
+        stderr(&out)
+    );
+    ok(s.rocker(&["rm", "-f", "templated"]));
+}

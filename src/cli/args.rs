@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use super::values::{
-    cpus_flag, detach_keys_flag, log_opt_flag, network_flag, publish_flag, security_opt_flag,
-    signal_flag, size_flag, swap_flag, DetachKeys, LogOption, PublishedPorts, SecurityOpt,
+    cpus_flag, detach_keys_flag, format_flag, log_opt_flag, network_flag, publish_flag,
+    security_opt_flag, signal_flag, size_flag, swap_flag, DetachKeys, LogOption, PublishedPorts,
+    SecurityOpt,
 };
 use crate::network::NetworkMode;
 
@@ -244,7 +245,7 @@ pub struct PsArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_parser = format_flag, default_value = "text")]
     pub format: Format,
 }
 
@@ -319,7 +320,7 @@ pub struct StatsArgs {
     #[arg(long)]
     pub no_stream: bool,
     /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_parser = format_flag, default_value = "text")]
     pub format: Format,
 }
 
@@ -401,6 +402,9 @@ pub struct ContainerInspectArgs {
     /// Containers by name or id
     #[arg(required = true)]
     pub containers: Vec<String>,
+    /// A Go template applied to each (`{{.State.Status}}`), or json
+    #[arg(short, long, value_parser = format_flag, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -616,7 +620,7 @@ pub struct ImagesArgs {
     #[arg(short, long)]
     pub all: bool,
     /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_parser = format_flag, default_value = "text")]
     pub format: Format,
 }
 
@@ -641,7 +645,7 @@ pub struct HistoryArgs {
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
     /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_parser = format_flag, default_value = "text")]
     pub format: Format,
 }
 
@@ -665,6 +669,9 @@ pub struct InspectArgs {
     /// Images by name or id
     #[arg(required = true)]
     pub images: Vec<String>,
+    /// A Go template applied to each (`{{.Id}}`), or json
+    #[arg(short, long, value_parser = format_flag, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -688,10 +695,13 @@ pub struct LogoutArgs {
     pub registry: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--format`: rocker's table (`text`, or docker's `table`), `json`, or a
+/// Go template (`{{.Names}}`, `table {{.ID}}\t{{.Status}}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     Text,
     Json,
+    Template(String),
 }
 
 impl RunArgs {
@@ -859,6 +869,6 @@ pub enum PullPolicy {
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_parser = format_flag, default_value = "text")]
     pub format: Format,
 }

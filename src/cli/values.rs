@@ -101,6 +101,20 @@ pub(super) fn log_opt_flag(text: &str) -> Result<LogOption, String> {
     }
 }
 
+/// `--format`: `text` or `table` (the default table), `json`, or a Go
+/// template (anything with `{{`).
+pub(super) fn format_flag(text: &str) -> Result<super::args::Format, String> {
+    use super::args::Format;
+    match text {
+        "text" | "table" => Ok(Format::Text),
+        "json" => Ok(Format::Json),
+        template if template.contains("{{") => Ok(Format::Template(template.to_string())),
+        other => Err(format!(
+            "unknown format {other:?}: give text, json or a Go template such as '{{{{.ID}}}}'"
+        )),
+    }
+}
+
 /// `--detach-keys`: the key sequence that detaches an attach client, as
 /// the bytes the terminal sends for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

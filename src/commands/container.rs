@@ -84,6 +84,40 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    if let Format::Template(template) = &args.format {
+        // The fields of docker's `ps --format`.
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(record, state, started)| {
+                json!({
+                    "ID": &record.id[..12],
+                    "Image": record.image,
+                    "Command": format!("\"{}\"", record.command.join(" ")),
+                    "CreatedAt": time::rfc3339(record.created),
+                    "RunningFor": format!("{} ago", time::duration_words(record.created, now)),
+                    "Ports": ports_text(record),
+                    "State": state.word(),
+                    "Status": status_words(state, *started, now),
+                    "Names": record.name,
+                    "Labels": record
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    "Mounts": record
+                        .mounts
+                        .iter()
+                        .map(|m| m.destination.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    "Networks": record.network.to_string(),
+                })
+            })
+            .collect();
+        super::template::print_each(template, &list)?;
+        return Ok(0);
+    }
     if args.format == Format::Json {
         let list: Vec<_> = rows
             .iter()
@@ -685,7 +719,7 @@ pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
             ),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&list)?);
+    image::print_reports(&args.format, &list)?;
     Ok(0)
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::cli::args::{Format, HistoryArgs, ImagesArgs, InspectArgs, PullArgs, RmiArgs, TagArgs};
 use crate::commands::output::{human_size, write_table};
+use crate::commands::template;
 use crate::error::StatusError;
 use crate::host::dirs::Dirs;
 use crate::image::digest::Digest;
@@ -175,6 +176,30 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
                 .collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         }
+        Format::Template(template) => {
+            // The fields of docker's `images --format`.
+            let now = time::now_nanos();
+            let rows: Vec<serde_json::Value> = images
+                .iter()
+                .map(|image| {
+                    let (repository, tag) = repository_and_tag(&image.name);
+                    let at = created(image);
+                    json!({
+                        "Repository": repository,
+                        "Tag": tag,
+                        "ID": image.id().short(),
+                        "Digest": image.manifest,
+                        "CreatedAt": at.map(time::rfc3339).unwrap_or_default(),
+                        "CreatedSince": at
+                            .map(|at| format!("{} ago", time::duration_words(at, now)))
+                            .unwrap_or_else(|| "<unknown>".to_string()),
+                        "Size": human_size(unpacked(image)),
+                        "Containers": "N/A",
+                    })
+                })
+                .collect();
+            template::print_each(&template, &rows)?;
+        }
         Format::Text => {
             let now = time::now_nanos();
             let rows: Vec<Vec<String>> = images
@@ -326,6 +351,27 @@ pub fn history_command(args: HistoryArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    if let Format::Template(template) = &args.format {
+        let now = time::now_nanos();
+        let list: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                json!({
+                    "ID": short_id(&row.id),
+                    "CreatedAt": row.created.map(time::rfc3339).unwrap_or_default(),
+                    "CreatedSince": row
+                        .created
+                        .map(|at| format!("{} ago", time::duration_words(at, now)))
+                        .unwrap_or_default(),
+                    "CreatedBy": row.created_by,
+                    "Size": human_size(row.size),
+                    "Comment": row.comment,
+                })
+            })
+            .collect();
+        template::print_each(template, &list)?;
+        return Ok(0);
+    }
     if let Format::Json = args.format {
         let list: Vec<_> = rows
             .iter()
@@ -392,8 +438,20 @@ pub fn inspect_command(args: InspectArgs) -> Result<i32> {
     for text in &args.images {
         reports.extend(image_reports(text)?);
     }
-    println!("{}", serde_json::to_string_pretty(&reports)?);
+    print_reports(&args.format, &reports)?;
     Ok(0)
+}
+
+/// `inspect`'s output: the reports as a JSON list, or each through the
+/// template.
+pub fn print_reports(format: &Format, reports: &[serde_json::Value]) -> Result<()> {
+    match format {
+        Format::Template(template) => template::print_each(template, reports),
+        _ => {
+            println!("{}", serde_json::to_string_pretty(reports)?);
+            Ok(())
+        }
+    }
 }
 
 /// What `inspect` says of the images `text` names (one unless an id

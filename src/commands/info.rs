@@ -73,8 +73,11 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         security: security(),
         directories: dirs,
     };
-    match args.format {
+    match &args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Template(template) => {
+            crate::commands::template::print_each(template, &[serde_json::to_value(&report)?])?
+        }
         Format::Text => print_text(&report),
     }
     Ok(0)
@@ -89,16 +92,19 @@ pub fn version(args: InfoArgs) -> Result<i32> {
     };
     let kernel = probe::kernel_release()?;
     let version = env!("CARGO_PKG_VERSION");
-    match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "Version": version,
-                "Os": std::env::consts::OS,
-                "Arch": arch,
-                "KernelVersion": kernel,
-            }))?
-        ),
+    // docker's shape has a Client and a Server; rocker is both.
+    let side = serde_json::json!({
+        "Version": version,
+        "Os": std::env::consts::OS,
+        "Arch": arch,
+        "KernelVersion": kernel,
+    });
+    let mut report = side.clone();
+    report["Client"] = side.clone();
+    report["Server"] = side;
+    match &args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Template(template) => crate::commands::template::print_each(template, &[report])?,
         Format::Text => {
             println!("rocker version {version}");
             println!(" OS/Arch:        {}/{arch}", std::env::consts::OS);

@@ -22,3 +22,4 @@ pub mod run;
 pub mod start;
 pub mod stats;
 pub mod system;
+pub mod template;

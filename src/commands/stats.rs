@@ -115,11 +115,15 @@ pub fn stats_command(args: StatsArgs) -> Result<i32> {
         if clear {
             write!(out, "\x1b[H\x1b[2J")?;
         }
-        match args.format {
+        match &args.format {
             Format::Json if args.no_stream => {
                 writeln!(out, "{}", serde_json::to_string_pretty(&usage)?)?
             }
             Format::Json => writeln!(out, "{}", serde_json::to_string(&usage)?)?,
+            Format::Template(template) => {
+                let rows: Vec<serde_json::Value> = usage.iter().map(docker_row).collect();
+                crate::commands::template::Formatter::new(template)?.write_all(&mut out, &rows)?
+            }
             Format::Text => write_usage_table(&mut out, &usage)?,
         }
         out.flush()?;
@@ -142,32 +146,47 @@ fn mebibytes(bytes: u64) -> String {
     format!("{:.1}MiB", bytes as f64 / (1 << 20) as f64)
 }
 
-fn write_usage_table(out: &mut impl Write, usage: &[Usage]) -> std::io::Result<()> {
+/// One container's reading as the table shows it: id, name, CPU %,
+/// memory use / limit, memory %, pids.
+fn cells(u: &Usage) -> [String; 6] {
     let unknown = || "--".to_string();
-    let rows: Vec<Vec<String>> = usage
-        .iter()
-        .map(|u| {
-            let memory = match (u.memory_usage, u.memory_limit) {
-                (Some(used), Some(limit)) => format!("{} / {}", mebibytes(used), mebibytes(limit)),
-                (Some(used), None) => format!("{} / unlimited", mebibytes(used)),
-                _ => unknown(),
-            };
-            let memory_percent = match (u.memory_usage, u.memory_limit) {
-                (Some(used), Some(limit)) if limit > 0 => {
-                    format!("{:.2}%", used as f64 / limit as f64 * 100.0)
-                }
-                _ => unknown(),
-            };
-            vec![
-                u.id[..12].to_string(),
-                u.name.clone(),
-                u.cpu_percent.map_or_else(unknown, |p| format!("{p:.2}%")),
-                memory,
-                memory_percent,
-                u.pids.map_or_else(unknown, |p| p.to_string()),
-            ]
-        })
-        .collect();
+    let memory = match (u.memory_usage, u.memory_limit) {
+        (Some(used), Some(limit)) => format!("{} / {}", mebibytes(used), mebibytes(limit)),
+        (Some(used), None) => format!("{} / unlimited", mebibytes(used)),
+        _ => unknown(),
+    };
+    let memory_percent = match (u.memory_usage, u.memory_limit) {
+        (Some(used), Some(limit)) if limit > 0 => {
+            format!("{:.2}%", used as f64 / limit as f64 * 100.0)
+        }
+        _ => unknown(),
+    };
+    [
+        u.id[..12].to_string(),
+        u.name.clone(),
+        u.cpu_percent.map_or_else(unknown, |p| format!("{p:.2}%")),
+        memory,
+        memory_percent,
+        u.pids.map_or_else(unknown, |p| p.to_string()),
+    ]
+}
+
+/// The fields of docker's `stats --format`.
+fn docker_row(u: &Usage) -> serde_json::Value {
+    let [id, name, cpu, memory, memory_percent, pids] = cells(u);
+    serde_json::json!({
+        "ID": id,
+        "Container": id,
+        "Name": name,
+        "CPUPerc": cpu,
+        "MemUsage": memory,
+        "MemPerc": memory_percent,
+        "PIDs": pids,
+    })
+}
+
+fn write_usage_table(out: &mut impl Write, usage: &[Usage]) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = usage.iter().map(|u| cells(u).to_vec()).collect();
     write_table(
         out,
         &[
