@@ -603,3 +603,43 @@ fn ctrl_c_during_setup_stops_the_run_cleanly() {
     ps.args(["ps", "-aq"]);
     assert_eq!(ok(output_within(ps, Duration::from_secs(30))), "");
 }
+
+#[test]
+fn boolean_flags_take_docker_values_and_no_verb_is_suggested() {
+    let h = harness();
+    let out = h.run(&[
+        "--rm=true",
+        "--tty=false",
+        "--interactive=false",
+        "--network",
+        "none",
+        "echo",
+        "ok",
+    ]);
+    assert_eq!(stdout(&out), "ok\n", "{}", stderr(&out));
+    // --detach=false runs in the foreground; a flag alone is true.
+    let out = h.run(&[
+        "--rm",
+        "--detach=false",
+        "--network",
+        "none",
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    assert_eq!(code(&out), 4);
+    let out = h.run(&["--rm=maybe", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("not a boolean"), "{}", stderr(&out));
+    // An unknown verb is named, and nothing similar is proposed.
+    let mut command = h.rocker();
+    command.args(["stp", "web"]);
+    let out = output_within(command, Duration::from_secs(30));
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("unrecognized subcommand 'stp'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("stop"), "{}", stderr(&out));
+}

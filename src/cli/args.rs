@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use super::values::{
-    cpus_flag, detach_keys_flag, format_flag, log_opt_flag, network_flag, publish_flag,
+    bool_flag, cpus_flag, detach_keys_flag, format_flag, log_opt_flag, network_flag, publish_flag,
     security_opt_flag, signal_flag, size_flag, swap_flag, DetachKeys, LogOption, PublishedPorts,
     SecurityOpt,
 };
@@ -269,11 +269,13 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct ProcessArgs {
     /// Keep stdin open and pass it to the command
-    #[arg(short = 'i', long)]
+    #[arg(short = 'i', long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub interactive: bool,
 
     /// Give the command a pseudo-terminal
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub tty: bool,
 
     /// Set an environment variable (NAME=VALUE, or NAME to copy it from here)
@@ -725,11 +727,13 @@ pub struct RunArgs {
     pub rootfs: Option<PathBuf>,
 
     /// Remove the container's files when it exits
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub rm: bool,
 
     /// Run in the background and print the container's id
-    #[arg(short = 'd', long)]
+    #[arg(short = 'd', long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub detach: bool,
 
     /// The container's name (default: a made-up one)
@@ -769,7 +773,8 @@ pub struct RunArgs {
     pub tmpfs: Vec<String>,
 
     /// Mount the root file system read-only
-    #[arg(long = "read-only")]
+    #[arg(long = "read-only", num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub read_only: bool,
 
     /// Network: slirp4netns[:OPTION=VALUE,...] (the default), none or host
@@ -782,7 +787,8 @@ pub struct RunArgs {
     pub publish: Vec<PublishedPorts>,
 
     /// Run a small init as PID 1 that forwards signals and reaps zombies
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub init: bool,
 
     /// Memory limit (e.g. 256m); beyond it the kernel kills (OOM) a process
@@ -825,7 +831,8 @@ pub struct RunArgs {
 
     /// Every capability inside the container's user namespace, no seccomp
     /// filter, no masked or read-only paths (nothing beyond you on the host)
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub privileged: bool,
 
     /// A label, KEY=VALUE (or KEY for an empty value), over the image's

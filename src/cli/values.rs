@@ -101,6 +101,16 @@ pub(super) fn log_opt_flag(text: &str) -> Result<LogOption, String> {
     }
 }
 
+/// A boolean flag's value, as docker writes them (`--rm=true`,
+/// `--tty=false`; `--rm` alone is true).
+pub(super) fn bool_flag(text: &str) -> Result<bool, String> {
+    match text {
+        "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
+        "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
+        other => Err(format!("{other:?} is not a boolean: give true or false")),
+    }
+}
+
 /// `--format`: `text` or `table` (the default table), `json`, or a Go
 /// template (anything with `{{`).
 pub(super) fn format_flag(text: &str) -> Result<super::args::Format, String> {
