@@ -155,6 +155,25 @@ fn a_containerfile_builds_an_image_that_runs_with_what_each_instruction_set() {
     assert_eq!(ok(b.rocker(&["ps", "-aq"])), "");
     let images = ok(b.rocker(&["images"]));
     assert_eq!(images.lines().count(), 3, "{images}");
+    // A repository, a filter, digests.
+    ok(b.rocker(&["tag", "app:1", "app:2"]));
+    let listed = ok(b.rocker(&["images", "app", "--format", "{{.Tag}}"]));
+    assert_eq!(listed.lines().collect::<Vec<_>>(), ["1", "2"], "{listed}");
+    assert_eq!(ok(b.rocker(&["images", "app:2", "-q"])).lines().count(), 1);
+    let filtered = ok(b.rocker(&[
+        "images",
+        "--filter",
+        "reference=app:*",
+        "--format",
+        "{{.Tag}}",
+    ]));
+    assert_eq!(filtered.lines().count(), 2, "{filtered}");
+    assert_eq!(ok(b.rocker(&["images", "-f", "dangling=true", "-q"])), "");
+    let with_digests = ok(b.rocker(&["images", "--digests", "app:1"]));
+    assert!(
+        with_digests.contains("DIGEST") && with_digests.contains("sha256:"),
+        "{with_digests}"
+    );
     // Templates see docker's fields.
     let listed = ok(b.rocker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
     assert!(

@@ -1538,3 +1538,58 @@ fn go_templates_format_inspect_and_ps() {
     );
     ok(s.rocker(&["rm", "-f", "templated"]));
 }
+
+#[test]
+fn ps_filters_last_and_no_trunc() {
+    let s = Store::new("lifecycle-ps-filters");
+    let rootfs = harness().rootfs.to_string_lossy().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--network", "none"];
+        all.extend_from_slice(args);
+        s.rocker(&all)
+    };
+    run(&[
+        "--name", "alpha", "--label", "tier=web", "--rootfs", &rootfs, "true",
+    ]);
+    run(&["--name", "beta", "--rootfs", &rootfs, "sh", "-c", "exit 3"]);
+    let id = s.detach(&["--name", "gamma", "--label", "tier=db"], &["sleep", "30"]);
+    let names = |filters: &[&str]| {
+        let mut args = vec!["ps", "--format", "{{.Names}}"];
+        args.extend_from_slice(filters);
+        ok(s.rocker(&args))
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&[]), ["gamma"]);
+    // A status filter looks at every state; filters of one key are
+    // alternatives, of different keys all apply.
+    assert_eq!(names(&["--filter", "status=exited"]), ["beta", "alpha"]);
+    assert_eq!(names(&["-f", "exited=3"]), ["beta"]);
+    assert_eq!(names(&["-a", "-f", "label=tier"]), ["gamma", "alpha"]);
+    assert_eq!(
+        names(&[
+            "-a",
+            "-f",
+            "label=tier=db",
+            "-f",
+            "label=tier=web",
+            "-f",
+            "name=^al"
+        ]),
+        ["alpha"]
+    );
+    assert_eq!(
+        names(&["-f", "id=", "-f", &format!("id={}", &id[..6])]),
+        ["gamma"]
+    );
+    assert_eq!(names(&["-n", "2"]), ["gamma", "beta"]);
+    assert_eq!(ok(s.rocker(&["ps", "-l", "-q", "--no-trunc"])).trim(), id);
+    let out = s.rocker(&["ps", "--filter", "colour=red"]);
+    assert!(
+        stderr(&out).contains("invalid filter 'colour'"),
+        "{}",
+        stderr(&out)
+    );
+    ok(s.rocker(&["rm", "-f", "alpha", "beta", "gamma"]));
+}

@@ -244,6 +244,19 @@ pub struct PsArgs {
     /// Print only container ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Only the containers that match: name=, id=, label=KEY[=VALUE],
+    /// status=, ancestor=IMAGE, network=, exited=CODE (repeatable)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// The N containers created last (any state)
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// The container created last (any state)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Do not shorten ids and commands
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
     /// Output format
     #[arg(long, value_parser = format_flag, default_value = "text")]
     pub format: Format,
@@ -621,6 +634,18 @@ pub struct ImagesArgs {
     /// Show the images build steps made too (the build cache)
     #[arg(short, long)]
     pub all: bool,
+    /// Only this repository (all its tags), or this REPOSITORY:TAG
+    pub reference: Option<String>,
+    /// Only the images that match: dangling=true|false, label=KEY[=VALUE],
+    /// reference=PATTERN (repeatable)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Show each image's digest
+    #[arg(long)]
+    pub digests: bool,
+    /// Do not shorten ids
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
     /// Output format
     #[arg(long, value_parser = format_flag, default_value = "text")]
     pub format: Format,

@@ -14,6 +14,7 @@ use crate::cli::args::{
     ContainerInspectArgs, DiffArgs, Format, KillArgs, LogsArgs, PauseArgs, PortArgs, PsArgs,
     RenameArgs, RmArgs, StopArgs, TopArgs, WaitArgs,
 };
+use crate::commands::filters::{label_matches, name_matches, Filters};
 use crate::commands::image;
 use crate::commands::output::{printable, write_table};
 use crate::container::freeze;
@@ -21,6 +22,7 @@ use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{ContainerRecord, Containers, LiveState, State};
 use crate::error::{exit_status_of, StatusError};
 use crate::host::dirs::Dirs;
+use crate::image::reference::Reference;
 use crate::network::ports::PortMapping;
 use crate::rootfs::backing::changes;
 use crate::spec::{parse_signal, RestartPolicy};
@@ -67,20 +69,68 @@ fn ports_text(record: &ContainerRecord) -> String {
         .join(", ")
 }
 
+/// Whether `record` (in `state`) passes `ps`'s filters, as docker's.
+fn passes(filters: &Filters, record: &ContainerRecord, state: &State) -> bool {
+    let image_id = record.image_id.as_deref().unwrap_or("");
+    filters.allows("name", |f| name_matches(f, &record.name))
+        && filters.allows("id", |f| record.id.starts_with(f))
+        && filters.allows("label", |f| label_matches(f, &record.labels))
+        && filters.allows("status", |f| f == state.word())
+        && filters.allows("ancestor", |f| {
+            let normalized = Reference::parse(f)
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            record.image == f
+                || record.image == normalized
+                || (!f.is_empty()
+                    && image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(f.trim_start_matches("sha256:")))
+        })
+        && filters.allows("network", |f| f == record.network.to_string())
+        && filters.allows(
+            "exited",
+            |f| matches!(state, State::Exited { code, .. } if f.parse() == Ok(*code)),
+        )
+}
+
 pub fn ps_command(args: PsArgs) -> Result<i32> {
+    let filters = Filters::parse(
+        &args.filters,
+        &[
+            "name", "id", "label", "status", "ancestor", "network", "exited",
+        ],
+    )?;
+    // As docker: a status or exit filter, -n and -l look at every state.
+    let last = match args.latest {
+        true => Some(1),
+        false => args.last,
+    };
+    let all = args.all || last.is_some() || filters.has("status") || filters.has("exited");
     let containers = open()?;
     let now = time::now_nanos();
     let mut rows = vec![];
+    // Newest first; list() gives them oldest first.
     for record in containers.list()?.into_iter().rev() {
         let (status, state) = containers.status_and_state(&record.id);
-        if !args.all && !matches!(state, State::Running(_)) {
+        if !all && !matches!(state, State::Running(_)) {
+            continue;
+        }
+        if !passes(&filters, &record, &state) {
             continue;
         }
         rows.push((record, state, status.started));
     }
+    if let Some(n) = last {
+        rows.truncate(n);
+    }
+    let id_of = |record: &ContainerRecord| match args.no_trunc {
+        true => record.id.clone(),
+        false => record.id[..12].to_string(),
+    };
     if args.quiet {
         for (record, _, _) in &rows {
-            println!("{}", &record.id[..12]);
+            println!("{}", id_of(record));
         }
         return Ok(0);
     }
@@ -90,7 +140,7 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
             .iter()
             .map(|(record, state, started)| {
                 json!({
-                    "ID": &record.id[..12],
+                    "ID": id_of(record),
                     "Image": record.image,
                     "Command": format!("\"{}\"", record.command.join(" ")),
                     "CreatedAt": time::rfc3339(record.created),
@@ -144,11 +194,11 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
         .iter()
         .map(|(record, state, started)| {
             let mut command = format!("\"{}\"", record.command.join(" "));
-            if command.chars().count() > 20 {
+            if !args.no_trunc && command.chars().count() > 20 {
                 command = format!("{}...\"", command.chars().take(16).collect::<String>());
             }
             vec![
-                record.id[..12].to_string(),
+                id_of(record),
                 record.image.clone(),
                 command,
                 format!("{} ago", time::duration_words(record.created, now)),

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::cli::args::{Format, HistoryArgs, ImagesArgs, InspectArgs, PullArgs, RmiArgs, TagArgs};
+use crate::commands::filters::{label_matches, Filters};
 use crate::commands::output::{human_size, write_table};
 use crate::commands::template;
 use crate::error::StatusError;
@@ -104,6 +105,30 @@ pub fn pull_command(args: PullArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// docker's `reference=` filter: a pattern (`busy*`, `*/app:1`) against
+/// the name as the user knows it (`busybox:latest`, or a registry's
+/// `host/team/app:1`), with or without its tag.
+fn reference_matches(pattern: &str, name: &str) -> bool {
+    let familiar = name
+        .strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name);
+    let untagged = |n: &str| -> String {
+        match n.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo.to_string(),
+            _ => n.to_string(),
+        }
+    };
+    [
+        name.to_string(),
+        familiar.to_string(),
+        untagged(name),
+        untagged(familiar),
+    ]
+    .iter()
+    .any(|candidate| crate::build::pattern::matches(pattern, candidate))
+}
+
 /// `docker.io/library/alpine:3.20` -> (`docker.io/library/alpine`, `3.20`);
 /// an image with no name (filed under its id) is `<none>`, `<none>`.
 fn repository_and_tag(name: &str) -> (String, String) {
@@ -136,11 +161,53 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
         let unnamed = image.name == image.id().to_string();
         !(unnamed && named.contains(image.id())) && (args.all || !image.build_cache)
     });
+    let filters = Filters::parse(&args.filters, &["dangling", "label", "reference"])?;
+    let wanted = args
+        .reference
+        .as_deref()
+        .map(Reference::parse)
+        .transpose()?;
+    let explicit_tag = args
+        .reference
+        .as_deref()
+        .and_then(|text| text.rsplit('/').next())
+        .is_some_and(|last| last.contains(':'));
+    let labels_of = |image: &ImageRecord| -> std::collections::BTreeMap<String, String> {
+        context
+            .store
+            .read_blob(&image.config)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<ImageConfig>(&bytes).ok())
+            .and_then(|config| config.config?.labels)
+            .unwrap_or_default()
+    };
+    images.retain(|image| {
+        let dangling = image.name == image.id().to_string();
+        let listed_as = Reference::parse(&image.name).ok();
+        let by_reference = match (&wanted, &listed_as) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            // A repository alone lists all its tags, as docker does.
+            (Some(wanted), Some(name)) => {
+                name.name() == wanted.name() && (!explicit_tag || name.tag == wanted.tag)
+            }
+        };
+        by_reference
+            && filters.allows("dangling", |f| (f == "true") == dangling)
+            && filters.allows("label", |f| label_matches(f, &labels_of(image)))
+            && filters.allows("reference", |pattern| {
+                !dangling && reference_matches(pattern, &image.name)
+            })
+    });
     images.sort_by(|a, b| b.pulled.cmp(&a.pulled).then(a.name.cmp(&b.name)));
     let mut out = std::io::stdout().lock();
+    let id_of = |image: &ImageRecord| match args.no_trunc {
+        true => image.id().to_string(),
+        false => image.id().short().to_string(),
+    };
     if args.quiet {
         for image in &images {
-            writeln!(out, "{}", image.id().short())?;
+            writeln!(out, "{}", id_of(image))?;
         }
         return Ok(0);
     }
@@ -206,22 +273,26 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
                 .iter()
                 .map(|image| {
                     let (repository, tag) = repository_and_tag(&image.name);
-                    vec![
-                        repository.to_string(),
-                        tag.to_string(),
-                        image.id().short().to_string(),
+                    let mut row = vec![repository.to_string(), tag.to_string()];
+                    if args.digests {
+                        row.push(image.manifest.to_string());
+                    }
+                    row.extend([
+                        id_of(image),
                         created(image)
                             .map(|at| format!("{} ago", time::duration_words(at, now)))
                             .unwrap_or_else(|| "<unknown>".to_string()),
                         human_size(unpacked(image)),
-                    ]
+                    ]);
+                    row
                 })
                 .collect();
-            write_table(
-                &mut out,
-                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-                &rows,
-            )?;
+            let mut header = vec!["REPOSITORY", "TAG"];
+            if args.digests {
+                header.push("DIGEST");
+            }
+            header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+            write_table(&mut out, &header, &rows)?;
         }
     }
     Ok(0)

@@ -12,6 +12,7 @@ pub mod container;
 pub mod cp;
 pub mod dispatch;
 pub mod exec;
+pub mod filters;
 pub mod generate;
 pub mod image;
 pub mod info;
