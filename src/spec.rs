@@ -45,6 +45,98 @@ pub struct ContainerSpec {
     /// `--privileged`: no masked or read-only paths, a writable /sys (as
     /// far as the namespace allows).
     pub privileged: bool,
+    /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`: what goes
+    /// into its /etc/hosts and /etc/resolv.conf besides the usual.
+    #[serde(default)]
+    pub names: NameSettings,
+    /// `--shm-size`, in bytes (64 MiB by default, as docker).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// `--ulimit`s, set on its PID 1 before the command runs.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// Name resolution settings a run adds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NameSettings {
+    /// (name, address) pairs for /etc/hosts.
+    pub extra_hosts: Vec<(String, String)>,
+    /// Nameservers instead of the usual ones.
+    pub dns: Vec<String>,
+    /// Search domains instead of the host's.
+    pub dns_search: Vec<String>,
+    /// Resolver options instead of the host's.
+    pub dns_options: Vec<String>,
+}
+
+/// One `--ulimit NAME=SOFT[:HARD]` (None: unlimited).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ulimit {
+    /// docker's name for the resource (see `ULIMIT_NAMES`).
+    pub name: String,
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// The resources `--ulimit` knows, by docker's names.
+pub const ULIMIT_NAMES: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+    "as",
+];
+
+impl Ulimit {
+    pub fn parse(text: &str) -> Result<Ulimit> {
+        let (name, limits) = text.split_once('=').with_context(|| {
+            format!("--ulimit {text}: give NAME=SOFT[:HARD], e.g. nofile=1024:4096")
+        })?;
+        if !ULIMIT_NAMES.contains(&name) {
+            bail!(
+                "--ulimit {text}: no resource {name:?}; rocker knows {}",
+                ULIMIT_NAMES.join(", ")
+            );
+        }
+        let value = |v: &str| -> Result<Option<u64>> {
+            match v {
+                "-1" | "unlimited" => Ok(None),
+                v => v
+                    .parse()
+                    .map(Some)
+                    .with_context(|| format!("--ulimit {text}: {v:?} is not a number")),
+            }
+        };
+        let (soft, hard) = match limits.split_once(':') {
+            Some((soft, hard)) => (value(soft)?, value(hard)?),
+            None => (value(limits)?, value(limits)?),
+        };
+        let above = match (soft, hard) {
+            (None, Some(_)) => true,
+            (Some(soft), Some(hard)) => soft > hard,
+            _ => false,
+        };
+        if above {
+            bail!("--ulimit {text}: the soft limit is above the hard one");
+        }
+        Ok(Ulimit {
+            name: name.to_string(),
+            soft,
+            hard,
+        })
+    }
 }
 
 /// Where the container's root file system comes from.

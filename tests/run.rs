@@ -643,3 +643,53 @@ fn boolean_flags_take_docker_values_and_no_verb_is_suggested() {
     );
     assert!(!stderr(&out).contains("stop"), "{}", stderr(&out));
 }
+
+#[test]
+fn names_shm_size_and_ulimits_as_docker_sets_them() {
+    let h = harness();
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--add-host",
+        "db:10.1.2.3",
+        "--dns",
+        "9.9.9.9",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:2",
+        "--shm-size",
+        "8m",
+        "--ulimit",
+        "nofile=100:200",
+        "sh",
+        "-c",
+        "grep db /etc/hosts; grep -v '^#' /etc/resolv.conf; df -k /dev/shm | tail -1 | awk '{print $2}'; \
+         ulimit -Sn; ulimit -Hn",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "10.1.2.3\tdb\nnameserver 9.9.9.9\nsearch corp.example\noptions ndots:2\n8192\n100\n200\n",
+        "{}",
+        stderr(&out)
+    );
+    // A hard limit goes down, never up: said, with the caller's limit.
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1:4000000000",
+        "true",
+    ]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("may lower a hard limit"),
+        "{}",
+        stderr(&out)
+    );
+    let out = h.run(&["--rm", "--add-host", "bad", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("NAME:ADDRESS"), "{}", stderr(&out));
+}

@@ -864,6 +864,31 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
 
+    /// Add a line to /etc/hosts: NAME:ADDRESS (host-gateway: the host, as
+    /// slirp4netns reaches it)
+    #[arg(long = "add-host", value_name = "NAME:ADDRESS")]
+    pub add_host: Vec<String>,
+
+    /// A nameserver for /etc/resolv.conf, instead of the usual ones
+    #[arg(long, value_name = "ADDRESS")]
+    pub dns: Vec<String>,
+
+    /// A search domain for /etc/resolv.conf, instead of the host's
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+
+    /// A resolver option for /etc/resolv.conf, instead of the host's
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+
+    /// The size of /dev/shm (default 64m)
+    #[arg(long = "shm-size", value_name = "SIZE", value_parser = size_flag)]
+    pub shm_size: Option<u64>,
+
+    /// A resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, stack, ...)
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+
     /// The signal stop sends first (default: the image's StopSignal, else
     /// SIGTERM)
     #[arg(long = "stop-signal", value_name = "SIGNAL", value_parser = signal_flag)]

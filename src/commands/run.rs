@@ -637,6 +637,56 @@ fn build_spec(
         init: args.init,
         resources,
         privileged: args.privileged,
+        names: name_settings(&args, network)?,
+        shm_size: args.shm_size,
+        ulimits: args
+            .ulimit
+            .iter()
+            .map(|text| crate::spec::Ulimit::parse(text))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// `--add-host`, `--dns`, `--dns-search`, `--dns-option`, checked.
+fn name_settings(args: &RunArgs, network: NetworkMode) -> Result<crate::spec::NameSettings> {
+    let mut extra_hosts = vec![];
+    for entry in &args.add_host {
+        // docker writes NAME:ADDRESS (an IPv6 address has colons of its
+        // own, so the name is up to the first) or NAME=ADDRESS.
+        let Some((name, address)) = entry.split_once('=').or_else(|| entry.split_once(':')) else {
+            bail!("--add-host {entry}: give NAME:ADDRESS");
+        };
+        let address = match (address, network) {
+            ("host-gateway", NetworkMode::Slirp4netns(options)) => options.gateway().to_string(),
+            ("host-gateway", NetworkMode::Host) => "127.0.0.1".to_string(),
+            ("host-gateway", _) => bail!(
+                "--add-host {entry}: host-gateway needs the default network (slirp4netns) or \
+                 --network host"
+            ),
+            (address, _) => {
+                address
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .with_context(|| {
+                        format!("--add-host {entry}: {address} is not an IP address")
+                    })?;
+                address.trim_matches(|c| c == '[' || c == ']').to_string()
+            }
+        };
+        options::check_hostname(name)
+            .with_context(|| format!("--add-host {entry}: {name} is not a host name"))?;
+        extra_hosts.push((name.to_string(), address));
+    }
+    for server in &args.dns {
+        server
+            .parse::<std::net::IpAddr>()
+            .with_context(|| format!("--dns {server}: give a nameserver's IP address"))?;
+    }
+    Ok(crate::spec::NameSettings {
+        extra_hosts,
+        dns: args.dns.clone(),
+        dns_search: args.dns_search.clone(),
+        dns_options: args.dns_option.clone(),
     })
 }
 

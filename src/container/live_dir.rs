@@ -82,12 +82,17 @@ impl LiveDir {
         let contents = [
             (
                 &files.hosts,
-                etc_files::hosts_file(&spec.hostname, spec.network, host_hosts.as_deref()),
+                etc_files::hosts_file(
+                    &spec.hostname,
+                    spec.network,
+                    host_hosts.as_deref(),
+                    &spec.names,
+                ),
             ),
             (&files.hostname, etc_files::hostname_file(&spec.hostname)),
             (
                 &files.resolv_conf,
-                etc_files::resolv_conf(spec.network, host_resolv.as_deref()),
+                etc_files::resolv_conf(spec.network, host_resolv.as_deref(), &spec.names),
             ),
         ];
         for (path, content) in contents {

@@ -2,7 +2,7 @@
 //! are generated outside the rootfs and bind-mounted over it, so the rootfs
 //! directory (which may be shared) is never modified.
 
-use crate::spec::NetworkMode;
+use crate::spec::{NameSettings, NetworkMode};
 
 pub fn hostname_file(hostname: &str) -> String {
     format!("{hostname}\n")
@@ -11,7 +11,12 @@ pub fn hostname_file(hostname: &str) -> String {
 /// With its own network the container gets a fresh hosts file; on the host
 /// network it sees the host's entries, plus its own name (at its slirp4netns
 /// address when it has one).
-pub fn hosts_file(hostname: &str, network: NetworkMode, host_hosts: Option<&str>) -> String {
+pub fn hosts_file(
+    hostname: &str,
+    network: NetworkMode,
+    host_hosts: Option<&str>,
+    names: &NameSettings,
+) -> String {
     let base = match (network, host_hosts) {
         (NetworkMode::Host, Some(text)) => text.to_string(),
         _ => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string(),
@@ -25,7 +30,38 @@ pub fn hosts_file(hostname: &str, network: NetworkMode, host_hosts: Option<&str>
         _ => "127.0.1.1".to_string(),
     };
     text.push_str(&format!("{own_address}\t{hostname}\n"));
+    // --add-host lines, after the container's own, as docker writes them.
+    for (name, address) in &names.extra_hosts {
+        text.push_str(&format!("{address}\t{name}\n"));
+    }
     text
+}
+
+/// `--dns`, `--dns-search` and `--dns-option` replace the nameserver,
+/// search (and domain) and options lines they name, as docker does.
+fn with_user_settings(text: String, names: &NameSettings) -> String {
+    let keyword = |line: &str| line.split_whitespace().next().unwrap_or("").to_string();
+    let replaced = |word: &str| match word {
+        "nameserver" => !names.dns.is_empty(),
+        "search" | "domain" => !names.dns_search.is_empty(),
+        "options" => !names.dns_options.is_empty(),
+        _ => false,
+    };
+    let mut out: String = text
+        .lines()
+        .filter(|line| !replaced(&keyword(line)))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for server in &names.dns {
+        out.push_str(&format!("nameserver {server}\n"));
+    }
+    if !names.dns_search.is_empty() {
+        out.push_str(&format!("search {}\n", names.dns_search.join(" ")));
+    }
+    if !names.dns_options.is_empty() {
+        out.push_str(&format!("options {}\n", names.dns_options.join(" ")));
+    }
+    out
 }
 
 /// On the host network the host's resolver works as it is. In a network
@@ -34,7 +70,15 @@ pub fn hosts_file(hostname: &str, network: NetworkMode, host_hosts: Option<&str>
 /// nothing listens, so those lines are dropped. Behind slirp4netns the one
 /// nameserver is its DNS forwarder (which asks the host's resolver); the
 /// host's search domains and options stay.
-pub fn resolv_conf(network: NetworkMode, host_resolv: Option<&str>) -> String {
+pub fn resolv_conf(
+    network: NetworkMode,
+    host_resolv: Option<&str>,
+    names: &NameSettings,
+) -> String {
+    with_user_settings(usual_resolv_conf(network, host_resolv), names)
+}
+
+fn usual_resolv_conf(network: NetworkMode, host_resolv: Option<&str>) -> String {
     let host = host_resolv.unwrap_or("");
     let kept = |keep: &dyn Fn(&str) -> bool| -> String {
         host.lines()
@@ -72,12 +116,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_settings_add_hosts_and_replace_resolver_lines() {
+        let names = NameSettings {
+            extra_hosts: vec![("db".into(), "10.0.2.2".into())],
+            dns: vec!["9.9.9.9".into()],
+            dns_search: vec!["corp.example".into()],
+            dns_options: vec!["ndots:2".into()],
+        };
+        let hosts = hosts_file("box", NetworkMode::None, None, &names);
+        assert!(hosts.ends_with("127.0.1.1\tbox\n10.0.2.2\tdb\n"), "{hosts}");
+        let host = "nameserver 1.1.1.1\nsearch home\noptions edns0\n# note\n";
+        assert_eq!(
+            resolv_conf(NetworkMode::None, Some(host), &names),
+            "# note\nnameserver 9.9.9.9\nsearch corp.example\noptions ndots:2\n"
+        );
+    }
+
+    #[test]
     fn hosts() {
-        let own = hosts_file("box", NetworkMode::None, Some("10.0.0.1 other\n"));
+        let own = hosts_file(
+            "box",
+            NetworkMode::None,
+            Some("10.0.0.1 other\n"),
+            &NameSettings::default(),
+        );
         assert!(own.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(own.ends_with("127.0.1.1\tbox\n"));
         assert!(!own.contains("other"));
-        let shared = hosts_file("box", NetworkMode::Host, Some("10.0.0.1 other"));
+        let shared = hosts_file(
+            "box",
+            NetworkMode::Host,
+            Some("10.0.0.1 other"),
+            &NameSettings::default(),
+        );
         assert_eq!(shared, "10.0.0.1 other\n127.0.1.1\tbox\n");
     }
 
@@ -85,11 +156,17 @@ mod tests {
     fn resolv_drops_loopback_servers_only_in_own_namespace() {
         let host = "search lan\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.1\n";
         assert_eq!(
-            resolv_conf(NetworkMode::None, Some(host)),
+            resolv_conf(NetworkMode::None, Some(host), &NameSettings::default()),
             "search lan\nnameserver 192.0.2.1\n"
         );
-        assert_eq!(resolv_conf(NetworkMode::Host, Some(host)), host);
-        assert_eq!(resolv_conf(NetworkMode::None, None), "");
+        assert_eq!(
+            resolv_conf(NetworkMode::Host, Some(host), &NameSettings::default()),
+            host
+        );
+        assert_eq!(
+            resolv_conf(NetworkMode::None, None, &NameSettings::default()),
+            ""
+        );
     }
 
     #[test]
@@ -97,9 +174,11 @@ mod tests {
         let slirp = NetworkMode::parse("slirp4netns:cidr=10.0.3.0/24").unwrap();
         let host = "search lan\nnameserver 127.0.0.53\nnameserver 192.0.2.1\noptions edns0\n";
         assert_eq!(
-            resolv_conf(slirp, Some(host)),
+            resolv_conf(slirp, Some(host), &NameSettings::default()),
             "search lan\noptions edns0\nnameserver 10.0.3.3\n"
         );
-        assert!(hosts_file("box", slirp, None).ends_with("10.0.3.100\tbox\n"));
+        assert!(
+            hosts_file("box", slirp, None, &NameSettings::default()).ends_with("10.0.3.100\tbox\n")
+        );
     }
 }

@@ -146,7 +146,7 @@ const SECURE: MsFlags = MsFlags::MS_NOSUID
 /// The whole layout of `spec`'s container, in the order it must be applied.
 pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     let mut ops = vec![filesystem("proc", "/proc", SECURE, "")];
-    ops.extend(dev());
+    ops.extend(dev(spec.shm_size));
     ops.extend(sys(spec));
     // Parents before children, so /data is mounted before /data/cache.
     let mut user_mounts: Vec<&UserMount> = spec.mounts.iter().collect();
@@ -178,7 +178,7 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
 /// /dev: a tmpfs with the host's harmless devices bound in (an
 /// unprivileged user may not mknod), a devpts of its own, shm, mqueue, and
 /// the usual links.
-fn dev() -> Vec<MountOp> {
+fn dev(shm_size: Option<u64>) -> Vec<MountOp> {
     let mut ops = vec![filesystem(
         "tmpfs",
         "/dev",
@@ -200,12 +200,9 @@ fn dev() -> Vec<MountOp> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620",
     ));
-    ops.push(filesystem(
-        "tmpfs",
-        "/dev/shm",
-        SECURE,
-        "mode=1777,size=65536k",
-    ));
+    // docker's 64 MiB unless --shm-size.
+    let shm = format!("mode=1777,size={}", shm_size.unwrap_or(64 << 20));
+    ops.push(filesystem("tmpfs", "/dev/shm", SECURE, &shm));
     ops.push(filesystem("mqueue", "/dev/mqueue", SECURE, ""));
     for (link, target) in [
         ("/dev/ptmx", "pts/ptmx"),
@@ -305,6 +302,9 @@ mod tests {
             privileged: false,
             init: false,
             resources: None,
+            names: Default::default(),
+            shm_size: None,
+            ulimits: vec![],
         }
     }
 

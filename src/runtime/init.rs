@@ -77,12 +77,13 @@ fn prepare(
         false => None,
     };
     enter_working_directory(&spec.process.cwd, true)?;
-    let prepared = Prepared::new(
+    let mut prepared = Prepared::new(
         console,
         &spec.process.args,
         &spec.process.env,
         seccomp.cloned(),
     )?;
+    prepared.ulimits = spec.ulimits.clone();
     restrict_privileges(&spec.process.capabilities)?;
     Ok(prepared)
 }

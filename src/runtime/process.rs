@@ -94,6 +94,8 @@ pub struct Prepared {
     env: Vec<CString>,
     /// The syscall filter, installed just before exec.
     seccomp: Option<Program>,
+    /// `--ulimit`s, set over the defaults just before exec.
+    pub ulimits: Vec<crate::spec::Ulimit>,
 }
 
 /// Takes the container user's ids (real, effective and saved).
@@ -127,6 +129,7 @@ impl Prepared {
             args: c_strings(args.iter().map(String::as_str))?,
             env: c_strings(env.iter().map(|(k, v)| format!("{k}={v}")))?,
             seccomp,
+            ulimits: vec![],
         })
     }
 }
@@ -178,6 +181,49 @@ fn process_defaults() -> Result<()> {
     Ok(())
 }
 
+/// `--ulimit`s, after the defaults (the command and its children inherit
+/// them). A hard limit may only go down: raising one takes a privilege
+/// the caller's own user namespace does not grant.
+fn set_ulimits(ulimits: &[crate::spec::Ulimit]) -> Result<()> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    for limit in ulimits {
+        let resource = match limit.name.as_str() {
+            "core" => Resource::RLIMIT_CORE,
+            "cpu" => Resource::RLIMIT_CPU,
+            "data" => Resource::RLIMIT_DATA,
+            "fsize" => Resource::RLIMIT_FSIZE,
+            "locks" => Resource::RLIMIT_LOCKS,
+            "memlock" => Resource::RLIMIT_MEMLOCK,
+            "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+            "nice" => Resource::RLIMIT_NICE,
+            "nofile" => Resource::RLIMIT_NOFILE,
+            "nproc" => Resource::RLIMIT_NPROC,
+            "rss" => Resource::RLIMIT_RSS,
+            "rtprio" => Resource::RLIMIT_RTPRIO,
+            "rttime" => Resource::RLIMIT_RTTIME,
+            "sigpending" => Resource::RLIMIT_SIGPENDING,
+            "stack" => Resource::RLIMIT_STACK,
+            "as" => Resource::RLIMIT_AS,
+            other => anyhow::bail!("--ulimit: no resource {other:?}"),
+        };
+        let soft = limit.soft.unwrap_or(RLIM_INFINITY);
+        let hard = limit.hard.unwrap_or(RLIM_INFINITY);
+        setrlimit(resource, soft, hard).map_err(|err| {
+            let (_, current) = getrlimit(resource).unwrap_or((0, 0));
+            let current = match current {
+                RLIM_INFINITY => "unlimited".to_string(),
+                n => n.to_string(),
+            };
+            anyhow::anyhow!(
+                "--ulimit {}: {err} (an unprivileged user may lower a hard limit, not raise \
+                 it: yours is {current})",
+                limit.name
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Connects stdio and replaces this process with the command.
 pub fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
     // A new session with no controlling terminal: the command cannot push
@@ -192,6 +238,7 @@ pub fn exec(prepared: Prepared, pass_stdin: bool) -> Result<Infallible> {
         .context("unblocking signals")?;
     sys::reset_signal_to_default(Signal::SIGPIPE).context("restoring SIGPIPE")?;
     process_defaults()?;
+    set_ulimits(&prepared.ulimits)?;
     // Only 0, 1 and 2 may reach the command (CVE-2024-21626).
     sys::cloexec_from(3).context("closing inherited descriptors")?;
     // Last: from here on only the filter's allowed calls work, and the one
