@@ -112,3 +112,32 @@ fn a_reader_that_goes_away_ends_rocker_quietly() {
         assert_eq!(said, "", "{args:?}: no panic, no message");
     }
 }
+
+#[test]
+fn completion_scripts_load_in_their_shell_and_know_the_verbs() {
+    let h = harness();
+    let mut command = h.rocker();
+    command.args(["completion", "bash"]);
+    let script = ok(output_within(command, Duration::from_secs(30)));
+    for verb in ["build", "attach", "system", "--detach-keys"] {
+        assert!(
+            script.contains(verb),
+            "{verb} is not in the bash completion"
+        );
+    }
+    let path = h.scratch("completion").join("rocker.bash");
+    std::fs::write(&path, &script).unwrap();
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p rocker", path.display()))
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    let mut command = h.rocker();
+    command.args(["completion", "tcsh"]);
+    assert_eq!(code(&output_within(command, Duration::from_secs(30))), 125);
+}

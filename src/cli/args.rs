@@ -79,6 +79,9 @@ pub enum Command {
     /// What the store holds, and removing what nothing uses
     #[command(subcommand)]
     System(SystemCommand),
+    /// Print a shell completion script: bash, zsh, fish, elvish or
+    /// powershell (e.g. `rocker completion bash > ~/.local/share/bash-completion/completions/rocker`)
+    Completion(CompletionArgs),
     /// List containers
     Ps(PsArgs),
     /// Show a detached container's output
@@ -115,6 +118,13 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out of a registry
     Logout(LogoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,16 @@ pub fn execute(command: Command) -> Result<i32> {
         }
         Command::Build(args) => build::build_command(args),
         Command::Builder(BuilderCommand::Prune) => build::builder_prune_command(),
+        Command::Completion(args) => {
+            use clap::CommandFactory;
+            let mut command = crate::cli::args::Cli::command();
+            // Written whole, as any output: clap_complete panics on a
+            // closed pipe.
+            let mut script = vec![];
+            clap_complete::generate(args.shell, &mut command, "rocker", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            Ok(0)
+        }
         Command::System(SystemCommand::Df) => system::df_command(),
         Command::System(SystemCommand::Prune(args)) => system::prune_command(args),
         Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
