@@ -140,7 +140,7 @@ fn a_containerfile_builds_an_image_that_runs_with_what_each_instruction_set() {
         ran,
         "app\n/srv/app\nhello world\nnotes:\none.txt\n\nwww:\ncss\nindex.html\n\nwww/css:\na.css\nworld\n"
     );
-    let config = &b.inspect("app:1")["Config"]["config"];
+    let config = &b.inspect("app:1")["Config"];
     assert_eq!(config["User"], "app");
     assert_eq!(config["WorkingDir"], "/srv/app");
     assert_eq!(config["Labels"]["org.example.team"], "core");
@@ -181,7 +181,7 @@ fn a_containerfile_builds_an_image_that_runs_with_what_each_instruction_set() {
         "{listed}"
     );
     assert_eq!(
-        ok(b.rocker(&["image", "inspect", "-f", "{{.Config.config.User}}", "app:1"])),
+        ok(b.rocker(&["image", "inspect", "-f", "{{.Config.User}}", "app:1"])),
         "app\n"
     );
 }
@@ -530,7 +530,7 @@ fn global_args_shell_healthcheck_and_onbuild_triggers() {
         STOPSIGNAL SIGQUIT\n";
     let b = Build::new("build-onbuild", &[("Containerfile", base)]);
     b.build(&["-t", "base:1"]);
-    let config = &b.inspect("base:1")["Config"]["config"];
+    let config = &b.inspect("base:1")["Config"];
     assert_eq!(
         config["Healthcheck"]["Test"],
         json!(["CMD-SHELL", "test -e /shell"])
@@ -552,7 +552,7 @@ fn global_args_shell_healthcheck_and_onbuild_triggers() {
         ok(b.rocker(&["run", "--rm", "child:1", "cat", "/onbuild"])),
         "triggered\n"
     );
-    assert!(b.inspect("child:1")["Config"]["config"]["OnBuild"].is_null());
+    assert!(b.inspect("child:1")["Config"]["OnBuild"].is_null());
 }
 
 #[test]
@@ -745,7 +745,7 @@ fn file_flag_labels_pull_and_the_proxy_args() {
         "v2 proxy=http://proxy.invalid:3128\n"
     );
     let image = b.inspect("flags:1");
-    assert_eq!(image["Config"]["config"]["Labels"]["org"], "x");
+    assert_eq!(image["Config"]["Labels"]["org"], "x");
     // The proxy is the build's, not the image's.
     assert!(
         !image["Config"].to_string().contains("proxy.invalid"),

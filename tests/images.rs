@@ -191,7 +191,7 @@ fn pull_list_inspect_and_remove() {
 
     let report = inspect(&image);
     assert_eq!(report["Id"], id);
-    assert_eq!(report["Config"]["config"]["Cmd"], json!(["sh"]));
+    assert_eq!(report["Config"]["Cmd"], json!(["sh"]));
     let layer = layer_dir(&report, 0);
     assert!(
         layer.starts_with(store().join("layers")),

@@ -880,7 +880,7 @@ fn commit_makes_a_layer_of_what_a_container_added_changed_and_deleted() {
     assert!(history.contains("my change"), "{history}");
     let inspected: Value =
         serde_json::from_str(&ok(rocker(&["image", "inspect", "committed:1"]))).unwrap();
-    assert_eq!(inspected[0]["Config"]["author"], "tester");
+    assert_eq!(inspected[0]["Author"], "tester");
     assert_eq!(inspected[0]["Layers"].as_array().unwrap().len(), 3);
 
     // The new layer, as save writes it: docker's whiteout, the owners.

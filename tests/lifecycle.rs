@@ -337,7 +337,7 @@ fn inspect_shows_config_state_mounts_and_ports() {
     );
     let info = s.inspect("seen");
     assert_eq!(info["Id"], id.as_str());
-    assert_eq!(info["Name"], "seen");
+    assert_eq!(info["Name"], "/seen", "docker's names start with a slash");
     assert_eq!(info["Config"]["Cmd"], serde_json::json!(["sleep", "300"]));
     assert!(info["Config"]["Env"]
         .as_array()
@@ -350,8 +350,23 @@ fn inspect_shows_config_state_mounts_and_ports() {
     assert_eq!(info["Mounts"][0]["RW"], false);
     assert_eq!(info["NetworkSettings"]["Mode"], "slirp4netns");
     assert_eq!(info["NetworkSettings"]["IPAddress"], "10.0.2.100");
-    assert_eq!(info["NetworkSettings"]["Ports"][0]["HostPort"], port);
-    assert_eq!(info["NetworkSettings"]["Ports"][0]["ContainerPort"], 80);
+    // docker's shape: "80/tcp" -> [{HostIp, HostPort}], the port a string.
+    assert_eq!(
+        info["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    assert_eq!(
+        info["NetworkSettings"]["Ports"]["80/tcp"][0]["HostIp"],
+        "127.0.0.1"
+    );
+    assert_eq!(
+        info["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    assert_eq!(
+        info["Config"]["Image"],
+        harness().rootfs.to_string_lossy().as_ref()
+    );
     ok(s.rocker(&["rm", "-f", "seen"]));
 }
 

@@ -776,18 +776,27 @@ pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
 /// What `inspect` says of a container, in docker's shape.
 fn container_report(containers: &Containers, record: &ContainerRecord) -> Result<Value> {
     let (status, state) = containers.status_and_state(&record.id);
-    let ports: Vec<_> = record
-        .ports
-        .iter()
-        .map(|p| {
-            json!({
-                "HostIp": p.host_ip.to_string(),
-                "HostPort": p.host_port,
-                "ContainerPort": p.container_port,
-                "Protocol": p.protocol,
-            })
-        })
-        .collect();
+    // docker's maps: "80/tcp" -> [{HostIp, HostPort}], the port a string.
+    let mut ports = serde_json::Map::new();
+    let mut bindings = serde_json::Map::new();
+    for p in &record.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let binding = json!({"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()});
+        for map in [&mut ports, &mut bindings] {
+            if let Some(list) = map
+                .entry(key.clone())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+            {
+                list.push(binding.clone());
+            }
+        }
+    }
+    // docker's zero time for what has not happened.
+    let time_or_zero = |at: Option<u64>| match at {
+        Some(at) => time::rfc3339(at),
+        None => "0001-01-01T00:00:00Z".to_string(),
+    };
     let mounts: Vec<_> = record
         .mounts
         .iter()
@@ -796,7 +805,9 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
                 "Type": m.kind,
                 "Source": m.source,
                 "Destination": m.destination,
+                "Mode": if m.read_only { "ro" } else { "" },
                 "RW": !m.read_only,
+                "Propagation": "rprivate",
             })
         })
         .collect();
@@ -808,7 +819,8 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
     };
     Ok(json!({
         "Id": record.id,
-        "Name": record.name,
+        // docker's names start with a slash.
+        "Name": format!("/{}", record.name),
         "Created": time::rfc3339(record.created),
         "RestartCount": status.restart_count,
         "Image": record.image_id,
@@ -816,6 +828,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         "Path": record.command.first(),
         "Args": record.command.get(1..).unwrap_or_default(),
         "Config": {
+            "Image": record.image,
             "Hostname": record.hostname,
             "User": record.user.to_string(),
             "Env": record.env,
@@ -835,9 +848,9 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
                 _ => None,
             },
             "Pid": pid(&state),
-            "ExitCode": exit_code(&state),
-            "StartedAt": status.started.map(time::rfc3339),
-            "FinishedAt": status.finished.map(time::rfc3339),
+            "ExitCode": exit_code(&state).unwrap_or(0),
+            "StartedAt": time_or_zero(status.started),
+            "FinishedAt": time_or_zero(status.finished),
             "OOMKilled": status.oom_killed,
             "CgroupPath": match &state {
                 State::Running(live) => live.cgroup.clone(),
@@ -858,6 +871,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "PidsLimit": record.limits.pids.unwrap_or(0),
             "AutoRemove": record.auto_remove,
             "NetworkMode": record.network.to_string(),
+            "PortBindings": bindings,
             "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
         },
         "Rootfs": record.rootfs_mode,

@@ -561,7 +561,21 @@ pub fn image_reports(text: &str) -> Result<Vec<serde_json::Value>> {
                 "Digest": l.digest, "DiffID": l.diff_id, "Size": l.size,
                 "Path": context.store.layer_path(&l.diff_id),
             })).collect::<Vec<_>>(),
-            "Config": config,
+            // docker's fields, from the image config.
+            "RepoDigests": names
+                .iter()
+                .filter_map(|name| Reference::parse(name).ok())
+                .map(|reference| format!("{}@{}", reference.name(), image.manifest))
+                .collect::<Vec<_>>(),
+            "Created": config["created"],
+            "Author": config["author"],
+            "Architecture": config["architecture"],
+            "Os": config["os"],
+            "Variant": config["variant"],
+            "Config": config["config"],
+            "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
+            // The whole config, as the image holds it (history included).
+            "ImageConfig": config,
         }));
     }
     Ok(reports)
