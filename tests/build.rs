@@ -278,6 +278,19 @@ fn stages_heredocs_and_a_failing_step() {
         stderr(&failed)
     );
     assert_eq!(ok(b.rocker(&["ps", "-aq"])), "");
+    // A command the step's container cannot start fails the build with 1
+    // too, as docker's, not with run's 127.
+    b.write(
+        "Containerfile",
+        &format!("FROM {}\nRUN [\"no-such-command\"]\n", busybox()),
+    );
+    let failed = b.rocker(&["build", &b.context.to_string_lossy()]);
+    assert_eq!(code(&failed), 1, "{}", stderr(&failed));
+    assert!(
+        stderr(&failed).contains("no-such-command"),
+        "{}",
+        stderr(&failed)
+    );
 }
 
 #[test]

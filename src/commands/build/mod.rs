@@ -240,10 +240,11 @@ struct Builder<'a> {
 
 pub fn build_command(args: BuildArgs) -> Result<i32> {
     // docker's status for any build that fails, the Containerfile's and
-    // the context's mistakes too.
+    // the context's mistakes too, and a step's container that could not
+    // start (run's own 125, 126 or 127 stay inside the message).
     build(args).map_err(|err| match err.downcast_ref::<StatusError>() {
-        Some(_) => err,
-        None => StatusError::new(BUILD_FAILED, format!("{err:#}")).into(),
+        Some(status) if status.status == BUILD_FAILED => err,
+        _ => StatusError::new(BUILD_FAILED, format!("{err:#}")).into(),
     })
 }
 
