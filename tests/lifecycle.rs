@@ -217,6 +217,33 @@ fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
 
     // Stopping a stopped container succeeds, as in docker.
     assert_eq!(ok(s.rocker(&["stop", "stubborn"])), "stubborn\n");
+
+    // --stop-timeout is the container's own -t: 1 s, not docker's 10.
+    s.detach(
+        &[
+            "--name",
+            "brief",
+            "--network",
+            "none",
+            "--stop-timeout",
+            "1",
+        ],
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
+    s.wait_ready("brief");
+    assert_eq!(s.inspect("brief")["Config"]["StopTimeout"], 1);
+    let start = Instant::now();
+    ok(s.rocker(&["stop", "brief"]));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(8),
+        "stop waited {waited:?}"
+    );
+    assert_eq!(s.inspect("brief")["State"]["ExitCode"], 137);
 }
 
 #[test]

@@ -192,9 +192,10 @@ pub struct GenerateSystemdArgs {
     /// Write container-NAME.service here instead of printing it
     #[arg(short, long)]
     pub files: bool,
-    /// Seconds stop waits before it kills the container
-    #[arg(short, long, default_value_t = 10)]
-    pub time: u64,
+    /// Seconds stop waits before it kills the container (default: its
+    /// --stop-timeout, else 10)
+    #[arg(short, long)]
+    pub time: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -392,14 +393,10 @@ pub struct StopArgs {
     /// Containers by name or id
     #[arg(required = true)]
     pub containers: Vec<String>,
-    /// Seconds to wait after the stop signal before SIGKILL
-    #[arg(
-        short = 't',
-        long = "time",
-        default_value_t = 10,
-        value_name = "SECONDS"
-    )]
-    pub time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default: the
+    /// container's --stop-timeout, else 10)
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub time: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -545,9 +542,10 @@ pub struct RestartArgs {
     /// The containers, by name or id
     #[arg(required = true)]
     pub containers: Vec<String>,
-    /// Seconds to wait for each to stop before killing it
-    #[arg(short, long, default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait for each to stop before killing it (default: its
+    /// --stop-timeout, else 10)
+    #[arg(short, long)]
+    pub time: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -898,6 +896,10 @@ pub struct RunArgs {
     /// A resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, stack, ...)
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
+
+    /// Seconds `stop` waits after the stop signal before SIGKILL (default 10)
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
 
     /// The signal stop sends first (default: the image's StopSignal, else
     /// SIGTERM)

@@ -559,10 +559,23 @@ pub fn stop_command(args: StopArgs) -> Result<i32> {
     })
 }
 
-/// Stops a container: its stop signal, then SIGKILL after `time` seconds;
-/// returns once its monitor has recorded the end. A container that is not
-/// running is stopped already, for docker.
-pub fn stop(containers: &Containers, record: &ContainerRecord, time: u64) -> Result<()> {
+/// docker's wait before SIGKILL when neither `-t` nor `--stop-timeout`
+/// says.
+const DEFAULT_STOP_TIMEOUT: u64 = 10;
+
+/// The seconds `stop` waits for `record`: `-t`, else its `--stop-timeout`.
+pub fn stop_time(record: &ContainerRecord, given: Option<u64>) -> u64 {
+    given
+        .or(record.stop_timeout)
+        .unwrap_or(DEFAULT_STOP_TIMEOUT)
+}
+
+/// Stops a container: its stop signal, then SIGKILL after `time` seconds
+/// (`-t`, else its `--stop-timeout`, else 10); returns once its monitor
+/// has recorded the end. A container that is not running is stopped
+/// already, for docker.
+pub fn stop(containers: &Containers, record: &ContainerRecord, time: Option<u64>) -> Result<()> {
+    let time = stop_time(record, time);
     let live = match containers.state(&record.id)? {
         State::Running(live) => live,
         State::Restarting { monitor, .. } => return end_restarts(containers, record, &monitor),
@@ -836,6 +849,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "WorkingDir": record.working_dir,
             "Tty": record.tty,
             "StopSignal": record.stop_signal.to_string(),
+            "StopTimeout": record.stop_timeout,
             "Labels": record.labels,
         },
         "State": {

@@ -58,7 +58,11 @@ pub fn systemd_command(args: GenerateSystemdArgs) -> Result<i32> {
     let containers = Containers::open(&dirs)?;
     let record = containers.find(&args.container)?;
     let rocker = std::env::current_exe().context("finding rocker's own path")?;
-    let text = unit(&record, &rocker.to_string_lossy(), args.time);
+    let text = unit(
+        &record,
+        &rocker.to_string_lossy(),
+        super::container::stop_time(&record, args.time),
+    );
     if args.files {
         let path = std::env::current_dir()?.join(format!("container-{}.service", record.name));
         write_atomic(&path, text.as_bytes(), 0o644)?;

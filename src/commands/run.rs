@@ -113,6 +113,8 @@ struct RunExtras {
     security_opt: Vec<String>,
     /// `--stop-signal`, over the image's StopSignal.
     stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    stop_timeout: Option<u64>,
     /// `--label`s, over the image's.
     labels: Vec<(String, String)>,
     /// `--cidfile`: where the id goes once the container is recorded.
@@ -195,6 +197,7 @@ impl RunExtras {
         Ok(RunExtras {
             labels,
             stop_signal: args.stop_signal.clone(),
+            stop_timeout: args.stop_timeout,
             cidfile: args.cidfile.clone(),
             create_only,
             restart: args.restart,
@@ -322,6 +325,7 @@ impl RunExtras {
             ports: spec.ports.clone(),
             mounts,
             stop_signal: StopSignal::of_image(self.stop_signal.as_deref().or(stop_signal)),
+            stop_timeout: self.stop_timeout,
             auto_remove: self.auto_remove,
             detached: self.detach && !self.create_only,
             rootfs_mode,

@@ -65,6 +65,10 @@ pub struct ContainerRecord {
     /// The signal `stop` sends first (the image's StopSignal, or SIGTERM).
     #[serde(with = "crate::util::as_text")]
     pub stop_signal: StopSignal,
+    /// `--stop-timeout`: what `stop` waits by default (docker's 10 s
+    /// without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
     pub auto_remove: bool,
     pub detached: bool,
     /// How its root is made.
