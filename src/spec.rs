@@ -506,3 +506,20 @@ mod tests {
         }
     }
 }
+
+/// Where a detached container's output is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogDriver {
+    /// docker's json-file: one JSON object a line, read by `logs`.
+    #[default]
+    JsonFile,
+    /// Nowhere (attach clients still see it).
+    None,
+}
+
+impl LogDriver {
+    pub fn is_default(&self) -> bool {
+        *self == LogDriver::JsonFile
+    }
+}

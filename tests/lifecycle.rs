@@ -183,6 +183,40 @@ fn logs_keep_both_streams_and_follow_until_the_exit() {
 }
 
 #[test]
+fn log_driver_none_keeps_no_log_and_attach_still_sees_the_output() {
+    let s = Store::new("lifecycle-log-none");
+    s.detach(
+        &[
+            "--name",
+            "quiet",
+            "--network",
+            "none",
+            "--log-driver",
+            "none",
+        ],
+        &["sh", "-c", "sleep 1; echo said; exit 4"],
+    );
+    let attached = spawn_collecting(s.command(&["attach", "quiet"]));
+    let output = wait_output(attached, Duration::from_secs(30));
+    assert_eq!(code(&output), 4);
+    assert_eq!(stdout(&output), "said\n");
+    let logs = s.rocker(&["logs", "quiet"]);
+    assert_eq!(code(&logs), 1);
+    assert!(
+        stderr(&logs).contains("does not support reading"),
+        "{}",
+        stderr(&logs)
+    );
+    assert_eq!(
+        s.inspect("quiet")["HostConfig"]["LogConfig"]["Type"],
+        "none"
+    );
+    let out = s.rocker(&["run", "--log-driver", "syslog", "--rootfs", "/", "true"]);
+    assert_eq!(code(&out), 125);
+    ok(s.rocker(&["rm", "quiet"]));
+}
+
+#[test]
 fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
     let s = Store::new("lifecycle-stop");
     // A command that handles SIGTERM ends with its own status.

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use super::values::{
-    bool_flag, cpus_flag, detach_keys_flag, format_flag, log_opt_flag, network_flag, publish_flag,
-    security_opt_flag, signal_flag, size_flag, swap_flag, DetachKeys, LogOption, PublishedPorts,
-    SecurityOpt,
+    bool_flag, cpus_flag, detach_keys_flag, format_flag, log_driver_flag, log_opt_flag,
+    network_flag, publish_flag, security_opt_flag, signal_flag, size_flag, swap_flag, DetachKeys,
+    LogOption, PublishedPorts, SecurityOpt,
 };
 use crate::network::NetworkMode;
 
@@ -900,6 +900,12 @@ pub struct RunArgs {
     /// Seconds `stop` waits after the stop signal before SIGKILL (default 10)
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<u64>,
+
+    /// Where a detached container's output is kept: json-file (default,
+    /// what logs reads) or none
+    #[arg(long = "log-driver", value_name = "DRIVER", value_parser = log_driver_flag,
+          default_value = "json-file")]
+    pub log_driver: crate::spec::LogDriver,
 
     /// The signal stop sends first (default: the image's StopSignal, else
     /// SIGTERM)

@@ -101,6 +101,19 @@ pub(super) fn log_opt_flag(text: &str) -> Result<LogOption, String> {
     }
 }
 
+/// `--log-driver`: json-file or none (docker's others need its daemon).
+pub(super) fn log_driver_flag(text: &str) -> Result<crate::spec::LogDriver, String> {
+    use crate::spec::LogDriver;
+    match text {
+        "json-file" | "k8s-file" => Ok(LogDriver::JsonFile),
+        "none" => Ok(LogDriver::None),
+        other => Err(format!(
+            "log driver {other:?}: rocker keeps json-file logs, or none (journald, syslog and \
+             the others need docker's daemon)"
+        )),
+    }
+}
+
 /// A boolean flag's value, as docker writes them (`--rm=true`,
 /// `--tty=false`; `--rm` alone is true).
 pub(super) fn bool_flag(text: &str) -> Result<bool, String> {

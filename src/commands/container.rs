@@ -19,7 +19,7 @@ use crate::commands::image;
 use crate::commands::output::{printable, write_table};
 use crate::container::freeze;
 use crate::container::logfile::{self, Entry, Follower, Stream};
-use crate::container::record::{ContainerRecord, Containers, LiveState, State};
+use crate::container::record::{ContainerRecord, Containers, LiveState, LogDriver, State};
 use crate::error::{exit_status_of, StatusError};
 use crate::host::dirs::Dirs;
 use crate::image::reference::Reference;
@@ -242,6 +242,17 @@ pub fn logs_command(args: LogsArgs) -> Result<i32> {
     let containers = open()?;
     let record = containers.find(&args.container)?;
     let path = containers.log_path(&record.id);
+    if record.log_driver == LogDriver::None {
+        return Err(StatusError::new(
+            1,
+            format!(
+                "{}: configured logging driver does not support reading (it runs with \
+                 --log-driver none)",
+                record.name
+            ),
+        )
+        .into());
+    }
     // A log exists once the container has run detached (run -d, start).
     if !record.detached && !path.exists() {
         bail!(
@@ -887,6 +898,10 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "NetworkMode": record.network.to_string(),
             "PortBindings": bindings,
             "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
+            "LogConfig": {"Type": match record.log_driver {
+                LogDriver::JsonFile => "json-file",
+                LogDriver::None => "none",
+            }},
         },
         "Rootfs": record.rootfs_mode,
         "LogPath": record.detached.then(|| containers.log_path(&record.id)),

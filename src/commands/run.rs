@@ -115,6 +115,7 @@ struct RunExtras {
     stop_signal: Option<String>,
     /// `--stop-timeout`.
     stop_timeout: Option<u64>,
+    log_driver: crate::container::record::LogDriver,
     /// `--label`s, over the image's.
     labels: Vec<(String, String)>,
     /// `--cidfile`: where the id goes once the container is recorded.
@@ -198,6 +199,7 @@ impl RunExtras {
             labels,
             stop_signal: args.stop_signal.clone(),
             stop_timeout: args.stop_timeout,
+            log_driver: args.log_driver,
             cidfile: args.cidfile.clone(),
             create_only,
             restart: args.restart,
@@ -326,6 +328,7 @@ impl RunExtras {
             mounts,
             stop_signal: StopSignal::of_image(self.stop_signal.as_deref().or(stop_signal)),
             stop_timeout: self.stop_timeout,
+            log_driver: self.log_driver,
             auto_remove: self.auto_remove,
             detached: self.detach && !self.create_only,
             rootfs_mode,

@@ -25,6 +25,7 @@ use crate::network::ports::PortMapping;
 use crate::network::NetworkMode;
 use crate::rootfs::backing::container_dir::CONTAINERS_DIR;
 use crate::rootfs::backing::mode::RootfsMode;
+pub use crate::spec::LogDriver;
 use crate::spec::{parse_signal, ContainerUser};
 use crate::util::fs::{read_json, remove_tree, replace_file};
 use crate::util::lock::FileLock;
@@ -65,6 +66,9 @@ pub struct ContainerRecord {
     /// The signal `stop` sends first (the image's StopSignal, or SIGTERM).
     #[serde(with = "crate::util::as_text")]
     pub stop_signal: StopSignal,
+    /// `--log-driver`: json-file (the log `logs` reads) or none.
+    #[serde(default, skip_serializing_if = "LogDriver::is_default")]
+    pub log_driver: LogDriver,
     /// `--stop-timeout`: what `stop` waits by default (docker's 10 s
     /// without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

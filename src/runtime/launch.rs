@@ -15,7 +15,7 @@ use nix::unistd::{setsid, Pid};
 
 use crate::container::identity::ProcessId;
 use crate::container::logfile::LogWriter;
-use crate::container::record::{ContainerRecord, Containers, LiveState, Status};
+use crate::container::record::{ContainerRecord, Containers, LiveState, LogDriver, Status};
 use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::rootfs::backing::container_dir::ContainerFiles;
@@ -410,10 +410,13 @@ fn detached_monitor(
     let mut started = None;
     let result = detach_from_caller(containers, &record.id).and_then(|()| {
         let mut output = || -> Result<Output> {
-            Ok(Output::Log(LogWriter::create(
+            if record.log_driver == LogDriver::None {
+                return Ok(Output::Log(None));
+            }
+            Ok(Output::Log(Some(LogWriter::create(
                 &containers.log_path(&record.id),
                 log_max,
-            )?))
+            )?)))
         };
         let mut on_start = || reporter.started();
         let run = Run {

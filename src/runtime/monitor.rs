@@ -33,8 +33,9 @@ use crate::sys::{self, Forked};
 pub enum Output {
     /// Rocker's own (a foreground run).
     Inherit,
-    /// Into its log (a detached run): each through a pipe to the monitor.
-    Log(LogWriter),
+    /// Into its log (a detached run): each through a pipe to the monitor;
+    /// to attach clients only with `--log-driver none`.
+    Log(Option<LogWriter>),
 }
 
 /// How a container ended.

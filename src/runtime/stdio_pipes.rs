@@ -38,7 +38,8 @@ const DEFAULT_COLUMNS: u16 = 80;
 
 /// Where the container's output goes.
 enum Sink {
-    Log(LogWriter),
+    /// Its log (none with `--log-driver none`: attach clients only).
+    Log(Option<LogWriter>),
     /// The caller's own stdout and stderr.
     Caller,
 }
@@ -101,7 +102,7 @@ impl StdioPipes {
     /// those clients. With `terminal`, there are no pipes: the pty comes
     /// later (`take_terminal`) and carries both.
     pub fn to_log(
-        writer: LogWriter,
+        writer: Option<LogWriter>,
         attach: AttachServer,
         terminal: bool,
         stdin: bool,
@@ -407,7 +408,7 @@ impl StdioPipes {
             let _ = poll(&mut fds, PollTimeout::from(100u8));
             None
         });
-        if let Sink::Log(writer) = &mut self.sink {
+        if let Sink::Log(Some(writer)) = &mut self.sink {
             writer.finish();
         }
     }
@@ -417,7 +418,8 @@ impl StdioPipes {
 /// output is gone (a closed terminal) loses it, as a terminal would.
 fn deliver(sink: &mut Sink, stream: Stream, data: &[u8]) {
     match sink {
-        Sink::Log(writer) => writer.write(stream, data),
+        Sink::Log(Some(writer)) => writer.write(stream, data),
+        Sink::Log(None) => {}
         Sink::Caller => {
             let _ = match stream {
                 Stream::Stdout => std::io::stdout().lock().write_all(data),
