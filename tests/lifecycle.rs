@@ -185,8 +185,10 @@ fn logs_keep_both_streams_and_follow_until_the_exit() {
 #[test]
 fn log_driver_none_keeps_no_log_and_attach_still_sees_the_output() {
     let s = Store::new("lifecycle-log-none");
+    // It speaks once attach has sent it a line: attach is there to hear.
     s.detach(
         &[
+            "-i",
             "--name",
             "quiet",
             "--network",
@@ -194,9 +196,10 @@ fn log_driver_none_keeps_no_log_and_attach_still_sees_the_output() {
             "--log-driver",
             "none",
         ],
-        &["sh", "-c", "sleep 1; echo said; exit 4"],
+        &["sh", "-c", "read line; echo said; exit 4"],
     );
-    let attached = spawn_collecting(s.command(&["attach", "quiet"]));
+    let mut attached = s.spawn(&["attach", "quiet"], Stdio::piped());
+    attached.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let output = wait_output(attached, Duration::from_secs(30));
     assert_eq!(code(&output), 4);
     assert_eq!(stdout(&output), "said\n");
