@@ -324,6 +324,20 @@ fn multi_platform_indexes_pick_the_platform() {
         "{}",
         stderr(&output)
     );
+
+    // create (and run) --platform pull the image again when the store has
+    // it for another platform.
+    ok(rocker(&[
+        "create",
+        "--platform",
+        "linux/amd64",
+        "--name",
+        "multi-amd",
+        &image,
+        "/arch",
+    ]));
+    assert_eq!(inspect(&image)["Platform"], "linux/amd64");
+    ok(rocker(&["rm", "multi-amd"]));
 }
 
 #[test]

@@ -901,6 +901,11 @@ pub struct RunArgs {
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<u64>,
 
+    /// The platform of the image, OS/ARCH[/VARIANT] (pulled for it if the
+    /// store has the image for another)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
     /// Where a detached container's output is kept: json-file (default,
     /// what logs reads) or none
     #[arg(long = "log-driver", value_name = "DRIVER", value_parser = log_driver_flag,

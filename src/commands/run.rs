@@ -22,7 +22,7 @@ use crate::container::record::{
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::config::{Config, Unenforceable};
 use crate::host::dirs::Dirs;
-use crate::image::manifest::{ContainerConfig, ImageConfig};
+use crate::image::manifest::{ContainerConfig, ImageConfig, Platform};
 use crate::image::pull::{pull, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::store::ImageRecord;
@@ -358,7 +358,15 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     // Pulled (if need be) without the store's lock; the shared lock then
     // keeps the image's layers until the container's dir records that it
     // uses them.
-    let (lock, record) = locked_image(&context, &config, &image, args.pull, args.quiet)?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let (lock, record) = locked_image(
+        &context,
+        &config,
+        &image,
+        args.pull,
+        args.quiet,
+        platform.as_ref(),
+    )?;
     let image_config: ImageConfig =
         serde_json::from_slice(&context.store.read_blob(&record.config)?)
             .with_context(|| format!("reading the config of {}", record.name))?;
@@ -538,11 +546,23 @@ pub fn locked_image(
     text: &str,
     policy: PullPolicy,
     quiet: bool,
+    platform: Option<&Platform>,
 ) -> Result<(crate::image::store::StoreLock, ImageRecord)> {
     let mut policy = policy;
+    // An image of another platform than --platform asks for is pulled
+    // again for that one, as docker does.
+    let wanted = |record: &ImageRecord| {
+        platform.is_none_or(|p| {
+            let mut text = format!("{}/{}", p.os, p.architecture);
+            if let Some(variant) = &p.variant {
+                text = format!("{text}/{variant}");
+            }
+            record.platform == text || record.platform.starts_with(&format!("{text}/"))
+        })
+    };
     for _ in 0..3 {
         let lock = context.store.lock_shared()?;
-        match (policy, context.find_one(text)?) {
+        match (policy, context.find_one(text)?.filter(wanted)) {
             (PullPolicy::Never, None) => {
                 return Err(StatusError::new(
                     EXIT_ROCKER_FAILED,
@@ -556,19 +576,25 @@ pub fn locked_image(
             _ => {}
         }
         drop(lock);
-        pull_image(context, config, text, quiet)?;
+        pull_image(context, config, text, quiet, platform)?;
         // Pulled: the next round finds it under the lock.
         policy = PullPolicy::Missing;
     }
     bail!("the image {text} was removed while this run was starting, again and again")
 }
 
-fn pull_image(context: &ImageContext, config: &Config, text: &str, quiet: bool) -> Result<()> {
+fn pull_image(
+    context: &ImageContext,
+    config: &Config,
+    text: &str,
+    quiet: bool,
+    platform: Option<&Platform>,
+) -> Result<()> {
     let reference = Reference::parse(text)?;
     if !quiet {
         eprintln!("Pulling {reference}");
     }
-    let options = PullOptions::new(None, quiet, config)?;
+    let options = PullOptions::new(platform.cloned(), quiet, config)?;
     pull(
         &context.store,
         &context.registry()?,

@@ -105,6 +105,7 @@ impl Builder<'_> {
                     name,
                     policy,
                     self.args.quiet,
+                    None,
                 )?;
                 record
             }

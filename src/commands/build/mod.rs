@@ -472,6 +472,7 @@ impl Builder<'_> {
                 &image,
                 policy,
                 self.args.quiet,
+                None,
             )?;
             Some(record)
         };
