@@ -55,6 +55,18 @@ pub struct ContainerSpec {
     /// `--ulimit`s, set on its PID 1 before the command runs.
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,
+    /// `--device`s: host device nodes bound into its /dev.
+    #[serde(default)]
+    pub devices: Vec<Device>,
+}
+
+/// One `--device HOST[:CONTAINER[:PERMISSIONS]]`. The permissions are
+/// docker's devices-cgroup rules, which no rootless container has: what
+/// the container may do with the node is what the caller may.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Device {
+    pub source: PathBuf,
+    pub destination: String,
 }
 
 /// Name resolution settings a run adds.

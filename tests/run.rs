@@ -693,3 +693,28 @@ fn names_shm_size_and_ulimits_as_docker_sets_them() {
     assert_eq!(code(&out), 125);
     assert!(stderr(&out).contains("NAME:ADDRESS"), "{}", stderr(&out));
 }
+
+#[test]
+fn devices_are_bound_in_and_nothing_else_passes_for_one() {
+    let h = harness();
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--device",
+        "/dev/null:/dev/other-null",
+        "sh",
+        "-c",
+        "test -c /dev/other-null && echo char && echo x > /dev/other-null && echo written",
+    ]);
+    assert_eq!(stdout(&out), "char\nwritten\n", "{}", stderr(&out));
+    let out = h.run(&["--rm", "--device", "/etc/passwd", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("not a device node"),
+        "{}",
+        stderr(&out)
+    );
+    let out = h.run(&["--rm", "--device", "/dev/null:/dev/x:rwz", "true"]);
+    assert_eq!(code(&out), 125);
+}

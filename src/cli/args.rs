@@ -901,6 +901,11 @@ pub struct RunArgs {
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<u64>,
 
+    /// A host device in the container: HOST[:CONTAINER[:PERMISSIONS]]
+    /// (/dev/fuse, /dev/kvm...; as far as your own permissions on it go)
+    #[arg(long, value_name = "HOST[:CONTAINER[:rwm]]")]
+    pub device: Vec<String>,
+
     /// The platform of the image, OS/ARCH[/VARIANT] (pulled for it if the
     /// store has the image for another)
     #[arg(long, value_name = "PLATFORM")]

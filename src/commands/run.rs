@@ -677,6 +677,41 @@ fn build_spec(
             .iter()
             .map(|text| crate::spec::Ulimit::parse(text))
             .collect::<Result<_>>()?,
+        devices: args
+            .device
+            .iter()
+            .map(|text| device(text))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// `--device HOST[:CONTAINER[:PERMISSIONS]]`, which must name a device
+/// node (a bind of anything else would be a volume in disguise).
+fn device(text: &str) -> Result<crate::spec::Device> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut parts = text.splitn(3, ':');
+    let source = PathBuf::from(parts.next().unwrap_or_default());
+    let destination = parts
+        .next()
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| source.to_string_lossy().to_string());
+    let permissions = parts.next().unwrap_or("rwm");
+    if permissions.is_empty() || !permissions.chars().all(|c| "rwm".contains(c)) {
+        bail!("--device {text}: permissions are a mix of r, w and m");
+    }
+    let kind = std::fs::metadata(&source)
+        .with_context(|| format!("--device {text}: {}", source.display()))?
+        .file_type();
+    if !kind.is_char_device() && !kind.is_block_device() {
+        bail!(
+            "--device {text}: {} is not a device node (use -v for files)",
+            source.display()
+        );
+    }
+    Ok(crate::spec::Device {
+        source,
+        destination: options::container_path(&destination, "the device's path")?,
     })
 }
 

@@ -147,6 +147,15 @@ const SECURE: MsFlags = MsFlags::MS_NOSUID
 pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     let mut ops = vec![filesystem("proc", "/proc", SECURE, "")];
     ops.extend(dev(spec.shm_size));
+    // --device nodes, over the tmpfs /dev like the harmless ones.
+    for device in &spec.devices {
+        ops.push(bind(
+            device.source.clone(),
+            &device.destination,
+            false,
+            false,
+        ));
+    }
     ops.extend(sys(spec));
     // Parents before children, so /data is mounted before /data/cache.
     let mut user_mounts: Vec<&UserMount> = spec.mounts.iter().collect();
@@ -305,6 +314,7 @@ mod tests {
             names: Default::default(),
             shm_size: None,
             ulimits: vec![],
+            devices: vec![],
         }
     }
 
