@@ -123,6 +123,16 @@ pub fn take_frame(bytes: &mut Vec<u8>) -> Result<Option<(u8, Vec<u8>)>> {
     Ok(Some((kind, data)))
 }
 
+/// Whether the peer of `stream` has closed both ways.
+fn hung_up(stream: &UnixStream) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    poll(&mut fds, PollTimeout::ZERO).is_ok()
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
+
 impl AttachServer {
     /// Listens in the live dir `live_dir` (private to the user: 0700).
     pub fn bind(live_dir: &Path, offer: Offer) -> Result<AttachServer> {
@@ -184,6 +194,9 @@ impl AttachServer {
                     &mut buffer,
                     MsgFlags::MSG_DONTWAIT,
                 ) {
+                    // A client gone whole (not one that only stopped
+                    // sending) goes now, not at the next output.
+                    Ok(0) if hung_up(&client.stream) => return false,
                     Ok(0) => client.sending = false,
                     Ok(n) => client.inbox.extend_from_slice(&buffer[..n]),
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -294,6 +307,17 @@ mod tests {
         let mut bytes = vec![];
         client.read_to_end(&mut bytes).unwrap();
         assert!(bytes.ends_with(&frame(FRAME_EXIT, &0i32.to_be_bytes())));
+    }
+
+    #[test]
+    fn a_client_that_goes_is_dropped_at_once() {
+        let dir = ScratchDir::new("attach-server-gone");
+        let mut server = AttachServer::bind(&dir.join("."), Offer::default()).unwrap();
+        let client = connect(&dir);
+        server.accept_waiting();
+        drop(client);
+        server.read_clients();
+        assert_eq!(server.clients.len(), 0);
     }
 
     #[test]
