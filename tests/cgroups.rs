@@ -179,16 +179,21 @@ fn a_memory_limit_oom_kills_with_137_and_inspect_says_so() {
     assert_eq!(state["HostConfig"]["Memory"], 32 << 20);
     ok(rocker(&data, &["rm", "hog"]));
 
-    // Under the limit, the same work is fine.
+    // Under the limit, the same work is fine; a reservation is memory.low.
     let fits = rocker(
         &data,
         &run_args(
             &root,
-            &["--rm", "--memory", "128m"],
-            &["dd", "if=/dev/zero", "of=/dev/null", "bs=32M", "count=1"],
+            &["--rm", "--memory", "128m", "--memory-reservation", "64m"],
+            &[
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/memory.low; dd if=/dev/zero of=/dev/null bs=32M count=1",
+            ],
         ),
     );
     assert_eq!(code(&fits), 0, "{}", stderr(&fits));
+    assert_eq!(stdout(&fits), format!("{}\n", 64u64 << 20));
 }
 
 #[test]

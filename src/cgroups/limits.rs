@@ -20,6 +20,10 @@ pub struct Limits {
     pub cpu_weight: Option<u64>,
     /// `--pids-limit`; `Some(-1)` (or 0) is unlimited.
     pub pids: Option<i64>,
+    /// `--memory-reservation`: memory the kernel reclaims from others
+    /// first (cgroup v2's memory.low), bytes.
+    #[serde(default)]
+    pub memory_reservation: Option<u64>,
 }
 
 impl Limits {
@@ -43,6 +47,13 @@ impl Limits {
             }
             _ => {}
         }
+        if let (Some(memory), Some(reservation)) = (self.memory, self.memory_reservation) {
+            if reservation > memory {
+                bail!(
+                    "--memory-reservation must be at most --memory (it is a soft limit below it)"
+                );
+            }
+        }
         if let Some(cpus) = self.cpus {
             if !(cpus > 0.0 && cpus.is_finite()) || cpus * (CPU_PERIOD_US as f64) < 1000.0 {
                 bail!("--cpus must be above 0.01");
@@ -62,7 +73,8 @@ impl Limits {
         if self.cpus.is_some() || self.cpu_weight.is_some() {
             needed.push("cpu");
         }
-        if self.memory.is_some() || self.memory_swap.is_some() {
+        if self.memory.is_some() || self.memory_swap.is_some() || self.memory_reservation.is_some()
+        {
             needed.push("memory");
         }
         if self.pids.is_some() {
@@ -83,6 +95,9 @@ impl Limits {
                 Some(total) => (total as u64 - memory).to_string(),
             };
             files.push(("memory.swap.max", swap));
+        }
+        if let Some(reservation) = self.memory_reservation {
+            files.push(("memory.low", reservation.to_string()));
         }
         if let Some(cpus) = self.cpus {
             let quota = (cpus * CPU_PERIOD_US as f64).round() as u64;
@@ -138,6 +153,7 @@ mod tests {
             cpus: Some(1.5),
             cpu_weight: Some(50),
             pids: Some(100),
+            memory_reservation: Some(128 << 20),
         };
         limits.check().unwrap();
         assert_eq!(
@@ -145,6 +161,7 @@ mod tests {
             vec![
                 ("memory.max", (256u64 << 20).to_string()),
                 ("memory.swap.max", "0".to_string()),
+                ("memory.low", (128u64 << 20).to_string()),
                 ("cpu.max", "150000 100000".to_string()),
                 ("cpu.weight", "50".to_string()),
                 ("pids.max", "100".to_string()),

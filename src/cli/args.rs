@@ -828,6 +828,11 @@ pub struct RunArgs {
     #[arg(short = 'm', long, value_name = "SIZE", value_parser = size_flag)]
     pub memory: Option<u64>,
 
+    /// Memory the kernel reclaims from other processes before this
+    /// container's (a soft limit: cgroup v2's memory.low)
+    #[arg(long = "memory-reservation", value_name = "SIZE", value_parser = size_flag)]
+    pub memory_reservation: Option<u64>,
+
     /// Memory plus swap (e.g. 512m; default: twice --memory), -1 for no swap limit
     #[arg(long = "memory-swap", value_name = "SIZE", value_parser = swap_flag,
           allow_hyphen_values = true)]

@@ -891,6 +891,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         "HostConfig": {
             "Memory": record.limits.memory.unwrap_or(0),
             "MemorySwap": record.limits.memory_swap.unwrap_or(0),
+            "MemoryReservation": record.limits.memory_reservation.unwrap_or(0),
             "NanoCpus": record.limits.cpus.map_or(0, |cpus| (cpus * 1e9) as u64),
             "CpuWeight": record.limits.cpu_weight.unwrap_or(0),
             "PidsLimit": record.limits.pids.unwrap_or(0),

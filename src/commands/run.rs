@@ -854,6 +854,7 @@ fn limits_of(args: &RunArgs) -> Result<Limits> {
             .cpu_weight
             .or(args.cpu_shares.map(cgroups::limits::shares_to_weight)),
         pids: args.pids_limit,
+        memory_reservation: args.memory_reservation,
     };
     limits.check()?;
     Ok(limits)
