@@ -58,6 +58,26 @@ pub struct ContainerSpec {
     /// `--device`s: host device nodes bound into its /dev.
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// `--sysctl`s: (key, value) of its own namespaces' settings.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// Whether `key` is a sysctl of a namespace the container has of its own
+/// (docker's list): the IPC namespace's, and the network namespace's when
+/// it has one. Others are the host's, and refused.
+pub fn is_namespaced_sysctl(key: &str, own_network: bool) -> bool {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    IPC.contains(&key) || key.starts_with("fs.mqueue.") || (own_network && key.starts_with("net."))
 }
 
 /// One `--device HOST[:CONTAINER[:PERMISSIONS]]`. The permissions are

@@ -718,3 +718,42 @@ fn devices_are_bound_in_and_nothing_else_passes_for_one() {
     let out = h.run(&["--rm", "--device", "/dev/null:/dev/x:rwz", "true"]);
     assert_eq!(code(&out), 125);
 }
+
+#[test]
+fn sysctls_of_the_containers_own_namespaces_only() {
+    let h = harness();
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=80",
+        "--sysctl",
+        "kernel.shmmax=1000000",
+        "cat",
+        "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+        "/proc/sys/kernel/shmmax",
+    ]);
+    assert_eq!(stdout(&out), "80\n1000000\n", "{}", stderr(&out));
+    // The host's own settings are refused before anything starts: a
+    // kernel one, and a network one on the host's network.
+    for args in [
+        &["--rm", "--sysctl", "kernel.pid_max=100", "true"][..],
+        &[
+            "--rm",
+            "--network",
+            "host",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "true",
+        ][..],
+    ] {
+        let out = h.run(args);
+        assert_eq!(code(&out), 125);
+        assert!(
+            stderr(&out).contains("it would be the host's"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

@@ -906,6 +906,11 @@ pub struct RunArgs {
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
     pub stop_timeout: Option<u64>,
 
+    /// A sysctl of the container's own namespaces: KEY=VALUE (net.* with
+    /// its own network, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+
     /// A host device in the container: HOST[:CONTAINER[:PERMISSIONS]]
     /// (/dev/fuse, /dev/kvm...; as far as your own permissions on it go)
     #[arg(long, value_name = "HOST[:CONTAINER[:rwm]]")]

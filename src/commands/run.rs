@@ -682,7 +682,30 @@ fn build_spec(
             .iter()
             .map(|text| device(text))
             .collect::<Result<_>>()?,
+        sysctls: args
+            .sysctl
+            .iter()
+            .map(|text| sysctl(text, network))
+            .collect::<Result<_>>()?,
     })
+}
+
+/// `--sysctl KEY=VALUE`, of the container's own namespaces only.
+fn sysctl(text: &str, network: NetworkMode) -> Result<(String, String)> {
+    let Some((key, value)) = text.split_once('=') else {
+        bail!("--sysctl {text}: give KEY=VALUE");
+    };
+    let key = key.replace('/', ".");
+    if !crate::spec::is_namespaced_sysctl(&key, network.is_own_namespace()) {
+        bail!(
+            "--sysctl {key}: not a sysctl of the container's own namespaces (net.* with its own \
+             network, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*): it would be the host's"
+        );
+    }
+    if key.split('.').any(|part| part.is_empty() || part == "..") {
+        bail!("--sysctl {text}: a malformed key");
+    }
+    Ok((key, value.to_string()))
 }
 
 /// `--device HOST[:CONTAINER[:PERMISSIONS]]`, which must name a device

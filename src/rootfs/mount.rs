@@ -249,7 +249,18 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
         MountOp::Symlink { target, link } => make_symlink(root, target, link),
         MountOp::Mask { path } => mask(root, path),
         MountOp::ReadOnly { path } => make_path_read_only(root, path),
+        MountOp::Sysctl { key, value } => write_sysctl(root, key, value),
     }
+}
+
+/// `--sysctl KEY=VALUE`: the file under the container's /proc/sys.
+fn write_sysctl(root: &OwnedFd, key: &str, value: &str) -> Result<()> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let file = inroot::open(root, &path)
+        .with_context(|| format!("--sysctl {key}: the kernel has no {path}"))?;
+    std::fs::write(inroot::fd_path(&file), value).with_context(|| {
+        format!("--sysctl {key}={value}: the kernel refuses it in the container's namespaces")
+    })
 }
 
 fn mount_filesystem(

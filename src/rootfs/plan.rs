@@ -40,6 +40,12 @@ pub enum MountOp {
     ReadOnly {
         path: String,
     },
+    /// Writes a namespaced sysctl (`--sysctl`), before /proc/sys goes
+    /// read-only.
+    Sysctl {
+        key: String,
+        value: String,
+    },
 }
 
 impl fmt::Display for MountOp {
@@ -58,6 +64,7 @@ impl fmt::Display for MountOp {
             MountOp::Symlink { target, link } => write!(f, "linking {link} to {target}"),
             MountOp::Mask { path } => write!(f, "masking {path}"),
             MountOp::ReadOnly { path } => write!(f, "making {path} read-only"),
+            MountOp::Sysctl { key, value } => write!(f, "setting {key} to {value}"),
         }
     }
 }
@@ -172,6 +179,10 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
             ops.push(bind(source.clone(), destination, false, spec.read_only));
         }
     }
+    ops.extend(spec.sysctls.iter().map(|(key, value)| MountOp::Sysctl {
+        key: key.clone(),
+        value: value.clone(),
+    }));
     // --privileged sees /proc and /sys as the namespace lets it.
     if !spec.privileged {
         ops.extend(MASKED_PATHS.iter().map(|p| MountOp::Mask {
@@ -315,6 +326,7 @@ mod tests {
             shm_size: None,
             ulimits: vec![],
             devices: vec![],
+            sysctls: vec![],
         }
     }
 
