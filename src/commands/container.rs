@@ -331,6 +331,7 @@ pub fn wait_command(args: WaitArgs) -> Result<i32> {
 /// on its pidfd, not a poll.
 fn wait_for_exit(containers: &Containers, record: &ContainerRecord) -> Result<i32> {
     let mut restarting_since = None;
+    let mut stopped_since: Option<std::time::Instant> = None;
     loop {
         if containers.lookup(&record.id)?.is_none() {
             bail!(
@@ -349,10 +350,15 @@ fn wait_for_exit(containers: &Containers, record: &ContainerRecord) -> Result<i3
             State::Running(live) => {
                 live.monitor.wait_exit(Duration::from_secs(3600));
             }
-            // A restarting monitor is between removing the run's live
-            // state and recording its end.
+            // A monitor between removing the run's live state and
+            // recording its end (after a restart, or as the container
+            // exits) shows as Stopped for a moment: a killed one stays so.
             State::Stopped
-                if restarting_since.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) =>
+                if restarting_since.is_some_and(|t| t.elapsed() < Duration::from_secs(5))
+                    || stopped_since
+                        .get_or_insert_with(std::time::Instant::now)
+                        .elapsed()
+                        < Duration::from_secs(2) =>
             {
                 std::thread::sleep(Duration::from_millis(10));
             }
