@@ -14,37 +14,29 @@ use crate::build::ignore::Ignore;
 use crate::build::instruction::Step;
 use crate::build::stages::Plan;
 use crate::build::{archive, copy, metadata, words};
-use crate::cli::args::PullPolicy;
 use crate::image::assemble::{assemble, NewImage};
 use crate::image::layer::ingest::{take_layer, Incoming, Keep};
 use crate::image::manifest::Compression;
 use crate::rootfs::backing::layers;
+use crate::rootfs::users;
+use crate::spec::UserSpec;
 
 /// `--chown=USER[:GROUP]` as ids, names looked up in the image's account
 /// files; a user alone gives its id as the group too, as docker does.
 fn owner_in(layer_dirs: &[PathBuf], chown: &str) -> Result<(u32, u32)> {
-    let (user, group) = match chown.split_once(':') {
-        Some((user, group)) => (user, Some(group)),
-        None => (chown, None),
-    };
     let read = |path: &str| layers::read_from_layers(layer_dirs, path, 4 << 20);
-    let id_in = |file: &str, name: &str, field: usize| -> Result<u32> {
-        if let Ok(id) = name.parse::<u32>() {
-            return Ok(id);
-        }
-        let text = read(file)?.unwrap_or_default();
-        text.lines()
-            .find_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                (fields.first() == Some(&name))
-                    .then(|| fields.get(field)?.parse().ok())
-                    .flatten()
-            })
-            .with_context(|| format!("--chown={chown}: {name} is not in the image's {file}"))
-    };
-    let uid = id_in("/etc/passwd", user, 2)?;
-    let gid = match group {
-        Some(group) => id_in("/etc/group", group, 2)?,
+    let spec = UserSpec::parse(chown)?;
+    let resolved = users::resolve(
+        Some(&spec),
+        read("/etc/passwd")?.as_deref(),
+        read("/etc/group")?.as_deref(),
+    )
+    .with_context(|| format!("--chown={chown}"))?;
+    let uid = resolved.ids.uid;
+    // docker: a user alone is its own id as the group too, not its
+    // primary group.
+    let gid = match spec.group {
+        Some(_) => resolved.ids.gid,
         None => uid,
     };
     Ok((uid, gid))
@@ -94,21 +86,7 @@ impl Builder<'_> {
             Some(stage) => self.built[stage]
                 .clone()
                 .with_context(|| format!("stage {name} was not built"))?,
-            None => {
-                let policy = match self.args.pull {
-                    true => PullPolicy::Always,
-                    false => PullPolicy::Missing,
-                };
-                let (_lock, record) = crate::commands::run::locked_image(
-                    &self.context,
-                    &self.host_config,
-                    name,
-                    policy,
-                    self.args.quiet,
-                    None,
-                )?;
-                record
-            }
+            None => self.image_named(name)?,
         };
         let id = image.id().to_string();
         if let Some(tree) = self.trees.get(&id) {

@@ -370,6 +370,24 @@ impl Builder<'_> {
             .unwrap_or_default())
     }
 
+    /// The image `name` names, from the store, pulled when it is missing
+    /// (or always, with --pull): a FROM's, or a COPY --from's.
+    fn image_named(&self, name: &str) -> Result<ImageRecord> {
+        let policy = match self.args.pull {
+            true => PullPolicy::Always,
+            false => PullPolicy::Missing,
+        };
+        let (_lock, record) = super::run::locked_image(
+            &self.context,
+            &self.host_config,
+            name,
+            policy,
+            self.args.quiet,
+            None,
+        )?;
+        Ok(record)
+    }
+
     fn budget(&self) -> Result<ImageBudget> {
         Ok(ImageBudget::new(
             self.host_config.max_layer_size()?,
@@ -462,19 +480,7 @@ impl Builder<'_> {
         } else if image == "scratch" {
             None
         } else {
-            let policy = match self.args.pull {
-                true => PullPolicy::Always,
-                false => PullPolicy::Missing,
-            };
-            let (_lock, record) = super::run::locked_image(
-                &self.context,
-                &self.host_config,
-                &image,
-                policy,
-                self.args.quiet,
-                None,
-            )?;
-            Some(record)
+            Some(self.image_named(&image)?)
         };
         let config = match &base {
             Some(image) => self.image_config(image)?,
