@@ -6,7 +6,6 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest as _, Sha256};
@@ -38,12 +37,8 @@ pub fn file_name(url: &str) -> Result<String> {
 /// (`sha256:HEX`) when given. Returns the file's path.
 pub fn fetch(url: &str, dir: &Path, checksum: Option<&str>, limit: u64) -> Result<PathBuf> {
     let name = file_name(url)?;
-    let agent = ureq::Agent::config_builder()
+    let agent = crate::image::distribution::client::agent_config()
         .max_redirects(10)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .user_agent(format!("rocker/{}", env!("CARGO_PKG_VERSION")))
         .build()
         .new_agent();
     let response = agent

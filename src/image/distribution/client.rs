@@ -186,6 +186,18 @@ fn host_of(url: &str) -> &str {
     rest.split(['/', '?']).next().unwrap_or("")
 }
 
+/// rocker's HTTP settings, for registries and a build's ADD of a URL:
+/// its user agent, and timeouts after which a connection, a response or a
+/// stalled transfer is given up.
+pub fn agent_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        // A transfer that stalls this long is dead.
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .user_agent(format!("rocker/{}", env!("CARGO_PKG_VERSION")))
+}
+
 impl Registry {
     /// A client that pulls.
     pub fn new(auth: AuthFiles) -> Registry {
@@ -199,14 +211,9 @@ impl Registry {
     }
 
     fn with_access(auth: AuthFiles, actions: &'static str, also_pulls: Vec<String>) -> Registry {
-        let agent = ureq::Agent::config_builder()
+        let agent = agent_config()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            // A transfer that stalls this long is dead.
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .user_agent(format!("rocker/{}", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
         Registry {
