@@ -16,7 +16,8 @@
 //!   it out) and `cli` (clap's structs and value parsers);
 //! - `spec`: what a container is, once parsed; every layer above may use it;
 //! - `image` (references, registries, pulls, the store), `cgroups`
-//!   (delegation and limits), `network` (slirp4netns, ports);
+//!   (delegation and limits), `network` (slirp4netns, ports), `volume`
+//!   (named and anonymous volumes, and which containers claim them);
 //! - `host`: what the host offers (probes, user namespaces, programs),
 //!   rocker's directories and config;
 //! - `util` (files, times, xattrs); `error` (exit statuses) and `sys`, which
@@ -36,6 +37,7 @@ pub mod runtime;
 pub mod spec;
 pub mod sys;
 pub mod util;
+pub mod volume;
 
 use clap::Parser;
 

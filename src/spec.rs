@@ -370,7 +370,8 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
     })
 }
 
-/// A mount the user asked for with `-v` or `--tmpfs`.
+/// A mount the user asked for with `-v`, `--mount` or `--tmpfs`, or one
+/// of the image's VOLUMEs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserMount {
     Bind {
@@ -382,14 +383,55 @@ pub enum UserMount {
         destination: String,
         options: TmpfsOptions,
     },
+    /// A volume of the store, found or made before the container starts.
+    Volume {
+        name: String,
+        /// The volume's data dir.
+        source: PathBuf,
+        destination: String,
+        read_only: bool,
+        /// The marker of a volume never mounted yet: while it exists, the
+        /// container's content at `destination` is copied in first.
+        /// None with `nocopy`.
+        copy_up: Option<PathBuf>,
+    },
 }
 
 impl UserMount {
     pub fn destination(&self) -> &str {
         match self {
-            UserMount::Bind { destination, .. } | UserMount::Tmpfs { destination, .. } => {
-                destination
-            }
+            UserMount::Bind { destination, .. }
+            | UserMount::Tmpfs { destination, .. }
+            | UserMount::Volume { destination, .. } => destination,
+        }
+    }
+}
+
+/// A volume a mount flag names (or, without a name, an anonymous one), to
+/// be found or made in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRequest {
+    pub name: Option<String>,
+    pub destination: String,
+    pub read_only: bool,
+    /// `nocopy`: the image's content at the destination is not copied in.
+    pub no_copy: bool,
+    /// `--mount volume-label=`: labels for a volume made now.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// One mount flag, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountRequest {
+    Mount(UserMount),
+    Volume(VolumeRequest),
+}
+
+impl MountRequest {
+    pub fn destination(&self) -> &str {
+        match self {
+            MountRequest::Mount(mount) => mount.destination(),
+            MountRequest::Volume(request) => &request.destination,
         }
     }
 }

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["container"],
     &["rootfs", "cli"],
     &["spec"],
-    &["image", "cgroups", "network"],
+    &["image", "cgroups", "network", "volume"],
     &["host"],
     &["util"],
     &["error", "sys"],

@@ -85,8 +85,8 @@ fn rocker_failures_exit_125_with_a_message() {
             "invalid environment variable",
         ),
         (
-            vec!["-v".into(), "relative:/x".into(), "true".into()],
-            "named volumes",
+            vec!["-v".into(), "not a name:/x".into(), "true".into()],
+            "volume name",
         ),
         (vec!["-v".into(), missing, "true".into()], "does not exist"),
         (vec!["--bogus-flag".into(), "true".into()], "--bogus-flag"),

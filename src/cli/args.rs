@@ -79,6 +79,9 @@ pub enum Command {
     /// What the store holds, and removing what nothing uses
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Print a shell completion script: bash, zsh, fish, elvish or
     /// powershell (e.g. `rocker completion bash > ~/.local/share/bash-completion/completions/rocker`)
     Completion(CompletionArgs),
@@ -140,6 +143,84 @@ pub struct SystemPruneArgs {
     /// Remove every image no container uses, not only dangling ones
     #[arg(short, long)]
     pub all: bool,
+    /// Remove the volumes no container uses too
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not ask first
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (a random name without NAME) and print its name
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Show volumes in detail
+    Inspect(VolumeInspectArgs),
+    /// Remove volumes no container uses
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove the anonymous volumes no container uses (-a: every unused one)
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    pub name: Option<String>,
+    /// A label for the volume: KEY[=VALUE] (repeatable)
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// The volume driver: local, the only one
+    #[arg(short, long, default_value = "local")]
+    pub driver: String,
+    /// Driver options (the local driver takes none here)
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Print only volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only the volumes that match: dangling=true|false, name=TEXT,
+    /// label=KEY[=VALUE], driver=local (repeatable)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Output format: a Go template, json or table
+    #[arg(long, value_parser = format_flag, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// A Go template applied to each (`{{.Mountpoint}}`), or json
+    #[arg(short, long, value_parser = format_flag, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Say nothing of volumes that do not exist
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Every volume no container uses, named ones too
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only the volumes that match: label=KEY[=VALUE], label!=KEY[=VALUE]
+    #[arg(long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
     /// Do not ask first
     #[arg(short, long)]
     pub force: bool,
@@ -417,6 +498,9 @@ pub struct RmArgs {
     /// Kill a running container first
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the container's anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -750,6 +834,14 @@ impl RunArgs {
     }
 }
 
+/// `--image-volume`: what the image's VOLUME paths get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageVolumeMode {
+    Bind,
+    Tmpfs,
+    Ignore,
+}
+
 #[derive(Debug, Args)]
 // `-h` is --hostname here, as in docker run; help stays on --help.
 #[command(disable_help_flag = true)]
@@ -797,9 +889,25 @@ pub struct RunArgs {
     #[arg(short = 'h', long, value_name = "NAME")]
     pub hostname: Option<String>,
 
-    /// Bind-mount a host path: HOST_PATH:CONTAINER_PATH[:ro|rw]
+    /// Bind-mount a host path (HOST_PATH:CONTAINER_PATH[:OPTS]), mount a
+    /// volume (NAME:CONTAINER_PATH[:OPTS], made if missing), or an
+    /// anonymous volume (CONTAINER_PATH); OPTS: ro, rw, nocopy, z, Z, U
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
     pub volumes: Vec<String>,
+
+    /// A mount in docker's long form: type=bind|volume|tmpfs,source=..,target=..[,readonly]
+    #[arg(long = "mount", value_name = "type=TYPE,...")]
+    pub mounts: Vec<String>,
+
+    /// What the image's VOLUMEs get: bind (an anonymous volume each, as
+    /// docker), tmpfs, or ignore (podman's flag)
+    #[arg(
+        long = "image-volume",
+        value_enum,
+        default_value = "bind",
+        value_name = "MODE"
+    )]
+    pub image_volume: ImageVolumeMode,
 
     /// Mount a tmpfs: CONTAINER_PATH[:OPTIONS]
     #[arg(long, value_name = "DST[:OPTS]")]

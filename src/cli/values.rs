@@ -1,8 +1,8 @@
 //! Parsing of option values that carry their own syntax: the flag parsers
 //! clap calls (`--network`, `-p`, sizes, `--cpus`, `--log-opt`), and those
-//! `run` applies once it has the image (`-e`, `--env-file`, `-v`,
-//! `--tmpfs`). Pure functions with table tests; nothing here touches the
-//! system except reading an env file and checking a volume source.
+//! `run` applies once it has the image (`-e`, `--env-file`, `--tmpfs`;
+//! `-v` and `--mount` are in `mounts`). Pure functions with table tests;
+//! nothing here touches the system except reading an env file.
 
 use std::path::{Path, PathBuf};
 
@@ -288,54 +288,6 @@ pub fn container_path(path: &str, what: &str) -> Result<String> {
     Ok(path.to_string())
 }
 
-/// One `-v SRC:DST[:OPTS]`. SRC is a host path (absolute, or relative to
-/// `cwd` when it starts with `.`) that must exist; OPTS is `ro` or `rw`.
-pub fn parse_volume(spec: &str, cwd: &Path) -> Result<UserMount> {
-    const FORM: &str = "expected -v HOST_PATH:CONTAINER_PATH[:ro|rw]";
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (source, destination, options) = match parts.as_slice() {
-        [source, destination] => (*source, *destination, ""),
-        [source, destination, options] => (*source, *destination, *options),
-        [_] => bail!("invalid volume {spec:?}: anonymous volumes are not supported; {FORM}"),
-        _ => bail!("invalid volume {spec:?}: {FORM}"),
-    };
-    if source.is_empty() || destination.is_empty() {
-        bail!("invalid volume {spec:?}: {FORM}");
-    }
-    if !source.starts_with('/') && !source.starts_with('.') {
-        bail!(
-            "invalid volume {spec:?}: named volumes are not supported yet; give a host path \
-             (absolute, or starting with ./)"
-        );
-    }
-    let mut read_only = false;
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        match option {
-            "ro" => read_only = true,
-            "rw" => read_only = false,
-            // SELinux relabelling: an unprivileged user cannot relabel,
-            // and rootless containers run unconfined by SELinux anyway.
-            "z" | "Z" => {}
-            other => {
-                bail!("invalid volume {spec:?}: unknown option {other:?} (known: ro, rw, z, Z)")
-            }
-        }
-    }
-    let destination = container_path(destination, "volume destination")?;
-    let source = cwd.join(source);
-    let source = std::fs::canonicalize(&source).with_context(|| {
-        format!(
-            "volume source {} does not exist; create it first",
-            source.display()
-        )
-    })?;
-    Ok(UserMount::Bind {
-        source,
-        destination,
-        read_only,
-    })
-}
-
 /// One `--tmpfs DST[:OPTS]`. OPTS are mount flags (`ro`, `rw`, `exec`,
 /// `noexec`, `suid`, `nosuid`, `dev`, `nodev`) and tmpfs settings (`size=`,
 /// `mode=`, `nr_inodes=`, `uid=`, `gid=`). The default is docker's:
@@ -468,42 +420,6 @@ mod tests {
     fn env_file_lines() {
         let text = "# comment\n\nA=1\n  B=two words\nC\n";
         assert_eq!(parse_env_file(text), vec!["A=1", "B=two words", "C"]);
-    }
-
-    #[test]
-    fn volumes() {
-        let tmp = std::env::temp_dir();
-        let tmp = std::fs::canonicalize(tmp).unwrap();
-        let got = parse_volume(&format!("{}:/data:ro", tmp.display()), Path::new("/")).unwrap();
-        assert_eq!(
-            got,
-            UserMount::Bind {
-                source: tmp.clone(),
-                destination: "/data".into(),
-                read_only: true
-            }
-        );
-        let got = parse_volume("./:/cwd", &tmp).unwrap();
-        assert_eq!(got.destination(), "/cwd");
-        // SELinux labels are accepted (and have nothing to do here).
-        for options in ["z", "Z", "ro,z"] {
-            let got = parse_volume(&format!("./:/src:{options}"), &tmp).unwrap();
-            assert_eq!(got.destination(), "/src", "{options}");
-        }
-        let errors = [
-            ("/data", "anonymous volumes"),
-            ("name:/data", "named volumes"),
-            ("/tmp:relative", "absolute path"),
-            ("/tmp:/x:rx", "unknown option"),
-            ("/tmp:/x:ro,q", "unknown option"),
-            ("/tmp:/x:ro:extra", "expected -v"),
-            (":/x", "expected -v"),
-            ("/no/such/rocker/dir:/x", "does not exist"),
-        ];
-        for (spec, message) in errors {
-            let err = format!("{:#}", parse_volume(spec, Path::new("/")).unwrap_err());
-            assert!(err.contains(message), "{spec}: {err}");
-        }
     }
 
     #[test]

@@ -705,7 +705,7 @@ pub fn rm_command(args: RmArgs) -> Result<i32> {
         }
     }
     let rest = each_container(&queries, |containers, record| {
-        remove(containers, &record, args.force)
+        remove(containers, &record, args.force, args.volumes)
     })?;
     Ok(if status != 0 { status } else { rest })
 }
@@ -717,9 +717,15 @@ fn is_starting(containers: &Containers, record: &ContainerRecord, state: &State)
         && crate::rootfs::backing::container_dir::maker_alive(&containers.dir(&record.id))
 }
 
-/// Removes a container: refused while it runs, unless `force`, which kills
-/// it first; refused while it is being started.
-fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Result<()> {
+/// Removes a container (and with `volumes` its anonymous volumes): refused
+/// while it runs, unless `force`, which kills it first; refused while it is
+/// being started.
+fn remove(
+    containers: &Containers,
+    record: &ContainerRecord,
+    force: bool,
+    volumes: bool,
+) -> Result<()> {
     let state = containers.state(&record.id)?;
     if is_starting(containers, record, &state) {
         bail!(
@@ -751,7 +757,10 @@ fn remove(containers: &Containers, record: &ContainerRecord, force: bool) -> Res
         }
     }
     let lock = containers.lock()?;
-    containers.remove(&record.id, &lock)
+    match volumes {
+        true => containers.remove_with_volumes(&record.id, &lock),
+        false => containers.remove(&record.id, &lock),
+    }
 }
 
 pub fn prune_command() -> Result<i32> {
@@ -831,14 +840,21 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         .mounts
         .iter()
         .map(|m| {
-            json!({
+            let mut mount = json!({
                 "Type": m.kind,
-                "Source": m.source,
+                "Source": m.source.clone().unwrap_or_default(),
                 "Destination": m.destination,
                 "Mode": if m.read_only { "ro" } else { "" },
                 "RW": !m.read_only,
                 "Propagation": "rprivate",
-            })
+            });
+            // docker's volume entries: named, driven, not propagated.
+            if let Some(name) = &m.name {
+                mount["Name"] = json!(name);
+                mount["Driver"] = json!("local");
+                mount["Propagation"] = json!("");
+            }
+            mount
         })
         .collect();
     let (restart_name, retries) = match record.restart {

@@ -5,10 +5,11 @@ use anyhow::Result;
 
 use super::{
     archive, attach, build, commit, container, cp, exec, generate, image, info, login, push, run,
-    start, stats, system,
+    start, stats, system, volume,
 };
 use crate::cli::args::{
     BuilderCommand, Command, ContainerCommand, GenerateCommand, ImageCommand, SystemCommand,
+    VolumeCommand,
 };
 
 /// Runs `command`; its exit status, or the error rocker reports.
@@ -59,6 +60,11 @@ pub fn execute(command: Command) -> Result<i32> {
         }
         Command::System(SystemCommand::Df) => system::df_command(),
         Command::System(SystemCommand::Prune(args)) => system::prune_command(args),
+        Command::Volume(VolumeCommand::Create(args)) => volume::create_command(args),
+        Command::Volume(VolumeCommand::Ls(args)) => volume::ls_command(args),
+        Command::Volume(VolumeCommand::Inspect(args)) => volume::inspect_command(args),
+        Command::Volume(VolumeCommand::Rm(args)) => volume::rm_command(args),
+        Command::Volume(VolumeCommand::Prune(args)) => volume::prune_command(args),
         Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
             commit::commit_command(args)
         }

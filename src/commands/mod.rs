@@ -1,7 +1,7 @@
 //! One module per verb family (`run` and create, `start` and restart,
 //! `exec`, `attach`, `container`, `cp`, `image`, `push`, `archive` for save
 //! and load, `commit` for commit, export and import, `generate`, `info`,
-//! `login`, `stats`): each turns parsed arguments into work. `dispatch`
+//! `login`, `stats`, `system`, `volume`): each turns parsed arguments into work. `dispatch`
 //! maps a parsed command line to them; `output` writes their tables.
 
 pub mod archive;
@@ -24,3 +24,4 @@ pub mod start;
 pub mod stats;
 pub mod system;
 pub mod template;
+pub mod volume;

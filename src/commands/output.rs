@@ -5,6 +5,21 @@
 
 use std::io::Write;
 
+/// docker's confirmation: `warning`, then "Are you sure you want to
+/// continue? [y/N]" on stderr; true for a yes on stdin.
+pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, Write};
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(anyhow::Error::from)
+        .map_err(|err| err.context("reading the answer"))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
 pub fn write_table(
     out: &mut impl Write,
     headers: &[&str],

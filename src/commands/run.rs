@@ -35,7 +35,7 @@ use crate::runtime::launch::{self, Launch, DEFAULT_LOG_MAX};
 use crate::runtime::path_lookup::DEFAULT_PATH;
 use crate::runtime::{capabilities, seccomp, stdio};
 use crate::spec::{ContainerSpec, NetworkMode, PortMapping, ProcessSpec, Rootfs, UserMount};
-use crate::spec::{Environment, SeccompPolicy, UserSpec};
+use crate::spec::{Environment, MountRequest, SeccompPolicy, UserSpec};
 use crate::util::time;
 
 pub fn run(args: RunArgs) -> Result<i32> {
@@ -74,6 +74,10 @@ fn run_or_create(mut args: RunArgs, create_only: bool) -> Result<i32> {
         accounts,
         id,
         extras.resources.clone(),
+        Place {
+            data: &dirs.data,
+            container_dir: &files.dir,
+        },
     )?;
     let origin = Origin {
         image: rootfs.display().to_string(),
@@ -286,6 +290,7 @@ impl RunExtras {
                     read_only,
                 } => MountRecord {
                     kind: MountKind::Bind,
+                    name: None,
                     source: Some(source.display().to_string()),
                     destination: destination.clone(),
                     read_only: *read_only,
@@ -295,9 +300,23 @@ impl RunExtras {
                     options,
                 } => MountRecord {
                     kind: MountKind::Tmpfs,
+                    name: None,
                     source: None,
                     destination: destination.clone(),
                     read_only: options.read_only,
+                },
+                UserMount::Volume {
+                    name,
+                    source,
+                    destination,
+                    read_only,
+                    ..
+                } => MountRecord {
+                    kind: MountKind::Volume,
+                    name: Some(name.clone()),
+                    source: Some(source.display().to_string()),
+                    destination: destination.clone(),
+                    read_only: *read_only,
                 },
             })
             .collect();
@@ -415,6 +434,10 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         accounts,
         id,
         resources,
+        Place {
+            data: &dirs.data,
+            container_dir: &files.dir,
+        },
     )?;
     let origin = Origin {
         image,
@@ -607,6 +630,14 @@ fn pull_image(
 
 /// The spec from the command line over the image's defaults (docker's
 /// rules: the command line wins).
+/// Where the container's files are, for `build_spec`: the store's data dir
+/// and the container's own dir there (which claims its volumes).
+struct Place<'a> {
+    data: &'a Path,
+    container_dir: &'a Path,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build_spec(
     args: RunArgs,
     image: &ContainerConfig,
@@ -615,8 +646,9 @@ fn build_spec(
     (passwd, group): Accounts,
     id: String,
     resources: Option<Resources>,
+    place: Place<'_>,
 ) -> Result<ContainerSpec> {
-    let mounts = user_mounts(&args)?;
+    let requests = mount_requests(&args)?;
     let (network, ports) = network_and_ports(&args)?;
     let capabilities = match args.privileged {
         true => caps::all(),
@@ -650,6 +682,37 @@ fn build_spec(
         "working directory",
     )?;
 
+    let names = name_settings(&args, network)?;
+    let ulimits = args
+        .ulimit
+        .iter()
+        .map(|text| crate::spec::Ulimit::parse(text))
+        .collect::<Result<_>>()?;
+    let devices = args
+        .device
+        .iter()
+        .map(|text| device(text))
+        .collect::<Result<_>>()?;
+    let sysctls = args
+        .sysctl
+        .iter()
+        .map(|text| sysctl(text, network))
+        .collect::<Result<_>>()?;
+    // Last: anything that fails before this leaves no volume made for
+    // nothing.
+    let image_volumes: Vec<String> = image
+        .volumes
+        .iter()
+        .flatten()
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mounts = super::volume::mounts_for_run(
+        requests,
+        &image_volumes,
+        args.image_volume,
+        place.data,
+        place.container_dir,
+    )?;
     Ok(ContainerSpec {
         id,
         rootfs,
@@ -670,23 +733,11 @@ fn build_spec(
         init: args.init,
         resources,
         privileged: args.privileged,
-        names: name_settings(&args, network)?,
+        names,
         shm_size: args.shm_size,
-        ulimits: args
-            .ulimit
-            .iter()
-            .map(|text| crate::spec::Ulimit::parse(text))
-            .collect::<Result<_>>()?,
-        devices: args
-            .device
-            .iter()
-            .map(|text| device(text))
-            .collect::<Result<_>>()?,
-        sysctls: args
-            .sysctl
-            .iter()
-            .map(|text| sysctl(text, network))
-            .collect::<Result<_>>()?,
+        ulimits,
+        devices,
+        sysctls,
     })
 }
 
@@ -781,15 +832,18 @@ fn name_settings(args: &RunArgs, network: NetworkMode) -> Result<crate::spec::Na
     })
 }
 
-/// `-v` and `--tmpfs`, in command-line order.
-fn user_mounts(args: &RunArgs) -> Result<Vec<UserMount>> {
+/// `-v`, `--mount` and `--tmpfs`, each flag in command-line order.
+fn mount_requests(args: &RunArgs) -> Result<Vec<MountRequest>> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let mut mounts = vec![];
     for volume in &args.volumes {
-        mounts.push(options::parse_volume(volume, &cwd)?);
+        mounts.push(crate::cli::mounts::parse_volume(volume, &cwd)?);
+    }
+    for mount in &args.mounts {
+        mounts.push(crate::cli::mounts::parse_mount(mount, &cwd)?);
     }
     for tmpfs in &args.tmpfs {
-        mounts.push(options::parse_tmpfs(tmpfs)?);
+        mounts.push(MountRequest::Mount(options::parse_tmpfs(tmpfs)?));
     }
     Ok(mounts)
 }

@@ -3,14 +3,15 @@
 //! docker counts them; and removing what nothing uses.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::build::{cache_mounts_dir, prune_build_cache};
 use super::container::prune_stopped;
+use super::filters::Filters;
 use super::image::{pins, ImageContext};
-use super::output::{human_size, write_table};
+use super::output::{confirm, human_size, write_table};
 use crate::cli::args::SystemPruneArgs;
 use crate::container::record::{Containers, State};
 use crate::image::store::ImageRecord;
@@ -123,12 +124,13 @@ pub fn df_command() -> Result<i32> {
         size: cache_size,
         reclaimable: cache_size,
     };
+    let (total, active, size, reclaimable) = super::volume::usage()?;
     let volumes = Usage {
         kind: "Local Volumes",
-        total: 0,
-        active: 0,
-        size: 0,
-        reclaimable: 0,
+        total,
+        active,
+        size,
+        reclaimable,
     };
 
     let rows: Vec<Vec<String>> = [images, container_usage, volumes, build_cache]
@@ -156,27 +158,24 @@ pub fn df_command() -> Result<i32> {
     Ok(0)
 }
 
-/// Asks, as docker does, unless `-f`; true to go on.
-fn confirm(all: bool) -> Result<bool> {
+/// docker's warning for `system prune`.
+fn warning(all: bool, volumes: bool) -> String {
     let images = match all {
         true => "all images without at least one container associated to them",
         false => "all dangling images",
     };
-    eprint!(
-        "WARNING! This will remove:\n  - all stopped containers\n  - {images}\n  - all build \
-         cache\n\nAre you sure you want to continue? [y/N] "
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("reading the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+    let volumes = match volumes {
+        true => "\n  - all anonymous volumes not used by at least one container",
+        false => "",
+    };
+    format!(
+        "WARNING! This will remove:\n  - all stopped containers{volumes}\n  - {images}\n  - \
+         all build cache\n"
+    )
 }
 
 pub fn prune_command(args: SystemPruneArgs) -> Result<i32> {
-    if !args.force && !confirm(args.all)? {
+    if !args.force && !confirm(&warning(args.all, args.volumes))? {
         return Ok(0);
     }
     let context = ImageContext::open()?;
@@ -184,6 +183,11 @@ pub fn prune_command(args: SystemPruneArgs) -> Result<i32> {
     let before = tree_size(store.root());
     let containers = Containers::open(&context.dirs)?;
     let removed_containers = prune_stopped(&containers)?;
+    // docker's --volumes: the anonymous ones only, whatever -a says.
+    let (removed_volumes, _) = match args.volumes {
+        true => super::volume::prune_unused(false, &Filters::parse(&[], &[])?)?,
+        false => (vec![], 0),
+    };
     // Images: dangling ones (no name), or with -a every one no container
     // uses.
     let used_ids: BTreeSet<String> = containers
@@ -213,6 +217,13 @@ pub fn prune_command(args: SystemPruneArgs) -> Result<i32> {
         writeln!(out, "Deleted Containers:")?;
         for id in &removed_containers {
             writeln!(out, "{id}")?;
+        }
+        writeln!(out)?;
+    }
+    if !removed_volumes.is_empty() {
+        writeln!(out, "Deleted Volumes:")?;
+        for name in &removed_volumes {
+            writeln!(out, "{name}")?;
         }
         writeln!(out)?;
     }

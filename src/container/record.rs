@@ -163,11 +163,15 @@ impl From<RootfsMode> for RootfsKind {
 pub enum MountKind {
     Bind,
     Tmpfs,
+    Volume,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MountRecord {
     pub kind: MountKind,
+    /// A volume's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub source: Option<String>,
     pub destination: String,
     pub read_only: bool,
@@ -552,6 +556,30 @@ impl Containers {
                 dir.join(CONFIG_FILE).exists() && read_record(&dir).is_err()
             })
             .collect()
+    }
+
+    /// As `remove`, and then the container's anonymous volumes that no
+    /// other container claims (`rm -v`, `--rm`, and a run that failed).
+    /// Named volumes always stay.
+    pub fn remove_with_volumes(&self, id: &str, lock: &ContainersLock) -> Result<()> {
+        let claimed = crate::volume::claims::claimed_by(&self.dir(id));
+        self.remove(id, lock)?;
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let data = self.store.parent().unwrap_or(&self.store);
+        let volumes = crate::volume::Volumes::open(data)?;
+        let volumes_lock = volumes.lock_exclusive()?;
+        let users = crate::volume::claims::users(&self.store);
+        for name in claimed {
+            let Ok(Some(volume)) = volumes.get(&name) else {
+                continue;
+            };
+            if volume.record.is_anonymous() && !users.contains_key(&name) {
+                volumes.remove(&volume, &volumes_lock)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn remove(&self, id: &str, _lock: &ContainersLock) -> Result<()> {

@@ -417,6 +417,9 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(default)]
     pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// VOLUME paths (the values are empty objects).
+    #[serde(default)]
+    pub volumes: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl ImageConfig {

@@ -7,7 +7,7 @@
 //! `inroot`), so a hostile image cannot point a mount at a host path.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{open, AtFlags, OFlag};
@@ -250,6 +250,35 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
         MountOp::Mask { path } => mask(root, path),
         MountOp::ReadOnly { path } => make_path_read_only(root, path),
         MountOp::Sysctl { key, value } => write_sysctl(root, key, value),
+        MountOp::SeedVolume { data, marker, path } => seed_volume(root, data, marker, path),
+    }
+}
+
+/// A volume's first mount: what the container has at `path` (a
+/// directory), copied into the empty volume `data`, as docker does; the
+/// marker goes after, so a volume is filled once, whatever it holds later.
+/// Nothing runs in the container yet, so its tree holds still meanwhile.
+fn seed_volume(root: &OwnedFd, data: &Path, marker: &Path, path: &str) -> Result<()> {
+    if !marker.exists() {
+        return Ok(());
+    }
+    let source = match open_existing(root, path)? {
+        Some(fd) if is_directory(&fd)? => Some(fd),
+        _ => None,
+    };
+    let empty = std::fs::read_dir(data)
+        .with_context(|| format!("reading {}", data.display()))?
+        .next()
+        .is_none();
+    if let (Some(source), true) = (source, empty) {
+        let from = PathBuf::from(fd_path(&source));
+        crate::rootfs::backing::copy::copy_into(&from, data)?;
+    }
+    match std::fs::remove_file(marker) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("removing {}", marker.display()))
+        }
+        _ => Ok(()),
     }
 }
 

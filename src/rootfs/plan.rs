@@ -46,6 +46,14 @@ pub enum MountOp {
         key: String,
         value: String,
     },
+    /// Fills a volume never mounted before (its `marker` exists) with the
+    /// container's content at `path`, docker's "copy up"; then removes the
+    /// marker. Comes just before the volume's bind.
+    SeedVolume {
+        data: PathBuf,
+        marker: PathBuf,
+        path: String,
+    },
 }
 
 impl fmt::Display for MountOp {
@@ -65,6 +73,9 @@ impl fmt::Display for MountOp {
             MountOp::Mask { path } => write!(f, "masking {path}"),
             MountOp::ReadOnly { path } => write!(f, "making {path} read-only"),
             MountOp::Sysctl { key, value } => write!(f, "setting {key} to {value}"),
+            MountOp::SeedVolume { data, path, .. } => {
+                write!(f, "copying {path} into the volume {}", data.display())
+            }
         }
     }
 }
@@ -167,7 +178,7 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     // Parents before children, so /data is mounted before /data/cache.
     let mut user_mounts: Vec<&UserMount> = spec.mounts.iter().collect();
     user_mounts.sort_by_key(|m| m.destination().split('/').filter(|c| !c.is_empty()).count());
-    ops.extend(user_mounts.iter().map(|mount| user_mount(mount)));
+    ops.extend(user_mounts.iter().flat_map(|mount| user_mount(mount)));
     // A volume the user put on one of these files wins over ours. Under
     // --read-only they are read-only too.
     for (source, destination) in [
@@ -274,14 +285,14 @@ fn sys(spec: &ContainerSpec) -> Vec<MountOp> {
     ops
 }
 
-/// A `-v` or `--tmpfs` mount.
-fn user_mount(mount: &UserMount) -> MountOp {
+/// A `-v`, `--mount` or `--tmpfs` mount: its steps.
+fn user_mount(mount: &UserMount) -> Vec<MountOp> {
     match mount {
         UserMount::Bind {
             source,
             destination,
             read_only,
-        } => bind(source.clone(), destination, true, *read_only),
+        } => vec![bind(source.clone(), destination, true, *read_only)],
         UserMount::Tmpfs {
             destination,
             options,
@@ -291,7 +302,25 @@ fn user_mount(mount: &UserMount) -> MountOp {
             flags.set(MsFlags::MS_NOEXEC, options.noexec);
             flags.set(MsFlags::MS_NOSUID, options.nosuid);
             flags.set(MsFlags::MS_NODEV, options.nodev);
-            filesystem("tmpfs", destination, flags, &options.data)
+            vec![filesystem("tmpfs", destination, flags, &options.data)]
+        }
+        UserMount::Volume {
+            source,
+            destination,
+            read_only,
+            copy_up,
+            ..
+        } => {
+            let mut ops = vec![];
+            if let Some(marker) = copy_up {
+                ops.push(MountOp::SeedVolume {
+                    data: source.clone(),
+                    marker: marker.clone(),
+                    path: destination.clone(),
+                });
+            }
+            ops.push(bind(source.clone(), destination, true, *read_only));
+            ops
         }
     }
 }
@@ -407,5 +436,33 @@ mod tests {
         );
         position(&ops, "bind-mounting /home/me/hosts on /etc/hosts");
         assert!(!ops.iter().any(|op| op.to_string().contains("/run/c/hosts")));
+    }
+
+    #[test]
+    fn a_new_volume_is_filled_just_before_it_is_bound() {
+        let volume = |copy_up: Option<&str>| UserMount::Volume {
+            name: "db".into(),
+            source: "/store/volumes/db/_data".into(),
+            destination: "/var/lib/db".into(),
+            read_only: false,
+            copy_up: copy_up.map(PathBuf::from),
+        };
+        let ops = plan(
+            &spec(
+                NetworkMode::None,
+                vec![volume(Some("/store/volumes/db/copy-up"))],
+            ),
+            &files(),
+        );
+        let seed = position(
+            &ops,
+            "copying /var/lib/db into the volume /store/volumes/db/_data",
+        );
+        let bound = position(&ops, "bind-mounting /store/volumes/db/_data on /var/lib/db");
+        assert_eq!(seed + 1, bound);
+        let ops = plan(&spec(NetworkMode::None, vec![volume(None)]), &files());
+        assert!(!ops
+            .iter()
+            .any(|op| matches!(op, MountOp::SeedVolume { .. })));
     }
 }

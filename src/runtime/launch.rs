@@ -85,7 +85,7 @@ pub fn launch(mut launch: Launch, dirs: &Dirs) -> Result<i32> {
         if let Err(err) = save_startable(&containers, &launch) {
             let _ = containers
                 .lock()
-                .and_then(|lock| containers.remove(&launch.record.id, &lock));
+                .and_then(|lock| containers.remove_with_volumes(&launch.record.id, &lock));
             return Err(err);
         }
     }
@@ -103,7 +103,7 @@ pub fn create(mut launch: Launch, dirs: &Dirs) -> Result<i32> {
     if let Err(err) = save_startable(&containers, &launch) {
         let _ = containers
             .lock()
-            .and_then(|lock| containers.remove(&launch.record.id, &lock));
+            .and_then(|lock| containers.remove_with_volumes(&launch.record.id, &lock));
         return Err(err);
     }
     launch.files.keep();
@@ -252,7 +252,7 @@ fn finish(
     let removed = match remove {
         true => containers
             .lock()
-            .and_then(|lock| containers.remove(&record.id, &lock))
+            .and_then(|lock| containers.remove_with_volumes(&record.id, &lock))
             .map_err(|err| eprintln!("rocker: warning: {err:#}"))
             .is_ok(),
         false => false,

@@ -107,6 +107,10 @@ impl Builder<'_> {
             network,
             "--entrypoint".into(),
             String::new(),
+            // The image's VOLUMEs stay part of the step's layer: what RUN
+            // writes there is kept, as BuildKit keeps it.
+            "--image-volume".into(),
+            "ignore".into(),
         ];
         for entry in &env {
             words.extend(["-e".to_string(), entry.clone()]);
@@ -216,7 +220,7 @@ pub(super) fn remove_dead_builds_containers(containers: &Containers) {
         }
         let removed = containers
             .lock()
-            .and_then(|lock| containers.remove(&record.id, &lock));
+            .and_then(|lock| containers.remove_with_volumes(&record.id, &lock));
         if let Err(err) = removed {
             eprintln!("rocker: warning: removing a killed build's container: {err:#}");
         }
@@ -236,7 +240,7 @@ impl ContainerRemoval<'_> {
             return Ok(());
         };
         let lock = self.containers.lock()?;
-        self.containers.remove(id.trim(), &lock)?;
+        self.containers.remove_with_volumes(id.trim(), &lock)?;
         let _ = std::fs::remove_file(self.cidfile);
         Ok(())
     }

@@ -32,6 +32,14 @@ pub fn flatten(layers: &[&Path], dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Copies the tree `src` (one plain tree: no whiteouts) into the existing
+/// directory `dest`, which takes `src`'s mode and times too.
+pub fn copy_into(src: &Path, dest: &Path) -> Result<()> {
+    let mut links = HashMap::new();
+    apply_dir(src, dest, &mut links).with_context(|| format!("copying {}", src.display()))?;
+    copy_times_and_mode(src, dest)
+}
+
 fn remove_any(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => remove_tree(path),
