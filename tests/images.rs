@@ -169,23 +169,25 @@ fn pull_list_inspect_and_remove() {
         .find(|l| l.contains("/busybox "))
         .unwrap_or_else(|| panic!("{listed}"));
     assert!(line.contains(" 1 ") && line.contains(&id[7..19]), "{line}");
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(rocker(&["images", "--format", "json"]))).unwrap();
+    // docker's --format json: one object per line, docker's fields.
+    let json: Vec<serde_json::Value> = ok(rocker(&["images", "--no-trunc", "--format", "json"]))
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
     let entry = json
-        .as_array()
-        .unwrap()
         .iter()
-        .find(|i| i["tag"] == "1" && i["repository"].as_str().unwrap().ends_with("/busybox"))
+        .find(|i| i["Tag"] == "1" && i["Repository"].as_str().unwrap().ends_with("/busybox"))
         .unwrap();
-    assert_eq!(entry["id"], id);
+    assert_eq!(entry["ID"], id);
     // SIZE is the extracted size, as docker's; the download is compressed.
     let (size, download) = (
-        entry["size"].as_u64().unwrap(),
-        entry["download_size"].as_u64().unwrap(),
+        entry["SizeBytes"].as_u64().unwrap(),
+        entry["DownloadSizeBytes"].as_u64().unwrap(),
     );
     assert!(size > download, "{size} extracted, {download} downloaded");
+    assert!(entry["Size"].as_str().unwrap().ends_with("B"), "{entry}");
     // CREATED comes from the config (the test images say 2026-01-01).
-    assert_eq!(entry["created"], "2026-01-01T00:00:00.000000000Z");
+    assert_eq!(entry["CreatedAt"], "2026-01-01T00:00:00.000000000Z");
     assert!(line.contains(" ago "), "{line}");
     assert!(ok(rocker(&["images", "-q"])).contains(&id[7..19]));
 

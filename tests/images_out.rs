@@ -1028,10 +1028,10 @@ fn a_killed_push_or_load_leaves_nothing_the_next_one_trips_on() {
     let fresh = h.scratch("killed-load-store");
     interrupted(&["load", "-i", archive.to_str().unwrap()], Some(&fresh));
     let listed = ok(rocker_in(&fresh, &["images", "--format", "json"]));
-    let listed: Value = serde_json::from_str(&listed).unwrap();
-    for entry in listed.as_array().unwrap() {
+    for line in listed.lines() {
+        let entry: Value = serde_json::from_str(line).unwrap();
         // Whatever is indexed is whole: it runs.
-        let name = entry["name"].as_str().unwrap();
+        let name = entry["Name"].as_str().unwrap();
         ok(rocker_in(
             &fresh,
             &["run", "--rm", "--network", "none", name, "true"],

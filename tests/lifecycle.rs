@@ -56,8 +56,12 @@ impl Store {
         id
     }
 
+    /// `ps -a --format json`: docker's one object per line.
     fn ps_json(&self) -> Vec<Value> {
-        serde_json::from_str(&ok(self.rocker(&["ps", "-a", "--format", "json"]))).unwrap()
+        ok(self.rocker(&["ps", "-a", "--no-trunc", "--format", "json"]))
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
     }
 
     fn inspect(&self, name: &str) -> Value {
@@ -137,8 +141,8 @@ fn a_detached_container_prints_its_id_and_ps_lists_it() {
 
     let list = s.ps_json();
     assert_eq!(list.len(), 1, "{list:?}");
-    assert_eq!(list[0]["Id"], id.as_str());
-    assert_eq!(list[0]["Names"][0], "web");
+    assert_eq!(list[0]["ID"], id.as_str());
+    assert_eq!(list[0]["Names"], "web");
     assert_eq!(list[0]["State"], "running");
     let pid = list[0]["Pid"].as_i64().unwrap();
     assert!(pid > 0);

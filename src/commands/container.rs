@@ -134,10 +134,10 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    if let Format::Template(template) = &args.format {
-        // The fields of docker's `ps --format`.
-        let list: Vec<_> = rows
-            .iter()
+    // The fields of docker's `ps --format`, and rocker's own beside them
+    // (`Pid`, `ExitCode`, `ImageID`) under names docker does not use.
+    let fields = || -> Vec<Value> {
+        rows.iter()
             .map(|(record, state, started)| {
                 json!({
                     "ID": id_of(record),
@@ -158,37 +158,38 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
                     "Mounts": record
                         .mounts
                         .iter()
-                        .map(|m| m.destination.clone())
+                        .map(|m| m.name.clone().unwrap_or_else(|| m.destination.clone()))
                         .collect::<Vec<_>>()
                         .join(","),
+                    "LocalVolumes": record
+                        .mounts
+                        .iter()
+                        .filter(|m| m.name.is_some())
+                        .count()
+                        .to_string(),
                     "Networks": record.network.to_string(),
-                })
-            })
-            .collect();
-        super::template::print_each(template, &list)?;
-        return Ok(0);
-    }
-    if args.format == Format::Json {
-        let list: Vec<_> = rows
-            .iter()
-            .map(|(record, state, started)| {
-                json!({
-                    "Id": record.id,
-                    "Names": [record.name],
-                    "Image": record.image,
+                    "Size": "N/A",
                     "ImageID": record.image_id,
-                    "Command": record.command,
-                    "Created": time::rfc3339(record.created),
-                    "State": state.word(),
-                    "Status": status_words(state, *started, now),
-                    "ExitCode": exit_code(state),
                     "Pid": pid(state),
-                    "Ports": record.ports,
+                    "ExitCode": exit_code(state),
                 })
             })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(0);
+            .collect()
+    };
+    match &args.format {
+        Format::Template(template) => {
+            super::template::print_each(template, &fields())?;
+            return Ok(0);
+        }
+        // docker's: one object per line.
+        Format::Json => {
+            let mut out = std::io::stdout().lock();
+            for row in fields() {
+                writeln!(out, "{row}")?;
+            }
+            return Ok(0);
+        }
+        Format::Text => {}
     }
     let table: Vec<Vec<String>> = rows
         .iter()

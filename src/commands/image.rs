@@ -221,52 +221,49 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
         let config: ImageConfig = serde_json::from_slice(&bytes).ok()?;
         config.created.as_deref().and_then(time::parse_rfc3339)
     };
+    // The fields of docker's `images --format`, and rocker's own beside
+    // them under names docker does not use.
+    let rows = || -> Vec<serde_json::Value> {
+        let now = time::now_nanos();
+        images
+            .iter()
+            .map(|image| {
+                let (repository, tag) = repository_and_tag(&image.name);
+                let at = created(image);
+                let size = unpacked(image);
+                json!({
+                    "Repository": repository,
+                    "Tag": tag,
+                    "ID": match args.no_trunc {
+                        true => image.id().to_string(),
+                        false => image.id().short().to_string(),
+                    },
+                    "Digest": image.manifest,
+                    "CreatedAt": at.map(time::rfc3339).unwrap_or_default(),
+                    "CreatedSince": at
+                        .map(|at| format!("{} ago", time::duration_words(at, now)))
+                        .unwrap_or_else(|| "<unknown>".to_string()),
+                    "Size": human_size(size),
+                    "VirtualSize": human_size(size),
+                    "SharedSize": "N/A",
+                    "UniqueSize": "N/A",
+                    "Containers": "N/A",
+                    "Name": image.name,
+                    "Platform": image.platform,
+                    "SizeBytes": size,
+                    "DownloadSizeBytes": image.size(),
+                })
+            })
+            .collect()
+    };
     match args.format {
+        // docker's: one object per line.
         Format::Json => {
-            let list: Vec<_> = images
-                .iter()
-                .map(|image| {
-                    let (repository, tag) = repository_and_tag(&image.name);
-                    json!({
-                        "name": image.name,
-                        "repository": repository,
-                        "tag": tag,
-                        "id": image.id(),
-                        "digest": image.manifest,
-                        "created": created(image).map(time::rfc3339),
-                        "size": unpacked(image),
-                        "download_size": image.size(),
-                        "platform": image.platform,
-                        "pulled": image.pulled,
-                    })
-                })
-                .collect();
-            writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            for row in rows() {
+                writeln!(out, "{row}")?;
+            }
         }
-        Format::Template(template) => {
-            // The fields of docker's `images --format`.
-            let now = time::now_nanos();
-            let rows: Vec<serde_json::Value> = images
-                .iter()
-                .map(|image| {
-                    let (repository, tag) = repository_and_tag(&image.name);
-                    let at = created(image);
-                    json!({
-                        "Repository": repository,
-                        "Tag": tag,
-                        "ID": image.id().short(),
-                        "Digest": image.manifest,
-                        "CreatedAt": at.map(time::rfc3339).unwrap_or_default(),
-                        "CreatedSince": at
-                            .map(|at| format!("{} ago", time::duration_words(at, now)))
-                            .unwrap_or_else(|| "<unknown>".to_string()),
-                        "Size": human_size(unpacked(image)),
-                        "Containers": "N/A",
-                    })
-                })
-                .collect();
-            template::print_each(&template, &rows)?;
-        }
+        Format::Template(template) => template::print_each(&template, &rows())?,
         Format::Text => {
             let now = time::now_nanos();
             let rows: Vec<Vec<String>> = images
