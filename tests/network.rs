@@ -166,6 +166,19 @@ fn host_loopback_is_closed_by_default_and_opens_when_allowed() {
     ]));
     assert!(out.contains("from-the-host"), "{out}");
     assert!(out.contains("status=0"), "{out}");
+    // By podman's and docker's names for the host too.
+    let by_name = format!(
+        "timeout 10 wget -qO- http://host.containers.internal:{port}/; \
+         timeout 10 wget -qO- http://host.docker.internal:{port}/"
+    );
+    let out = ok(run(&[
+        "--network",
+        "slirp4netns:allow_host_loopback=true",
+        "sh",
+        "-c",
+        &by_name,
+    ]));
+    assert_eq!(out, "from-the-hostfrom-the-host");
 }
 
 #[test]

@@ -30,6 +30,16 @@ pub fn hosts_file(
         _ => "127.0.1.1".to_string(),
     };
     text.push_str(&format!("{own_address}\t{hostname}\n"));
+    // podman's and docker's names for the host, where the gateway reaches
+    // it: slirp4netns with allow_host_loopback.
+    if let NetworkMode::Slirp4netns(options) = network {
+        if options.allow_host_loopback {
+            text.push_str(&format!(
+                "{}\thost.containers.internal host.docker.internal\n",
+                options.gateway()
+            ));
+        }
+    }
     // --add-host lines, after the container's own, as docker writes them.
     for (name, address) in &names.extra_hosts {
         text.push_str(&format!("{address}\t{name}\n"));
@@ -150,6 +160,28 @@ mod tests {
             &NameSettings::default(),
         );
         assert_eq!(shared, "10.0.0.1 other\n127.0.1.1\tbox\n");
+        // The host's names only where the gateway reaches the host.
+        let mut options = crate::network::SlirpOptions::default();
+        let closed = hosts_file(
+            "box",
+            NetworkMode::Slirp4netns(options),
+            None,
+            &Default::default(),
+        );
+        assert!(!closed.contains("host.containers.internal"), "{closed}");
+        options.allow_host_loopback = true;
+        let open = hosts_file(
+            "box",
+            NetworkMode::Slirp4netns(options),
+            None,
+            &Default::default(),
+        );
+        assert!(
+            open.ends_with(
+                "10.0.2.100\tbox\n10.0.2.2\thost.containers.internal host.docker.internal\n"
+            ),
+            "{open}"
+        );
     }
 
     #[test]
