@@ -61,12 +61,32 @@ pub struct ContainerSpec {
     /// `--sysctl`s: (key, value) of its own namespaces' settings.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
+    /// `--ipc host`, `--uts host`: namespaces it shares with the caller.
+    #[serde(default)]
+    pub host_namespaces: HostNamespaces,
+}
+
+/// Namespaces a container shares with the caller instead of having its
+/// own: `--ipc host` (System V IPC, POSIX message queues, the caller's
+/// /dev/shm) and `--uts host` (the hostname).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostNamespaces {
+    #[serde(default)]
+    pub ipc: bool,
+    #[serde(default)]
+    pub uts: bool,
+}
+
+impl HostNamespaces {
+    pub fn is_default(&self) -> bool {
+        *self == HostNamespaces::default()
+    }
 }
 
 /// Whether `key` is a sysctl of a namespace the container has of its own
 /// (docker's list): the IPC namespace's, and the network namespace's when
 /// it has one. Others are the host's, and refused.
-pub fn is_namespaced_sysctl(key: &str, own_network: bool) -> bool {
+pub fn is_namespaced_sysctl(key: &str, own_network: bool, own_ipc: bool) -> bool {
     const IPC: &[&str] = &[
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -77,7 +97,8 @@ pub fn is_namespaced_sysctl(key: &str, own_network: bool) -> bool {
         "kernel.shmmni",
         "kernel.shm_rmid_forced",
     ];
-    IPC.contains(&key) || key.starts_with("fs.mqueue.") || (own_network && key.starts_with("net."))
+    let ipc = IPC.contains(&key) || key.starts_with("fs.mqueue.");
+    (own_ipc && ipc) || (own_network && key.starts_with("net."))
 }
 
 /// One `--device HOST[:CONTAINER[:PERMISSIONS]]`. The permissions are

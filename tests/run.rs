@@ -757,3 +757,71 @@ fn sysctls_of_the_containers_own_namespaces_only() {
         );
     }
 }
+
+#[test]
+fn ipc_and_uts_host_share_the_callers_namespaces() {
+    let h = harness();
+    let ns = |kind: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{kind}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let hostname = nix::unistd::gethostname().unwrap();
+    let hostname = hostname.to_string_lossy();
+    let script = "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname; \
+                  cat /etc/hostname; grep -c ' /dev/shm ' /proc/mounts";
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--ipc",
+        "host",
+        "--uts",
+        "host",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(
+        stdout(&out),
+        format!("{}\n{}\n{hostname}\n{hostname}\n1\n", ns("ipc"), ns("uts")),
+        "{}",
+        stderr(&out)
+    );
+    // Their own, by default and with the explicit words.
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--ipc",
+        "private",
+        "--uts",
+        "",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 5, "{}", stderr(&out));
+    assert!(lines[0] != ns("ipc") && lines[1] != ns("uts"), "{lines:?}");
+    // What cannot go with them is refused before anything starts.
+    for (args, message) in [
+        (&["--uts", "host", "-h", "box", "true"][..], "conflict"),
+        (
+            &["--ipc", "host", "--shm-size", "1m", "true"][..],
+            "conflict",
+        ),
+        (
+            &["--ipc", "host", "--sysctl", "kernel.shmmax=1", "true"][..],
+            "the host's",
+        ),
+        (&["--ipc", "container:web", "true"][..], "not supported"),
+    ] {
+        let mut all = vec!["--rm", "--network", "none"];
+        all.extend_from_slice(args);
+        let out = h.run(&all);
+        assert_eq!(code(&out), 125, "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+}

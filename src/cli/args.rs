@@ -8,8 +8,8 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use super::values::{
     bool_flag, cpus_flag, detach_keys_flag, format_flag, log_driver_flag, log_opt_flag,
-    network_flag, publish_flag, security_opt_flag, signal_flag, size_flag, swap_flag, DetachKeys,
-    LogOption, PublishedPorts, SecurityOpt,
+    namespace_mode_flag, network_flag, publish_flag, security_opt_flag, signal_flag, size_flag,
+    swap_flag, DetachKeys, LogOption, PublishedPorts, SecurityOpt,
 };
 use crate::network::NetworkMode;
 
@@ -1018,6 +1018,15 @@ pub struct RunArgs {
     /// its own network, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)
     #[arg(long, value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
+
+    /// IPC namespace: private (the default; shareable is the same here) or
+    /// host (the caller's, with its /dev/shm and /dev/mqueue)
+    #[arg(long, value_name = "MODE", value_parser = namespace_mode_flag)]
+    pub ipc: Option<bool>,
+
+    /// UTS namespace: host shares the caller's hostname (no --hostname then)
+    #[arg(long, value_name = "MODE", value_parser = namespace_mode_flag)]
+    pub uts: Option<bool>,
 
     /// A host device in the container: HOST[:CONTAINER[:PERMISSIONS]]
     /// (/dev/fuse, /dev/kvm...; as far as your own permissions on it go)

@@ -126,6 +126,20 @@ pub(super) fn bool_flag(text: &str) -> Result<bool, String> {
 
 /// `--format`: `text` or `table` (the default table), `json`, or a Go
 /// template (anything with `{{`).
+/// `--ipc` and `--uts`: true for `host`, false for the container's own
+/// (`private`, `shareable`, or empty). Sharing another container's
+/// (`container:NAME`) is not there yet.
+pub(super) fn namespace_mode_flag(text: &str) -> Result<bool, String> {
+    match text {
+        "host" => Ok(true),
+        "" | "private" | "shareable" => Ok(false),
+        other if other.starts_with("container:") => Err(format!(
+            "{other}: sharing another container's namespace is not supported; use host or private"
+        )),
+        other => Err(format!("unknown mode {other:?}: use host or private")),
+    }
+}
+
 pub(super) fn format_flag(text: &str) -> Result<super::args::Format, String> {
     use super::args::Format;
     match text {

@@ -920,6 +920,9 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "PidsLimit": record.limits.pids.unwrap_or(0),
             "AutoRemove": record.auto_remove,
             "NetworkMode": record.network.to_string(),
+            "IpcMode": if record.host_namespaces.ipc { "host" } else { "private" },
+            "UTSMode": if record.host_namespaces.uts { "host" } else { "" },
+            "PidMode": "",
             "PortBindings": bindings,
             "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
             "LogConfig": {"Type": match record.log_driver {

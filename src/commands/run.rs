@@ -359,6 +359,7 @@ impl RunExtras {
             security: SecurityRecord::default(),
             labels,
             restart: self.restart,
+            host_namespaces: spec.host_namespaces,
         }
     }
 }
@@ -665,11 +666,27 @@ fn build_spec(
         .transpose()?;
     let user = users::resolve(user_spec.as_ref(), passwd.as_deref(), group.as_deref())?;
 
-    let hostname = args
-        .hostname
-        .clone()
-        .unwrap_or_else(|| id[..12].to_string());
-    options::check_hostname(&hostname)?;
+    let host_namespaces = crate::spec::HostNamespaces {
+        ipc: args.ipc.unwrap_or(false),
+        uts: args.uts.unwrap_or(false),
+    };
+    let hostname = match (host_namespaces.uts, &args.hostname) {
+        (true, Some(_)) => bail!(
+            "--hostname and --uts host conflict: the host's UTS namespace has the host's name"
+        ),
+        (true, None) => nix::unistd::gethostname()
+            .context("reading the host's name")?
+            .to_string_lossy()
+            .into_owned(),
+        (false, Some(name)) => name.clone(),
+        (false, None) => id[..12].to_string(),
+    };
+    if !host_namespaces.uts {
+        options::check_hostname(&hostname)?;
+    }
+    if host_namespaces.ipc && args.shm_size.is_some() {
+        bail!("--shm-size and --ipc host conflict: the container uses the host's /dev/shm");
+    }
     let env = environment(&args, image, &hostname, &user.home)?;
     let command = command_line(args.entrypoint.as_deref(), image, command)?;
     let image_workdir = image.working_dir.as_deref().filter(|w| !w.is_empty());
@@ -696,7 +713,7 @@ fn build_spec(
     let sysctls = args
         .sysctl
         .iter()
-        .map(|text| sysctl(text, network))
+        .map(|text| sysctl(text, network, host_namespaces.ipc))
         .collect::<Result<_>>()?;
     // Last: anything that fails before this leaves no volume made for
     // nothing.
@@ -738,19 +755,21 @@ fn build_spec(
         ulimits,
         devices,
         sysctls,
+        host_namespaces,
     })
 }
 
 /// `--sysctl KEY=VALUE`, of the container's own namespaces only.
-fn sysctl(text: &str, network: NetworkMode) -> Result<(String, String)> {
+fn sysctl(text: &str, network: NetworkMode, host_ipc: bool) -> Result<(String, String)> {
     let Some((key, value)) = text.split_once('=') else {
         bail!("--sysctl {text}: give KEY=VALUE");
     };
     let key = key.replace('/', ".");
-    if !crate::spec::is_namespaced_sysctl(&key, network.is_own_namespace()) {
+    if !crate::spec::is_namespaced_sysctl(&key, network.is_own_namespace(), !host_ipc) {
         bail!(
             "--sysctl {key}: not a sysctl of the container's own namespaces (net.* with its own \
-             network, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*): it would be the host's"
+             network, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* with its own IPC \
+             namespace): it would be the host's"
         );
     }
     if key.split('.').any(|part| part.is_empty() || part == "..") {

@@ -85,6 +85,12 @@ pub struct ContainerRecord {
     /// When its monitor starts it again (`--restart`).
     #[serde(default, with = "crate::util::as_text")]
     pub restart: crate::spec::RestartPolicy,
+    /// `--ipc host`, `--uts host`: what `exec` must not try to join.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::spec::HostNamespaces::is_default"
+    )]
+    pub host_namespaces: crate::spec::HostNamespaces,
     /// Capabilities, filter and root emulation (records written before
     /// rocker had them read as the defaults of then: none of it).
     #[serde(default)]

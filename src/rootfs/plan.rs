@@ -164,7 +164,7 @@ const SECURE: MsFlags = MsFlags::MS_NOSUID
 /// The whole layout of `spec`'s container, in the order it must be applied.
 pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     let mut ops = vec![filesystem("proc", "/proc", SECURE, "")];
-    ops.extend(dev(spec.shm_size));
+    ops.extend(dev(spec.shm_size, spec.host_namespaces.ipc));
     // --device nodes, over the tmpfs /dev like the harmless ones.
     for device in &spec.devices {
         ops.push(bind(
@@ -208,8 +208,10 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
 
 /// /dev: a tmpfs with the host's harmless devices bound in (an
 /// unprivileged user may not mknod), a devpts of its own, shm, mqueue, and
-/// the usual links.
-fn dev(shm_size: Option<u64>) -> Vec<MountOp> {
+/// the usual links. With `--ipc host`, the caller's /dev/shm and
+/// /dev/mqueue, as docker binds them (a new mqueue needs an IPC namespace
+/// of the container's own).
+fn dev(shm_size: Option<u64>, host_ipc: bool) -> Vec<MountOp> {
     let mut ops = vec![filesystem(
         "tmpfs",
         "/dev",
@@ -231,10 +233,19 @@ fn dev(shm_size: Option<u64>) -> Vec<MountOp> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620",
     ));
-    // docker's 64 MiB unless --shm-size.
-    let shm = format!("mode=1777,size={}", shm_size.unwrap_or(64 << 20));
-    ops.push(filesystem("tmpfs", "/dev/shm", SECURE, &shm));
-    ops.push(filesystem("mqueue", "/dev/mqueue", SECURE, ""));
+    if host_ipc {
+        ops.push(bind("/dev/shm", "/dev/shm", true, false));
+        // Hosts without it mounted still have message queues (mq_open
+        // needs no file system); the container then has none either.
+        if std::path::Path::new("/dev/mqueue").is_dir() {
+            ops.push(bind("/dev/mqueue", "/dev/mqueue", false, false));
+        }
+    } else {
+        // docker's 64 MiB unless --shm-size.
+        let shm = format!("mode=1777,size={}", shm_size.unwrap_or(64 << 20));
+        ops.push(filesystem("tmpfs", "/dev/shm", SECURE, &shm));
+        ops.push(filesystem("mqueue", "/dev/mqueue", SECURE, ""));
+    }
     for (link, target) in [
         ("/dev/ptmx", "pts/ptmx"),
         ("/dev/fd", "/proc/self/fd"),
@@ -356,6 +367,7 @@ mod tests {
             ulimits: vec![],
             devices: vec![],
             sysctls: vec![],
+            host_namespaces: Default::default(),
         }
     }
 
@@ -382,6 +394,20 @@ mod tests {
         assert!(position(&ops, "masking /proc/kcore") > position(&ops, "mounting proc on /proc"));
         position(&ops, "making /proc/sys read-only");
         position(&ops, "bind-mounting /run/c/resolv.conf on /etc/resolv.conf");
+    }
+
+    #[test]
+    fn the_host_ipc_namespace_brings_the_hosts_shm_and_mqueue() {
+        let mut shared = spec(NetworkMode::None, vec![]);
+        shared.host_namespaces.ipc = true;
+        let ops = plan(&shared, &files());
+        position(&ops, "bind-mounting /dev/shm on /dev/shm");
+        if std::path::Path::new("/dev/mqueue").is_dir() {
+            position(&ops, "bind-mounting /dev/mqueue on /dev/mqueue");
+        }
+        assert!(!ops
+            .iter()
+            .any(|op| op.to_string() == "mounting mqueue on /dev/mqueue"));
     }
 
     #[test]

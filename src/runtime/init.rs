@@ -58,7 +58,9 @@ fn prepare(
 
     become_user(spec.process.user)?;
     enter_rootfs(channel, spec, files, mounts)?;
-    sethostname(&spec.hostname).context("setting the hostname")?;
+    if !spec.host_namespaces.uts {
+        sethostname(&spec.hostname).context("setting the hostname")?;
+    }
     if spec.network.is_own_namespace() {
         sys::set_loopback_up().context("bringing up the loopback interface")?;
     }

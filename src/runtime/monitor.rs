@@ -209,7 +209,10 @@ fn clone_container(
     let cgroup_fd = cgroup.map(ContainerCgroup::open_leaf).transpose()?;
     let (channel, child_end) = channel::pair()?;
     let cgroup_fd = cgroup_fd.as_ref().map(|fd| fd.as_fd());
-    match sys::clone_into_namespaces(namespaces::flags(spec.network), cgroup_fd) {
+    match sys::clone_into_namespaces(
+        namespaces::flags(spec.network, spec.host_namespaces),
+        cgroup_fd,
+    ) {
         Ok(Forked::Child) => {
             drop(channel);
             if let Some(pipes) = pipes.as_mut() {

@@ -9,20 +9,21 @@ use nix::sched::CloneFlags;
 
 use crate::container::identity;
 use crate::network::NetworkMode;
+use crate::spec::HostNamespaces;
 
 /// The namespaces of a container (`exec` joins the same ones). The user
 /// namespace comes first: it is what makes the others possible without
-/// privilege, and it owns them.
-pub fn flags(network: NetworkMode) -> CloneFlags {
+/// privilege, and it owns them. Those shared with the host (`--network
+/// host`, `--ipc host`, `--uts host`) are the caller's own, which the
+/// container's user namespace could not join anyway.
+pub fn flags(network: NetworkMode, host: HostNamespaces) -> CloneFlags {
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
-    if network.is_own_namespace() {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
+    flags.set(CloneFlags::CLONE_NEWNET, network.is_own_namespace());
+    flags.set(CloneFlags::CLONE_NEWIPC, !host.ipc);
+    flags.set(CloneFlags::CLONE_NEWUTS, !host.uts);
     flags
 }
 
