@@ -825,3 +825,71 @@ fn ipc_and_uts_host_share_the_callers_namespaces() {
         assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn group_add_takes_only_the_containers_own_group_and_oom_kill_disable_warns() {
+    let h = harness();
+    // The rootfs's /etc/group names root (0): the container's own group.
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "0",
+        "--group-add",
+        "root",
+        "--group-add",
+        "keep-groups",
+        "--oom-kill-disable",
+        "id",
+        "-g",
+    ]);
+    assert_eq!(stdout(&out), "0\n", "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--oom-kill-disable is ignored"),
+        "{}",
+        stderr(&out)
+    );
+    let out = h.run(&["--rm", "--network", "none", "--group-add", "4242", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("one group id"), "{}", stderr(&out));
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "no-such-group",
+        "true",
+    ]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("/etc/group"), "{}", stderr(&out));
+}
+
+#[test]
+fn exposed_ports_show_in_inspect() {
+    let h = harness();
+    let data = h.scratch("expose-data");
+    let rootfs = h.rootfs.to_string_lossy().to_string();
+    let mut command = h.rocker_in(&data);
+    command.args([
+        "run",
+        "--name",
+        "exposing",
+        "--network",
+        "none",
+        "--expose",
+        "80",
+        "--expose",
+        "53/udp",
+        "--rootfs",
+        &rootfs,
+        "true",
+    ]);
+    ok(output_within(command, Duration::from_secs(60)));
+    let mut command = h.rocker_in(&data);
+    command.args(["inspect", "-f", "{{json .Config.ExposedPorts}}", "exposing"]);
+    let out = ok(output_within(command, Duration::from_secs(60)));
+    assert_eq!(out, "{\"53/udp\":{},\"80/tcp\":{}}\n");
+    let out = h.run(&["--rm", "--expose", "http", "true"]);
+    assert_eq!(code(&out), 125);
+}

@@ -1019,6 +1019,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
 
+    /// A supplementary group: the container's own group, or keep-groups
+    /// (your own groups, which a rootless container always keeps)
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+
+    /// Accepted with a warning: cgroup v2 has no switch to turn the OOM
+    /// killer off
+    #[arg(long = "oom-kill-disable", num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
+    pub oom_kill_disable: bool,
+
+    /// Ports the container listens on, for inspect (and -P): PORT[/PROTO]
+    /// or a range
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub expose: Vec<String>,
+
     /// IPC namespace: private (the default; shareable is the same here) or
     /// host (the caller's, with its /dev/shm and /dev/mqueue)
     #[arg(long, value_name = "MODE", value_parser = namespace_mode_flag)]

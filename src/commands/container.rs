@@ -885,6 +885,13 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "StopSignal": record.stop_signal.to_string(),
             "StopTimeout": record.stop_timeout,
             "Labels": record.labels,
+            "ExposedPorts": (!record.exposed_ports.is_empty()).then(|| {
+                record
+                    .exposed_ports
+                    .iter()
+                    .map(|port| (port.clone(), json!({})))
+                    .collect::<serde_json::Map<String, Value>>()
+            }),
         },
         "State": {
             "Status": state.word(),

@@ -85,6 +85,7 @@ fn run_or_create(mut args: RunArgs, create_only: bool) -> Result<i32> {
         stop_signal: None,
         rootfs_mode: RootfsKind::Directory,
         labels: None,
+        exposed_ports: vec![],
     };
     extras.launch(spec, origin, files, &dirs)
 }
@@ -98,6 +99,8 @@ struct Origin<'a> {
     rootfs_mode: RootfsKind,
     /// The image's labels.
     labels: Option<&'a std::collections::BTreeMap<String, String>>,
+    /// The image's ExposedPorts.
+    exposed_ports: Vec<String>,
 }
 
 /// What `run` takes from the command line besides the spec: the
@@ -124,6 +127,8 @@ struct RunExtras {
     labels: Vec<(String, String)>,
     /// `--cidfile`: where the id goes once the container is recorded.
     cidfile: Option<PathBuf>,
+    /// `--expose`, as docker's `80/tcp` keys.
+    exposed: Vec<String>,
     /// `create`: record it, do not start it.
     create_only: bool,
     restart: crate::spec::RestartPolicy,
@@ -199,7 +204,18 @@ impl RunExtras {
         if let Some((key, _)) = labels.iter().find(|(key, _)| key.is_empty()) {
             bail!("invalid label {key:?}: give KEY=VALUE");
         }
+        if args.oom_kill_disable {
+            eprintln!(
+                "rocker: warning: --oom-kill-disable is ignored: cgroup v2, the only cgroups \
+                 rocker uses, has no switch to turn the OOM killer off"
+            );
+        }
+        let mut exposed = vec![];
+        for text in &args.expose {
+            exposed.extend(crate::network::ports::parse_exposed(text)?);
+        }
         Ok(RunExtras {
+            exposed,
             labels,
             stop_signal: args.stop_signal.clone(),
             stop_timeout: args.stop_timeout,
@@ -277,6 +293,7 @@ impl RunExtras {
             stop_signal,
             rootfs_mode,
             labels: image_labels,
+            exposed_ports: image_exposed,
         } = origin;
         let mut labels = image_labels.cloned().unwrap_or_default();
         labels.extend(self.labels.iter().cloned());
@@ -360,6 +377,18 @@ impl RunExtras {
             labels,
             restart: self.restart,
             host_namespaces: spec.host_namespaces,
+            exposed_ports: {
+                let mut ports: Vec<String> = image_exposed;
+                ports.extend(self.exposed.iter().cloned());
+                ports.extend(
+                    spec.ports
+                        .iter()
+                        .map(|p| format!("{}/{}", p.container_port, p.protocol)),
+                );
+                ports.sort();
+                ports.dedup();
+                ports
+            },
         }
     }
 }
@@ -445,6 +474,12 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
         image_id: Some(record.id().to_string()),
         stop_signal: image_defaults.stop_signal.as_deref(),
         labels: image_defaults.labels.as_ref(),
+        exposed_ports: image_defaults
+            .exposed_ports
+            .iter()
+            .flatten()
+            .map(|(port, _)| port.clone())
+            .collect(),
         rootfs_mode: choice.mode.into(),
     };
     // A container that never started leaves nothing; one that ran keeps
@@ -665,6 +700,7 @@ fn build_spec(
         .map(UserSpec::parse)
         .transpose()?;
     let user = users::resolve(user_spec.as_ref(), passwd.as_deref(), group.as_deref())?;
+    check_group_add(&args.group_add, user.ids.gid, group.as_deref())?;
 
     let host_namespaces = crate::spec::HostNamespaces {
         ipc: args.ipc.unwrap_or(false),
@@ -757,6 +793,29 @@ fn build_spec(
         sysctls,
         host_namespaces,
     })
+}
+
+/// `--group-add`: a rootless container maps one group id, the container's
+/// own (the caller's group on the host), and `setgroups` is denied in its
+/// user namespace (the kernel's rule for an unprivileged map), so the
+/// process keeps the caller's supplementary groups for the host's access
+/// checks and can gain no other. A group that is the container's own, and
+/// podman's `keep-groups` (what happens anyway), are taken; any other is
+/// refused rather than silently missing.
+fn check_group_add(groups: &[String], gid: u32, group_file: Option<&str>) -> Result<()> {
+    for wanted in groups.iter().filter(|g| g.as_str() != "keep-groups") {
+        let wanted_gid =
+            users::group(wanted, group_file).with_context(|| format!("--group-add {wanted}"))?;
+        if wanted_gid != gid {
+            bail!(
+                "--group-add {wanted}: a rootless container has one group id, its own ({gid}), \
+                 mapped to your group; gid {wanted_gid} cannot exist in it without root's \
+                 newgidmap. Your own supplementary groups still apply to host files \
+                 (--group-add keep-groups says so)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `--sysctl KEY=VALUE`, of the container's own namespaces only.

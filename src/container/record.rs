@@ -85,6 +85,10 @@ pub struct ContainerRecord {
     /// When its monitor starts it again (`--restart`).
     #[serde(default, with = "crate::util::as_text")]
     pub restart: crate::spec::RestartPolicy,
+    /// The ports it says it listens on, docker's `80/tcp` keys: the
+    /// image's ExposedPorts, `--expose` and the published ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
     /// `--ipc host`, `--uts host`: what `exec` must not try to join.
     #[serde(
         default,

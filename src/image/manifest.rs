@@ -417,6 +417,9 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(default)]
     pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// EXPOSE ports, `80/tcp` (the values are empty objects).
+    #[serde(default)]
+    pub exposed_ports: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// VOLUME paths (the values are empty objects).
     #[serde(default)]
     pub volumes: Option<std::collections::BTreeMap<String, serde_json::Value>>,

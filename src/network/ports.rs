@@ -123,9 +123,35 @@ fn parse_inner(text: &str) -> Result<Vec<PortMapping>> {
         .collect())
 }
 
+/// One `--expose PORT[-PORT][/tcp|/udp]`: docker's `80/tcp` keys.
+pub fn parse_exposed(text: &str) -> Result<Vec<String>> {
+    let (ports, protocol) = match text.rsplit_once('/') {
+        Some((ports, "tcp")) => (ports, Protocol::Tcp),
+        Some((ports, "udp")) => (ports, Protocol::Udp),
+        Some((_, other)) => bail!("--expose {text}: unknown protocol {other:?}: use tcp or udp"),
+        None => (text, Protocol::Tcp),
+    };
+    let (first, count) = parse_ports(ports, "port").with_context(|| format!("--expose {text}"))?;
+    Ok((0..count)
+        .map(|i| format!("{}/{protocol}", first + i))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposed_ports_as_docker_keys_them() {
+        assert_eq!(parse_exposed("80").unwrap(), ["80/tcp"]);
+        assert_eq!(parse_exposed("53/udp").unwrap(), ["53/udp"]);
+        assert_eq!(
+            parse_exposed("8000-8001").unwrap(),
+            ["8000/tcp", "8001/tcp"]
+        );
+        assert!(parse_exposed("80/sctp").is_err());
+        assert!(parse_exposed("http").is_err());
+    }
 
     fn one(text: &str) -> String {
         let all = parse(text).unwrap();

@@ -50,6 +50,17 @@ fn group_id(text: &str, name: &str) -> Option<u32> {
     })
 }
 
+/// A group by number, or by name from the container's /etc/group.
+pub fn group(spec: &str, group: Option<&str>) -> Result<u32> {
+    match spec.parse::<u32>() {
+        Ok(gid) => Ok(gid),
+        Err(_) => match group_id(group.unwrap_or(""), spec) {
+            Some(gid) => Ok(gid),
+            None => bail!("group {spec:?} not found in the container's /etc/group"),
+        },
+    }
+}
+
 /// Resolves the user (root when `spec` is `None`) with the container's
 /// passwd and group files, when it has them.
 pub fn resolve(
@@ -72,13 +83,7 @@ pub fn resolve(
         (None, Err(_)) => unreachable!("a named user without an entry bailed above"),
     };
     let gid = match spec.and_then(|s| s.group.as_deref()) {
-        Some(group_spec) => match group_spec.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => match group_id(group.unwrap_or(""), group_spec) {
-                Some(gid) => gid,
-                None => bail!("group {group_spec:?} not found in the container's /etc/group"),
-            },
-        },
+        Some(group_spec) => self::group(group_spec, group)?,
         None => entry.as_ref().map_or(0, |e| e.gid),
     };
     let home = entry
