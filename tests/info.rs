@@ -145,3 +145,65 @@ fn completion_scripts_load_in_their_shell_and_know_the_verbs() {
     command.args(["completion", "tcsh"]);
     assert_eq!(code(&output_within(command, Duration::from_secs(30))), 125);
 }
+
+/// The man page generator (`contrib/man/mangen.rs`), which `cargo test`
+/// builds beside the tests: a page for rocker and for each verb, in roff
+/// that `man` renders, with the flags `--help` has.
+#[test]
+fn man_pages_cover_every_verb_and_render() {
+    let exe = std::env::current_exe().unwrap();
+    let generator = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples/mangen"))
+        .unwrap();
+    assert!(
+        generator.exists(),
+        "{} is missing: cargo test builds the examples",
+        generator.display()
+    );
+    let out = harness().scratch("man");
+    let made = std::process::Command::new(&generator)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for page in [
+        "rocker.1",
+        "rocker-run.1",
+        "rocker-volume-create.1",
+        "rocker-system-prune.1",
+    ] {
+        let text = std::fs::read_to_string(out.join(page)).unwrap_or_else(|_| panic!("no {page}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+    }
+    let run = std::fs::read_to_string(out.join("rocker-run.1")).unwrap();
+    for flag in ["volume", "mount", "group\\-add", "stop\\-timeout"] {
+        assert!(run.contains(flag), "rocker-run.1 lacks {flag}");
+    }
+    require("/usr/bin/man", "man-db");
+    let rendered = std::process::Command::new("man")
+        .arg("-l")
+        .arg(out.join("rocker-run.1"))
+        .env("MANWIDTH", "80")
+        .env("MANPAGER", "cat")
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        text.contains("SYNOPSIS") && text.contains("--volume"),
+        "{text}"
+    );
+}
