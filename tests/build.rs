@@ -169,6 +169,29 @@ fn a_containerfile_builds_an_image_that_runs_with_what_each_instruction_set() {
     ]));
     assert_eq!(filtered.lines().count(), 2, "{filtered}");
     assert_eq!(ok(b.rocker(&["images", "-f", "dangling=true", "-q"])), "");
+    // before= and since= compare creation times with the image named.
+    let since = ok(b.rocker(&[
+        "images",
+        "-f",
+        &format!("since={}", busybox()),
+        "--format",
+        "{{.Tag}}",
+    ]));
+    assert_eq!(since.lines().collect::<Vec<_>>(), ["1", "2"], "{since}");
+    let before = ok(b.rocker(&[
+        "images",
+        "-f",
+        "before=app:1",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]));
+    assert_eq!(before.lines().count(), 1, "{before}");
+    assert!(
+        busybox().ends_with(before.trim().rsplit('/').next().unwrap()),
+        "{before}"
+    );
+    let missing = b.rocker(&["images", "-f", "before=no-such-image"]);
+    assert_eq!(code(&missing), 1, "{}", stderr(&missing));
     let with_digests = ok(b.rocker(&["images", "--digests", "app:1"]));
     assert!(
         with_digests.contains("DIGEST") && with_digests.contains("sha256:"),

@@ -32,6 +32,11 @@ impl Filters {
         Ok(Filters(filters))
     }
 
+    /// The values given for `key`.
+    pub fn values(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0.get(key).into_iter().flatten().map(String::as_str)
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }

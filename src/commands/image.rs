@@ -161,7 +161,33 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
         let unnamed = image.name == image.id().to_string();
         !(unnamed && named.contains(image.id())) && (args.all || !image.build_cache)
     });
-    let filters = Filters::parse(&args.filters, &["dangling", "label", "reference"])?;
+    let filters = Filters::parse(
+        &args.filters,
+        &["dangling", "label", "reference", "before", "since"],
+    )?;
+    // When the image was made, from its config (as docker shows it).
+    let created = |image: &ImageRecord| -> Option<u64> {
+        let bytes = context.store.read_blob(&image.config).ok()?;
+        let config: ImageConfig = serde_json::from_slice(&bytes).ok()?;
+        config.created.as_deref().and_then(time::parse_rfc3339)
+    };
+    // before= and since= name an image; docker compares creation times.
+    let created_of_named = |text: &str| -> Result<u64> {
+        let image = context.find_one(text)?.ok_or_else(|| {
+            anyhow::Error::new(StatusError::new(
+                1,
+                format!("no such image: {text} (in --filter before/since)"),
+            ))
+        })?;
+        Ok(created(&image).unwrap_or(image.pulled))
+    };
+    let mut before = vec![];
+    let mut since = vec![];
+    for (key, list) in [("before", &mut before), ("since", &mut since)] {
+        for text in filters.values(key) {
+            list.push(created_of_named(text)?);
+        }
+    }
     let wanted = args
         .reference
         .as_deref()
@@ -198,6 +224,10 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
             && filters.allows("reference", |pattern| {
                 !dangling && reference_matches(pattern, &image.name)
             })
+            && {
+                let at = created(image).unwrap_or(image.pulled);
+                before.iter().all(|limit| at < *limit) && since.iter().all(|limit| at > *limit)
+            }
     });
     images.sort_by(|a, b| b.pulled.cmp(&a.pulled).then(a.name.cmp(&b.name)));
     let mut out = std::io::stdout().lock();
@@ -214,12 +244,6 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
     // Extracted, as docker counts an image's size.
     let unpacked = |image: &ImageRecord| {
         image.unpacked_size(|layer| tree_size(&context.store.layer_path(&layer.diff_id)))
-    };
-    // When the image was made, from its config (as docker shows it).
-    let created = |image: &ImageRecord| -> Option<u64> {
-        let bytes = context.store.read_blob(&image.config).ok()?;
-        let config: ImageConfig = serde_json::from_slice(&bytes).ok()?;
-        config.created.as_deref().and_then(time::parse_rfc3339)
     };
     // The fields of docker's `images --format`, and rocker's own beside
     // them under names docker does not use.
