@@ -829,3 +829,52 @@ fn a_run_killed_before_its_record_leaves_nothing_that_pins_layers() {
         "nothing pins the image's layers any more"
     );
 }
+
+/// `ps -s`: what each container wrote, and that with its image.
+#[test]
+fn ps_size_counts_the_containers_writes_in_each_mode() {
+    let image = busybox("busybox:ps-size", serde_json::json!({"Cmd": ["sh"]}));
+    for mode in MODES {
+        let data = harness().scratch(&format!("ps-size-{mode}"));
+        ok(rocker(
+            &data,
+            mode,
+            &[
+                "run",
+                "--name",
+                "writer",
+                "--network",
+                "none",
+                &image,
+                "sh",
+                "-c",
+                "head -c 300000 /dev/zero > /big",
+            ],
+        ));
+        let out = ok(rocker(
+            &data,
+            mode,
+            &["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"],
+        ));
+        let (written, virtual_size) = out
+            .trim()
+            .strip_prefix("writer ")
+            .and_then(|rest| rest.split_once(" (virtual "))
+            .unwrap_or_else(|| panic!("{mode}: {out}"));
+        let kb = |text: &str| -> f64 {
+            let text = text.trim_end_matches(')');
+            match text.strip_suffix("MB") {
+                Some(mb) => mb.parse::<f64>().unwrap() * 1000.0,
+                None => text
+                    .strip_suffix("kB")
+                    .unwrap_or_else(|| panic!("{text}"))
+                    .parse()
+                    .unwrap(),
+            }
+        };
+        assert!(kb(written) >= 300.0, "{mode}: {out}");
+        assert!(kb(virtual_size) > kb(written), "{mode}: {out}");
+        let table = ok(rocker(&data, mode, &["ps", "-a", "--size"]));
+        assert!(table.lines().next().unwrap().ends_with("SIZE"), "{table}");
+    }
+}

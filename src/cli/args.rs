@@ -349,6 +349,9 @@ pub struct PsArgs {
     /// Do not shorten ids and commands
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
+    /// Show what each container wrote, and that with its image (virtual)
+    #[arg(short, long)]
+    pub size: bool,
     /// Output format
     #[arg(long, value_parser = format_flag, default_value = "text")]
     pub format: Format,

@@ -16,7 +16,7 @@ use crate::cli::args::{
 };
 use crate::commands::filters::{label_matches, name_matches, Filters};
 use crate::commands::image;
-use crate::commands::output::{printable, write_table};
+use crate::commands::output::{human_size, printable, write_table};
 use crate::container::freeze;
 use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{ContainerRecord, Containers, LiveState, LogDriver, State};
@@ -26,6 +26,7 @@ use crate::image::reference::Reference;
 use crate::network::ports::PortMapping;
 use crate::rootfs::backing::changes;
 use crate::spec::{parse_signal, RestartPolicy};
+use crate::util::fs::tree_size;
 use crate::util::time;
 
 /// How long `stop`, `kill` and `rm -f` wait for a monitor to record the
@@ -34,6 +35,49 @@ const MONITOR_DEADLINE: Duration = Duration::from_secs(10);
 
 fn open() -> Result<Containers> {
     Containers::open(&Dirs::discover()?)
+}
+
+/// `ps -s`: what a container wrote (its upper dir, or its copied root),
+/// and that plus its image, docker's "virtual" size.
+struct Sizes {
+    images: std::collections::BTreeMap<String, u64>,
+}
+
+impl Sizes {
+    fn measure() -> Result<Sizes> {
+        let context = image::ImageContext::open()?;
+        let images = context
+            .store
+            .images()?
+            .iter()
+            .map(|image| {
+                let size = image
+                    .unpacked_size(|layer| tree_size(&context.store.layer_path(&layer.diff_id)));
+                (image.id().to_string(), size)
+            })
+            .collect();
+        Ok(Sizes { images })
+    }
+
+    fn words(&self, containers: &Containers, record: &ContainerRecord) -> String {
+        let dir = containers.dir(&record.id);
+        let written = ["upper", "rootfs"]
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_dir())
+            .map_or(0, |path| tree_size(&path));
+        let image = record
+            .image_id
+            .as_ref()
+            .and_then(|id| self.images.get(id))
+            .copied()
+            .unwrap_or(0);
+        format!(
+            "{} (virtual {})",
+            human_size(written),
+            human_size(written + image)
+        )
+    }
 }
 
 /// `ps`' STATUS column, as docker words it.
@@ -124,6 +168,11 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
     if let Some(n) = last {
         rows.truncate(n);
     }
+    let sizes = args.size.then(Sizes::measure).transpose()?;
+    let size_of = |record: &ContainerRecord| match &sizes {
+        Some(sizes) => sizes.words(&containers, record),
+        None => "N/A".to_string(),
+    };
     let id_of = |record: &ContainerRecord| match args.no_trunc {
         true => record.id.clone(),
         false => record.id[..12].to_string(),
@@ -168,7 +217,7 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
                         .count()
                         .to_string(),
                     "Networks": record.network.to_string(),
-                    "Size": "N/A",
+                    "Size": size_of(record),
                     "ImageID": record.image_id,
                     "Pid": pid(state),
                     "ExitCode": exit_code(state),
@@ -198,7 +247,7 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
             if !args.no_trunc && command.chars().count() > 20 {
                 command = format!("{}...\"", command.chars().take(16).collect::<String>());
             }
-            vec![
+            let mut row = vec![
                 id_of(record),
                 record.image.clone(),
                 command,
@@ -206,22 +255,26 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
                 status_words(state, *started, now),
                 ports_text(record),
                 record.name.clone(),
-            ]
+            ];
+            if sizes.is_some() {
+                row.push(size_of(record));
+            }
+            row
         })
         .collect();
-    write_table(
-        &mut std::io::stdout().lock(),
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &table,
-    )?;
+    let mut header = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if sizes.is_some() {
+        header.push("SIZE");
+    }
+    write_table(&mut std::io::stdout().lock(), &header, &table)?;
     Ok(0)
 }
 
