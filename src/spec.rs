@@ -67,10 +67,13 @@ pub struct ContainerSpec {
 }
 
 /// Namespaces a container shares with the caller instead of having its
-/// own: `--ipc host` (System V IPC, POSIX message queues, the caller's
-/// /dev/shm) and `--uts host` (the hostname).
+/// own: `--pid host` (the caller's processes, and /proc), `--ipc host`
+/// (System V IPC, POSIX message queues, the caller's /dev/shm) and `--uts
+/// host` (the hostname).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostNamespaces {
+    #[serde(default)]
+    pub pid: bool,
     #[serde(default)]
     pub ipc: bool,
     #[serde(default)]

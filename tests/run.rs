@@ -893,3 +893,43 @@ fn exposed_ports_show_in_inspect() {
     let out = h.run(&["--rm", "--expose", "http", "true"]);
     assert_eq!(code(&out), 125);
 }
+
+#[test]
+fn pid_host_sees_the_callers_processes_and_leaves_none_of_its_own() {
+    let h = harness();
+    let seconds = 100_000 + std::process::id() % 50_000;
+    let marker = format!("sleep {seconds}");
+    // The test's own pid is visible; a process left running in the
+    // background (seen running) is killed when the command ends; the
+    // status is kept.
+    let script = format!(
+        "test -d /proc/{}/ && echo sees-the-host; \
+         (sleep {seconds} &); sleep 0.2; ps -o args | grep -q '^{marker}' && echo running; exit 7",
+        std::process::id()
+    );
+    for init in [&[][..], &["--init"][..]] {
+        let mut args = vec!["--rm", "--network", "none", "--pid", "host"];
+        args.extend_from_slice(init);
+        args.extend(["sh", "-c", &script]);
+        let out = h.run(&args);
+        assert_eq!(code(&out), 7, "{init:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "sees-the-host\nrunning\n", "{init:?}");
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+        assert!(
+            processes_with(&marker).is_empty(),
+            "{init:?}: {marker} outlived its container"
+        );
+    }
+    // Masked paths still apply to the host's /proc.
+    let out = h.run(&[
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "host",
+        "sh",
+        "-c",
+        "cat /proc/timer_list | wc -c; echo x > /proc/sys/kernel/domainname || echo read-only",
+    ]);
+    assert_eq!(stdout(&out), "0\nread-only\n", "{}", stderr(&out));
+}

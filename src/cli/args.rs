@@ -1038,6 +1038,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "PORT[/PROTO]")]
     pub expose: Vec<String>,
 
+    /// PID namespace: host shares the caller's processes and /proc (the
+    /// container can see and signal your processes then)
+    #[arg(long, value_name = "MODE", value_parser = namespace_mode_flag)]
+    pub pid: Option<bool>,
+
     /// IPC namespace: private (the default; shareable is the same here) or
     /// host (the caller's, with its /dev/shm and /dev/mqueue)
     #[arg(long, value_name = "MODE", value_parser = namespace_mode_flag)]

@@ -982,7 +982,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "NetworkMode": record.network.to_string(),
             "IpcMode": if record.host_namespaces.ipc { "host" } else { "private" },
             "UTSMode": if record.host_namespaces.uts { "host" } else { "" },
-            "PidMode": "",
+            "PidMode": if record.host_namespaces.pid { "host" } else { "" },
             "PortBindings": bindings,
             "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
             "LogConfig": {"Type": match record.log_driver {

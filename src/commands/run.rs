@@ -703,6 +703,7 @@ fn build_spec(
     check_group_add(&args.group_add, user.ids.gid, group.as_deref())?;
 
     let host_namespaces = crate::spec::HostNamespaces {
+        pid: args.pid.unwrap_or(false),
         ipc: args.ipc.unwrap_or(false),
         uts: args.uts.unwrap_or(false),
     };

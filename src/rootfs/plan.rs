@@ -163,7 +163,14 @@ const SECURE: MsFlags = MsFlags::MS_NOSUID
 
 /// The whole layout of `spec`'s container, in the order it must be applied.
 pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
-    let mut ops = vec![filesystem("proc", "/proc", SECURE, "")];
+    // A proc of the host's pid namespace cannot be mounted from ours (the
+    // kernel wants privilege over that namespace): --pid host binds the
+    // caller's /proc, sub-mounts and all, masked and read-only paths below
+    // applying as usual.
+    let mut ops = match spec.host_namespaces.pid {
+        true => vec![bind("/proc", "/proc", true, false)],
+        false => vec![filesystem("proc", "/proc", SECURE, "")],
+    };
     ops.extend(dev(spec.shm_size, spec.host_namespaces.ipc));
     // --device nodes, over the tmpfs /dev like the harmless ones.
     for device in &spec.devices {
@@ -394,6 +401,16 @@ mod tests {
         assert!(position(&ops, "masking /proc/kcore") > position(&ops, "mounting proc on /proc"));
         position(&ops, "making /proc/sys read-only");
         position(&ops, "bind-mounting /run/c/resolv.conf on /etc/resolv.conf");
+    }
+
+    #[test]
+    fn the_host_pid_namespace_brings_the_hosts_proc_still_masked() {
+        let mut shared = spec(NetworkMode::None, vec![]);
+        shared.host_namespaces.pid = true;
+        let ops = plan(&shared, &files());
+        assert_eq!(ops[0].to_string(), "bind-mounting /proc on /proc");
+        assert!(position(&ops, "masking /proc/kcore") > 0);
+        position(&ops, "making /proc/sys read-only");
     }
 
     #[test]

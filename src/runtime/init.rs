@@ -55,6 +55,11 @@ fn prepare(
     // the monitor already be gone, the wait below reads end of stream.
     prctl::set_pdeathsig(Signal::SIGKILL).context("setting the parent-death signal")?;
     channel.wait_for_mapping()?;
+    // Without a pid namespace, orphans would go to the host's init: the
+    // command (or --init's reaper) adopts them, as PID 1 would.
+    if spec.host_namespaces.pid {
+        prctl::set_child_subreaper(true).context("becoming the container's subreaper")?;
+    }
 
     become_user(spec.process.user)?;
     enter_rootfs(channel, spec, files, mounts)?;

@@ -4,7 +4,8 @@
 //! way into a running one. They share `process` (the last steps before
 //! exec), `channel` (their handshake), `supervise`, `console`, `stdio_pipes`
 //! and `reaper` (signals, terminal, logs, `--init`), `namespaces` and
-//! `capabilities`. `container_root` reaches a container's root for a
+//! `capabilities`; `host_pid` ends a `--pid host` container's processes.
+//! `container_root` reaches a container's root for a
 //! moment, running or stopped, in a child of its own, for `cp`.
 
 pub mod attach_server;
@@ -12,6 +13,7 @@ pub mod capabilities;
 pub mod channel;
 pub mod console;
 pub mod container_root;
+pub mod host_pid;
 pub mod init;
 pub mod join;
 pub mod launch;

@@ -22,6 +22,7 @@ use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan::{self, GeneratedFiles, MountOp};
 use crate::runtime::attach_server::{AttachServer, Offer};
 use crate::runtime::channel::{self, ParentEnd};
+use crate::runtime::host_pid::ContainerProcesses;
 use crate::runtime::seccomp::Program;
 use crate::runtime::stdio_pipes::StdioPipes;
 use crate::runtime::supervise::{self, BlockedSignals, Supervised};
@@ -55,6 +56,8 @@ struct Held {
     live_dir: Option<LiveDir>,
     mask: Option<BlockedSignals>,
     container: Option<Supervised>,
+    /// `--pid host`: the rest of the container, killed after its command.
+    processes: Option<ContainerProcesses>,
     fuse: Option<FuseOverlay>,
     network: Option<Slirp>,
 }
@@ -64,6 +67,9 @@ impl Drop for Held {
         // The container first, killed and reaped if it still runs: nothing
         // of it may outlive its network, its file system or its cgroup.
         drop(self.container.take());
+        if let Some(processes) = self.processes.take() {
+            processes.kill_all();
+        }
         drop(self.network.take());
         drop(self.fuse.take());
         drop(self.mask.take());
@@ -143,6 +149,9 @@ fn run_container(
     let (channel, pid) =
         clone_container(spec, seccomp, cgroup, &files, &mounts, pipes.as_mut(), mask)?;
     let container = held.container.insert(Supervised::new(pid));
+    if spec.host_namespaces.pid {
+        held.processes = Some(ContainerProcesses::of(pid)?);
+    }
 
     write_id_maps(pid, spec)?;
     channel.mapping_written()?;
@@ -185,6 +194,15 @@ fn run_container(
         pipes.as_mut(),
         &mut || started(pid, leaf.as_deref()),
     )?;
+    // Before the output drains: what is left of a --pid host container
+    // would hold its pipes open.
+    if let Some(processes) = &held.processes {
+        if !processes.kill_all() {
+            eprintln!(
+                "rocker: warning: processes of the container kept appearing as they were killed"
+            );
+        }
+    }
     if let Some(pipes) = pipes.as_mut() {
         pipes.drain();
         pipes.finish_attach(code);

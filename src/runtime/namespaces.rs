@@ -14,13 +14,12 @@ use crate::spec::HostNamespaces;
 /// The namespaces of a container (`exec` joins the same ones). The user
 /// namespace comes first: it is what makes the others possible without
 /// privilege, and it owns them. Those shared with the host (`--network
-/// host`, `--ipc host`, `--uts host`) are the caller's own, which the
+/// host`, `--pid host`, `--ipc host`, `--uts host`) are the caller's own, which the
 /// container's user namespace could not join anyway.
 pub fn flags(network: NetworkMode, host: HostNamespaces) -> CloneFlags {
-    let mut flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWCGROUP;
+    let mut flags =
+        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWCGROUP;
+    flags.set(CloneFlags::CLONE_NEWPID, !host.pid);
     flags.set(CloneFlags::CLONE_NEWNET, network.is_own_namespace());
     flags.set(CloneFlags::CLONE_NEWIPC, !host.ipc);
     flags.set(CloneFlags::CLONE_NEWUTS, !host.uts);
