@@ -438,6 +438,88 @@ fn inspect_shows_config_state_mounts_and_ports() {
     ok(s.rocker(&["rm", "-f", "seen"]));
 }
 
+/// Every field of `expected` (docker's) is in `got`, with the same JSON
+/// type; a null in `expected` takes any type. Objects are compared key by
+/// key, arrays by their first elements. The paths that differ.
+fn shape_differences(expected: &Value, got: &Value, path: &str, out: &mut Vec<String>) {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    match (expected, got) {
+        (Value::Null, _) => {}
+        (Value::Object(want), Value::Object(have)) => {
+            for (key, value) in want {
+                match have.get(key) {
+                    Some(found) => shape_differences(value, found, &format!("{path}.{key}"), out),
+                    None => out.push(format!("{path}.{key}: missing")),
+                }
+            }
+        }
+        (Value::Array(want), Value::Array(have)) => {
+            if let (Some(first), Some(found)) = (want.first(), have.first()) {
+                shape_differences(first, found, &format!("{path}[0]"), out);
+            } else if !want.is_empty() {
+                out.push(format!("{path}: empty"));
+            }
+        }
+        (want, have) if kind(want) != kind(have) => {
+            out.push(format!(
+                "{path}: {} where docker has {}",
+                kind(have),
+                kind(want)
+            ));
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn inspect_has_dockers_fields_key_by_key() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/docker/container-inspect.json");
+    let docker: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let s = Store::new("lifecycle-docker-shape");
+    let publish = format!("127.0.0.1:{}:80", free_port());
+    s.detach(
+        &[
+            "--name",
+            "web",
+            "-p",
+            &publish,
+            "-v",
+            "data:/data",
+            "-l",
+            "tier=web",
+        ],
+        &["sleep", "300"],
+    );
+    let rocker = s.inspect("web");
+    let mut differences = vec![];
+    shape_differences(&docker, &rocker, "", &mut differences);
+    assert!(
+        differences.is_empty(),
+        "not docker's shape:\n{}",
+        differences.join("\n")
+    );
+    // And the values a docker script reads.
+    assert_eq!(
+        rocker["HostConfig"]["Binds"],
+        serde_json::json!(["data:/data"])
+    );
+    assert_eq!(
+        rocker["NetworkSettings"]["Networks"]["slirp4netns"]["IPAddress"],
+        "10.0.2.100"
+    );
+    assert_eq!(rocker["NetworkSettings"]["Gateway"], "10.0.2.2");
+    assert_eq!(rocker["Config"]["Labels"]["tier"], "web");
+    ok(s.rocker(&["rm", "-f", "-v", "web"]));
+}
+
 #[test]
 fn a_killed_monitor_leaves_a_stopped_container_that_rm_cleans_up() {
     let s = Store::new("lifecycle-monitor");

@@ -19,7 +19,9 @@ use crate::commands::image;
 use crate::commands::output::{human_size, printable, write_table};
 use crate::container::freeze;
 use crate::container::logfile::{self, Entry, Follower, Stream};
-use crate::container::record::{ContainerRecord, Containers, LiveState, LogDriver, State};
+use crate::container::record::{
+    ContainerRecord, Containers, LiveState, LogDriver, MountKind, RootfsKind, State,
+};
 use crate::error::{exit_status_of, StatusError};
 use crate::host::dirs::Dirs;
 use crate::image::reference::Reference;
@@ -867,6 +869,21 @@ pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
 }
 
 /// What `inspect` says of a container, in docker's shape.
+/// docker's anonymous volumes have 64 hex digits for a name.
+fn is_anonymous_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// GraphDriver.Data: where an overlay container's writes and layers are.
+fn graph_data(containers: &Containers, record: &ContainerRecord) -> Value {
+    let dir = containers.dir(&record.id);
+    match record.rootfs_mode {
+        RootfsKind::Directory => json!({"RootDir": record.image}),
+        RootfsKind::Copy => json!({"RootDir": dir.join("rootfs")}),
+        _ => json!({"UpperDir": dir.join("upper"), "WorkDir": dir.join("work")}),
+    }
+}
+
 fn container_report(containers: &Containers, record: &ContainerRecord) -> Result<Value> {
     let (status, state) = containers.status_and_state(&record.id);
     // docker's maps: "80/tcp" -> [{HostIp, HostPort}], the port a string.
@@ -911,28 +928,156 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             mount
         })
         .collect();
+    // docker's Binds: the -v forms of the binds and named volumes.
+    let binds: Vec<String> = record
+        .mounts
+        .iter()
+        .filter(|m| m.kind != MountKind::Tmpfs)
+        .filter(|m| m.name.as_ref().is_none_or(|n| !is_anonymous_name(n)))
+        .map(|m| {
+            let source = m
+                .name
+                .clone()
+                .or_else(|| m.source.clone())
+                .unwrap_or_default();
+            let mode = if m.read_only { ":ro" } else { "" };
+            format!("{source}:{}{mode}", m.destination)
+        })
+        .collect();
+    let etc = containers.live_dir(&record.id).join("etc");
+    let flags = &record.flags;
+    let network_name = match record.network {
+        crate::network::NetworkMode::Slirp4netns(_) => "slirp4netns",
+        crate::network::NetworkMode::Host => "host",
+        crate::network::NetworkMode::None => "none",
+    };
+    let (gateway, prefix) = match record.network {
+        crate::network::NetworkMode::Slirp4netns(options) => {
+            (options.gateway().to_string(), options.cidr.prefix)
+        }
+        _ => (String::new(), 0),
+    };
+    let endpoint = json!({
+        "IPAMConfig": null,
+        "Links": null,
+        "Aliases": null,
+        "NetworkID": network_name,
+        "EndpointID": "",
+        "Gateway": gateway,
+        "IPAddress": record.ip_address.clone().unwrap_or_default(),
+        "IPPrefixLen": prefix,
+        "MacAddress": "",
+    });
+    let volumes: serde_json::Map<String, Value> = record
+        .mounts
+        .iter()
+        .filter(|m| m.kind == MountKind::Volume)
+        .map(|m| (m.destination.clone(), json!({})))
+        .collect();
     let (restart_name, retries) = match record.restart {
         RestartPolicy::OnFailure(limit) => ("on-failure", limit.unwrap_or(0)),
         RestartPolicy::Always => ("always", 0),
         RestartPolicy::UnlessStopped => ("unless-stopped", 0),
         RestartPolicy::No => ("no", 0),
     };
+    let host_config = json!({
+        "Memory": record.limits.memory.unwrap_or(0),
+        "MemorySwap": record.limits.memory_swap.unwrap_or(0),
+        "MemoryReservation": record.limits.memory_reservation.unwrap_or(0),
+        "NanoCpus": record.limits.cpus.map_or(0, |cpus| (cpus * 1e9) as u64),
+        "CpuWeight": record.limits.cpu_weight.unwrap_or(0),
+        "PidsLimit": record.limits.pids.unwrap_or(0),
+        "AutoRemove": record.auto_remove,
+        "Binds": (!binds.is_empty()).then_some(binds),
+        "ContainerIDFile": flags.cidfile.clone().unwrap_or_default(),
+        "CapAdd": (!flags.cap_add.is_empty()).then_some(&flags.cap_add),
+        "CapDrop": (!flags.cap_drop.is_empty()).then_some(&flags.cap_drop),
+        "Dns": flags.dns,
+        "DnsOptions": flags.dns_options,
+        "DnsSearch": flags.dns_search,
+        "ExtraHosts": (!flags.extra_hosts.is_empty()).then_some(&flags.extra_hosts),
+        "GroupAdd": (!flags.group_add.is_empty()).then_some(&flags.group_add),
+        "Devices": flags.devices.iter().map(|text| {
+            let mut parts = text.splitn(3, ':');
+            let host = parts.next().unwrap_or_default();
+            let inside = parts.next().unwrap_or(host);
+            json!({
+                "PathOnHost": host,
+                "PathInContainer": inside,
+                "CgroupPermissions": parts.next().unwrap_or("rwm"),
+            })
+        }).collect::<Vec<_>>(),
+        "Ulimits": (!flags.ulimits.is_empty()).then(|| flags.ulimits.iter().map(|text| {
+            let (name, limits) = text.split_once('=').unwrap_or((text, ""));
+            let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+            json!({
+                "Name": name,
+                "Soft": soft.parse::<i64>().unwrap_or(-1),
+                "Hard": hard.parse::<i64>().unwrap_or(-1),
+            })
+        }).collect::<Vec<_>>()),
+        "Privileged": record.security.privileged,
+        "PublishAllPorts": false,
+        "ReadonlyRootfs": flags.read_only,
+        "SecurityOpt": (!record.security.security_opt.is_empty())
+            .then_some(&record.security.security_opt),
+        "UsernsMode": "",
+        "ShmSize": flags.shm_size.unwrap_or(64 << 20),
+        "Init": flags.init,
+        "OomKillDisable": flags.oom_kill_disable,
+        "CpuShares": 0,
+        "NetworkMode": record.network.to_string(),
+        "IpcMode": if record.host_namespaces.ipc { "host" } else { "private" },
+        "UTSMode": if record.host_namespaces.uts { "host" } else { "" },
+        "PidMode": if record.host_namespaces.pid { "host" } else { "" },
+        "PortBindings": bindings,
+        "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
+        "LogConfig": {
+            "Type": match record.log_driver {
+                LogDriver::JsonFile => "json-file",
+                LogDriver::None => "none",
+            },
+            "Config": {},
+        },
+    });
     Ok(json!({
         "Id": record.id,
         // docker's names start with a slash.
         "Name": format!("/{}", record.name),
         "Created": time::rfc3339(record.created),
         "RestartCount": status.restart_count,
-        "Image": record.image_id,
+        "Image": record.image_id.clone().unwrap_or_default(),
         "ImageName": record.image,
         "Path": record.command.first(),
         "Args": record.command.get(1..).unwrap_or_default(),
+        "ResolvConfPath": etc.join("resolv.conf"),
+        "HostnamePath": etc.join("hostname"),
+        "HostsPath": etc.join("hosts"),
+        "Driver": record.rootfs_mode,
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "GraphDriver": {
+            "Name": record.rootfs_mode,
+            "Data": graph_data(containers, record),
+        },
         "Config": {
             "Image": record.image,
             "Hostname": record.hostname,
+            "Domainname": "",
             "User": record.user.to_string(),
+            "AttachStdin": flags.open_stdin && !record.detached,
+            "AttachStdout": !record.detached,
+            "AttachStderr": !record.detached,
+            "OpenStdin": flags.open_stdin,
+            "StdinOnce": flags.open_stdin && !record.detached,
             "Env": record.env,
             "Cmd": record.command,
+            "Entrypoint": null,
+            "OnBuild": null,
+            "Volumes": (!volumes.is_empty()).then_some(volumes),
             "WorkingDir": record.working_dir,
             "Tty": record.tty,
             "StopSignal": record.stop_signal.to_string(),
@@ -960,6 +1105,11 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "StartedAt": time_or_zero(status.started),
             "FinishedAt": time_or_zero(status.finished),
             "OOMKilled": status.oom_killed,
+            "Dead": matches!(state, State::Damaged(_)),
+            "Error": match &state {
+                State::Damaged(why) => why.clone(),
+                _ => String::new(),
+            },
             "CgroupPath": match &state {
                 State::Running(live) => live.cgroup.clone(),
                 _ => None,
@@ -968,28 +1118,17 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         "Mounts": mounts,
         "NetworkSettings": {
             "Mode": record.network.to_string(),
-            "IPAddress": record.ip_address,
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": "",
+            "Gateway": gateway,
+            "IPAddress": record.ip_address.clone().unwrap_or_default(),
+            "IPPrefixLen": prefix,
+            "MacAddress": "",
             "Ports": ports,
+            "Networks": {network_name: endpoint},
         },
-        "HostConfig": {
-            "Memory": record.limits.memory.unwrap_or(0),
-            "MemorySwap": record.limits.memory_swap.unwrap_or(0),
-            "MemoryReservation": record.limits.memory_reservation.unwrap_or(0),
-            "NanoCpus": record.limits.cpus.map_or(0, |cpus| (cpus * 1e9) as u64),
-            "CpuWeight": record.limits.cpu_weight.unwrap_or(0),
-            "PidsLimit": record.limits.pids.unwrap_or(0),
-            "AutoRemove": record.auto_remove,
-            "NetworkMode": record.network.to_string(),
-            "IpcMode": if record.host_namespaces.ipc { "host" } else { "private" },
-            "UTSMode": if record.host_namespaces.uts { "host" } else { "" },
-            "PidMode": if record.host_namespaces.pid { "host" } else { "" },
-            "PortBindings": bindings,
-            "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
-            "LogConfig": {"Type": match record.log_driver {
-                LogDriver::JsonFile => "json-file",
-                LogDriver::None => "none",
-            }},
-        },
+        "HostConfig": host_config,
         "Rootfs": record.rootfs_mode,
         "LogPath": record.detached.then(|| containers.log_path(&record.id)),
     }))

@@ -129,6 +129,8 @@ struct RunExtras {
     cidfile: Option<PathBuf>,
     /// `--expose`, as docker's `80/tcp` keys.
     exposed: Vec<String>,
+    /// What `inspect` shows of the flags.
+    flags: crate::container::record::RunFlags,
     /// `create`: record it, do not start it.
     create_only: bool,
     restart: crate::spec::RestartPolicy,
@@ -214,7 +216,25 @@ impl RunExtras {
         for text in &args.expose {
             exposed.extend(crate::network::ports::parse_exposed(text)?);
         }
+        let flags = crate::container::record::RunFlags {
+            cap_add: args.cap_add.clone(),
+            cap_drop: args.cap_drop.clone(),
+            dns: args.dns.clone(),
+            dns_search: args.dns_search.clone(),
+            dns_options: args.dns_option.clone(),
+            extra_hosts: args.add_host.clone(),
+            group_add: args.group_add.clone(),
+            devices: args.device.clone(),
+            ulimits: args.ulimit.clone(),
+            shm_size: args.shm_size,
+            cidfile: args.cidfile.as_ref().map(|p| p.display().to_string()),
+            read_only: args.read_only,
+            init: args.init,
+            open_stdin: args.process.interactive,
+            oom_kill_disable: args.oom_kill_disable,
+        };
         Ok(RunExtras {
+            flags,
             exposed,
             labels,
             stop_signal: args.stop_signal.clone(),
@@ -377,6 +397,7 @@ impl RunExtras {
             labels,
             restart: self.restart,
             host_namespaces: spec.host_namespaces,
+            flags: self.flags.clone(),
             exposed_ports: {
                 let mut ports: Vec<String> = image_exposed;
                 ports.extend(self.exposed.iter().cloned());

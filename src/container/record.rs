@@ -89,6 +89,9 @@ pub struct ContainerRecord {
     /// image's ExposedPorts, `--expose` and the published ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposed_ports: Vec<String>,
+    /// Run flags `inspect` reports that nothing else keeps.
+    #[serde(default, skip_serializing_if = "RunFlags::is_default")]
+    pub flags: RunFlags,
     /// `--ipc host`, `--uts host`: what `exec` must not try to join.
     #[serde(
         default,
@@ -165,6 +168,51 @@ impl From<RootfsMode> for RootfsKind {
             RootfsMode::FuseOverlayfs => RootfsKind::FuseOverlayfs,
             RootfsMode::Copy => RootfsKind::Copy,
         }
+    }
+}
+
+/// The run flags docker's `inspect` shows in HostConfig and Config, as
+/// given, for the record alone (the spec has what the runtime needs).
+/// Empty ones are not written, so a plain container's record stays small.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFlags {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:ADDRESS`, as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidfile: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+    /// `-i`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_stdin: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_kill_disable: bool,
+}
+
+impl RunFlags {
+    pub fn is_default(&self) -> bool {
+        *self == RunFlags::default()
     }
 }
 
