@@ -146,32 +146,14 @@ fn completion_scripts_load_in_their_shell_and_know_the_verbs() {
     assert_eq!(code(&output_within(command, Duration::from_secs(30))), 125);
 }
 
-/// The man page generator (`contrib/man/mangen.rs`), which `cargo test`
-/// builds beside the tests: a page for rocker and for each verb, in roff
-/// that `man` renders, with the flags `--help` has.
+/// Man pages as `contrib/man/mangen.rs` writes them (clap_mangen over the
+/// command line's definition): a page for rocker and for each verb, in
+/// roff that `man` renders, with the flags `--help` has.
 #[test]
 fn man_pages_cover_every_verb_and_render() {
-    let exe = std::env::current_exe().unwrap();
-    let generator = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples/mangen"))
-        .unwrap();
-    assert!(
-        generator.exists(),
-        "{} is missing: cargo test builds the examples",
-        generator.display()
-    );
+    use clap::CommandFactory;
     let out = harness().scratch("man");
-    let made = std::process::Command::new(&generator)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    clap_mangen::generate_to(rocker::cli::args::Cli::command(), &out).unwrap();
     for page in [
         "rocker.1",
         "rocker-run.1",
