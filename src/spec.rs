@@ -64,6 +64,10 @@ pub struct ContainerSpec {
     /// `--ipc host`, `--uts host`: namespaces it shares with the caller.
     #[serde(default)]
     pub host_namespaces: HostNamespaces,
+    /// Masked and read-only paths left as they are (`--security-opt
+    /// unmask=`, `systempaths=unconfined`); `ALL` for every one.
+    #[serde(default)]
+    pub unmask: Vec<String>,
 }
 
 /// Namespaces a container shares with the caller instead of having its

@@ -227,10 +227,55 @@ pub fn clone_into_namespaces(
             std::mem::size_of::<CloneArgs>(),
         )
     };
+    match Errno::result(ret) {
+        Ok(0) => Ok(Forked::Child),
+        Ok(pid) => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+        // Docker's and podman's default seccomp profiles answer clone3 with
+        // ENOSYS (so that glibc falls back): inside such a container, do
+        // the same, and put the child in its cgroup by hand.
+        Err(Errno::ENOSYS) => {
+            let forked = clone_legacy(flags)?;
+            if let (Forked::Parent(pid), Some(cgroup)) = (&forked, cgroup) {
+                join_cgroup(cgroup, *pid)?;
+            }
+            Ok(forked)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// `clone(2)` with fork semantics, where clone3 is refused. The child
+/// runs before it is in its cgroup, but it waits for its id maps first,
+/// which the parent writes after `join_cgroup`.
+fn clone_legacy(flags: CloneFlags) -> nix::Result<Forked> {
+    // SAFETY: a null stack makes clone behave like fork: the child runs on
+    // a copy of this stack, and no pointer is passed for the tids or TLS.
+    // The caller checked that the process has a single thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     match Errno::result(ret)? {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
+}
+
+/// Moves `pid` into the cgroup whose directory is `cgroup`.
+fn join_cgroup(cgroup: BorrowedFd<'_>, pid: Pid) -> nix::Result<()> {
+    let procs = nix::fcntl::openat(
+        cgroup,
+        "cgroup.procs",
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    nix::unistd::write(&procs, pid.to_string().as_bytes()).map(|_| ())
 }
 
 /// Plain `fork(2)`, for the `--init` reaper and for host probes.

@@ -55,6 +55,10 @@ pub enum SecurityOpt {
     RootEmulation(bool),
     /// no_new_privs is always set; the option is taken for docker's sake.
     NoNewPrivileges,
+    /// Paths not to mask or make read-only: podman's `unmask=ALL` or
+    /// `unmask=/proc/kcore:/proc/sys`, docker's `systempaths=unconfined`
+    /// (all of them).
+    Unmask(Vec<String>),
 }
 
 pub(super) fn security_opt_flag(text: &str) -> Result<SecurityOpt, String> {
@@ -76,9 +80,18 @@ pub(super) fn security_opt_flag(text: &str) -> Result<SecurityOpt, String> {
             true => Ok(SecurityOpt::NoNewPrivileges),
             false => Err("rocker always sets no-new-privileges".to_string()),
         },
+        ("systempaths", Some("unconfined")) => Ok(SecurityOpt::Unmask(vec!["ALL".into()])),
+        ("unmask", Some(paths)) if !paths.is_empty() => {
+            let paths: Vec<String> = paths.split(':').map(str::to_string).collect();
+            match paths.iter().find(|p| p.as_str() != "ALL" && !p.starts_with('/')) {
+                Some(bad) => Err(format!("unmask={bad}: give ALL or absolute paths")),
+                None => Ok(SecurityOpt::Unmask(paths)),
+            }
+        }
         _ => Err(format!(
             "unknown security option {text:?}: rocker takes seccomp=unconfined|PROFILE.json, \
-             root-emulation=true|false and no-new-privileges"
+             root-emulation=true|false, no-new-privileges, systempaths=unconfined and \
+             unmask=ALL|PATH[:PATH...]"
         )),
     }
 }

@@ -25,7 +25,32 @@ struct Report {
     dev_net_tun: Check,
     cgroups: Cgroups,
     security: Security,
+    nesting: Nesting,
     directories: Dirs,
+}
+
+/// Whether rocker itself runs in a container, and what of that container
+/// stops rootless ones (see `host::nested`).
+#[derive(Serialize)]
+struct Nesting {
+    /// The kind of container rocker runs in (docker, podman, kubernetes,
+    /// rocker...), when it runs in one.
+    container: Option<String>,
+    /// A seccomp filter on rocker itself: where user namespaces fail, the
+    /// likely cause.
+    seccomp_filter: bool,
+    /// Mount points hiding parts of /proc: a new proc is then refused.
+    masked_proc: Vec<String>,
+    store_on_overlayfs: bool,
+}
+
+fn nesting(dirs: &Dirs) -> Nesting {
+    Nesting {
+        container: crate::host::nested::container_kind(),
+        seccomp_filter: crate::host::userns::under_seccomp_filter(),
+        masked_proc: crate::host::nested::masked_proc_paths(),
+        store_on_overlayfs: crate::host::nested::is_on_overlayfs(&dirs.data),
+    }
 }
 
 /// What confines a container by default.
@@ -56,7 +81,8 @@ fn security() -> Security {
 
 pub fn run(args: InfoArgs) -> Result<i32> {
     let dirs = Dirs::discover()?;
-    let overlay_in_userns = probe::overlay_in_userns(dirs.ensure_runtime()?);
+    crate::host::dirs::ensure_private_dir(&dirs.data)?;
+    let overlay_in_userns = probe::overlay_in_userns(&dirs.data);
     let rootfs = mode::report(&dirs, &Config::load(&dirs.config)?, &overlay_in_userns)?;
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
@@ -71,6 +97,7 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         dev_net_tun: probe::device("/dev/net/tun"),
         cgroups: crate::cgroups::report::report(),
         security: security(),
+        nesting: nesting(&dirs),
         directories: dirs,
     };
     match &args.format {
@@ -146,6 +173,32 @@ fn print_text(report: &Report) {
         "  {:<20} {}",
         "root emulation", report.security.root_emulation
     );
+    let nesting = &report.nesting;
+    println!("Nesting:");
+    match &nesting.container {
+        Some(kind) => println!("  {:<20} yes: {kind}", "inside a container"),
+        None => println!("  {:<20} no", "inside a container"),
+    }
+    if nesting.seccomp_filter && !report.user_namespaces.ok {
+        println!("  {:<20} {}", "seccomp filter", crate::host::userns::SECCOMP_FIX);
+    } else if nesting.seccomp_filter {
+        println!("  {:<20} on rocker itself; it lets user namespaces through", "seccomp filter");
+    }
+    match nesting.masked_proc.as_slice() {
+        [] => println!("  {:<20} no", "masked /proc"),
+        masked => println!(
+            "  {:<20} yes ({}); for a new /proc, {}",
+            "masked /proc",
+            masked.join(", "),
+            crate::host::nested::MASKED_PROC_FIX
+        ),
+    }
+    if nesting.store_on_overlayfs {
+        println!(
+            "  {:<20} yes: kernel overlay cannot use it, containers get {}",
+            "store on overlayfs", report.rootfs.mode
+        );
+    }
     println!("Directories:");
     println!("  {:<20} {}", "data", report.directories.data.display());
     println!("  {:<20} {}", "config", report.directories.config.display());

@@ -166,6 +166,7 @@ impl RunExtras {
                     root_emulation = *on;
                 }
                 SecurityOpt::NoNewPrivileges => security_opt.push("no-new-privileges".into()),
+                SecurityOpt::Unmask(paths) => security_opt.push(format!("unmask={}", paths.join(":"))),
             }
         }
         if args.privileged {
@@ -814,6 +815,15 @@ fn build_spec(
         devices,
         sysctls,
         host_namespaces,
+        unmask: args
+            .security_opt
+            .iter()
+            .filter_map(|option| match option {
+                SecurityOpt::Unmask(paths) => Some(paths.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect(),
     })
 }
 
@@ -959,6 +969,9 @@ fn environment(
     let mut env = Environment::default();
     env.set("PATH", DEFAULT_PATH);
     env.set("HOSTNAME", hostname);
+    // systemd's convention, which podman follows too: the engine's name,
+    // so that what runs inside (rocker itself, `rocker info`) can tell.
+    env.set("container", "rocker");
     if args.process.tty {
         env.set("TERM", "xterm");
     }

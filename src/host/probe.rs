@@ -91,14 +91,26 @@ pub fn user_namespaces() -> Check {
     }
 }
 
-/// Kernel overlayfs inside a user namespace (Linux 5.11+, `userxattr`).
-pub fn overlay_in_userns(scratch: &Path) -> Check {
-    let base = scratch.join(format!("overlay-probe-{}", std::process::id()));
+const NO_USERNS: &str = "no user namespace to try it in";
+
+/// Kernel overlayfs inside a user namespace (Linux 5.11+, `userxattr`),
+/// tried in `store`, where the containers' upper dirs go: the answer
+/// depends on that file system.
+pub fn overlay_in_userns(store: &Path) -> Check {
+    if super::nested::is_on_overlayfs(store) {
+        return Check::no(format!(
+            "the store {} is on overlayfs (a container's own root, most likely), which kernel \
+             overlay does not take as an upper dir; give the store a volume or a host \
+             directory (XDG_DATA_HOME) to use it",
+            store.display()
+        ));
+    }
+    let base = store.join(format!(".overlay-probe-{}", std::process::id()));
     let result = in_child(|| {
         for dir in ["lower", "upper", "work", "merged"] {
             std::fs::create_dir_all(base.join(dir))?;
         }
-        enter_user_namespace(CloneFlags::CLONE_NEWNS)?;
+        enter_user_namespace(CloneFlags::CLONE_NEWNS).context(NO_USERNS)?;
         let options = format!(
             "lowerdir={},upperdir={},workdir={},userxattr",
             base.join("lower").display(),
@@ -124,7 +136,13 @@ pub fn overlay_in_userns(scratch: &Path) -> Check {
     let _ = std::fs::remove_dir_all(&base);
     match result {
         Ok(()) => Check::yes("kernel overlayfs mounts inside a user namespace"),
-        Err(err) => Check::no(format!("{err} (needs Linux 5.11 or later)")),
+        Err(err) if err.starts_with(NO_USERNS) => Check::no(err),
+        Err(err) if kernel_before(5, 11) => Check::no(format!("{err} (needs Linux 5.11 or later)")),
+        Err(err) => Check::no(format!(
+            "{err} (the kernel is new enough: the file system of {} may not take it as an \
+             upper dir)",
+            store.display()
+        )),
     }
 }
 
@@ -144,6 +162,16 @@ pub fn device(path: &str) -> Check {
             "cannot open it: {err}; desktop distributions make it mode 0666 (sudo chmod 0666 {path})"
         )),
     }
+}
+
+/// Whether the running kernel is older than `major.minor`.
+fn kernel_before(major: u32, minor: u32) -> bool {
+    let release = kernel_release().unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    found < (major, minor)
 }
 
 pub fn kernel_release() -> Result<String> {

@@ -51,12 +51,35 @@ fn blockers_given(read_sysctl: impl Fn(&str) -> Option<i64>) -> Vec<String> {
     found
 }
 
-/// A suffix for error messages: the blockers found, if any.
+/// A suffix for error messages: the blockers found, if any; with none, and
+/// a seccomp filter on this process, the filter (docker's, podman's and
+/// rocker's default profiles refuse user namespaces to a container).
 pub fn hint() -> String {
     match blockers().as_slice() {
+        [] if under_seccomp_filter() => format!(" (hint: {SECCOMP_FIX})"),
         [] => String::new(),
         blockers => format!(" (hint: {})", blockers.join("; ")),
     }
+}
+
+/// What to do when a seccomp filter refuses user namespaces.
+pub const SECCOMP_FIX: &str = "a seccomp filter refuses user namespaces to this process, as the \
+     default profiles of docker, podman and rocker do inside a container: start the outer \
+     container with --security-opt seccomp=unconfined (docker, podman, rocker) or with a \
+     profile that allows clone and unshare with CLONE_NEWUSER";
+
+/// Whether this process runs under a seccomp filter (mode 2 in
+/// /proc/self/status); cheap, read only when something failed.
+pub fn under_seccomp_filter() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|status| seccomp_mode(&status) == Some(2))
+}
+
+fn seccomp_mode(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Seccomp:"))
+        .and_then(|mode| mode.trim().parse().ok())
 }
 
 /// One `uid_map`/`gid_map` line: `inside` in the namespace is `outside` on
@@ -109,6 +132,16 @@ mod tests {
             2,
             "max_user_namespaces and unprivileged_userns_clone: {all:?}"
         );
+    }
+
+    #[test]
+    fn the_seccomp_mode_is_read_from_status() {
+        assert_eq!(
+            seccomp_mode("Name:\tsh\nSeccomp:\t2\nSeccomp_filters:\t1\n"),
+            Some(2)
+        );
+        assert_eq!(seccomp_mode("Seccomp:\t0\n"), Some(0));
+        assert_eq!(seccomp_mode("Name:\tsh\n"), None);
     }
 
     #[test]

@@ -239,7 +239,15 @@ fn apply(root: &OwnedFd, op: &MountOp) -> Result<()> {
             destination,
             flags,
             data,
-        } => mount_filesystem(root, fstype, destination, *flags, data),
+        } => match mount_filesystem(root, fstype, destination, *flags, data) {
+            Err(err) if is_refused(&err) && *fstype == "proc" => Err(masked_proc(err)),
+            // Inside another container, whose /sys has masked paths: the
+            // caller's /sys, read-only, as crun and podman fall back to.
+            Err(err) if is_refused(&err) && *fstype == "sysfs" => {
+                bind(root, Path::new("/sys"), destination, true, true)
+            }
+            other => other,
+        },
         MountOp::Bind {
             source,
             destination,
@@ -280,6 +288,27 @@ fn seed_volume(root: &OwnedFd, data: &Path, marker: &Path, path: &str) -> Result
         }
         _ => Ok(()),
     }
+}
+
+fn is_refused(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EPERM)
+}
+
+/// A refused proc mount, explained when the /proc rocker runs under is a
+/// container's, masked (see `host::nested`).
+fn masked_proc(err: anyhow::Error) -> anyhow::Error {
+    let masked = crate::host::nested::masked_proc_paths();
+    if masked.is_empty() {
+        return err;
+    }
+    let shown: Vec<&str> = masked.iter().take(3).map(String::as_str).collect();
+    err.context(format!(
+        "the kernel refuses a new /proc here, since the /proc rocker runs under has masked \
+         paths ({}{}), as a container's has: {}",
+        shown.join(", "),
+        if masked.len() > 3 { ", ..." } else { "" },
+        crate::host::nested::MASKED_PROC_FIX
+    ))
 }
 
 /// `--sysctl KEY=VALUE`: the file under the container's /proc/sys.

@@ -201,15 +201,17 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
         key: key.clone(),
         value: value.clone(),
     }));
-    // --privileged sees /proc and /sys as the namespace lets it.
-    if !spec.privileged {
-        ops.extend(MASKED_PATHS.iter().map(|p| MountOp::Mask {
-            path: p.to_string(),
-        }));
-        ops.extend(READ_ONLY_PATHS.iter().map(|p| MountOp::ReadOnly {
-            path: p.to_string(),
-        }));
-    }
+    // --privileged sees /proc and /sys as the namespace lets it, and so
+    // do the paths --security-opt unmask= names.
+    let kept = |path: &&&str| {
+        !spec.privileged && !spec.unmask.iter().any(|u| u == "ALL" || u == **path)
+    };
+    ops.extend(MASKED_PATHS.iter().filter(kept).map(|p| MountOp::Mask {
+        path: p.to_string(),
+    }));
+    ops.extend(READ_ONLY_PATHS.iter().filter(kept).map(|p| MountOp::ReadOnly {
+        path: p.to_string(),
+    }));
     ops
 }
 
@@ -375,6 +377,7 @@ mod tests {
             devices: vec![],
             sysctls: vec![],
             host_namespaces: Default::default(),
+            unmask: vec![],
         }
     }
 
@@ -401,6 +404,21 @@ mod tests {
         assert!(position(&ops, "masking /proc/kcore") > position(&ops, "mounting proc on /proc"));
         position(&ops, "making /proc/sys read-only");
         position(&ops, "bind-mounting /run/c/resolv.conf on /etc/resolv.conf");
+    }
+
+    #[test]
+    fn unmask_leaves_the_paths_it_names_or_all() {
+        let mut some = spec(NetworkMode::None, vec![]);
+        some.unmask = vec!["/proc/kcore".into(), "/proc/sys".into()];
+        let ops = plan(&some, &files());
+        assert!(!ops.iter().any(|op| op.to_string() == "masking /proc/kcore"));
+        assert!(!ops.iter().any(|op| op.to_string() == "making /proc/sys read-only"));
+        position(&ops, "masking /proc/keys");
+        some.unmask = vec!["ALL".into()];
+        let ops = plan(&some, &files());
+        assert!(!ops
+            .iter()
+            .any(|op| matches!(op, MountOp::Mask { .. } | MountOp::ReadOnly { .. })));
     }
 
     #[test]

@@ -132,7 +132,8 @@ pub fn choose(dirs: &Dirs, config: &Config) -> Result<Choice> {
             }
         }
     }
-    let overlay = probe::overlay_in_userns(runtime);
+    crate::host::dirs::ensure_private_dir(&dirs.data)?;
+    let overlay = probe::overlay_in_userns(&dirs.data);
     Ok(remember(
         runtime,
         best_mode(overlay, fuse_overlayfs_usable()),
