@@ -324,3 +324,138 @@ fn a_containerfile_with_apt_get_install_builds_and_runs() {
         "nobody\ninstall ok installed"
     );
 }
+
+/// busybox in the Debian image's registry, for rocker to pull from inside
+/// a container: its name.
+fn inner_image() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        debian_image();
+        let h = harness();
+        push_image(
+            &IMAGE.get().unwrap().0,
+            &h.base.join("layouts"),
+            "busybox:nested",
+            vec![Layer {
+                tar: oci::tar_of_dir(&h.rootfs),
+                compression: Compression::Gzip,
+            }],
+            json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]}),
+        )
+    })
+}
+
+/// rocker inside a rocker container, as in a CI job that is itself a
+/// container: the outer one (Debian, with `outer` flags, on the host
+/// network so that the registry is in reach) runs `script` with rocker at
+/// /opt/rocker, its own directories under `home`, and the registry's
+/// registries.conf; `$IMAGE` names busybox there.
+fn nested(outer: &[&str], root: &[&str], home: &str, script: &str) -> std::process::Output {
+    let h = harness();
+    let image = inner_image();
+    let mut command = h.rocker();
+    command.env("ROCKER_ROOTFS", "overlay").args([
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-v",
+        &format!("{}:/opt/rocker:ro", h.binary.display()),
+        "-v",
+        &format!("{}:/etc/rocker-config:ro", h.base.join("config").display()),
+        "--tmpfs",
+        "/tmp:exec",
+        "-e",
+        &format!("HOME={home}"),
+        "-e",
+        "XDG_RUNTIME_DIR=/tmp/run",
+        "-e",
+        "XDG_CONFIG_HOME=/etc/rocker-config",
+        "-e",
+        &format!("IMAGE={image}"),
+    ]);
+    command.args(outer).args(root).args([
+        "sh",
+        "-c",
+        &format!("mkdir -p {home} /tmp/run; {script}"),
+    ]);
+    output_within(command, Duration::from_secs(300))
+}
+
+#[test]
+fn rocker_in_rocker_names_each_blocker_and_runs_once_they_are_lifted() {
+    let h = harness();
+    let debian = h.debian_rootfs().to_string_lossy().to_string();
+    let rootfs = ["--rootfs", debian.as_str()];
+    let run = "/opt/rocker run --rm --network none";
+    // The outer container's seccomp filter refuses user namespaces: the
+    // run and info say which flag lifts it; info knows where it runs.
+    let out = nested(
+        &[],
+        &rootfs,
+        "/tmp/home",
+        &format!("{run} $IMAGE true; echo status=$?; /opt/rocker info"),
+    );
+    let (said, errors) = (stdout(&out), stderr(&out));
+    assert!(said.contains("status=125"), "{said}\n{errors}");
+    assert!(
+        errors.contains("--security-opt seccomp=unconfined"),
+        "{errors}"
+    );
+    assert!(said.contains("inside a container   yes: rocker"), "{said}");
+    assert!(said.contains("masked /proc         yes"), "{said}");
+    // Unconfined, the masked /proc stops a new one, and says so; --pid
+    // host runs with the outer /proc, from an image pulled inside.
+    let out = nested(
+        &["--security-opt", "seccomp=unconfined"],
+        &rootfs,
+        "/tmp/home",
+        &format!("{run} $IMAGE true; echo status=$?; {run} --pid host $IMAGE echo inner-ok"),
+    );
+    let (said, errors) = (stdout(&out), stderr(&out));
+    assert!(said.contains("status=125"), "{said}\n{errors}");
+    assert!(
+        errors.contains("masked paths") && errors.contains("--pid host"),
+        "{errors}"
+    );
+    assert!(said.ends_with("inner-ok\n"), "{said}\n{errors}");
+    assert_eq!(code(&out), 0, "{errors}");
+    // Unmasked (podman's flag) or privileged: a container of its own.
+    for outer in [
+        &[
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "unmask=ALL",
+        ][..],
+        &["--privileged"][..],
+    ] {
+        let out = nested(
+            outer,
+            &rootfs,
+            "/tmp/home",
+            &format!("{run} $IMAGE echo inner-ok"),
+        );
+        assert_eq!(stdout(&out), "inner-ok\n", "{outer:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_store_on_the_outer_containers_overlay_picks_a_mode_that_works_and_says_why() {
+    // The outer container's root is a kernel overlay; the inner store is
+    // on it, which kernel overlay refuses as an upper dir.
+    let out = nested(
+        &["--privileged", "--pull", "never"],
+        &[debian_image()],
+        "/root",
+        "/opt/rocker info --format '{{.rootfs.mode}} {{.nesting.store_on_overlayfs}}'; \
+         /opt/rocker info | grep 'overlay in userns'; \
+         /opt/rocker run --rm --network none $IMAGE echo inner-ok",
+    );
+    let (said, errors) = (stdout(&out), stderr(&out));
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.first(), Some(&"copy true"), "{said}\n{errors}");
+    assert!(said.contains("is on overlayfs"), "{said}");
+    assert_eq!(lines.last(), Some(&"inner-ok"), "{said}\n{errors}");
+    assert!(errors.contains("copying the image"), "{errors}");
+}

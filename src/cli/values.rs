@@ -83,7 +83,10 @@ pub(super) fn security_opt_flag(text: &str) -> Result<SecurityOpt, String> {
         ("systempaths", Some("unconfined")) => Ok(SecurityOpt::Unmask(vec!["ALL".into()])),
         ("unmask", Some(paths)) if !paths.is_empty() => {
             let paths: Vec<String> = paths.split(':').map(str::to_string).collect();
-            match paths.iter().find(|p| p.as_str() != "ALL" && !p.starts_with('/')) {
+            match paths
+                .iter()
+                .find(|p| p.as_str() != "ALL" && !p.starts_with('/'))
+            {
                 Some(bad) => Err(format!("unmask={bad}: give ALL or absolute paths")),
                 None => Ok(SecurityOpt::Unmask(paths)),
             }

@@ -180,9 +180,16 @@ fn print_text(report: &Report) {
         None => println!("  {:<20} no", "inside a container"),
     }
     if nesting.seccomp_filter && !report.user_namespaces.ok {
-        println!("  {:<20} {}", "seccomp filter", crate::host::userns::SECCOMP_FIX);
+        println!(
+            "  {:<20} {}",
+            "seccomp filter",
+            crate::host::userns::SECCOMP_FIX
+        );
     } else if nesting.seccomp_filter {
-        println!("  {:<20} on rocker itself; it lets user namespaces through", "seccomp filter");
+        println!(
+            "  {:<20} on rocker itself; it lets user namespaces through",
+            "seccomp filter"
+        );
     }
     match nesting.masked_proc.as_slice() {
         [] => println!("  {:<20} no", "masked /proc"),

@@ -166,7 +166,9 @@ impl RunExtras {
                     root_emulation = *on;
                 }
                 SecurityOpt::NoNewPrivileges => security_opt.push("no-new-privileges".into()),
-                SecurityOpt::Unmask(paths) => security_opt.push(format!("unmask={}", paths.join(":"))),
+                SecurityOpt::Unmask(paths) => {
+                    security_opt.push(format!("unmask={}", paths.join(":")))
+                }
             }
         }
         if args.privileged {

@@ -203,15 +203,19 @@ pub fn plan(spec: &ContainerSpec, files: &GeneratedFiles) -> Vec<MountOp> {
     }));
     // --privileged sees /proc and /sys as the namespace lets it, and so
     // do the paths --security-opt unmask= names.
-    let kept = |path: &&&str| {
-        !spec.privileged && !spec.unmask.iter().any(|u| u == "ALL" || u == **path)
-    };
+    let kept =
+        |path: &&&str| !spec.privileged && !spec.unmask.iter().any(|u| u == "ALL" || u == **path);
     ops.extend(MASKED_PATHS.iter().filter(kept).map(|p| MountOp::Mask {
         path: p.to_string(),
     }));
-    ops.extend(READ_ONLY_PATHS.iter().filter(kept).map(|p| MountOp::ReadOnly {
-        path: p.to_string(),
-    }));
+    ops.extend(
+        READ_ONLY_PATHS
+            .iter()
+            .filter(kept)
+            .map(|p| MountOp::ReadOnly {
+                path: p.to_string(),
+            }),
+    );
     ops
 }
 
@@ -412,7 +416,9 @@ mod tests {
         some.unmask = vec!["/proc/kcore".into(), "/proc/sys".into()];
         let ops = plan(&some, &files());
         assert!(!ops.iter().any(|op| op.to_string() == "masking /proc/kcore"));
-        assert!(!ops.iter().any(|op| op.to_string() == "making /proc/sys read-only"));
+        assert!(!ops
+            .iter()
+            .any(|op| op.to_string() == "making /proc/sys read-only"));
         position(&ops, "masking /proc/keys");
         some.unmask = vec!["ALL".into()];
         let ops = plan(&some, &files());
