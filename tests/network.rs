@@ -267,6 +267,56 @@ fn a_published_tcp_port_serves_from_the_container() {
 }
 
 #[test]
+fn free_host_ports_for_p_without_one_and_for_publish_all() {
+    require("/usr/bin/slirp4netns", "slirp4netns");
+    let h = harness();
+    let data = h.scratch("network-free-ports");
+    let rocker = |args: &[&str]| {
+        let mut command = h.rocker_in(&data);
+        command.args(args);
+        output_within(command, Duration::from_secs(60))
+    };
+    let rootfs = h.rootfs.to_string_lossy().to_string();
+    // -p 80 picks a port; -P takes what --expose names and is not
+    // published yet.
+    ok(rocker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "80",
+        "--expose",
+        "8080",
+        "-P",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "mkdir -p /tmp/a /tmp/b && echo eighty > /tmp/a/index.html && \
+         echo eighty-eighty > /tmp/b/index.html && httpd -p 80 -h /tmp/a && \
+         exec httpd -f -p 8080 -h /tmp/b",
+    ]));
+    let listed = ok(rocker(&["port", "web"]));
+    let host_port = |container: &str| -> u16 {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{container}/tcp -> 0.0.0.0:")))
+            .unwrap_or_else(|| panic!("no {container} in {listed}"));
+        line.rsplit(':').next().unwrap().parse().unwrap()
+    };
+    let (eighty, eighty_eighty) = (host_port("80"), host_port("8080"));
+    assert_ne!(eighty, eighty_eighty);
+    assert!(http_get_until(eighty, "eighty").contains("200 OK"));
+    assert!(http_get_until(eighty_eighty, "eighty-eighty").contains("200 OK"));
+    assert_eq!(
+        ok(rocker(&["port", "web", "8080"])).trim(),
+        format!("0.0.0.0:{eighty_eighty}")
+    );
+    ok(rocker(&["rm", "-f", "web"]));
+}
+
+#[test]
 fn a_port_in_use_fails_the_run_before_the_command() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();

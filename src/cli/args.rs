@@ -930,6 +930,13 @@ pub struct RunArgs {
     #[arg(short = 'p', long = "publish", value_name = "PORTS", value_parser = publish_flag)]
     pub publish: Vec<PublishedPorts>,
 
+    /// Publish every port the image EXPOSEs (and --expose names) on a free
+    /// host port
+    #[arg(short = 'P', long = "publish-all", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false", action = ArgAction::Set,
+          value_parser = bool_flag)]
+    pub publish_all: bool,
+
     /// Run a small init as PID 1 that forwards signals and reaps zombies
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]

@@ -709,7 +709,7 @@ fn build_spec(
     place: Place<'_>,
 ) -> Result<ContainerSpec> {
     let requests = mount_requests(&args)?;
-    let (network, ports) = network_and_ports(&args)?;
+    let (network, ports) = network_and_ports(&args, image)?;
     let capabilities = match args.privileged {
         true => caps::all(),
         false => capabilities::chosen(&args.cap_add, &args.cap_drop)?,
@@ -1055,9 +1055,36 @@ fn limits_of(args: &RunArgs) -> Result<Limits> {
 /// `--network` and `-p`. Ports need slirp4netns: docker drops them (with a
 /// warning) on the host network, and there is nothing to forward to with
 /// no network at all.
-fn network_and_ports(args: &RunArgs) -> Result<(NetworkMode, Vec<PortMapping>)> {
+fn network_and_ports(
+    args: &RunArgs,
+    image: &ContainerConfig,
+) -> Result<(NetworkMode, Vec<PortMapping>)> {
     let network = args.network.unwrap_or_default();
     let mut ports: Vec<PortMapping> = args.publish.iter().flat_map(|p| p.0.clone()).collect();
+    if args.publish_all {
+        // docker's -P: each exposed port not published already, on all
+        // addresses.
+        let mut exposed: Vec<String> = image
+            .exposed_ports
+            .iter()
+            .flatten()
+            .map(|(p, _)| p.clone())
+            .collect();
+        for text in &args.expose {
+            exposed.extend(crate::network::ports::parse_exposed(text)?);
+        }
+        for key in exposed {
+            let mapping = crate::network::ports::parse(&key)?;
+            for port in mapping {
+                let published = ports.iter().any(|p| {
+                    p.container_port == port.container_port && p.protocol == port.protocol
+                });
+                if !published {
+                    ports.push(port);
+                }
+            }
+        }
+    }
     match network {
         NetworkMode::None if !ports.is_empty() => {
             bail!("-p needs a network to forward to, and --network none has none")
@@ -1069,7 +1096,7 @@ fn network_and_ports(args: &RunArgs) -> Result<(NetworkMode, Vec<PortMapping>)> 
             );
             ports.clear();
         }
-        _ => {}
+        _ => crate::network::ports::assign_free_ports(&mut ports)?,
     }
     Ok((network, ports))
 }

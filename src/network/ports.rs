@@ -102,25 +102,58 @@ fn parse_inner(text: &str) -> Result<Vec<PortMapping>> {
             _ => (None, spec),
         },
     };
-    let Some((host, container)) = rest.split_once(':') else {
-        bail!("give the host port too: rocker publishes only ports you choose");
+    // CONTAINER_PORT alone, or an empty host port: a free one is picked
+    // (host port 0 until `assign_free_ports`).
+    let (host, container) = match rest.split_once(':') {
+        Some((host, container)) => (host, container),
+        None if host_ip.is_none() => ("", rest),
+        None => bail!("give the container port after the host address"),
     };
-    if host.is_empty() {
-        bail!("give the host port: rocker does not pick free ports");
-    }
-    let (host_first, host_count) = parse_ports(host, "host port")?;
     let (container_first, container_count) = parse_ports(container, "container port")?;
-    if host_count != container_count {
-        bail!("the host range has {host_count} ports and the container range {container_count}");
-    }
-    Ok((0..host_count)
+    let host_first = match host {
+        "" => None,
+        host => {
+            let (first, count) = parse_ports(host, "host port")?;
+            if count != container_count {
+                bail!("the host range has {count} ports and the container range {container_count}");
+            }
+            Some(first)
+        }
+    };
+    Ok((0..container_count)
         .map(|i| PortMapping {
             host_ip: host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            host_port: host_first + i,
+            host_port: host_first.map_or(0, |first| first + i),
             container_port: container_first + i,
             protocol,
         })
         .collect())
+}
+
+/// Gives each mapping without a host port (`-p 80`, `-P`) a free one, as
+/// the kernel hands them out: each is bound until all are chosen, so two
+/// never get the same. Another program may still take one before
+/// slirp4netns binds it; the run then fails saying the port is in use.
+pub fn assign_free_ports(ports: &mut [PortMapping]) -> Result<()> {
+    let mut held = vec![];
+    for port in ports.iter_mut().filter(|p| p.host_port == 0) {
+        let any = (port.host_ip, 0);
+        let (number, socket): (u16, Box<dyn std::any::Any>) = match port.protocol {
+            Protocol::Tcp => {
+                let listener = std::net::TcpListener::bind(any)
+                    .with_context(|| format!("finding a free TCP port on {}", port.host_ip))?;
+                (listener.local_addr()?.port(), Box::new(listener))
+            }
+            Protocol::Udp => {
+                let socket = std::net::UdpSocket::bind(any)
+                    .with_context(|| format!("finding a free UDP port on {}", port.host_ip))?;
+                (socket.local_addr()?.port(), Box::new(socket))
+            }
+        };
+        port.host_port = number;
+        held.push(socket);
+    }
+    Ok(())
 }
 
 /// One `--expose PORT[-PORT][/tcp|/udp]`: docker's `80/tcp` keys.
@@ -180,10 +213,27 @@ mod tests {
     }
 
     #[test]
+    fn a_container_port_alone_gets_a_free_host_port() {
+        let mut ports = parse("80").unwrap();
+        ports.extend(parse("127.0.0.1::53/udp").unwrap());
+        ports.extend(parse("9000-9001").unwrap());
+        assert!(ports.iter().all(|p| p.host_port == 0));
+        assert_eq!(ports[1].host_ip.to_string(), "127.0.0.1");
+        assert_eq!(ports[3].container_port, 9001);
+        assert_eq!(ports.len(), 4);
+        assign_free_ports(&mut ports).unwrap();
+        let mut chosen: Vec<u16> = ports.iter().map(|p| p.host_port).collect();
+        assert!(chosen.iter().all(|p| *p != 0), "{chosen:?}");
+        chosen.sort();
+        chosen.dedup();
+        assert_eq!(chosen.len(), 4, "each its own");
+        // A chosen port is free again once assigned.
+        std::net::TcpListener::bind(("0.0.0.0", ports[0].host_port)).unwrap();
+    }
+
+    #[test]
     fn bad_forms_are_named() {
         for (text, expect) in [
-            ("80", "give the host port too"),
-            ("127.0.0.1::80", "give the host port"),
             ("8080:80/sctp", "unknown protocol"),
             ("8080:0", "not a port"),
             ("8080:70000", "not a port"),
