@@ -386,8 +386,6 @@ pub fn wait_command(args: WaitArgs) -> Result<i32> {
 /// container's monitor records the status and then exits, so waiting is
 /// on its pidfd, not a poll.
 fn wait_for_exit(containers: &Containers, record: &ContainerRecord) -> Result<i32> {
-    let mut restarting_since = None;
-    let mut stopped_since: Option<std::time::Instant> = None;
     loop {
         if containers.lookup(&record.id)?.is_none() {
             bail!(
@@ -401,23 +399,14 @@ fn wait_for_exit(containers: &Containers, record: &ContainerRecord) -> Result<i3
             // command's own end is the one to wait for.
             State::Running(live) if record.restart != RestartPolicy::No => {
                 live.init.wait_exit(Duration::from_secs(3600));
-                restarting_since = Some(std::time::Instant::now());
+                // Its monitor records the end, or the restart, next.
+                std::thread::sleep(Duration::from_millis(5));
             }
             State::Running(live) => {
                 live.monitor.wait_exit(Duration::from_secs(3600));
             }
-            // A monitor between removing the run's live state and
-            // recording its end (after a restart, or as the container
-            // exits) shows as Stopped for a moment: a killed one stays so.
-            State::Stopped
-                if restarting_since.is_some_and(|t| t.elapsed() < Duration::from_secs(5))
-                    || stopped_since
-                        .get_or_insert_with(std::time::Instant::now)
-                        .elapsed()
-                        < Duration::from_secs(2) =>
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            // A monitor keeps the run's live state until it has recorded
+            // the end (see `monitor::run`): Stopped means it was killed.
             State::Stopped => bail!(
                 "container {} ended without its monitor saying how (it was killed)",
                 record.name

@@ -104,11 +104,16 @@ impl LiveDir {
 
 impl Drop for LiveDir {
     fn drop(&mut self) {
-        if let Err(err) = std::fs::remove_dir_all(&self.path) {
-            eprintln!(
-                "rocker: warning: could not remove {}: {err}",
-                self.path.display()
-            );
+        // Gone already when a removal of the container took it (--rm).
+        match std::fs::remove_dir_all(&self.path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                eprintln!(
+                    "rocker: warning: could not remove {}: {err}",
+                    self.path.display()
+                );
+            }
+            Ok(()) => {}
         }
     }
 }

@@ -14,6 +14,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{setsid, Pid};
 
 use crate::container::identity::ProcessId;
+use crate::container::live_dir::LiveDir;
 use crate::container::logfile::LogWriter;
 use crate::container::record::{ContainerRecord, Containers, LiveState, LogDriver, Status};
 use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
@@ -179,12 +180,22 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
         ..
     } = launch;
     let mut started = None;
+    let mut live_dir = None;
     let seccomp = seccomp.as_ref();
-    let result = monitor::run(&spec, seccomp, dirs, Output::Inherit, &mut |pid, cgroup| {
-        started = Some(record_start(containers, &record.id, pid, cgroup, 0)?);
-        Ok(())
-    });
-    finish(containers, &record, started, result, files, how)
+    let result = monitor::run(
+        &spec,
+        seccomp,
+        dirs,
+        Output::Inherit,
+        &mut |pid, cgroup| {
+            started = Some(record_start(containers, &record.id, pid, cgroup, 0)?);
+            Ok(())
+        },
+        &mut live_dir,
+    );
+    let status = finish(containers, &record, started, result, files, how);
+    drop(live_dir);
+    status
 }
 
 /// The container's command runs: note its processes and the time, and
@@ -295,12 +306,15 @@ impl Run<'_> {
         output: &mut dyn FnMut() -> Result<Output>,
         started: &mut Option<Status>,
         on_start: &mut dyn FnMut(),
+        live_dir: &mut Option<LiveDir>,
     ) -> Result<Exit> {
         let id = &self.record.id;
         let mut count = 0;
         let mut backoff = FIRST_BACKOFF;
         loop {
             let began = Instant::now();
+            // The last run's, kept until its end was recorded below.
+            *live_dir = None;
             let result = monitor::run(
                 self.spec,
                 self.seccomp,
@@ -311,6 +325,7 @@ impl Run<'_> {
                     on_start();
                     Ok(())
                 },
+                live_dir,
             );
             let (Ok(exit), Some(status)) = (&result, started.as_ref()) else {
                 return result;
@@ -408,6 +423,7 @@ fn detached_monitor(
     } = launch;
     let record = &record;
     let mut started = None;
+    let mut live_dir = None;
     let result = detach_from_caller(containers, &record.id).and_then(|()| {
         let mut output = || -> Result<Output> {
             if record.log_driver == LogDriver::None {
@@ -426,7 +442,7 @@ fn detached_monitor(
             record,
             dirs,
         };
-        run.with_restarts(&mut output, &mut started, &mut on_start)
+        run.with_restarts(&mut output, &mut started, &mut on_start, &mut live_dir)
     });
     // Kept apart: `finish` takes the result, and the caller hears of a
     // failure only once the monitor has cleaned up.
@@ -436,6 +452,7 @@ fn detached_monitor(
         .map(|err| anyhow::Error::from(StatusError::new(exit_status_of(err), format!("{err:#}"))));
     let status =
         finish(containers, record, started, result, files, how).unwrap_or(EXIT_ROCKER_FAILED);
+    drop(live_dir);
     if let Some(err) = failure {
         if !reporter.failed(&err) {
             eprintln!("rocker: {err:#}");

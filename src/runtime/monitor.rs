@@ -81,15 +81,23 @@ impl Drop for Held {
 
 /// Runs the container to completion and returns how it ended. `started`
 /// is called with the container's PID 1 (and its cgroup, if it has one of
-/// its own) once its command runs.
+/// its own) once its command runs. The container's live dir is handed
+/// back in `live_dir` (whatever happened) for the caller to remove once it
+/// has recorded the end: until then, the container's live state says its
+/// monitor answers for it, and no one sees it stopped without an end.
 pub fn run(
     spec: &ContainerSpec,
     seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
     started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
+    live_dir: &mut Option<LiveDir>,
 ) -> Result<Exit> {
-    run_container(spec, seccomp, dirs, output, started).map_err(|err| {
+    let mut held = Held::default();
+    let result = run_container(&mut held, spec, seccomp, dirs, output, started);
+    *live_dir = held.live_dir.take();
+    drop(held);
+    result.map_err(|err| {
         // A Ctrl-C (or TERM) during setup, held pending by the blocked
         // signals, made a wait give up: the run ends as if the signal
         // had ended it, having cleaned up.
@@ -105,13 +113,13 @@ pub fn run(
 }
 
 fn run_container(
+    held: &mut Held,
     spec: &ContainerSpec,
     seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
     started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
 ) -> Result<Exit> {
-    let mut held = Held::default();
     // The monitor's own cgroup first: it moves this process out of the
     // container's, and the container is cloned straight into its own.
     held.cgroup = spec
