@@ -665,7 +665,7 @@ fn names_shm_size_and_ulimits_as_docker_sets_them() {
         "nofile=100:200",
         "sh",
         "-c",
-        "grep db /etc/hosts; grep -v '^#' /etc/resolv.conf; df -k /dev/shm | tail -1 | awk '{print $2}'; \
+        "grep -w db /etc/hosts; grep -v '^#' /etc/resolv.conf; df -k /dev/shm | tail -1 | awk '{print $2}'; \
          ulimit -Sn; ulimit -Hn",
     ]);
     assert_eq!(
