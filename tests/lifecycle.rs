@@ -862,6 +862,38 @@ fn wait_prints_the_exit_status_and_rename_keeps_names_unique() {
     s.detach(&["--name", "seven", "--network", "none"], &["true"]);
 }
 
+/// Names are found through the name index, which an older store lacks
+/// (it is built from the records) and which a crash can leave stale.
+#[test]
+fn names_stay_unique_through_the_index_its_absence_and_stale_links() {
+    let s = Store::new("lifecycle-names");
+    let names = s.data.join("rocker/container-names");
+    s.detach(&["--name", "kept", "--network", "none"], &["true"]);
+    assert_eq!(
+        std::fs::read_link(names.join("kept"))
+            .unwrap()
+            .to_string_lossy()
+            .len(),
+        64
+    );
+    // A store from before the index: lookups read the records, and the
+    // next new container builds the index from them.
+    std::fs::remove_dir_all(&names).unwrap();
+    assert_eq!(s.state("kept"), "exited");
+    let taken = s.rocker(&["create", "--name", "kept", "--rootfs", "/", "true"]);
+    assert_eq!(code(&taken), 125);
+    assert!(stderr(&taken).contains("is taken"), "{}", stderr(&taken));
+    let linked = |name: &str| std::fs::symlink_metadata(names.join(name)).is_ok();
+    assert!(linked("kept"), "the index was rebuilt");
+    // A link to a container that is gone (a removal cut short) is stale.
+    let id = s.inspect("kept")["Id"].as_str().unwrap().to_string();
+    std::fs::remove_dir_all(s.data.join("rocker/containers").join(&id)).unwrap();
+    assert_eq!(code(&s.rocker(&["inspect", "kept"])), 1);
+    s.detach(&["--name", "kept", "--network", "none"], &["true"]);
+    ok(s.rocker(&["rm", "kept"]));
+    assert!(!linked("kept"), "rm releases the name");
+}
+
 /// `port` lists what a container publishes, or the host side of one port.
 #[test]
 fn port_lists_the_published_ports() {

@@ -227,7 +227,7 @@ fn slirp4netns_options_apply_and_unknown_ones_are_listed() {
 #[test]
 fn bad_network_flags_fail_before_any_pull() {
     // Nothing listens on port 1: had rocker tried to pull, it would say so.
-    for flags in [["--network", "bridge"], ["-p", "80"]] {
+    for flags in [["--network", "bridge"], ["-p", "8080:80/sctp"]] {
         let out = harness()
             .rocker()
             .arg("run")

@@ -3,10 +3,15 @@
 #
 #   floor    unshare -Urmpfiun --mount-proc true   (the namespaces alone)
 #   bwrap    bwrap --unshare-all on the image's tree
+#   rootfs   rocker run --rm --network none --rootfs TREE true
 #   rocker   rocker run --rm --network none IMAGE true
 #   nofilter the same without its seccomp filter (and root emulation):
 #            what the filter costs a start
+#   slirp    rocker run --rm IMAGE true (the default network, slirp4netns)
 #   podman   podman run --rm --network none --runtime runc IMAGE true
+#
+# Each line has its ratio to the floor. Then the store's weight: the image
+# run and `ps -a` with KEPT stopped containers (default 300) in the store.
 #
 # for a busybox image (our stand-in for alpine: no internet here) and a
 # debootstrap'd Debian. Each runs RUNS times after two warm-up runs; the
@@ -53,7 +58,9 @@ contender() {
     case $1 in
     floor) echo "unshare -Urmpfiun --mount-proc true" ;;
     bwrap) echo "bwrap --unshare-all --ro-bind $tree / --proc /proc --dev /dev true" ;;
+    rootfs) echo "$rocker_cmd run --rm --network none --rootfs $tree true" ;;
     rocker) echo "$rocker_cmd run --rm --network none $registry/bench/$2:1 true" ;;
+    slirp) echo "$rocker_cmd run --rm $registry/bench/$2:1 true" ;;
     nofilter) echo "$rocker_cmd run --rm --network none --security-opt seccomp=unconfined --security-opt root-emulation=false $registry/bench/$2:1 true" ;;
     podman) echo "$podman_cmd run --rm --network none $registry/bench/$2:1 true" ;;
     esac
@@ -62,14 +69,34 @@ contender() {
 # measure TOOL IMAGE -> "median-ms p90-ms"
 measure() { time_runs "$(contender "$1" "$2")"; }
 
-printf '\n%-8s %-8s %10s %8s\n' image tool "median ms" "p90 ms"
-tools="floor bwrap rocker nofilter"
+printf '\n%-8s %-8s %10s %8s %9s\n' image tool "median ms" "p90 ms" "x floor"
+tools="floor bwrap rootfs rocker nofilter slirp"
 [ "$have_podman" = yes ] && tools="$tools podman"
 for image in busybox debian; do
+    floor=
     for tool in $tools; do
         read -r med p90 < <(measure "$tool" "$image")
-        printf '%-8s %-8s %10s %8s\n' "$image" "$tool" "$med" "$p90"
+        [ -n "$floor" ] || floor=$med
+        printf '%-8s %-8s %10s %8s %9s\n' "$image" "$tool" "$med" "$p90" \
+            "$(awk -v a="$med" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')"
     done
+done
+
+# --- the store's weight -------------------------------------------------------
+KEPT=${KEPT:-300}
+image=$registry/bench/busybox:1
+read -r empty_run _ < <(time_runs "$rocker_cmd run --rm --network none $image true")
+read -r empty_ps _ < <(time_runs "$rocker_cmd ps -a")
+echo "keeping $KEPT stopped containers ..." >&2
+as_user bash -c 'for ((i = 0; i < $2; i++)); do $1 >/dev/null || exit 1; done' bench \
+    "$rocker_cmd run --network none $image true" "$KEPT"
+read -r full_run _ < <(time_runs "$rocker_cmd run --rm --network none $image true")
+read -r full_ps _ < <(time_runs "$rocker_cmd ps -a")
+printf '\n%-34s %10s %10s %8s\n' "median ms" "empty" "$KEPT kept" ratio
+for row in "run --rm --network none:$empty_run:$full_run" "ps -a:$empty_ps:$full_ps"; do
+    IFS=: read -r what a b <<<"$row"
+    printf '%-34s %10s %10s %8s\n' "$what" "$a" "$b" \
+        "$(awk -v a="$b" -v b="$a" 'BEGIN { printf "%.2f", a / b }')"
 done
 [ "$have_podman" = yes ] || echo "(podman is not installed: apt-get install podman runc for its column)"
 echo "$RUNS runs each after 2 warm-ups; $(nproc) cores; $(uname -r)"

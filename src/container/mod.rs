@@ -1,5 +1,5 @@
 //! Containers as things that last: their records and names (`record`,
-//! `names`), the processes behind them (`identity`: pid plus start time),
+//! `names`, and `name_index`, which finds a name's holder at once), the processes behind them (`identity`: pid plus start time),
 //! their live dirs in the runtime dir (`live_dir`), the logs of detached
 //! ones (`logfile`), and their processes stopped for a while (`freeze`).
 
@@ -7,5 +7,6 @@ pub mod freeze;
 pub mod identity;
 pub mod live_dir;
 pub mod logfile;
+pub mod name_index;
 pub mod names;
 pub mod record;

@@ -17,6 +17,7 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::identity::ProcessId;
+use super::name_index::NameIndex;
 use super::{live_dir, names};
 use crate::cgroups::limits::Limits;
 use crate::error::StatusError;
@@ -320,6 +321,8 @@ impl State {
 
 /// The containers of one user: the store's records and the live state.
 pub struct Containers {
+    /// rocker's data dir, where the name index lives.
+    data: PathBuf,
     store: PathBuf,
     runtime: PathBuf,
     lock_path: PathBuf,
@@ -334,6 +337,7 @@ impl Containers {
         let store = dirs.data.join(CONTAINERS_DIR);
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         Ok(Containers {
+            data: dirs.data.clone(),
             store,
             runtime: dirs.runtime.clone(),
             lock_path: dirs.data.join("containers.lock"),
@@ -419,6 +423,67 @@ impl Containers {
     /// As `find`, with None when no container matches (an ambiguous id
     /// prefix is still an error).
     pub fn lookup(&self, query: &str) -> Result<Option<ContainerRecord>> {
+        let Some(index) = NameIndex::existing(&self.data) else {
+            return self.lookup_in_records(query);
+        };
+        if let Some(record) = self.holder_of(&index, query) {
+            return Ok(Some(record));
+        }
+        // An id or a prefix of one: the listing's names, then only the
+        // records that match.
+        let ids: Vec<String> = match query.is_empty() {
+            true => vec![],
+            false => std::fs::read_dir(&self.store)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                        .filter(|id| id.starts_with(query))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let mut matches = vec![];
+        for id in ids {
+            if let Ok(Some(record)) = read_record(&self.dir(&id)) {
+                if record.id == query {
+                    return Ok(Some(record));
+                }
+                matches.push(record);
+            }
+        }
+        match matches.len() {
+            0 => Ok(None),
+            1 => Ok(matches.pop()),
+            many => bail!("{query} matches {many} containers; give more of the id"),
+        }
+    }
+
+    /// The container holding `name`, by the index: a link to a container
+    /// gone, or renamed since, is stale and names no one.
+    fn holder_of(&self, index: &NameIndex, name: &str) -> Option<ContainerRecord> {
+        let id = index.holder(name)?;
+        read_record(&self.dir(&id))
+            .ok()
+            .flatten()
+            .filter(|record| record.name == name)
+    }
+
+    /// The name index, built from the records when this store has none yet
+    /// (one made by an older rocker). Under the lock.
+    fn name_index(&self, _lock: &ContainersLock) -> Result<NameIndex> {
+        if let Some(index) = NameIndex::existing(&self.data) {
+            return Ok(index);
+        }
+        let records = self.list()?;
+        NameIndex::build(
+            &self.data,
+            records.iter().map(|r| (r.name.as_str(), r.id.as_str())),
+        )
+    }
+
+    /// `lookup` in a store without a name index: every record read.
+    fn lookup_in_records(&self, query: &str) -> Result<Option<ContainerRecord>> {
         let records = self.list()?;
         if let Some(record) = records.iter().find(|r| r.name == query || r.id == query) {
             return Ok(Some(record.clone()));
@@ -440,12 +505,11 @@ impl Containers {
     /// Records a new container, whose store dir exists. An empty name gets
     /// a free made-up one; a given name that is taken fails, naming the
     /// holder. One listing serves both, under the lock.
-    pub fn create(&self, record: &mut ContainerRecord, _lock: &ContainersLock) -> Result<()> {
-        let records = self.list()?;
-        let holder = |name: &str| records.iter().find(|r| r.name == name);
+    pub fn create(&self, record: &mut ContainerRecord, lock: &ContainersLock) -> Result<()> {
+        let index = self.name_index(lock)?;
         if record.name.is_empty() {
-            record.name = names::made_up(&record.id, |name| holder(name).is_some());
-        } else if let Some(holder) = holder(&record.name) {
+            record.name = names::made_up(&record.id, |name| self.holder_of(&index, name).is_some());
+        } else if let Some(holder) = self.holder_of(&index, &record.name) {
             bail!(
                 "the name {:?} is taken by container {}: remove it (rocker rm {}) or choose another --name",
                 record.name,
@@ -453,28 +517,41 @@ impl Containers {
                 record.name
             );
         }
+        // The name first: cut short here, it is a stale link, which the
+        // next container takes over; a record without its link would let
+        // a second container take its name.
+        index.set(&record.name, &record.id)?;
         // No status.json yet: a missing one reads as "created".
-        write_json(&self.dir(&record.id).join(CONFIG_FILE), record)
+        let written = write_json(&self.dir(&record.id).join(CONFIG_FILE), record);
+        if written.is_err() {
+            index.release(&record.name, &record.id);
+        }
+        written
     }
 
     /// Gives container `query` names `name`, which must be free (its own
     /// counts as free: renaming to it changes nothing). Under the lock, as
     /// `create`, so that names stay unique.
-    pub fn rename(&self, query: &str, name: &str, _lock: &ContainersLock) -> Result<()> {
+    pub fn rename(&self, query: &str, name: &str, lock: &ContainersLock) -> Result<()> {
         names::check(name)?;
+        let index = self.name_index(lock)?;
         let mut record = self.find(query)?;
         if let Some(holder) = self
-            .list()?
-            .iter()
-            .find(|r| r.name == name && r.id != record.id)
+            .holder_of(&index, name)
+            .filter(|holder| holder.id != record.id)
         {
             bail!(
                 "the name {name:?} is taken by container {}: remove or rename that one first",
                 &holder.id[..12]
             );
         }
-        record.name = name.to_string();
-        write_json(&self.dir(&record.id).join(CONFIG_FILE), &record)
+        let old = std::mem::replace(&mut record.name, name.to_string());
+        index.set(name, &record.id)?;
+        write_json(&self.dir(&record.id).join(CONFIG_FILE), &record)?;
+        if old != name {
+            index.release(&old, &record.id);
+        }
+        Ok(())
     }
 
     pub fn status(&self, id: &str) -> Result<Status> {
@@ -640,7 +717,17 @@ impl Containers {
         Ok(())
     }
 
-    pub fn remove(&self, id: &str, _lock: &ContainersLock) -> Result<()> {
+    pub fn remove(&self, id: &str, lock: &ContainersLock) -> Result<()> {
+        let name = read_record(&self.dir(id)).ok().flatten().map(|r| r.name);
+        self.remove_files(id, lock)?;
+        // Its name goes last, with the record: until then it holds it.
+        if let (Some(name), Some(index)) = (name, NameIndex::existing(&self.data)) {
+            index.release(&name, id);
+        }
+        Ok(())
+    }
+
+    fn remove_files(&self, id: &str, _lock: &ContainersLock) -> Result<()> {
         // A monitor that was killed left its container's cgroups behind.
         if let Some(leaf) = self.live_state(id).and_then(|live| live.cgroup) {
             crate::cgroups::remove(&leaf);
