@@ -49,6 +49,14 @@ for image in busybox debian; do
     fi
 done
 echo "rocker's rootfs: $(rocker info | grep -i 'containers use' || true)" >&2
+# --rootfs runs on a tree of the user's own: rocker makes its mount points
+# (/etc/hosts and the like) in it, as in a tree a user unpacked.
+for image in busybox debian; do
+    tree=$busybox
+    [ "$image" = debian ] && tree=$rootfs
+    cp -a "$tree" "$work/own-$image"
+    chown -R "$BENCH_USER:" "$work/own-$image"
+done
 
 # --- the contenders ----------------------------------------------------------
 # contender TOOL IMAGE: the command line that starts `true` in a container.
@@ -58,7 +66,7 @@ contender() {
     case $1 in
     floor) echo "unshare -Urmpfiun --mount-proc true" ;;
     bwrap) echo "bwrap --unshare-all --ro-bind $tree / --proc /proc --dev /dev true" ;;
-    rootfs) echo "$rocker_cmd run --rm --network none --rootfs $tree true" ;;
+    rootfs) echo "$rocker_cmd run --rm --network none --rootfs $work/own-$2 true" ;;
     rocker) echo "$rocker_cmd run --rm --network none $registry/bench/$2:1 true" ;;
     slirp) echo "$rocker_cmd run --rm $registry/bench/$2:1 true" ;;
     nofilter) echo "$rocker_cmd run --rm --network none --security-opt seccomp=unconfined --security-opt root-emulation=false $registry/bench/$2:1 true" ;;
