@@ -10,19 +10,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::oci::{Compression, Layer};
-use common::registry::{push_image, registries_conf, write_registries_conf, TestRegistry};
+use common::registry::{push_image, shared_registry, TestRegistry};
 use common::*;
 use serde_json::{json, Value};
 
-static REGISTRY: OnceLock<TestRegistry> = OnceLock::new();
-
 fn registry() -> &'static TestRegistry {
-    REGISTRY.get_or_init(|| {
-        let h = harness();
-        let registry = TestRegistry::start(&h.base.join("registry"), None);
-        write_registries_conf(&h.base.join("config"), &registries_conf(&[&registry]));
-        registry
-    })
+    shared_registry()
 }
 
 /// The busybox image, in the registry: its name.

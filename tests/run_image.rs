@@ -6,27 +6,19 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::oci::{self, Compression, Layer};
-use common::registry::{push_image, registries_conf, write_registries_conf, TestRegistry};
+use common::registry::{
+    push_image, registries_conf, shared_registry, write_registries_conf, TestRegistry,
+};
 use common::*;
 use serde_json::json;
 
 const MODES: [&str; 3] = ["overlay", "fuse-overlayfs", "copy"];
 
-static REGISTRY: OnceLock<TestRegistry> = OnceLock::new();
-
-/// One registry per test binary, listed as insecure in the test user's
-/// registries.conf.
 fn registry() -> &'static TestRegistry {
-    REGISTRY.get_or_init(|| {
-        let h = harness();
-        let registry = TestRegistry::start(&h.base.join("registry"), None);
-        write_registries_conf(&h.base.join("config"), &registries_conf(&[&registry]));
-        registry
-    })
+    shared_registry()
 }
 
 fn push(name: &str, layers: Vec<Layer>, config: serde_json::Value) -> String {

@@ -183,6 +183,18 @@ fn is_a_registry(port: u16) -> bool {
 }
 
 /// `[[registry]]` entries marking each of `registries` insecure (plain HTTP).
+/// One registry per test binary, started on first use and listed as
+/// insecure in the test user's registries.conf.
+pub fn shared_registry() -> &'static TestRegistry {
+    static REGISTRY: std::sync::OnceLock<TestRegistry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let h = super::harness();
+        let registry = TestRegistry::start(&h.base.join("registry"), None);
+        write_registries_conf(&h.base.join("config"), &registries_conf(&[&registry]));
+        registry
+    })
+}
+
 pub fn registries_conf(registries: &[&TestRegistry]) -> String {
     registries
         .iter()
