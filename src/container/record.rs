@@ -743,9 +743,10 @@ impl Containers {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
         };
-        let is_pin = |path: &PathBuf| path.symlink_metadata().is_ok_and(|m| m.is_symlink());
         entries.retain(|path| path.file_name() != Some(std::ffi::OsStr::new(CONFIG_FILE)));
-        entries.sort_by_key(is_pin);
+        // Each entry looked at once (a sort's comparisons would stat them
+        // again and again).
+        entries.sort_by_cached_key(|path| path.symlink_metadata().is_ok_and(|m| m.is_symlink()));
         let mut failure = None;
         for path in entries {
             if let Err(err) = remove_tree(&path) {
