@@ -453,7 +453,9 @@ impl Containers {
             }
         }
         match matches.len() {
-            0 => Ok(None),
+            // A name the index lacks: a container an older rocker made
+            // after the index was built. Only a miss pays for the records.
+            0 => self.lookup_in_records(query),
             1 => Ok(matches.pop()),
             many => bail!("{query} matches {many} containers; give more of the id"),
         }
