@@ -402,7 +402,8 @@ impl Containers {
                 ),
             }
         }
-        records.sort_by_key(|r| (r.created, r.id.clone()));
+        // By reference: a key that clones the id would allocate per comparison.
+        records.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Ok(records)
     }
 
