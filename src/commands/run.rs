@@ -1110,16 +1110,12 @@ fn root_directory(path: &Path) -> Result<PathBuf> {
     Ok(canonical)
 }
 
-/// 64 random hex digits, as docker's ids.
 /// A random 64-hex-digit id whose short form (the default hostname) is not
 /// all decimal digits: resolvers read such a name as an IPv4 address, so
 /// `hostname -i` and the like would fail (docker draws again too).
 fn new_container_id() -> Result<String> {
-    let mut urandom = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
     loop {
-        let mut bytes = [0u8; 32];
-        std::io::Read::read_exact(&mut urandom, &mut bytes).context("reading /dev/urandom")?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::util::random::hex_id()?;
         if !looks_like_a_number(&id[..12]) {
             return Ok(id);
         }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use super::filters::{label_matches, name_matches, Filters};
@@ -186,16 +186,7 @@ pub fn create_command(args: VolumeCreateArgs) -> Result<i32> {
     let volume = match &args.name {
         Some(name) => store.volumes.get_or_create(name, &labels)?.0,
         // docker names it at random, and it is no anonymous volume.
-        None => {
-            let mut name = [0u8; 32];
-            std::io::Read::read_exact(
-                &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
-                &mut name,
-            )
-            .context("reading /dev/urandom")?;
-            let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
-            store.volumes.get_or_create(&name, &labels)?.0
-        }
+        None => store.volumes.create_unnamed(&labels)?,
     };
     println!("{}", volume.name());
     Ok(0)

@@ -185,14 +185,20 @@ impl Volumes {
         }
     }
 
+    /// A new volume with a random name (docker's `volume create` without
+    /// one) and `labels`.
+    pub fn create_unnamed(&self, labels: &BTreeMap<String, String>) -> Result<Volume> {
+        Ok(self
+            .get_or_create(&crate::util::random::hex_id()?, labels)?
+            .0)
+    }
+
     /// A new anonymous volume: a random name, docker's label.
     pub fn create_anonymous(&self) -> Result<Volume> {
-        let mut urandom = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
-        let mut bytes = [0u8; 32];
-        std::io::Read::read_exact(&mut urandom, &mut bytes).context("reading /dev/urandom")?;
-        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let labels = BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())]);
-        Ok(self.get_or_create(&name, &labels)?.0)
+        self.create_unnamed(&BTreeMap::from([(
+            ANONYMOUS_LABEL.to_string(),
+            String::new(),
+        )]))
     }
 
     /// Every volume, by name. A dir without a readable record (a removal
