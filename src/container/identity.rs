@@ -38,13 +38,21 @@ fn stat(pid: i32) -> Option<(bool, u64)> {
     Some((fields[0] == "Z", start_time))
 }
 
+/// The state letter (field 3: `R`, `S`, `Z`...) and parent (field 4) of
+/// `pid`; None when there is no such process.
+pub fn state_and_parent(pid: i32) -> Option<(char, i32)> {
+    let fields = stat_fields(pid)?;
+    let state = fields.first()?.chars().next()?;
+    Some((state, fields.get(4 - 3)?.parse().ok()?))
+}
+
 /// A pidfd of the first child of `pid`, checked to be its child (field 4,
 /// ppid) once the pidfd pins it, so a reused pid is never taken.
 pub fn first_child(pid: i32) -> Option<OwnedFd> {
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
     let child: i32 = children.split_whitespace().next()?.parse().ok()?;
     let pidfd = sys::pidfd_open(Pid::from_raw(child)).ok()?;
-    let ppid = stat_fields(child)?.get(4 - 3)?.parse::<i32>().ok()?;
+    let (_, ppid) = state_and_parent(child)?;
     (ppid == pid).then_some(pidfd)
 }
 
@@ -122,6 +130,14 @@ mod tests {
         assert!(!stranger.is_alive());
         assert!(stranger.open().is_none());
         assert!(!stranger.signal(Signal::SIGKILL).unwrap());
+    }
+
+    #[test]
+    fn state_and_parent_of_this_process() {
+        let (state, parent) = state_and_parent(std::process::id() as i32).unwrap();
+        assert_eq!(parent, nix::unistd::getppid().as_raw());
+        assert!(matches!(state, 'R' | 'S'), "{state}");
+        assert_eq!(state_and_parent(i32::MAX), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::container::identity::state_and_parent;
+
 /// The container's user namespace, as the kernel names it (device and
 /// inode of its nsfs file).
 pub struct ContainerProcesses {
@@ -22,19 +24,6 @@ pub struct ContainerProcesses {
 fn userns_of(pid: i32) -> Option<(u64, u64)> {
     let meta = std::fs::metadata(format!("/proc/{pid}/ns/user")).ok()?;
     Some((meta.dev(), meta.ino()))
-}
-
-/// The state and parent pid in /proc/PID/stat (the fields after the
-/// command name, which may itself hold spaces and parentheses).
-fn state_and_parent(pid: i32) -> Option<(char, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat)
-}
-
-fn parse_stat(stat: &str) -> Option<(char, i32)> {
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    Some((state, fields.next()?.parse().ok()?))
 }
 
 impl ContainerProcesses {
@@ -81,20 +70,5 @@ impl ContainerProcesses {
                 None => false,
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_and_parent_are_read_past_a_name_with_spaces_and_parentheses() {
-        let me = std::process::id() as i32;
-        let (state, parent) = state_and_parent(me).unwrap();
-        assert_eq!(parent, nix::unistd::getppid().as_raw());
-        assert!(matches!(state, 'R' | 'S'), "{state}");
-        assert_eq!(parse_stat("42 (a) b (c)) Z 7 42 42 0"), Some(('Z', 7)));
-        assert_eq!(parse_stat("42 (x"), None);
     }
 }
