@@ -205,10 +205,12 @@ fn run_container(
     // Before the output drains: what is left of a --pid host container
     // would hold its pipes open.
     if let Some(processes) = &held.processes {
-        if !processes.kill_all() {
-            eprintln!(
+        match processes.kill_all() {
+            // None left: nothing for Held's drop to sweep again.
+            true => held.processes = None,
+            false => eprintln!(
                 "rocker: warning: processes of the container kept appearing as they were killed"
-            );
+            ),
         }
     }
     if let Some(pipes) = pipes.as_mut() {
