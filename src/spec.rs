@@ -422,6 +422,10 @@ pub enum UserMount {
         /// container's content at `destination` is copied in first.
         /// None with `nocopy`.
         copy_up: Option<PathBuf>,
+        /// Made for this container (`-v /path`, the image's VOLUME): it
+        /// goes with the container on `rm -v` and `--rm`.
+        #[serde(default)]
+        anonymous: bool,
     },
 }
 

@@ -181,6 +181,8 @@ fn anonymous_volumes_go_with_rm_v_and_with_rm_flag() {
     let report: Value = serde_json::from_str(&store.ok(&["inspect", "keeper"])).unwrap();
     let mounts = report[0]["Mounts"].as_array().unwrap();
     assert_eq!(mounts.len(), 2, "{mounts:?}");
+    // docker lists no anonymous volume among the Binds.
+    assert!(report[0]["HostConfig"]["Binds"].is_null(), "{report}");
     for mount in mounts {
         assert_eq!(mount["Type"], "volume");
         assert_eq!(mount["Driver"], "local");
@@ -308,6 +310,22 @@ fn volume_verbs_exit_as_docker_and_df_counts_volumes() {
     assert_eq!(store.ok(&["volume", "create", "twice"]), "twice\n");
     let random = store.ok(&["volume", "create"]);
     assert_eq!(random.trim().len(), 64);
+    // Named at random, it is still a named volume: one of the Binds.
+    let bind = format!("{}:/r", random.trim());
+    store.ok(&[
+        "run",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "-v",
+        &bind,
+        image(),
+        "true",
+    ]);
+    let report: Value = serde_json::from_str(&store.ok(&["inspect", "user"])).unwrap();
+    assert_eq!(report[0]["HostConfig"]["Binds"], json!([bind]));
+    store.ok(&["rm", "-v", "user"]);
     store.sh(
         &["-v", "twice:/data"],
         "head -c 100000 /dev/zero > /data/blob",

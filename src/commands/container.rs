@@ -858,11 +858,6 @@ pub fn inspect_command(args: ContainerInspectArgs) -> Result<i32> {
 }
 
 /// What `inspect` says of a container, in docker's shape.
-/// docker's anonymous volumes have 64 hex digits for a name.
-fn is_anonymous_name(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// GraphDriver.Data: where an overlay container's writes and layers are.
 fn graph_data(containers: &Containers, record: &ContainerRecord) -> Value {
     let dir = containers.dir(&record.id);
@@ -922,7 +917,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         .mounts
         .iter()
         .filter(|m| m.kind != MountKind::Tmpfs)
-        .filter(|m| m.name.as_ref().is_none_or(|n| !is_anonymous_name(n)))
+        .filter(|m| !m.anonymous)
         .map(|m| {
             let source = m
                 .name

@@ -331,6 +331,7 @@ impl RunExtras {
                 } => MountRecord {
                     kind: MountKind::Bind,
                     name: None,
+                    anonymous: false,
                     source: Some(source.display().to_string()),
                     destination: destination.clone(),
                     read_only: *read_only,
@@ -341,6 +342,7 @@ impl RunExtras {
                 } => MountRecord {
                     kind: MountKind::Tmpfs,
                     name: None,
+                    anonymous: false,
                     source: None,
                     destination: destination.clone(),
                     read_only: options.read_only,
@@ -350,10 +352,12 @@ impl RunExtras {
                     source,
                     destination,
                     read_only,
+                    anonymous,
                     ..
                 } => MountRecord {
                     kind: MountKind::Volume,
                     name: Some(name.clone()),
+                    anonymous: *anonymous,
                     source: Some(source.display().to_string()),
                     destination: destination.clone(),
                     read_only: *read_only,

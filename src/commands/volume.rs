@@ -71,6 +71,7 @@ pub fn mounts_for_run(
             destination,
             read_only,
             copy_up: copy.then(|| volume.copy_up_marker()),
+            anonymous: volume.record.is_anonymous(),
         };
     let mut mounts = vec![];
     for request in requests {

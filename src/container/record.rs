@@ -231,6 +231,9 @@ pub struct MountRecord {
     /// A volume's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An anonymous volume's (see `UserMount::Volume`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
     pub source: Option<String>,
     pub destination: String,
     pub read_only: bool,

@@ -513,6 +513,7 @@ mod tests {
             destination: "/var/lib/db".into(),
             read_only: false,
             copy_up: copy_up.map(PathBuf::from),
+            anonymous: false,
         };
         let ops = plan(
             &spec(
