@@ -62,8 +62,7 @@ struct Security {
 
 fn security() -> Security {
     // The kernel shows a Seccomp line for every process when it has filters.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let seccomp = match status.lines().any(|line| line.starts_with("Seccomp:")) {
+    let seccomp = match crate::host::userns::own_seccomp_mode().is_some() {
         true => Check::yes(format!(
             "{}; --security-opt seccomp=unconfined|PROFILE.json to change it",
             SeccompPolicy::Builtin.describe()

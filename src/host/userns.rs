@@ -71,8 +71,15 @@ pub const SECCOMP_FIX: &str = "a seccomp filter refuses user namespaces to this 
 /// Whether this process runs under a seccomp filter (mode 2 in
 /// /proc/self/status); cheap, read only when something failed.
 pub fn under_seccomp_filter() -> bool {
+    own_seccomp_mode() == Some(2)
+}
+
+/// This process's seccomp mode (0 none, 1 strict, 2 filter); None on a
+/// kernel without seccomp, whose status has no such line.
+pub fn own_seccomp_mode() -> Option<u32> {
     std::fs::read_to_string("/proc/self/status")
-        .is_ok_and(|status| seccomp_mode(&status) == Some(2))
+        .ok()
+        .and_then(|status| seccomp_mode(&status))
 }
 
 fn seccomp_mode(status: &str) -> Option<u32> {
