@@ -52,11 +52,7 @@ impl Sizes {
             .store
             .images()?
             .iter()
-            .map(|image| {
-                let size = image
-                    .unpacked_size(|layer| tree_size(&context.store.layer_path(&layer.diff_id)));
-                (image.id().to_string(), size)
-            })
+            .map(|image| (image.id().to_string(), context.unpacked_size(image)))
             .collect();
         Ok(Sizes { images })
     }

@@ -48,6 +48,12 @@ impl ImageContext {
         Registries::load(&self.dirs.config_home)
     }
 
+    /// `image`'s size as docker counts it: its layers extracted (measured
+    /// in the store when the record has no size for one).
+    pub fn unpacked_size(&self, image: &ImageRecord) -> u64 {
+        image.unpacked_size(|layer| tree_size(&self.store.layer_path(&layer.diff_id)))
+    }
+
     /// An image by name (normalized: `alpine` finds
     /// `docker.io/library/alpine:latest`) or by an id prefix.
     pub fn find(&self, text: &str) -> Result<Vec<ImageRecord>> {
@@ -242,9 +248,7 @@ pub fn images_command(args: ImagesArgs) -> Result<i32> {
         return Ok(0);
     }
     // Extracted, as docker counts an image's size.
-    let unpacked = |image: &ImageRecord| {
-        image.unpacked_size(|layer| tree_size(&context.store.layer_path(&layer.diff_id)))
-    };
+    let unpacked = |image: &ImageRecord| context.unpacked_size(image);
     // The fields of docker's `images --format`, and rocker's own beside
     // them under names docker does not use.
     let rows = || -> Vec<serde_json::Value> {
@@ -575,9 +579,7 @@ pub fn image_reports(text: &str) -> Result<Vec<serde_json::Value>> {
             "RepoTags": names,
             "Digest": image.manifest,
             "Platform": image.platform,
-            "Size": image.unpacked_size(|layer| {
-                tree_size(&context.store.layer_path(&layer.diff_id))
-            }),
+            "Size": context.unpacked_size(image),
             "Layers": image.layers.iter().map(|l| json!({
                 "Digest": l.digest, "DiffID": l.diff_id, "Size": l.size,
                 "Path": context.store.layer_path(&l.diff_id),
