@@ -20,6 +20,23 @@ pub fn confirm(warning: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
+/// A prune's section, as docker prints it: `heading`, each item on a
+/// line, a blank line; nothing when nothing went.
+pub fn write_removed(
+    out: &mut impl std::io::Write,
+    heading: &str,
+    items: &[String],
+) -> std::io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{heading}")?;
+    for item in items {
+        writeln!(out, "{item}")?;
+    }
+    writeln!(out)
+}
+
 pub fn write_table(
     out: &mut impl Write,
     headers: &[&str],

@@ -11,7 +11,7 @@ use super::build::{cache_mounts_dir, prune_build_cache};
 use super::container::prune_stopped;
 use super::filters::Filters;
 use super::image::{pins, ImageContext};
-use super::output::{confirm, human_size, write_table};
+use super::output::{confirm, human_size, write_removed, write_table};
 use crate::cli::args::SystemPruneArgs;
 use crate::container::record::{Containers, State};
 use crate::image::store::ImageRecord;
@@ -213,30 +213,16 @@ pub fn prune_command(args: SystemPruneArgs) -> Result<i32> {
     store.collect_garbage(pins)?;
     let after = tree_size(store.root());
     let mut out = std::io::stdout().lock();
-    if !removed_containers.is_empty() {
-        writeln!(out, "Deleted Containers:")?;
-        for id in &removed_containers {
-            writeln!(out, "{id}")?;
-        }
-        writeln!(out)?;
-    }
-    if !removed_volumes.is_empty() {
-        writeln!(out, "Deleted Volumes:")?;
-        for name in &removed_volumes {
-            writeln!(out, "{name}")?;
-        }
-        writeln!(out)?;
-    }
-    if !removed_images.is_empty() {
-        writeln!(out, "Deleted Images:")?;
-        for image in &removed_images {
-            match image.name == image.id().to_string() {
-                true => writeln!(out, "deleted: {}", image.id())?,
-                false => writeln!(out, "untagged: {}", image.name)?,
-            }
-        }
-        writeln!(out)?;
-    }
+    write_removed(&mut out, "Deleted Containers:", &removed_containers)?;
+    write_removed(&mut out, "Deleted Volumes:", &removed_volumes)?;
+    let images: Vec<String> = removed_images
+        .iter()
+        .map(|image| match image.name == image.id().to_string() {
+            true => format!("deleted: {}", image.id()),
+            false => format!("untagged: {}", image.name),
+        })
+        .collect();
+    write_removed(&mut out, "Deleted Images:", &images)?;
     if cache > 0 {
         writeln!(out, "Deleted build cache objects: {cache}\n")?;
     }

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use super::filters::{label_matches, name_matches, Filters};
-use super::output::{confirm, human_size, write_table};
+use super::output::{confirm, human_size, write_removed, write_table};
 use crate::cli::args::{
     Format, ImageVolumeMode, VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs,
     VolumeRmArgs,
@@ -363,13 +363,7 @@ pub fn prune_command(args: VolumePruneArgs) -> Result<i32> {
     }
     let (removed, freed) = prune_unused(args.all, &filters)?;
     let mut out = std::io::stdout().lock();
-    if !removed.is_empty() {
-        writeln!(out, "Deleted Volumes:")?;
-        for name in &removed {
-            writeln!(out, "{name}")?;
-        }
-        writeln!(out)?;
-    }
+    write_removed(&mut out, "Deleted Volumes:", &removed)?;
     writeln!(out, "Total reclaimed space: {}", human_size(freed))?;
     Ok(0)
 }
