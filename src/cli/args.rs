@@ -82,6 +82,10 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage user-defined networks, on which containers reach each other
+    /// by name
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Print a shell completion script: bash, zsh, fish, elvish or
     /// powershell (e.g. `rocker completion bash > ~/.local/share/bash-completion/completions/rocker`)
     Completion(CompletionArgs),
@@ -121,6 +125,10 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out of a registry
     Logout(LogoutArgs),
+    /// (internal) Hold rocker's network namespace: started by a run on a
+    /// user-defined network, gone with the last such container
+    #[command(name = "network-keeper", hide = true)]
+    NetworkKeeper,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +173,84 @@ pub enum VolumeCommand {
     Rm(VolumeRmArgs),
     /// Remove the anonymous volumes no container uses (-a: every unused one)
     Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network and print its id
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Show networks in detail, with their running containers
+    Inspect(NetworkInspectArgs),
+    /// Remove networks no running container is on
+    #[command(visible_alias = "remove")]
+    Rm(NetworkRmArgs),
+    /// Remove every network no running container is on
+    Prune(NetworkPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// The network's IPv4 subnet (default: the first free 10.89.N.0/24)
+    #[arg(long, value_name = "A.B.C.D/N")]
+    pub subnet: Option<String>,
+    /// No way out: its containers reach each other only
+    #[arg(long)]
+    pub internal: bool,
+    /// The driver: bridge, the only one
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// A label for the network: KEY[=VALUE] (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Print only network ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only the networks that match: name=TEXT, id=PREFIX, driver=bridge,
+    /// label=KEY[=VALUE] (repeatable)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Output format: a Go template, json or table
+    #[arg(long, value_parser = format_flag, default_value = "text")]
+    pub format: Format,
+    /// Print whole ids
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+    /// A Go template applied to each (`{{.IPAM}}`), or json
+    #[arg(short, long, value_parser = format_flag, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+    /// Say nothing of networks that do not exist
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkPruneArgs {
+    /// Only the networks that match: label=KEY[=VALUE], label!=KEY[=VALUE]
+    #[arg(long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Do not ask first
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -921,9 +1007,14 @@ pub struct RunArgs {
           default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub read_only: bool,
 
-    /// Network: slirp4netns[:OPTION=VALUE,...] (the default), none or host
+    /// Network: slirp4netns[:OPTION=VALUE,...] (the default), none, host,
+    /// or the name of a network (rocker network create)
     #[arg(long, alias = "net", value_name = "MODE", value_parser = network_flag)]
     pub network: Option<NetworkMode>,
+
+    /// Another name the container has on its network (repeatable)
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
+    pub network_aliases: Vec<String>,
 
     /// Publish a container port on the host:
     /// [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (ranges: 8000-8002:80-82)

@@ -18,6 +18,7 @@ use crate::commands::filters::{label_matches, name_matches, Filters};
 use crate::commands::image;
 use crate::commands::output::{human_size, printable, write_table};
 use crate::container::freeze;
+use crate::container::live_dir;
 use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{
     ContainerRecord, Containers, LiveState, LogDriver, MountKind, RootfsKind, State,
@@ -864,6 +865,50 @@ fn graph_data(containers: &Containers, record: &ContainerRecord) -> Value {
     }
 }
 
+/// docker's entry for a container on a user-defined network: where it is
+/// while it runs; the network's id and the aliases always.
+fn network_endpoint(
+    containers: &Containers,
+    record: &ContainerRecord,
+    network: &str,
+    aliases: &[String],
+    state: &State,
+) -> Value {
+    let live = match state {
+        State::Running(_) => {
+            live_dir::read_endpoints(&containers.runtime_of(&record.id), &record.id)
+                .into_iter()
+                .find(|e| e.network == network)
+        }
+        _ => None,
+    };
+    let network_id = live.as_ref().map(|e| e.network_id.clone()).or_else(|| {
+        crate::network::networks::Networks::open(containers.data())
+            .and_then(|n| n.get(network))
+            .ok()
+            .flatten()
+            .map(|n| n.id)
+    });
+    let mut names = vec![record.name.clone()];
+    names.extend(aliases.iter().cloned());
+    names.push(record.id[..12].to_string());
+    json!({
+        "IPAMConfig": null,
+        "Links": null,
+        "Aliases": (!aliases.is_empty()).then_some(aliases),
+        "MacAddress": live.as_ref().map(|e| e.mac.clone()).unwrap_or_default(),
+        "NetworkID": network_id.unwrap_or_default(),
+        "EndpointID": live.as_ref().map(|e| format!("{}-{}", &e.network_id[..12], &e.container_id[..12])).unwrap_or_default(),
+        "Gateway": live.as_ref().and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
+        "IPAddress": live.as_ref().map(|e| e.address.to_string()).unwrap_or_default(),
+        "IPPrefixLen": live.as_ref().map_or(0, |e| e.prefix),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": live.is_some().then_some(names),
+    })
+}
+
 fn container_report(containers: &Containers, record: &ContainerRecord) -> Result<Value> {
     let (status, state) = containers.status_and_state(&record.id);
     // docker's maps: "80/tcp" -> [{HostIp, HostPort}], the port a string.
@@ -926,28 +971,34 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         .collect();
     let etc = containers.live_dir(&record.id).join("etc");
     let flags = &record.flags;
-    let network_name = match record.network {
+    let network_name = match &record.network {
         crate::network::NetworkMode::Slirp4netns(_) => "slirp4netns",
         crate::network::NetworkMode::Host => "host",
         crate::network::NetworkMode::None => "none",
+        crate::network::NetworkMode::Bridge { network, .. } => network,
     };
-    let (gateway, prefix) = match record.network {
+    let (gateway, prefix) = match &record.network {
         crate::network::NetworkMode::Slirp4netns(options) => {
             (options.gateway().to_string(), options.cidr.prefix)
         }
         _ => (String::new(), 0),
     };
-    let endpoint = json!({
-        "IPAMConfig": null,
-        "Links": null,
-        "Aliases": null,
-        "NetworkID": network_name,
-        "EndpointID": "",
-        "Gateway": gateway,
-        "IPAddress": record.ip_address.clone().unwrap_or_default(),
-        "IPPrefixLen": prefix,
-        "MacAddress": "",
-    });
+    let endpoint = match &record.network {
+        crate::network::NetworkMode::Bridge { network, .. } => {
+            network_endpoint(containers, record, network, &flags.network_aliases, &state)
+        }
+        _ => json!({
+            "IPAMConfig": null,
+            "Links": null,
+            "Aliases": null,
+            "NetworkID": network_name,
+            "EndpointID": "",
+            "Gateway": gateway,
+            "IPAddress": record.ip_address.clone().unwrap_or_default(),
+            "IPPrefixLen": prefix,
+            "MacAddress": "",
+        }),
+    };
     let volumes: serde_json::Map<String, Value> = record
         .mounts
         .iter()

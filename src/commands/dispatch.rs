@@ -4,12 +4,12 @@
 use anyhow::Result;
 
 use super::{
-    archive, attach, build, commit, container, cp, exec, generate, image, info, login, push, run,
-    start, stats, system, volume,
+    archive, attach, build, commit, container, cp, exec, generate, image, info, login, network,
+    push, run, start, stats, system, volume,
 };
 use crate::cli::args::{
-    BuilderCommand, Command, ContainerCommand, GenerateCommand, ImageCommand, SystemCommand,
-    VolumeCommand,
+    BuilderCommand, Command, ContainerCommand, GenerateCommand, ImageCommand, NetworkCommand,
+    SystemCommand, VolumeCommand,
 };
 
 /// Runs `command`; its exit status, or the error rocker reports.
@@ -37,6 +37,10 @@ pub fn execute(command: Command) -> Result<i32> {
             container::unpause_command(args)
         }
         Command::Info(args) => info::run(args),
+        Command::NetworkKeeper => {
+            let dirs = crate::host::dirs::Dirs::discover()?;
+            crate::network::keeper::serve(dirs.ensure_runtime()?).map(|()| 0)
+        }
         Command::Version(args) => info::version(args),
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => image::pull_command(args),
         Command::Push(args) | Command::Image(ImageCommand::Push(args)) => push::push_command(args),
@@ -60,6 +64,11 @@ pub fn execute(command: Command) -> Result<i32> {
         }
         Command::System(SystemCommand::Df) => system::df_command(),
         Command::System(SystemCommand::Prune(args)) => system::prune_command(args),
+        Command::Network(NetworkCommand::Create(args)) => network::create_command(args),
+        Command::Network(NetworkCommand::Ls(args)) => network::ls_command(args),
+        Command::Network(NetworkCommand::Inspect(args)) => network::inspect_command(args),
+        Command::Network(NetworkCommand::Rm(args)) => network::rm_command(args),
+        Command::Network(NetworkCommand::Prune(args)) => network::prune_command(args),
         Command::Volume(VolumeCommand::Create(args)) => volume::create_command(args),
         Command::Volume(VolumeCommand::Ls(args)) => volume::ls_command(args),
         Command::Volume(VolumeCommand::Inspect(args)) => volume::inspect_command(args),

@@ -194,7 +194,7 @@ fn null_stdio() -> Result<()> {
 /// network namespace: the container's is the caller's own (and joining it
 /// from the container's user namespace is not allowed).
 fn namespaces(record: &ContainerRecord) -> CloneFlags {
-    namespaces::flags(record.network, record.host_namespaces)
+    namespaces::flags(&record.network, record.host_namespaces)
 }
 
 /// The capabilities the container was started with, which `exec` gets too.

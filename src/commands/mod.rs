@@ -1,7 +1,7 @@
 //! One module per verb family (`run` and create, `start` and restart,
 //! `exec`, `attach`, `container`, `cp`, `image`, `push`, `archive` for save
 //! and load, `commit` for commit, export and import, `generate`, `info`,
-//! `login`, `stats`, `system`, `volume`): each turns parsed arguments into work. `dispatch`
+//! `login`, `network`, `stats`, `system`, `volume`): each turns parsed arguments into work. `dispatch`
 //! maps a parsed command line to them; `output` writes their tables.
 
 pub mod archive;
@@ -17,6 +17,7 @@ pub mod generate;
 pub mod image;
 pub mod info;
 pub mod login;
+pub mod network;
 pub mod output;
 pub mod push;
 pub mod run;

@@ -220,6 +220,7 @@ impl RunExtras {
             exposed.extend(crate::network::ports::parse_exposed(text)?);
         }
         let flags = crate::container::record::RunFlags {
+            network_aliases: args.network_aliases.clone(),
             cap_add: args.cap_add.clone(),
             cap_drop: args.cap_drop.clone(),
             dns: args.dns.clone(),
@@ -364,7 +365,7 @@ impl RunExtras {
                 },
             })
             .collect();
-        let ip_address = match spec.network {
+        let ip_address = match &spec.network {
             NetworkMode::Slirp4netns(options) => Some(options.container_address().to_string()),
             _ => None,
         };
@@ -385,7 +386,7 @@ impl RunExtras {
             user: process.user,
             hostname: spec.hostname.clone(),
             tty: process.terminal,
-            network: spec.network,
+            network: spec.network.clone(),
             ip_address,
             ports: spec.ports.clone(),
             mounts,
@@ -714,6 +715,18 @@ fn build_spec(
 ) -> Result<ContainerSpec> {
     let requests = mount_requests(&args)?;
     let (network, ports) = network_and_ports(&args, image)?;
+    if let NetworkMode::Bridge { network, .. } = &network {
+        if crate::network::networks::Networks::open(place.data)?
+            .get(network)?
+            .is_none()
+        {
+            return Err(StatusError::new(
+                125,
+                format!("network {network} not found: rocker network create {network} makes it (rocker network ls lists them)"),
+            )
+            .into());
+        }
+    }
     let capabilities = match args.privileged {
         true => caps::all(),
         false => capabilities::chosen(&args.cap_add, &args.cap_drop)?,
@@ -764,7 +777,7 @@ fn build_spec(
         "working directory",
     )?;
 
-    let names = name_settings(&args, network)?;
+    let names = name_settings(&args, &network)?;
     let ulimits = args
         .ulimit
         .iter()
@@ -778,7 +791,7 @@ fn build_spec(
     let sysctls = args
         .sysctl
         .iter()
-        .map(|text| sysctl(text, network, host_namespaces.ipc))
+        .map(|text| sysctl(text, &network, host_namespaces.ipc))
         .collect::<Result<_>>()?;
     // Last: anything that fails before this leaves no volume made for
     // nothing.
@@ -857,7 +870,7 @@ fn check_group_add(groups: &[String], gid: u32, group_file: Option<&str>) -> Res
 }
 
 /// `--sysctl KEY=VALUE`, of the container's own namespaces only.
-fn sysctl(text: &str, network: NetworkMode, host_ipc: bool) -> Result<(String, String)> {
+fn sysctl(text: &str, network: &NetworkMode, host_ipc: bool) -> Result<(String, String)> {
     let Some((key, value)) = text.split_once('=') else {
         bail!("--sysctl {text}: give KEY=VALUE");
     };
@@ -906,7 +919,7 @@ fn device(text: &str) -> Result<crate::spec::Device> {
 }
 
 /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`, checked.
-fn name_settings(args: &RunArgs, network: NetworkMode) -> Result<crate::spec::NameSettings> {
+fn name_settings(args: &RunArgs, network: &NetworkMode) -> Result<crate::spec::NameSettings> {
     let mut extra_hosts = vec![];
     for entry in &args.add_host {
         // docker writes NAME:ADDRESS (an IPv6 address has colons of its
@@ -1063,7 +1076,21 @@ fn network_and_ports(
     args: &RunArgs,
     image: &ContainerConfig,
 ) -> Result<(NetworkMode, Vec<PortMapping>)> {
-    let network = args.network.unwrap_or_default();
+    let mut network = args.network.clone().unwrap_or_default();
+    match &mut network {
+        NetworkMode::Bridge { aliases, .. } => {
+            for alias in &args.network_aliases {
+                options::check_hostname(alias)
+                    .with_context(|| format!("--network-alias {alias}: not a host name"))?;
+            }
+            aliases.clone_from(&args.network_aliases);
+        }
+        _ if !args.network_aliases.is_empty() => bail!(
+            "--network-alias needs a user-defined network (rocker network create NAME, then \
+             --network NAME)"
+        ),
+        _ => {}
+    }
     let mut ports: Vec<PortMapping> = args.publish.iter().flat_map(|p| p.0.clone()).collect();
     if args.publish_all {
         // docker's -P: each exposed port not published already, on all
@@ -1089,7 +1116,7 @@ fn network_and_ports(
             }
         }
     }
-    match network {
+    match &network {
         NetworkMode::None if !ports.is_empty() => {
             bail!("-p needs a network to forward to, and --network none has none")
         }

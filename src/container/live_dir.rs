@@ -10,12 +10,24 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::host::dirs::ensure_private_dir;
+use crate::network::keeper::protocol::Endpoint;
 use crate::rootfs::etc_files;
 use crate::rootfs::plan::GeneratedFiles;
 use crate::spec::ContainerSpec;
 
 /// The file of a running container's processes (see `record::LiveState`).
 pub const STATE_FILE: &str = "state.json";
+
+/// Where the container is on user-defined networks (see `network::keeper`).
+const ENDPOINTS_FILE: &str = "endpoints.json";
+
+/// The endpoints of running container `id` on user-defined networks.
+pub fn read_endpoints(runtime: &Path, id: &str) -> Vec<Endpoint> {
+    crate::util::fs::read_json(&path(runtime, id).join(ENDPOINTS_FILE))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
 
 /// The container's compiled syscall filter (see `runtime::seccomp`).
 const SECCOMP_FILE: &str = "seccomp.bpf";
@@ -72,11 +84,34 @@ impl LiveDir {
         std::fs::write(&path, program).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for `spec`.
-    pub fn write_etc_files(&self, spec: &ContainerSpec) -> Result<GeneratedFiles> {
+    /// Keeps where the container is on user-defined networks, for
+    /// `inspect`.
+    pub fn write_endpoints(&self, endpoints: &[Endpoint]) -> Result<()> {
+        crate::util::fs::write_atomic(
+            &self.path.join(ENDPOINTS_FILE),
+            &serde_json::to_vec(endpoints)?,
+            0o600,
+        )
+    }
+
+    /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for `spec`,
+    /// at its `endpoint` on a user-defined network. There the hosts file
+    /// goes to `shared_hosts` instead: the keeper rewrites it as peers come
+    /// and go, so the container binds it as it is rather than a confined
+    /// copy (see `mount::confine_generated_files`), and it belongs on disk,
+    /// with the container's other writes, not in the small runtime dir.
+    pub fn write_etc_files(
+        &self,
+        spec: &ContainerSpec,
+        endpoint: Option<&Endpoint>,
+        shared_hosts: Option<&Path>,
+    ) -> Result<GeneratedFiles> {
         let host_hosts = std::fs::read_to_string("/etc/hosts").ok();
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").ok();
-        let files = GeneratedFiles::in_dir(self.path.join("etc"));
+        let mut files = GeneratedFiles::in_dir(self.path.join("etc"));
+        if let Some(path) = shared_hosts {
+            files.hosts = path.to_path_buf();
+        }
         std::fs::create_dir(&files.dir)
             .with_context(|| format!("creating {}", files.dir.display()))?;
         let contents = [
@@ -84,7 +119,8 @@ impl LiveDir {
                 &files.hosts,
                 etc_files::hosts_file(
                     &spec.hostname,
-                    spec.network,
+                    &spec.network,
+                    endpoint,
                     host_hosts.as_deref(),
                     &spec.names,
                 ),
@@ -92,7 +128,12 @@ impl LiveDir {
             (&files.hostname, etc_files::hostname_file(&spec.hostname)),
             (
                 &files.resolv_conf,
-                etc_files::resolv_conf(spec.network, host_resolv.as_deref(), &spec.names),
+                etc_files::resolv_conf(
+                    &spec.network,
+                    endpoint,
+                    host_resolv.as_deref(),
+                    &spec.names,
+                ),
             ),
         ];
         for (path, content) in contents {

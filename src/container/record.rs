@@ -177,6 +177,9 @@ impl From<RootfsMode> for RootfsKind {
 /// Empty ones are not written, so a plain container's record stays small.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunFlags {
+    /// `--network-alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -356,6 +359,11 @@ impl Containers {
     /// The container's dir in the store.
     pub fn dir(&self, id: &str) -> PathBuf {
         self.store.join(id)
+    }
+
+    /// rocker's data dir, which holds the store.
+    pub fn data(&self) -> &Path {
+        &self.data
     }
 
     /// This session's runtime dir, where the containers it starts live.

@@ -1,7 +1,11 @@
 //! Container networking: which network a container gets (`--network`), the
-//! ports it publishes (`-p`), and the slirp4netns process that connects a
-//! container's own network namespace to the host's without privileges.
+//! ports it publishes (`-p`), the slirp4netns process that connects a
+//! network namespace to the host's without privileges, and user-defined
+//! networks (`networks`), built by a `keeper` over `netlink`.
 
+pub mod keeper;
+pub mod netlink;
+pub mod networks;
 pub mod ports;
 pub mod slirp;
 
@@ -12,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 /// What `--network` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "mode")]
 pub enum NetworkMode {
     /// A network namespace of its own with only loopback.
@@ -21,6 +25,14 @@ pub enum NetworkMode {
     Host,
     /// A network namespace of its own, connected by slirp4netns.
     Slirp4netns(SlirpOptions),
+    /// A network namespace of its own, on the bridge of a user-defined
+    /// network (`network create`), known there by its name and `aliases`
+    /// (`--network-alias`).
+    Bridge {
+        network: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        aliases: Vec<String>,
+    },
 }
 
 /// Without `--network`: slirp4netns with its defaults, as podman gives
@@ -38,6 +50,7 @@ impl std::fmt::Display for NetworkMode {
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
             NetworkMode::Slirp4netns(_) => "slirp4netns",
+            NetworkMode::Bridge { network, .. } => network,
         })
     }
 }
@@ -60,9 +73,20 @@ impl NetworkMode {
             Some(("slirp4netns", options)) => Ok(NetworkMode::Slirp4netns(
                 SlirpOptions::parse(options).with_context(|| format!("--network {text}"))?,
             )),
-            _ => {
-                bail!("unknown network {text:?}: use none, host or slirp4netns[:OPTION=VALUE,...]")
+            None if text == "bridge" => bail!(
+                "rocker has no default bridge network: create one (rocker network create NAME) \
+                 and run with --network NAME, or use none, host or slirp4netns[:OPTION=VALUE,...]"
+            ),
+            None if crate::util::names::check_object_name("network", text).is_ok() => {
+                Ok(NetworkMode::Bridge {
+                    network: text.to_string(),
+                    aliases: vec![],
+                })
             }
+            _ => bail!(
+                "unknown network {text:?}: use none, host, slirp4netns[:OPTION=VALUE,...] \
+                 or the name of a network (rocker network ls)"
+            ),
         }
     }
 
@@ -80,7 +104,7 @@ pub struct Ipv4Network {
 }
 
 impl Ipv4Network {
-    fn parse(text: &str) -> Result<Ipv4Network> {
+    pub fn parse(text: &str) -> Result<Ipv4Network> {
         let (address, prefix) = text
             .split_once('/')
             .with_context(|| format!("{text:?} is not a network: write it as 10.0.3.0/24"))?;
@@ -92,10 +116,6 @@ impl Ipv4Network {
             .ok()
             .filter(|p| *p <= 32)
             .with_context(|| format!("{prefix:?} is not a prefix length (0 to 32)"))?;
-        // slirp4netns puts the container at .100: the network needs room.
-        if prefix > 25 {
-            bail!("{text} is too small: the container's address is the network's .100, so use /25 or larger");
-        }
         let host_bits = u32::MAX >> prefix;
         if u32::from(address) & host_bits != 0 {
             bail!(
@@ -187,7 +207,14 @@ impl SlirpOptions {
                             format!("mtu must be a number from 68 to 65521, not {value:?}")
                         })?
                 }
-                "cidr" => options.cidr = Ipv4Network::parse(value)?,
+                "cidr" => {
+                    options.cidr = Ipv4Network::parse(value)?;
+                    // slirp4netns puts the container at .100: the network
+                    // needs room.
+                    if options.cidr.prefix > 25 {
+                        bail!("{value} is too small: the container's address is the network's .100, so use /25 or larger");
+                    }
+                }
                 _ => bail!("unknown slirp4netns option {name:?}; the options are {OPTION_NAMES}"),
             }
         }
@@ -223,7 +250,16 @@ mod tests {
         assert_eq!(NetworkMode::parse("slirp4netns").unwrap(), default);
         assert_eq!(NetworkMode::parse("slirp4netns:").unwrap(), default);
         let err = NetworkMode::parse("bridge").unwrap_err().to_string();
-        assert!(err.contains("none, host or slirp4netns"), "{err}");
+        assert!(err.contains("rocker network create"), "{err}");
+        assert_eq!(
+            NetworkMode::parse("app").unwrap(),
+            NetworkMode::Bridge {
+                network: "app".into(),
+                aliases: vec![]
+            }
+        );
+        let err = NetworkMode::parse("no/such").unwrap_err().to_string();
+        assert!(err.contains("none, host, slirp4netns"), "{err}");
     }
 
     #[test]

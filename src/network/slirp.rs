@@ -12,8 +12,9 @@
 //! it once rocker exits, the user's session manager or init.
 
 use std::io::{Read, Write};
+use std::net::Ipv4Addr;
 use std::net::{IpAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,21 @@ const LOG_FILE: &str = "slirp4netns.log";
 const FEATURES_CACHE: &str = "slirp4netns-features";
 /// The interface the container sees.
 pub const INTERFACE: &str = "eth0";
+
+/// The network namespace slirp4netns serves.
+pub enum Target<'a> {
+    /// A container's, entered through its PID 1 (user namespace first);
+    /// slirp4netns configures its tap device as the container's eth0.
+    /// `root_mapped` says whether the container's user namespace maps uid
+    /// and gid 0: slirp4netns's sandbox (a mount namespace of its own,
+    /// pivoted into an empty root) becomes root there to make itself, and
+    /// fails where it cannot.
+    Container { pid: Pid, root_mapped: bool },
+    /// One this process is privileged over (rocker's network namespace,
+    /// from inside its user namespace), by descriptor; the tap device
+    /// `tap` is left unconfigured for a bridge to take.
+    Bridge { netns: BorrowedFd<'a>, tap: &'a str },
+}
 
 pub struct Slirp {
     child: Child,
@@ -114,15 +130,12 @@ fn check_tun() -> Result<()> {
 }
 
 impl Slirp {
-    /// Starts slirp4netns for the network namespace of `container` and
-    /// returns once the interface is configured. `root_mapped` says whether
-    /// the container's user namespace maps uid and gid 0: slirp4netns's
-    /// sandbox (a mount namespace of its own, pivoted into an empty root)
-    /// becomes root there to make itself, and fails where it cannot.
+    /// Starts slirp4netns for the network namespace `target` and returns
+    /// once its tap device is there (and configured, for a container).
+    /// Its API socket and log go into `live_dir`.
     pub fn start(
-        container: Pid,
+        target: Target<'_>,
         options: &SlirpOptions,
-        root_mapped: bool,
         runtime: &Path,
         live_dir: &Path,
     ) -> Result<Slirp> {
@@ -137,9 +150,25 @@ impl Slirp {
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
 
+        let root_mapped = match target {
+            Target::Container { root_mapped, .. } => root_mapped,
+            Target::Bridge { .. } => true,
+        };
         let mut command = Command::new(&program);
+        let mut inherited = vec![ready_write.as_raw_fd(), exit_read.as_raw_fd()];
+        match target {
+            Target::Container { pid, .. } => command
+                .arg("--configure")
+                .args([pid.to_string(), INTERFACE.into()]),
+            Target::Bridge { netns, tap } => {
+                inherited.push(netns.as_raw_fd());
+                command.arg("--netns-type=path").args([
+                    format!("/proc/self/fd/{}", netns.as_raw_fd()),
+                    tap.to_string(),
+                ])
+            }
+        };
         command
-            .arg("--configure")
             .arg(format!("--mtu={}", options.mtu))
             .arg(format!("--cidr={}", options.cidr))
             .arg(format!("--ready-fd={}", ready_write.as_raw_fd()))
@@ -157,16 +186,11 @@ impl Slirp {
             command.arg("--enable-ipv6");
         }
         command
-            .arg(container.to_string())
-            .arg(INTERFACE)
             .current_dir(live_dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("duplicating the log fd")?)
             .stderr(log);
-        crate::sys::inherit_fds_on_spawn(
-            &mut command,
-            vec![ready_write.as_raw_fd(), exit_read.as_raw_fd()],
-        );
+        crate::sys::inherit_fds_on_spawn(&mut command, inherited);
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
@@ -211,9 +235,11 @@ impl Slirp {
         Ok(())
     }
 
-    /// Publishes `port` on the host; its host side is bound on return.
-    pub fn publish(&self, port: &PortMapping) -> Result<()> {
-        let request = serde_json::json!({
+    /// Publishes `port` on the host, to `guest` (or the container's
+    /// address, as slirp4netns configured it); its host side is bound on
+    /// return. Returns the forward's id, which `unpublish` takes.
+    pub fn publish(&self, port: &PortMapping, guest: Option<Ipv4Addr>) -> Result<u64> {
+        let mut request = serde_json::json!({
             "execute": "add_hostfwd",
             "arguments": {
                 "proto": port.protocol.to_string(),
@@ -222,6 +248,9 @@ impl Slirp {
                 "guest_port": port.container_port,
             }
         });
+        if let Some(guest) = guest {
+            request["arguments"]["guest_addr"] = guest.to_string().into();
+        }
         let reply = self
             .call(&request)
             .with_context(|| format!("publishing {port} through slirp4netns"))?;
@@ -232,7 +261,24 @@ impl Slirp {
                 why_unbindable(port)
             );
         }
-        Ok(())
+        reply["return"]["id"]
+            .as_u64()
+            .with_context(|| format!("slirp4netns published {port} without an id: {reply}"))
+    }
+
+    /// Ends the forward `id`, freeing its host port.
+    pub fn unpublish(&self, id: u64) -> Result<()> {
+        let request = serde_json::json!({
+            "execute": "remove_hostfwd",
+            "arguments": { "id": id }
+        });
+        let reply = self
+            .call(&request)
+            .with_context(|| format!("ending port forward {id} of slirp4netns"))?;
+        match reply.get("error") {
+            Some(error) => bail!("slirp4netns kept port forward {id}: {error}"),
+            None => Ok(()),
+        }
     }
 
     /// One request over the API socket: the request, then the reply until

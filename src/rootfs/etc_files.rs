@@ -2,6 +2,7 @@
 //! are generated outside the rootfs and bind-mounted over it, so the rootfs
 //! directory (which may be shared) is never modified.
 
+use crate::network::keeper::protocol::Endpoint;
 use crate::spec::{NameSettings, NetworkMode};
 
 pub fn hostname_file(hostname: &str) -> String {
@@ -10,10 +11,11 @@ pub fn hostname_file(hostname: &str) -> String {
 
 /// With its own network the container gets a fresh hosts file; on the host
 /// network it sees the host's entries, plus its own name (at its slirp4netns
-/// address when it has one).
+/// address when it has one, or at its `endpoint` on a user-defined network).
 pub fn hosts_file(
     hostname: &str,
-    network: NetworkMode,
+    network: &NetworkMode,
+    endpoint: Option<&Endpoint>,
     host_hosts: Option<&str>,
     names: &NameSettings,
 ) -> String {
@@ -25,8 +27,9 @@ pub fn hosts_file(
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    let own_address = match network {
-        NetworkMode::Slirp4netns(options) => options.container_address().to_string(),
+    let own_address = match (network, endpoint) {
+        (NetworkMode::Slirp4netns(options), _) => options.container_address().to_string(),
+        (NetworkMode::Bridge { .. }, Some(endpoint)) => endpoint.address.to_string(),
         _ => "127.0.1.1".to_string(),
     };
     text.push_str(&format!("{own_address}\t{hostname}\n"));
@@ -80,15 +83,22 @@ fn with_user_settings(text: String, names: &NameSettings) -> String {
 /// nothing listens, so those lines are dropped. Behind slirp4netns the one
 /// nameserver is its DNS forwarder (which asks the host's resolver); the
 /// host's search domains and options stay.
+/// On a user-defined network it is the network's forwarder (slirp4netns's
+/// too), and none on an internal one.
 pub fn resolv_conf(
-    network: NetworkMode,
+    network: &NetworkMode,
+    endpoint: Option<&Endpoint>,
     host_resolv: Option<&str>,
     names: &NameSettings,
 ) -> String {
-    with_user_settings(usual_resolv_conf(network, host_resolv), names)
+    with_user_settings(usual_resolv_conf(network, endpoint, host_resolv), names)
 }
 
-fn usual_resolv_conf(network: NetworkMode, host_resolv: Option<&str>) -> String {
+fn usual_resolv_conf(
+    network: &NetworkMode,
+    endpoint: Option<&Endpoint>,
+    host_resolv: Option<&str>,
+) -> String {
     let host = host_resolv.unwrap_or("");
     let kept = |keep: &dyn Fn(&str) -> bool| -> String {
         host.lines()
@@ -102,6 +112,13 @@ fn usual_resolv_conf(network: NetworkMode, host_resolv: Option<&str>) -> String 
         NetworkMode::Slirp4netns(options) => {
             let mut text = kept(&|line| nameserver_of(line).is_none());
             text.push_str(&format!("nameserver {}\n", options.nameserver()));
+            text
+        }
+        NetworkMode::Bridge { .. } => {
+            let mut text = kept(&|line| nameserver_of(line).is_none());
+            if let Some(server) = endpoint.and_then(|e| e.nameserver) {
+                text.push_str(&format!("nameserver {server}\n"));
+            }
             text
         }
     }
@@ -133,11 +150,11 @@ mod tests {
             dns_search: vec!["corp.example".into()],
             dns_options: vec!["ndots:2".into()],
         };
-        let hosts = hosts_file("box", NetworkMode::None, None, &names);
+        let hosts = hosts_file("box", &NetworkMode::None, None, None, &names);
         assert!(hosts.ends_with("127.0.1.1\tbox\n10.0.2.2\tdb\n"), "{hosts}");
         let host = "nameserver 1.1.1.1\nsearch home\noptions edns0\n# note\n";
         assert_eq!(
-            resolv_conf(NetworkMode::None, Some(host), &names),
+            resolv_conf(&NetworkMode::None, None, Some(host), &names),
             "# note\nnameserver 9.9.9.9\nsearch corp.example\noptions ndots:2\n"
         );
     }
@@ -146,7 +163,8 @@ mod tests {
     fn hosts() {
         let own = hosts_file(
             "box",
-            NetworkMode::None,
+            &NetworkMode::None,
+            None,
             Some("10.0.0.1 other\n"),
             &NameSettings::default(),
         );
@@ -155,7 +173,8 @@ mod tests {
         assert!(!own.contains("other"));
         let shared = hosts_file(
             "box",
-            NetworkMode::Host,
+            &NetworkMode::Host,
+            None,
             Some("10.0.0.1 other"),
             &NameSettings::default(),
         );
@@ -164,7 +183,8 @@ mod tests {
         let mut options = crate::network::SlirpOptions::default();
         let closed = hosts_file(
             "box",
-            NetworkMode::Slirp4netns(options),
+            &NetworkMode::Slirp4netns(options),
+            None,
             None,
             &Default::default(),
         );
@@ -172,7 +192,8 @@ mod tests {
         options.allow_host_loopback = true;
         let open = hosts_file(
             "box",
-            NetworkMode::Slirp4netns(options),
+            &NetworkMode::Slirp4netns(options),
+            None,
             None,
             &Default::default(),
         );
@@ -188,15 +209,25 @@ mod tests {
     fn resolv_drops_loopback_servers_only_in_own_namespace() {
         let host = "search lan\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.1\n";
         assert_eq!(
-            resolv_conf(NetworkMode::None, Some(host), &NameSettings::default()),
+            resolv_conf(
+                &NetworkMode::None,
+                None,
+                Some(host),
+                &NameSettings::default()
+            ),
             "search lan\nnameserver 192.0.2.1\n"
         );
         assert_eq!(
-            resolv_conf(NetworkMode::Host, Some(host), &NameSettings::default()),
+            resolv_conf(
+                &NetworkMode::Host,
+                None,
+                Some(host),
+                &NameSettings::default()
+            ),
             host
         );
         assert_eq!(
-            resolv_conf(NetworkMode::None, None, &NameSettings::default()),
+            resolv_conf(&NetworkMode::None, None, None, &NameSettings::default()),
             ""
         );
     }
@@ -206,11 +237,45 @@ mod tests {
         let slirp = NetworkMode::parse("slirp4netns:cidr=10.0.3.0/24").unwrap();
         let host = "search lan\nnameserver 127.0.0.53\nnameserver 192.0.2.1\noptions edns0\n";
         assert_eq!(
-            resolv_conf(slirp, Some(host), &NameSettings::default()),
+            resolv_conf(&slirp, None, Some(host), &NameSettings::default()),
             "search lan\noptions edns0\nnameserver 10.0.3.3\n"
         );
         assert!(
-            hosts_file("box", slirp, None, &NameSettings::default()).ends_with("10.0.3.100\tbox\n")
+            hosts_file("box", &slirp, None, None, &NameSettings::default())
+                .ends_with("10.0.3.100\tbox\n")
+        );
+    }
+
+    #[test]
+    fn a_user_network_gives_the_endpoints_address_and_forwarder() {
+        let network = NetworkMode::Bridge {
+            network: "app".into(),
+            aliases: vec![],
+        };
+        let mut endpoint = Endpoint {
+            network: "app".into(),
+            network_id: "0".repeat(64),
+            container_id: "1".repeat(64),
+            names: vec!["web".into()],
+            interface: "eth0".into(),
+            address: "10.89.0.10".parse().unwrap(),
+            prefix: 24,
+            gateway: Some("10.89.0.2".parse().unwrap()),
+            nameserver: Some("10.89.0.3".parse().unwrap()),
+            mac: "02:42:0a:59:00:0a".into(),
+        };
+        let names = NameSettings::default();
+        let hosts = hosts_file("web", &network, Some(&endpoint), None, &names);
+        assert!(hosts.ends_with("10.89.0.10\tweb\n"), "{hosts}");
+        let host = "search lan\nnameserver 192.0.2.1\n";
+        assert_eq!(
+            resolv_conf(&network, Some(&endpoint), Some(host), &names),
+            "search lan\nnameserver 10.89.0.3\n"
+        );
+        endpoint.nameserver = None;
+        assert_eq!(
+            resolv_conf(&network, Some(&endpoint), Some(host), &names),
+            "search lan\n"
         );
     }
 }

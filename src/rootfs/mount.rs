@@ -41,7 +41,7 @@ const GENERATED_FILES_ROOM: usize = 1 << 20;
 /// from there.
 pub fn confine_generated_files(files: &GeneratedFiles) -> Result<()> {
     let mut contents = vec![];
-    for path in files.paths() {
+    for path in files.in_own_dir() {
         let content = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         contents.push((path, content));
     }

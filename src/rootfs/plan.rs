@@ -135,6 +135,15 @@ impl GeneratedFiles {
     pub fn paths(&self) -> [&PathBuf; 3] {
         [&self.hosts, &self.hostname, &self.resolv_conf]
     }
+
+    /// The files in `dir`: all of them, but a hosts file kept elsewhere
+    /// (on a user-defined network, where the keeper rewrites it).
+    pub fn in_own_dir(&self) -> Vec<&PathBuf> {
+        self.paths()
+            .into_iter()
+            .filter(|path| path.starts_with(&self.dir))
+            .collect()
+    }
 }
 
 fn filesystem(fstype: &'static str, destination: &str, flags: MsFlags, data: &str) -> MountOp {

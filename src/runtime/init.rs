@@ -69,9 +69,10 @@ fn prepare(
     if spec.network.is_own_namespace() {
         sys::set_loopback_up().context("bringing up the loopback interface")?;
     }
-    if let NetworkMode::Slirp4netns(_) = spec.network {
-        // The monitor starts slirp4netns meanwhile; the command must find
-        // the network (and its published ports) ready.
+    if let NetworkMode::Slirp4netns(_) | NetworkMode::Bridge { .. } = spec.network {
+        // The monitor starts slirp4netns (or has the keeper plug the
+        // container into its network) meanwhile; the command must find the
+        // network (and its published ports) ready.
         channel.wait_for_network()?;
     }
     // The pty comes from the container's own devpts, so `tty` inside names it.

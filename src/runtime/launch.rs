@@ -184,6 +184,7 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
     let seccomp = seccomp.as_ref();
     let result = monitor::run(
         &spec,
+        &record.name,
         seccomp,
         dirs,
         Output::Inherit,
@@ -317,6 +318,7 @@ impl Run<'_> {
             *live_dir = None;
             let result = monitor::run(
                 self.spec,
+                &self.record.name,
                 self.seccomp,
                 self.dirs,
                 output()?,

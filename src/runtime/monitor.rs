@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use nix::sched::CloneFlags;
 use nix::unistd::{getgid, getuid, Pid};
 
 use crate::cgroups::ContainerCgroup;
@@ -17,7 +18,10 @@ use crate::container::logfile::LogWriter;
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::host::userns;
-use crate::network::slirp::Slirp;
+use crate::network::keeper::client::KeeperConnection;
+use crate::network::keeper::protocol::{AttachRequest, Endpoint};
+use crate::network::networks::Networks;
+use crate::network::slirp::{Slirp, Target};
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan::{self, GeneratedFiles, MountOp};
 use crate::runtime::attach_server::{AttachServer, Offer};
@@ -29,6 +33,10 @@ use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::runtime::{init, namespaces};
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::sys::{self, Forked};
+
+/// A container on a user-defined network keeps its /etc/hosts in its
+/// store dir (see `LiveDir::write_etc_files`).
+const SHARED_HOSTS_FILE: &str = "hosts";
 
 /// Where the container's stdout and stderr go.
 pub enum Output {
@@ -60,6 +68,8 @@ struct Held {
     processes: Option<ContainerProcesses>,
     fuse: Option<FuseOverlay>,
     network: Option<Slirp>,
+    /// On a user-defined network: closing it detaches the container.
+    keeper: Option<KeeperConnection>,
 }
 
 impl Drop for Held {
@@ -71,6 +81,7 @@ impl Drop for Held {
             processes.kill_all();
         }
         drop(self.network.take());
+        drop(self.keeper.take());
         drop(self.fuse.take());
         drop(self.mask.take());
         drop(self.live_dir.take());
@@ -85,8 +96,11 @@ impl Drop for Held {
 /// back in `live_dir` (whatever happened) for the caller to remove once it
 /// has recorded the end: until then, the container's live state says its
 /// monitor answers for it, and no one sees it stopped without an end.
+/// `name` is the container's, which its peers on a user-defined network
+/// know it by.
 pub fn run(
     spec: &ContainerSpec,
+    name: &str,
     seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
@@ -94,7 +108,7 @@ pub fn run(
     live_dir: &mut Option<LiveDir>,
 ) -> Result<Exit> {
     let mut held = Held::default();
-    let result = run_container(&mut held, spec, seccomp, dirs, output, started);
+    let result = run_container(&mut held, spec, name, seccomp, dirs, output, started);
     *live_dir = held.live_dir.take();
     drop(held);
     result.map_err(|err| {
@@ -115,11 +129,17 @@ pub fn run(
 fn run_container(
     held: &mut Held,
     spec: &ContainerSpec,
+    name: &str,
     seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
     started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
 ) -> Result<Exit> {
+    // Before the cgroup: a keeper started now must not stay in the
+    // container's, which goes with the container.
+    if let NetworkMode::Bridge { .. } = spec.network {
+        held.keeper = Some(KeeperConnection::connect_or_start(dirs.ensure_runtime()?)?);
+    }
     // The monitor's own cgroup first: it moves this process out of the
     // container's, and the container is cloned straight into its own.
     held.cgroup = spec
@@ -134,7 +154,25 @@ fn run_container(
     if let Some(program) = seccomp {
         live_dir.write_seccomp(&program.to_bytes())?;
     }
-    let files = live_dir.write_etc_files(spec)?;
+    let shared_hosts = crate::container::record::Containers::open(dirs)?
+        .dir(&spec.id)
+        .join(SHARED_HOSTS_FILE);
+    let endpoint = match (&spec.network, &held.keeper) {
+        (NetworkMode::Bridge { network, aliases }, Some(keeper)) => Some(attach(
+            keeper,
+            spec,
+            name,
+            (network, aliases),
+            dirs,
+            (live_dir, &shared_hosts),
+        )?),
+        _ => None,
+    };
+    let files = live_dir.write_etc_files(
+        spec,
+        endpoint.as_ref(),
+        endpoint.is_some().then_some(shared_hosts.as_path()),
+    )?;
     let mounts = plan::plan(spec, &files);
     let mut pipes = match output {
         // Without -t, the container must not hold our terminal.
@@ -175,18 +213,26 @@ fn run_container(
     }
     if let NetworkMode::Slirp4netns(options) = &spec.network {
         let network = &mut held.network;
-        let started = Slirp::start(
+        let target = Target::Container {
             pid,
-            options,
-            spec.process.user.uid == 0 && spec.process.user.gid == 0,
-            dirs.ensure_runtime()?,
-            live_dir.path(),
-        )
-        .and_then(|slirp| {
-            let slirp = network.insert(slirp);
-            spec.ports.iter().try_for_each(|port| slirp.publish(port))
-        });
+            root_mapped: spec.process.user.uid == 0 && spec.process.user.gid == 0,
+        };
+        let started = Slirp::start(target, options, dirs.ensure_runtime()?, live_dir.path())
+            .and_then(|slirp| {
+                let slirp = network.insert(slirp);
+                spec.ports
+                    .iter()
+                    .try_for_each(|port| slirp.publish(port, None).map(drop))
+            });
         if let Err(err) = started {
+            return Err(childs_error_or(err, &channel));
+        }
+        channel.network_ready()?;
+    }
+
+    if let Some(keeper) = &held.keeper {
+        let plugged = open_network_namespace(pid).and_then(|netns| keeper.plug(&netns));
+        if let Err(err) = plugged {
             return Err(childs_error_or(err, &channel));
         }
         channel.network_ready()?;
@@ -238,7 +284,7 @@ fn clone_container(
     let (channel, child_end) = channel::pair()?;
     let cgroup_fd = cgroup_fd.as_ref().map(|fd| fd.as_fd());
     match sys::clone_into_namespaces(
-        namespaces::flags(spec.network, spec.host_namespaces),
+        namespaces::flags(&spec.network, spec.host_namespaces),
         cgroup_fd,
     ) {
         Ok(Forked::Child) => {
@@ -262,6 +308,51 @@ fn clone_container(
             userns::hint()
         )),
     }
+}
+
+/// Reserves the container's place on its user-defined network `network`
+/// and joins the keeper's user namespace, where the container is then made
+/// (see `network::keeper`). Returns the container's endpoint.
+fn attach(
+    keeper: &KeeperConnection,
+    spec: &ContainerSpec,
+    name: &str,
+    (network, aliases): (&str, &[String]),
+    dirs: &Dirs,
+    (live_dir, hosts): (&LiveDir, &Path),
+) -> Result<Endpoint> {
+    let record = Networks::open(&dirs.data)?.get(network)?.with_context(|| {
+        format!("the network {network} is gone: rocker network create {network}")
+    })?;
+    // docker's names for a container on a network: its name, its
+    // aliases, and its short id.
+    let mut names = vec![name.to_string()];
+    names.extend(aliases.iter().cloned());
+    names.push(spec.id[..12].to_string());
+    let request = AttachRequest {
+        container_id: spec.id.clone(),
+        names,
+        network: record,
+        hosts: hosts.to_path_buf(),
+        ports: spec.ports.clone(),
+    };
+    let (endpoint, userns) = keeper
+        .attach(request)
+        .with_context(|| format!("attaching the container to the network {network}"))?;
+    nix::sched::setns(&userns, CloneFlags::CLONE_NEWUSER)
+        .context("joining the network keeper's user namespace")?;
+    live_dir.write_endpoints(std::slice::from_ref(&endpoint))?;
+    Ok(endpoint)
+}
+
+fn open_network_namespace(pid: Pid) -> Result<std::os::fd::OwnedFd> {
+    let path = format!("/proc/{pid}/ns/net");
+    nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("opening {path}"))
 }
 
 /// Maps the container's user onto the caller's uid and gid, the one pair

@@ -16,7 +16,7 @@ use crate::spec::HostNamespaces;
 /// privilege, and it owns them. Those shared with the host (`--network
 /// host`, `--pid host`, `--ipc host`, `--uts host`) are the caller's own, which the
 /// container's user namespace could not join anyway.
-pub fn flags(network: NetworkMode, host: HostNamespaces) -> CloneFlags {
+pub fn flags(network: &NetworkMode, host: HostNamespaces) -> CloneFlags {
     let mut flags =
         CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWCGROUP;
     flags.set(CloneFlags::CLONE_NEWPID, !host.pid);

@@ -3,12 +3,13 @@
 //! locks (`lock`), waits with a deadline (`wait`), times as rocker records
 //! and shows them (`time`), extended attributes (`xattr`), typed fields
 //! kept as text in JSON (`as_text`), a list worked through by a few
-//! threads (`parallel`), random ids (`random`), and scratch dirs for unit
-//! tests.
+//! threads (`parallel`), random ids (`random`), the names docker allows its
+//! objects (`names`), and scratch dirs for unit tests.
 
 pub mod as_text;
 pub mod fs;
 pub mod lock;
+pub mod names;
 pub mod parallel;
 pub mod random;
 #[cfg(test)]

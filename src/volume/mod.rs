@@ -16,7 +16,7 @@ pub mod claims;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StatusError;
@@ -73,19 +73,9 @@ impl Volume {
     }
 }
 
-/// docker's rule: a letter or digit, then letters, digits, `_`, `.` and
-/// `-`; two characters at least.
+/// docker's rule for a volume's name (see `util::names`).
 pub fn check_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !first_ok || !rest_ok || name.len() < 2 {
-        bail!(
-            "invalid volume name {name:?}: two or more letters, digits, '_', '.' or '-', \
-             beginning with a letter or digit"
-        );
-    }
-    Ok(())
+    crate::util::names::check_object_name("volume", name)
 }
 
 /// The store's volumes.

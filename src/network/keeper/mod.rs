@@ -1,0 +1,583 @@
+//! The network keeper: the one process that holds rocker's network
+//! namespace while any container is on a user-defined network, and builds
+//! the networks in it. No daemon: the first container that needs it starts
+//! it (under a lock), and it exits when the last attached container's
+//! connection closes, which happens however that container's monitor ends,
+//! SIGKILL included. With it go the namespace, the bridges, the veths and
+//! the slirp4netns processes; a crash of the keeper takes them along too,
+//! and the next run starts a fresh one.
+//!
+//! The keeper makes a user namespace of its own (mapping the caller's uid
+//! to 0, as every rocker namespace does) and, from a thread, the network
+//! namespace. It stays in the host's network namespace itself, so the
+//! slirp4netns processes it starts reach the host. Containers on a network
+//! are made inside the keeper's user namespace (their monitors join it
+//! first), which is what lets the keeper move a veth into a container's
+//! network namespace and configure it: an unprivileged process is
+//! privileged only over namespaces below its own.
+//!
+//! A network up in the namespace is a bridge `br-ID` with slirp4netns's tap
+//! device on it (its virtual network is the network's subnet, so its
+//! gateway and DNS forwarder serve every container on the bridge, and
+//! published ports are forwarded to a container's address), and a veth
+//! per container. Names resolve through each container's /etc/hosts,
+//! which the keeper rewrites as peers come and go (`hosts`).
+
+pub mod client;
+mod hosts;
+pub mod protocol;
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{open, Flock, FlockArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::socket::{
+    accept4, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+};
+use nix::sys::stat::Mode;
+use nix::unistd::{getgid, getuid, Pid};
+
+use self::protocol::{AttachRequest, Endpoint, Reply, Request};
+use super::netlink::{LinkSpec, Netlink};
+use super::networks::NetworkRecord;
+use super::ports::PortMapping;
+use super::slirp::{Slirp, Target};
+use super::SlirpOptions;
+use crate::host::userns;
+
+/// The keeper's dir under the runtime dir.
+const KEEPER_DIR: &str = "networks";
+const SOCKET: &str = "keeper.sock";
+/// Held while a keeper is started or connected to, and by a keeper
+/// deciding to exit: one never exits under a container connecting.
+const START_LOCK: &str = "start.lock";
+const LOG_FILE: &str = "keeper.log";
+/// The hidden verb that runs the keeper (`rocker network-keeper`).
+pub const VERB: &str = "network-keeper";
+/// Every link of a network: slirp4netns's largest, as for a container's
+/// own network.
+const MTU: u32 = 65520;
+
+/// The keeper's dir for the runtime dir `runtime`.
+pub fn dir(runtime: &Path) -> PathBuf {
+    runtime.join(KEEPER_DIR)
+}
+
+/// A container's endpoint and what the keeper made for it.
+struct Member {
+    client: u64,
+    endpoint: Endpoint,
+    hosts: PathBuf,
+    ports: Vec<PortMapping>,
+    /// The veth's end on the bridge.
+    veth: String,
+    plugged: bool,
+    /// slirp4netns's ids of its published ports.
+    forwards: Vec<u64>,
+}
+
+/// A network that is up: its bridge, its way out, its containers.
+struct Bridge {
+    record: NetworkRecord,
+    index: i32,
+    slirp: Option<Slirp>,
+    members: Vec<Member>,
+}
+
+struct Client {
+    id: u64,
+    socket: OwnedFd,
+}
+
+struct Keeper {
+    runtime: PathBuf,
+    dir: PathBuf,
+    /// The network namespace, held open for as long as the keeper runs.
+    netns: OwnedFd,
+    userns: OwnedFd,
+    netlink: Netlink,
+    networks: BTreeMap<String, Bridge>,
+    clients: Vec<Client>,
+    next_client: u64,
+}
+
+/// Runs the keeper (the hidden verb). The process started hands over to
+/// a child and exits, so the keeper is no monitor's child; the child
+/// prints `ready` on stdout once it takes connections.
+pub fn serve(runtime: &Path) -> Result<()> {
+    if let crate::sys::Forked::Parent(_) = crate::sys::fork().context("forking the keeper")? {
+        return Ok(());
+    }
+    // Out of the caller's session: no terminal signal reaches it.
+    let _ = nix::unistd::setsid();
+    let dir = dir(runtime);
+    std::env::set_current_dir(&dir).with_context(|| format!("entering {}", dir.display()))?;
+    let (uid, gid) = (getuid().as_raw(), getgid().as_raw());
+    unshare(CloneFlags::CLONE_NEWUSER)
+        .with_context(|| format!("creating the keeper's user namespace{}", userns::hint()))?;
+    userns::write_id_maps(Pid::this(), (0, uid), (0, gid))
+        .context("mapping the keeper's user namespace")?;
+    let userns = open(
+        "/proc/self/ns/user",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("opening the keeper's user namespace")?;
+    let (netns, netlink) = make_network_namespace()?;
+    let listener = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("making the keeper's socket")?;
+    let _ = std::fs::remove_file(SOCKET);
+    bind(listener.as_raw_fd(), &UnixAddr::new(SOCKET)?).context("binding the keeper's socket")?;
+    listen(&listener, Backlog::new(64)?).context("listening on the keeper's socket")?;
+    println!("ready");
+    let mut keeper = Keeper {
+        runtime: runtime.to_path_buf(),
+        dir,
+        netns,
+        userns,
+        netlink,
+        networks: BTreeMap::new(),
+        clients: vec![],
+        next_client: 0,
+    };
+    keeper.serve(&listener)
+}
+
+/// rocker's network namespace, made by a thread so the keeper itself stays
+/// in the host's (a thread may have a network namespace of its own), with
+/// loopback up and a netlink socket in it.
+fn make_network_namespace() -> Result<(OwnedFd, Netlink)> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<(OwnedFd, Netlink)> {
+                unshare(CloneFlags::CLONE_NEWNET).context("creating the network namespace")?;
+                let netns = open(
+                    "/proc/thread-self/ns/net",
+                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .context("opening the network namespace")?;
+                let mut netlink = Netlink::open()?;
+                let lo = netlink.link_index("lo")?;
+                netlink.set_up(lo, None)?;
+                Ok((netns, netlink))
+            })
+            .join()
+            .unwrap_or_else(|_| bail!("the thread making the network namespace panicked"))
+    })
+}
+
+impl Keeper {
+    fn serve(&mut self, listener: &OwnedFd) -> Result<()> {
+        loop {
+            let idle = self.clients.is_empty();
+            let mut polled = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+            polled.extend(
+                self.clients
+                    .iter()
+                    .map(|c| PollFd::new(c.socket.as_fd(), PollFlags::POLLIN)),
+            );
+            // Idle, it retries its exit every 50 ms (the start lock may be
+            // held by a run about to connect).
+            let timeout = match idle {
+                true => PollTimeout::from(50u16),
+                false => PollTimeout::NONE,
+            };
+            match poll(&mut polled, timeout) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => other.context("waiting for the keeper's connections")?,
+            };
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            let accept = ready(&polled[0]);
+            let talking: Vec<u64> = polled[1..]
+                .iter()
+                .zip(&self.clients)
+                .filter(|(fd, _)| ready(fd))
+                .map(|(_, client)| client.id)
+                .collect();
+            drop(polled);
+            if accept {
+                if let Ok(socket) = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+                    self.next_client += 1;
+                    self.clients.push(Client {
+                        id: self.next_client,
+                        // accept4 returned a descriptor no one else owns.
+                        socket: crate::sys::adopt_received_fd(socket),
+                    });
+                }
+            }
+            for id in talking {
+                self.answer(id);
+            }
+            if self.clients.is_empty() && self.may_exit(listener)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads one message of client `id` and answers it; a hang-up detaches
+    /// whatever the client attached.
+    fn answer(&mut self, id: u64) {
+        let Some(position) = self.clients.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let received = protocol::receive::<Request>(self.clients[position].socket.as_fd());
+        let (request, fds) = match received {
+            Ok(Some(message)) => message,
+            Ok(None) | Err(_) => {
+                self.clients.remove(position);
+                self.detach(id);
+                return;
+            }
+        };
+        let mut passed = vec![];
+        let reply = match request {
+            Request::Attach(request) => match self.attach(id, request) {
+                Ok(endpoint) => {
+                    passed.push(self.userns.as_raw_fd());
+                    Reply::Attached(endpoint)
+                }
+                Err(err) => Reply::Error(format!("{err:#}")),
+            },
+            Request::Plug => match fds.into_iter().next() {
+                None => Reply::Error("plugging needs the container's network namespace".into()),
+                Some(netns) => match self.plug(id, &netns) {
+                    Ok(()) => Reply::Plugged,
+                    Err(err) => Reply::Error(format!("{err:#}")),
+                },
+            },
+            Request::Status => Reply::Status(
+                self.networks
+                    .values()
+                    .flat_map(|n| n.members.iter().map(|m| m.endpoint.clone()))
+                    .collect(),
+            ),
+        };
+        let socket = self.clients[position].socket.as_fd();
+        if protocol::send(socket, &reply, &passed).is_err() {
+            self.clients.remove(position);
+            self.detach(id);
+        }
+    }
+
+    /// Reserves an address for the container on its network, bringing the
+    /// network up if it is not.
+    fn attach(&mut self, client: u64, request: AttachRequest) -> Result<Endpoint> {
+        let name = request.network.name.clone();
+        if !self.networks.contains_key(&name) {
+            let bridge = self.bring_up(&request.network)?;
+            self.networks.insert(name.clone(), bridge);
+        }
+        let interface = format!(
+            "eth{}",
+            self.networks
+                .values()
+                .flat_map(|n| &n.members)
+                .filter(|m| m.client == client)
+                .count()
+        );
+        let bridge = self.networks.get_mut(&name).expect("brought up");
+        let result = reserve(bridge, client, &request, interface);
+        if result.is_err() {
+            self.take_down_if_unused(&name);
+        }
+        result
+    }
+
+    fn bring_up(&mut self, record: &NetworkRecord) -> Result<Bridge> {
+        let name = record.bridge_name();
+        self.netlink.add_bridge(&name, MTU)?;
+        let index = self.netlink.link_index(&name)?;
+        let slirp = match record.internal {
+            true => None,
+            false => match self.way_out(record, index) {
+                Ok(slirp) => Some(slirp),
+                Err(err) => {
+                    let _ = self.netlink.delete_link(&name);
+                    return Err(
+                        err.context(format!("giving the network {} its way out", record.name))
+                    );
+                }
+            },
+        };
+        Ok(Bridge {
+            record: record.clone(),
+            index,
+            slirp,
+            members: vec![],
+        })
+    }
+
+    /// slirp4netns for the network, its tap device on the bridge.
+    fn way_out(&mut self, record: &NetworkRecord, bridge: i32) -> Result<Slirp> {
+        let work = self.dir.join(&record.id[..12]);
+        std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+        let tap = format!("tp-{}", &record.id[..12]);
+        let options = SlirpOptions {
+            allow_host_loopback: false,
+            mtu: MTU,
+            enable_ipv6: false,
+            cidr: record.subnet,
+        };
+        let target = Target::Bridge {
+            netns: self.netns.as_fd(),
+            tap: &tap,
+        };
+        let slirp = Slirp::start(target, &options, &self.runtime, &work)?;
+        let tap_index = self.netlink.link_index(&tap)?;
+        self.netlink.set_master(tap_index, bridge)?;
+        self.netlink.set_up(tap_index, Some(MTU))?;
+        Ok(slirp)
+    }
+
+    /// Puts the client's reserved endpoints into the container's network
+    /// namespace `netns`: a veth each, its address and route, its ports.
+    fn plug(&mut self, client: u64, netns: &OwnedFd) -> Result<()> {
+        let mut inside = Netlink::open_in(netns.as_fd())?;
+        let names: Vec<String> = self.networks.keys().cloned().collect();
+        for name in names {
+            let bridge = self.networks.get_mut(&name).expect("listed");
+            let mut changed = false;
+            for member in bridge.members.iter_mut() {
+                if member.client != client || member.plugged {
+                    continue;
+                }
+                plug_member(
+                    &mut self.netlink,
+                    &mut inside,
+                    bridge.index,
+                    bridge.slirp.as_ref(),
+                    member,
+                    netns,
+                )
+                .with_context(|| format!("attaching the container to the network {name}"))?;
+                changed = true;
+            }
+            if changed {
+                rewrite_hosts(bridge);
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes what client `id` attached: its ports, its veths, its names
+    /// in its peers' hosts files, and networks nothing else uses.
+    fn detach(&mut self, id: u64) {
+        let names: Vec<String> = self.networks.keys().cloned().collect();
+        for name in names {
+            let bridge = self.networks.get_mut(&name).expect("listed");
+            let (leaving, staying): (Vec<Member>, Vec<Member>) =
+                std::mem::take(&mut bridge.members)
+                    .into_iter()
+                    .partition(|m| m.client == id);
+            bridge.members = staying;
+            if leaving.is_empty() {
+                continue;
+            }
+            for member in &leaving {
+                if let Some(slirp) = &bridge.slirp {
+                    for forward in &member.forwards {
+                        let _ = slirp.unpublish(*forward);
+                    }
+                }
+                if member.plugged {
+                    let _ = self.netlink.delete_link(&member.veth);
+                }
+            }
+            rewrite_hosts(bridge);
+            self.take_down_if_unused(&name);
+        }
+    }
+
+    fn take_down_if_unused(&mut self, name: &str) {
+        if self
+            .networks
+            .get(name)
+            .is_some_and(|n| n.members.is_empty())
+        {
+            let bridge = self.networks.remove(name).expect("present");
+            drop(bridge.slirp);
+            let _ = self.netlink.delete_link(&bridge.record.bridge_name());
+            let _ = crate::util::fs::remove_tree(&self.dir.join(&bridge.record.id[..12]));
+        }
+    }
+
+    /// With no one connected: exits unless a run holds the start lock or
+    /// is waiting to be accepted. The socket goes before the lock is let
+    /// go, so a run that takes the lock next starts a new keeper.
+    fn may_exit(&self, listener: &OwnedFd) -> Result<bool> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(START_LOCK)
+            .context("opening the keeper's start lock")?;
+        let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            return Ok(false);
+        };
+        let mut pending = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut pending, PollTimeout::ZERO).unwrap_or(1) > 0 {
+            return Ok(false);
+        }
+        let _ = std::fs::remove_file(SOCKET);
+        drop(lock);
+        Ok(true)
+    }
+}
+
+/// Picks the container's address: the lowest free one of the subnet.
+fn reserve(
+    bridge: &mut Bridge,
+    client: u64,
+    request: &AttachRequest,
+    interface: String,
+) -> Result<Endpoint> {
+    let record = &bridge.record;
+    if record.id != request.network.id {
+        bail!(
+            "the network {} was removed and made again while containers were on it; \
+             stop them (rocker ps --filter network={}) and run again",
+            record.name,
+            record.name
+        );
+    }
+    if bridge
+        .members
+        .iter()
+        .any(|m| m.endpoint.container_id == request.container_id)
+    {
+        bail!("the container is already on the network {}", record.name);
+    }
+    let taken: Vec<u32> = bridge
+        .members
+        .iter()
+        .map(|m| u32::from(m.endpoint.address) - u32::from(record.subnet.address))
+        .collect();
+    let offset = record
+        .host_offsets()
+        .find(|offset| !taken.contains(offset))
+        .with_context(|| format!("the network {} has no address left", record.name))?;
+    let address = record.subnet.host(offset);
+    let octets = address.octets();
+    let endpoint = Endpoint {
+        network: record.name.clone(),
+        network_id: record.id.clone(),
+        container_id: request.container_id.clone(),
+        names: request.names.clone(),
+        interface,
+        address,
+        prefix: record.subnet.prefix,
+        gateway: (!record.internal).then(|| record.gateway()),
+        nameserver: (!record.internal).then(|| record.nameserver()),
+        // docker's: 02:42 and the address.
+        mac: format!(
+            "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+            octets[0], octets[1], octets[2], octets[3]
+        ),
+    };
+    bridge.members.push(Member {
+        client,
+        endpoint: endpoint.clone(),
+        hosts: request.hosts.clone(),
+        ports: request.ports.clone(),
+        veth: format!(
+            "vr{}{}",
+            &request.container_id[..10],
+            endpoint.interface.trim_start_matches("eth")
+        ),
+        plugged: false,
+        forwards: vec![],
+    });
+    Ok(endpoint)
+}
+
+fn plug_member(
+    netlink: &mut Netlink,
+    inside: &mut Netlink,
+    bridge: i32,
+    slirp: Option<&Slirp>,
+    member: &mut Member,
+    netns: &OwnedFd,
+) -> Result<()> {
+    let endpoint = &member.endpoint;
+    let mac = parse_mac(&endpoint.mac)?;
+    netlink.add_veth(
+        &LinkSpec {
+            name: &member.veth,
+            mtu: MTU,
+            mac: None,
+        },
+        bridge,
+        &LinkSpec {
+            name: &endpoint.interface,
+            mtu: MTU,
+            mac: Some(mac),
+        },
+        netns.as_fd(),
+    )?;
+    member.plugged = true;
+    let near = netlink.link_index(&member.veth)?;
+    netlink.set_up(near, None)?;
+    let index = inside.link_index(&endpoint.interface)?;
+    inside.set_up(index, None)?;
+    inside.add_address(index, endpoint.address, endpoint.prefix)?;
+    if let Some(gateway) = endpoint.gateway {
+        inside.add_default_route(gateway)?;
+    }
+    for port in &member.ports {
+        let slirp = slirp.with_context(|| {
+            format!(
+                "cannot publish {port}: the network {} is internal",
+                endpoint.network
+            )
+        })?;
+        member
+            .forwards
+            .push(slirp.publish(port, Some(endpoint.address))?);
+    }
+    Ok(())
+}
+
+fn parse_mac(text: &str) -> Result<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{text} is not a MAC address"))?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{text} is not a MAC address"))
+}
+
+/// Gives every plugged container of the network the others' names. A
+/// container whose file is gone has ended; its hang-up comes next.
+fn rewrite_hosts(bridge: &Bridge) {
+    let plugged: Vec<&Member> = bridge.members.iter().filter(|m| m.plugged).collect();
+    for member in &plugged {
+        let Ok(text) = std::fs::read_to_string(&member.hosts) else {
+            continue;
+        };
+        let peers: Vec<_> = plugged
+            .iter()
+            .filter(|peer| peer.client != member.client)
+            .map(|peer| (peer.endpoint.address, peer.endpoint.names.as_slice()))
+            .collect();
+        let content = hosts::with_peers(hosts::without_peers(&text), &peers);
+        if content != text {
+            let _ = hosts::rewrite_in_place(&member.hosts, &content);
+        }
+    }
+}
+
+/// How long a run waits for a keeper to start, or to answer.
+pub const DEADLINE: Duration = Duration::from_secs(20);
