@@ -35,6 +35,8 @@ const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RTN_UNICAST: u8 = 1;
+const RTN_UNREACHABLE: u8 = 7;
+const RTA_DST: u16 = 1;
 const RTA_GATEWAY: u16 = 5;
 // linux/if_addr.h
 const IFA_ADDRESS: u16 = 1;
@@ -216,23 +218,20 @@ impl Netlink {
 
     /// Routes everything not on a link through `gateway`.
     pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<()> {
-        let mut message = Message::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
-        // struct rtmsg: family, dst_len, src_len, tos, table, protocol,
-        // scope, type, flags.
-        message.bytes(&[
-            AF_INET,
-            0,
-            0,
-            0,
-            RT_TABLE_MAIN,
-            RTPROT_BOOT,
-            RT_SCOPE_UNIVERSE,
-            RTN_UNICAST,
-        ]);
-        message.bytes(&0u32.to_ne_bytes());
+        let mut message = route_message(0, RTN_UNICAST);
         message.attribute(RTA_GATEWAY, &gateway.octets());
         self.exchange(message, true)
             .with_context(|| format!("adding the default route through {gateway}"))
+            .map(drop)
+    }
+
+    /// Makes `destination/prefix` unreachable: a connection there fails at
+    /// once, and no packet leaves.
+    pub fn add_unreachable_route(&mut self, destination: Ipv4Addr, prefix: u8) -> Result<()> {
+        let mut message = route_message(prefix, RTN_UNREACHABLE);
+        message.attribute(RTA_DST, &destination.octets());
+        self.exchange(message, true)
+            .with_context(|| format!("making {destination}/{prefix} unreachable"))
             .map(drop)
     }
 
@@ -279,6 +278,26 @@ impl Netlink {
             return Ok(reply.to_vec());
         }
     }
+}
+
+/// A new route of `kind` in the main table, to a destination of `prefix`
+/// bits (its attributes follow).
+fn route_message(prefix: u8, kind: u8) -> Message {
+    let mut message = Message::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope,
+    // type, flags.
+    message.bytes(&[
+        AF_INET,
+        prefix,
+        0,
+        0,
+        RT_TABLE_MAIN,
+        RTPROT_BOOT,
+        RT_SCOPE_UNIVERSE,
+        kind,
+    ]);
+    message.bytes(&0u32.to_ne_bytes());
+    message
 }
 
 /// A link name as the kernel takes it: at most 15 bytes, NUL-terminated.

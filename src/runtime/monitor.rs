@@ -154,25 +154,24 @@ fn run_container(
     if let Some(program) = seccomp {
         live_dir.write_seccomp(&program.to_bytes())?;
     }
-    let shared_hosts = crate::container::record::Containers::open(dirs)?
-        .dir(&spec.id)
-        .join(SHARED_HOSTS_FILE);
-    let endpoint = match (&spec.network, &held.keeper) {
-        (NetworkMode::Bridge { network, aliases }, Some(keeper)) => Some(attach(
-            keeper,
-            spec,
-            name,
-            (network, aliases),
-            dirs,
-            (live_dir, &shared_hosts),
-        )?),
-        _ => None,
+    let (endpoint, shared_hosts) = match (&spec.network, &held.keeper) {
+        (NetworkMode::Bridge { network, aliases }, Some(keeper)) => {
+            let hosts = crate::container::record::Containers::open(dirs)?
+                .dir(&spec.id)
+                .join(SHARED_HOSTS_FILE);
+            let endpoint = attach(
+                keeper,
+                spec,
+                name,
+                (network, aliases),
+                dirs,
+                (live_dir, &hosts),
+            )?;
+            (Some(endpoint), Some(hosts))
+        }
+        _ => (None, None),
     };
-    let files = live_dir.write_etc_files(
-        spec,
-        endpoint.as_ref(),
-        endpoint.is_some().then_some(shared_hosts.as_path()),
-    )?;
+    let files = live_dir.write_etc_files(spec, endpoint.as_ref(), shared_hosts.as_deref())?;
     let mounts = plan::plan(spec, &files);
     let mut pipes = match output {
         // Without -t, the container must not hold our terminal.
@@ -321,9 +320,16 @@ fn attach(
     dirs: &Dirs,
     (live_dir, hosts): (&LiveDir, &Path),
 ) -> Result<Endpoint> {
-    let record = Networks::open(&dirs.data)?.get(network)?.with_context(|| {
+    let networks = Networks::open(&dirs.data)?;
+    let record = networks.get(network)?.with_context(|| {
         format!("the network {network} is gone: rocker network create {network}")
     })?;
+    let isolated = networks
+        .list()?
+        .into_iter()
+        .filter(|other| other.id != record.id)
+        .map(|other| other.subnet)
+        .collect();
     // docker's names for a container on a network: its name, its
     // aliases, and its short id.
     let mut names = vec![name.to_string()];
@@ -335,6 +341,7 @@ fn attach(
         network: record,
         hosts: hosts.to_path_buf(),
         ports: spec.ports.clone(),
+        isolated,
     };
     let (endpoint, userns) = keeper
         .attach(request)

@@ -102,7 +102,7 @@ impl KeeperConnection {
     /// keeper's user namespace, in which the container must be made.
     pub fn attach(&self, request: AttachRequest) -> Result<(Endpoint, OwnedFd)> {
         let network = request.network.name.clone();
-        match self.ask(&Request::Attach(request), &[])? {
+        match self.ask(&Request::Attach(Box::new(request)), &[])? {
             (Reply::Attached(endpoint), mut fds) if fds.len() == 1 => Ok((endpoint, fds.remove(0))),
             _ => bail!("the network keeper answered an attach to {network} strangely"),
         }

@@ -47,7 +47,7 @@ use super::netlink::{LinkSpec, Netlink};
 use super::networks::NetworkRecord;
 use super::ports::PortMapping;
 use super::slirp::{Slirp, Target};
-use super::SlirpOptions;
+use super::{Ipv4Network, SlirpOptions};
 use crate::host::userns;
 
 /// The keeper's dir under the runtime dir.
@@ -74,6 +74,7 @@ struct Member {
     endpoint: Endpoint,
     hosts: PathBuf,
     ports: Vec<PortMapping>,
+    isolated: Vec<Ipv4Network>,
     /// The veth's end on the bridge.
     veth: String,
     plugged: bool,
@@ -101,6 +102,8 @@ struct Keeper {
     netns: OwnedFd,
     userns: OwnedFd,
     netlink: Netlink,
+    /// By network id: stores of their own (another data dir) may share the
+    /// runtime dir, and their network names.
     networks: BTreeMap<String, Bridge>,
     clients: Vec<Client>,
     next_client: u64,
@@ -242,7 +245,7 @@ impl Keeper {
         };
         let mut passed = vec![];
         let reply = match request {
-            Request::Attach(request) => match self.attach(id, request) {
+            Request::Attach(request) => match self.attach(id, *request) {
                 Ok(endpoint) => {
                     passed.push(self.userns.as_raw_fd());
                     Reply::Attached(endpoint)
@@ -273,10 +276,10 @@ impl Keeper {
     /// Reserves an address for the container on its network, bringing the
     /// network up if it is not.
     fn attach(&mut self, client: u64, request: AttachRequest) -> Result<Endpoint> {
-        let name = request.network.name.clone();
-        if !self.networks.contains_key(&name) {
+        let id = request.network.id.clone();
+        if !self.networks.contains_key(&id) {
             let bridge = self.bring_up(&request.network)?;
-            self.networks.insert(name.clone(), bridge);
+            self.networks.insert(id.clone(), bridge);
         }
         let interface = format!(
             "eth{}",
@@ -286,10 +289,10 @@ impl Keeper {
                 .filter(|m| m.client == client)
                 .count()
         );
-        let bridge = self.networks.get_mut(&name).expect("brought up");
+        let bridge = self.networks.get_mut(&id).expect("brought up");
         let result = reserve(bridge, client, &request, interface);
         if result.is_err() {
-            self.take_down_if_unused(&name);
+            self.take_down_if_unused(&id);
         }
         result
     }
@@ -344,9 +347,10 @@ impl Keeper {
     /// namespace `netns`: a veth each, its address and route, its ports.
     fn plug(&mut self, client: u64, netns: &OwnedFd) -> Result<()> {
         let mut inside = Netlink::open_in(netns.as_fd())?;
-        let names: Vec<String> = self.networks.keys().cloned().collect();
-        for name in names {
-            let bridge = self.networks.get_mut(&name).expect("listed");
+        let ids: Vec<String> = self.networks.keys().cloned().collect();
+        for id in ids {
+            let bridge = self.networks.get_mut(&id).expect("listed");
+            let name = bridge.record.name.clone();
             let mut changed = false;
             for member in bridge.members.iter_mut() {
                 if member.client != client || member.plugged {
@@ -373,9 +377,9 @@ impl Keeper {
     /// Undoes what client `id` attached: its ports, its veths, its names
     /// in its peers' hosts files, and networks nothing else uses.
     fn detach(&mut self, id: u64) {
-        let names: Vec<String> = self.networks.keys().cloned().collect();
-        for name in names {
-            let bridge = self.networks.get_mut(&name).expect("listed");
+        let ids: Vec<String> = self.networks.keys().cloned().collect();
+        for network in ids {
+            let bridge = self.networks.get_mut(&network).expect("listed");
             let (leaving, staying): (Vec<Member>, Vec<Member>) =
                 std::mem::take(&mut bridge.members)
                     .into_iter()
@@ -395,7 +399,7 @@ impl Keeper {
                 }
             }
             rewrite_hosts(bridge);
-            self.take_down_if_unused(&name);
+            self.take_down_if_unused(&network);
         }
     }
 
@@ -443,14 +447,6 @@ fn reserve(
     interface: String,
 ) -> Result<Endpoint> {
     let record = &bridge.record;
-    if record.id != request.network.id {
-        bail!(
-            "the network {} was removed and made again while containers were on it; \
-             stop them (rocker ps --filter network={}) and run again",
-            record.name,
-            record.name
-        );
-    }
     if bridge
         .members
         .iter()
@@ -490,6 +486,7 @@ fn reserve(
         endpoint: endpoint.clone(),
         hosts: request.hosts.clone(),
         ports: request.ports.clone(),
+        isolated: request.isolated.clone(),
         veth: format!(
             "vr{}{}",
             &request.container_id[..10],
@@ -533,6 +530,9 @@ fn plug_member(
     inside.add_address(index, endpoint.address, endpoint.prefix)?;
     if let Some(gateway) = endpoint.gateway {
         inside.add_default_route(gateway)?;
+    }
+    for subnet in &member.isolated {
+        inside.add_unreachable_route(subnet.address, subnet.prefix)?;
     }
     for port in &member.ports {
         let slirp = slirp.with_context(|| {

@@ -15,6 +15,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::network::networks::NetworkRecord;
 use crate::network::ports::PortMapping;
+use crate::network::Ipv4Network;
 
 /// The largest message either side sends.
 const MAX_MESSAGE: usize = 256 * 1024;
@@ -24,7 +25,7 @@ pub enum Request {
     /// Reserve an address on a network (made if it is not up yet); the
     /// reply carries the keeper's user namespace, for the container's own
     /// to be made inside it.
-    Attach(AttachRequest),
+    Attach(Box<AttachRequest>),
     /// Plug the reserved endpoints into the container's network namespace,
     /// which comes with the message.
     Plug,
@@ -42,6 +43,10 @@ pub struct AttachRequest {
     /// keeps listing its peers.
     pub hosts: PathBuf,
     pub ports: Vec<PortMapping>,
+    /// The subnets of the store's other networks: unreachable from this
+    /// one. (Its way out would otherwise take such a packet to the host,
+    /// which routes it to the world, not to the other network.)
+    pub isolated: Vec<Ipv4Network>,
 }
 
 /// A container's place on a network.
