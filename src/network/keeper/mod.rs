@@ -142,7 +142,8 @@ pub fn serve(runtime: &Path) -> Result<()> {
     let _ = std::fs::remove_file(SOCKET);
     bind(listener.as_raw_fd(), &UnixAddr::new(SOCKET)?).context("binding the keeper's socket")?;
     listen(&listener, Backlog::new(64)?).context("listening on the keeper's socket")?;
-    println!("ready");
+    // The starter may be gone already: nothing to tell then.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), b"ready\n");
     let mut keeper = Keeper {
         runtime: runtime.to_path_buf(),
         dir,
@@ -222,6 +223,7 @@ impl Keeper {
             for id in talking {
                 self.answer(id);
             }
+            reap_exited_children();
             if self.clients.is_empty() && self.may_exit(listener)? {
                 return Ok(());
             }
@@ -436,6 +438,17 @@ impl Keeper {
         let _ = std::fs::remove_file(SOCKET);
         drop(lock);
         Ok(true)
+    }
+}
+
+/// slirp4netns processes of networks taken down exit on their own (see
+/// `network::slirp`); the keeper, their parent, reaps them as it goes.
+fn reap_exited_children() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
     }
 }
 
