@@ -407,3 +407,55 @@ fn the_last_container_out_takes_the_namespace_and_helpers_even_after_a_killed_mo
         n.keeper().is_none()
     });
 }
+
+#[test]
+fn network_connect_joins_a_running_container_and_disconnect_takes_it_off() {
+    let n = Net::new("networks-connect");
+    ok(n.rocker(&["network", "create", "app"]));
+    ok(n.rocker(&["network", "create", "side"]));
+    n.detach(
+        &["--name", "web", "--network", "app"],
+        &serve("hello-connected"),
+    );
+    n.detach(&["--name", "client", "--network", "side"], "exec sleep 300");
+    let exec = |script: &str| n.rocker(&["exec", "client", "sh", "-c", script]);
+    let before = exec(&fetch("http://web/", 2));
+    assert_ne!(code(&before), 0, "{}", stdout(&before));
+    ok(n.rocker(&["network", "connect", "--alias", "c2", "app", "client"]));
+    let after = ok(exec(&format!(
+        "ip -4 -o addr show eth1 | grep -c 10.89; {}",
+        fetch("http://web/", 5)
+    )));
+    assert_eq!(after, "1\nhello-connected\n");
+    // web knows the newcomer by its alias.
+    let back = ok(n.rocker(&["exec", "web", "grep", "-c", "c2", "/etc/hosts"]));
+    assert_eq!(back.trim(), "1");
+    let networks = n.inspect(
+        "{{range $name, $n := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        "client",
+    );
+    assert_eq!(networks, "app side");
+    let twice = n.rocker(&["network", "connect", "app", "client"]);
+    assert_eq!(code(&twice), 1, "{}", stderr(&twice));
+    ok(n.rocker(&["network", "disconnect", "app", "client"]));
+    let gone = exec("ip link show eth1; grep -c web /etc/hosts");
+    assert_ne!(code(&gone), 0, "{}", stdout(&gone));
+    let own = n.rocker(&["network", "disconnect", "side", "client"]);
+    assert_ne!(code(&own), 0, "{}", stderr(&own));
+    // Connected while stopped: joined at the next start.
+    ok(n.rocker(&["stop", "-t", "0", "client"]));
+    ok(n.rocker(&["network", "connect", "app", "client"]));
+    ok(n.rocker(&["start", "client"]));
+    let restarted = ok(exec(&fetch("http://web/", 5)));
+    assert_eq!(restarted, "hello-connected\n");
+    // A container on the default network cannot join one.
+    n.detach(&["--name", "plain"], "exec sleep 300");
+    let refused = n.rocker(&["network", "connect", "app", "plain"]);
+    assert_eq!(code(&refused), 1, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--network NAME"),
+        "{}",
+        stderr(&refused)
+    );
+    ok(n.rocker(&["rm", "-f", "web", "client", "plain"]));
+}

@@ -189,6 +189,28 @@ pub enum NetworkCommand {
     Rm(NetworkRmArgs),
     /// Remove every network no running container is on
     Prune(NetworkPruneArgs),
+    /// Put a container on another network (at once if it runs)
+    Connect(NetworkConnectArgs),
+    /// Take a container off a network it was connected to
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    pub network: String,
+    pub container: String,
+    /// Another name the container has on this network (repeatable)
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    pub network: String,
+    pub container: String,
+    /// Say nothing if the container is not on the network
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -870,15 +870,16 @@ fn graph_data(containers: &Containers, record: &ContainerRecord) -> Value {
 fn network_endpoint(
     containers: &Containers,
     record: &ContainerRecord,
-    network: &str,
-    aliases: &[String],
+    connection: &crate::container::connected::Connection,
     state: &State,
 ) -> Value {
+    let network = &connection.network;
+    let aliases = &connection.aliases;
     let live = match state {
         State::Running(_) => {
             live_dir::read_endpoints(&containers.runtime_of(&record.id), &record.id)
                 .into_iter()
-                .find(|e| e.network == network)
+                .find(|e| &e.network == network)
         }
         _ => None,
     };
@@ -889,9 +890,7 @@ fn network_endpoint(
             .flatten()
             .map(|n| n.id)
     });
-    let mut names = vec![record.name.clone()];
-    names.extend(aliases.iter().cloned());
-    names.push(record.id[..12].to_string());
+    let names = crate::network::networks::dns_names(&record.name, aliases, &record.id);
     json!({
         "IPAMConfig": null,
         "Links": null,
@@ -983,21 +982,35 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         }
         _ => (String::new(), 0),
     };
-    let endpoint = match &record.network {
+    let networks: serde_json::Map<String, Value> = match &record.network {
         crate::network::NetworkMode::Bridge { network, .. } => {
-            network_endpoint(containers, record, network, &flags.network_aliases, &state)
+            let dir = containers.dir(&record.id);
+            let mut on = vec![crate::container::connected::Connection {
+                network: network.clone(),
+                aliases: flags.network_aliases.clone(),
+            }];
+            on.extend(crate::container::connected::read(&dir).unwrap_or_default());
+            on.iter()
+                .map(|c| {
+                    let entry = network_endpoint(containers, record, c, &state);
+                    (c.network.clone(), entry)
+                })
+                .collect()
         }
-        _ => json!({
-            "IPAMConfig": null,
-            "Links": null,
-            "Aliases": null,
-            "NetworkID": network_name,
-            "EndpointID": "",
-            "Gateway": gateway,
-            "IPAddress": record.ip_address.clone().unwrap_or_default(),
-            "IPPrefixLen": prefix,
-            "MacAddress": "",
-        }),
+        _ => serde_json::Map::from_iter([(
+            network_name.to_string(),
+            json!({
+                "IPAMConfig": null,
+                "Links": null,
+                "Aliases": null,
+                "NetworkID": network_name,
+                "EndpointID": "",
+                "Gateway": gateway,
+                "IPAddress": record.ip_address.clone().unwrap_or_default(),
+                "IPPrefixLen": prefix,
+                "MacAddress": "",
+            }),
+        )]),
     };
     let volumes: serde_json::Map<String, Value> = record
         .mounts
@@ -1157,7 +1170,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
             "IPPrefixLen": prefix,
             "MacAddress": "",
             "Ports": ports,
-            "Networks": {network_name: endpoint},
+            "Networks": networks,
         },
         "HostConfig": host_config,
         "Rootfs": record.rootfs_mode,

@@ -69,6 +69,8 @@ pub fn execute(command: Command) -> Result<i32> {
         Command::Network(NetworkCommand::Inspect(args)) => network::inspect_command(args),
         Command::Network(NetworkCommand::Rm(args)) => network::rm_command(args),
         Command::Network(NetworkCommand::Prune(args)) => network::prune_command(args),
+        Command::Network(NetworkCommand::Connect(args)) => network::connect_command(args),
+        Command::Network(NetworkCommand::Disconnect(args)) => network::disconnect_command(args),
         Command::Volume(VolumeCommand::Create(args)) => volume::create_command(args),
         Command::Volume(VolumeCommand::Ls(args)) => volume::ls_command(args),
         Command::Volume(VolumeCommand::Inspect(args)) => volume::inspect_command(args),

@@ -10,14 +10,21 @@ use serde_json::{json, Value};
 use super::filters::{label_matches, name_matches, Filters};
 use super::output::{confirm, write_removed, write_table};
 use crate::cli::args::{
-    Format, NetworkCreateArgs, NetworkInspectArgs, NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs,
+    Format, NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkInspectArgs,
+    NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs,
 };
+use crate::container::connected::{self, Connection};
+use crate::container::live_dir;
+use crate::container::record::{ContainerRecord, Containers, State};
 use crate::error::StatusError;
 use crate::host::dirs::Dirs;
 use crate::network::keeper::client::KeeperConnection;
+use crate::network::keeper::protocol::AttachRequest;
 use crate::network::keeper::protocol::Endpoint;
+use crate::network::networks::dns_names;
 use crate::network::networks::{NetworkRecord, Networks, NewNetwork};
 use crate::network::Ipv4Network;
+use crate::network::NetworkMode;
 use crate::util::time;
 
 struct Store {
@@ -290,5 +297,129 @@ pub fn prune_command(args: NetworkPruneArgs) -> Result<i32> {
         }
     }
     write_removed(&mut std::io::stdout().lock(), "Deleted Networks:", &removed)?;
+    Ok(0)
+}
+
+/// The container's own network (the one it was made on), which a
+/// container must have for `network connect`: it is what puts the
+/// container in the keeper's user namespace.
+fn own_network<'a>(record: &'a ContainerRecord, what: &str) -> Result<&'a str> {
+    match &record.network {
+        NetworkMode::Bridge { network, .. } => Ok(network),
+        other => Err(StatusError::new(
+            1,
+            format!(
+                "cannot {what} {}: it is on {other}, and only a container made on a \
+                 user-defined network (--network NAME) joins others, as in podman",
+                record.name
+            ),
+        )
+        .into()),
+    }
+}
+
+pub fn connect_command(args: NetworkConnectArgs) -> Result<i32> {
+    let dirs = Dirs::discover()?;
+    let containers = Containers::open(&dirs)?;
+    let networks = Networks::open(&dirs.data)?;
+    let network = networks.find(&args.network)?;
+    let record = containers.find(&args.container)?;
+    let own = own_network(&record, "connect")?;
+    for alias in &args.aliases {
+        crate::cli::values::check_hostname(alias)
+            .with_context(|| format!("--alias {alias}: not a host name"))?;
+    }
+    let _lock = containers.lock()?;
+    let dir = containers.dir(&record.id);
+    let mut connections = connected::read(&dir)?;
+    if own == network.name || connections.iter().any(|c| c.network == network.name) {
+        return Err(StatusError::new(
+            1,
+            format!(
+                "endpoint with name {} already exists in network {}",
+                record.name, network.name
+            ),
+        )
+        .into());
+    }
+    if let State::Running(live) = containers.state(&record.id)? {
+        let pidfd = live
+            .init
+            .open()
+            .with_context(|| format!("container {} has just stopped", record.name))?;
+        let netns = std::fs::File::open(format!("/proc/{}/ns/net", live.init.pid))
+            .with_context(|| format!("opening the network namespace of {}", record.name))?;
+        let runtime = containers.runtime_of(&record.id);
+        let keeper = KeeperConnection::if_running(&runtime)?.with_context(|| {
+            format!(
+                "no network keeper runs for {}: stop and start it",
+                record.name
+            )
+        })?;
+        let request = AttachRequest {
+            container_id: record.id.clone(),
+            names: dns_names(&record.name, &args.aliases, &record.id),
+            isolated: networks.others_subnets(&network)?,
+            network: network.clone(),
+            hosts: dir.join(crate::runtime::SHARED_HOSTS_FILE),
+            ports: vec![],
+        };
+        let endpoint = keeper
+            .connect(request, &netns.into(), &pidfd)
+            .with_context(|| format!("connecting {} to {}", record.name, network.name))?;
+        let mut endpoints = live_dir::read_endpoints(&runtime, &record.id);
+        endpoints.push(endpoint);
+        live_dir::write_endpoints(&runtime, &record.id, &endpoints)?;
+    }
+    connections.push(Connection {
+        network: network.name.clone(),
+        aliases: args.aliases,
+    });
+    connected::write(&dir, &connections)?;
+    Ok(0)
+}
+
+pub fn disconnect_command(args: NetworkDisconnectArgs) -> Result<i32> {
+    let dirs = Dirs::discover()?;
+    let containers = Containers::open(&dirs)?;
+    let network = Networks::open(&dirs.data)?.find(&args.network)?;
+    let record = containers.find(&args.container)?;
+    let own = own_network(&record, "disconnect")?;
+    if own == network.name {
+        bail!(
+            "{} was made on {}, which it keeps while it exists; \
+             disconnect only takes it off networks it was connected to",
+            record.name,
+            network.name
+        );
+    }
+    let _lock = containers.lock()?;
+    let dir = containers.dir(&record.id);
+    let mut connections = connected::read(&dir)?;
+    let before = connections.len();
+    connections.retain(|c| c.network != network.name);
+    if connections.len() == before {
+        if args.force {
+            return Ok(0);
+        }
+        return Err(StatusError::new(
+            1,
+            format!(
+                "container {} is not connected to network {}",
+                record.name, network.name
+            ),
+        )
+        .into());
+    }
+    if let State::Running(_) = containers.state(&record.id)? {
+        let runtime = containers.runtime_of(&record.id);
+        if let Some(keeper) = KeeperConnection::if_running(&runtime)? {
+            keeper.disconnect(&record.id, &network.id)?;
+        }
+        let mut endpoints = live_dir::read_endpoints(&runtime, &record.id);
+        endpoints.retain(|e| e.network_id != network.id);
+        live_dir::write_endpoints(&runtime, &record.id, &endpoints)?;
+    }
+    connected::write(&dir, &connections)?;
     Ok(0)
 }

@@ -29,6 +29,19 @@ pub fn read_endpoints(runtime: &Path, id: &str) -> Vec<Endpoint> {
         .unwrap_or_default()
 }
 
+/// Replaces them (`network connect` and `disconnect`).
+pub fn write_endpoints(runtime: &Path, id: &str, endpoints: &[Endpoint]) -> Result<()> {
+    write_endpoints_in(&path(runtime, id), endpoints)
+}
+
+fn write_endpoints_in(dir: &Path, endpoints: &[Endpoint]) -> Result<()> {
+    crate::util::fs::write_atomic(
+        &dir.join(ENDPOINTS_FILE),
+        &serde_json::to_vec(endpoints)?,
+        0o600,
+    )
+}
+
 /// The container's compiled syscall filter (see `runtime::seccomp`).
 const SECCOMP_FILE: &str = "seccomp.bpf";
 
@@ -87,11 +100,7 @@ impl LiveDir {
     /// Keeps where the container is on user-defined networks, for
     /// `inspect`.
     pub fn write_endpoints(&self, endpoints: &[Endpoint]) -> Result<()> {
-        crate::util::fs::write_atomic(
-            &self.path.join(ENDPOINTS_FILE),
-            &serde_json::to_vec(endpoints)?,
-            0o600,
-        )
+        write_endpoints_in(&self.path, endpoints)
     }
 
     /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for `spec`,

@@ -1,8 +1,10 @@
 //! Containers as things that last: their records and names (`record`,
 //! `names`, and `name_index`, which finds a name's holder at once), the processes behind them (`identity`: pid plus start time),
 //! their live dirs in the runtime dir (`live_dir`), the logs of detached
-//! ones (`logfile`), and their processes stopped for a while (`freeze`).
+//! ones (`logfile`), their processes stopped for a while (`freeze`), and
+//! the networks connected to them (`connected`).
 
+pub mod connected;
 pub mod freeze;
 pub mod identity;
 pub mod live_dir;

@@ -31,6 +31,7 @@ const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
 const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -218,7 +219,7 @@ impl Netlink {
 
     /// Routes everything not on a link through `gateway`.
     pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<()> {
-        let mut message = route_message(0, RTN_UNICAST);
+        let mut message = route_message(RTM_NEWROUTE, 0, RTN_UNICAST);
         message.attribute(RTA_GATEWAY, &gateway.octets());
         self.exchange(message, true)
             .with_context(|| format!("adding the default route through {gateway}"))
@@ -228,11 +229,23 @@ impl Netlink {
     /// Makes `destination/prefix` unreachable: a connection there fails at
     /// once, and no packet leaves.
     pub fn add_unreachable_route(&mut self, destination: Ipv4Addr, prefix: u8) -> Result<()> {
-        let mut message = route_message(prefix, RTN_UNREACHABLE);
+        let mut message = route_message(RTM_NEWROUTE, prefix, RTN_UNREACHABLE);
         message.attribute(RTA_DST, &destination.octets());
         self.exchange(message, true)
             .with_context(|| format!("making {destination}/{prefix} unreachable"))
             .map(drop)
+    }
+
+    /// Undoes `add_unreachable_route`; none there is no error.
+    pub fn delete_unreachable_route(&mut self, destination: Ipv4Addr, prefix: u8) -> Result<()> {
+        let mut message = route_message(RTM_DELROUTE, prefix, RTN_UNREACHABLE);
+        message.attribute(RTA_DST, &destination.octets());
+        match self.exchange(message, true) {
+            Err(err) if err.downcast_ref::<Errno>() == Some(&Errno::ESRCH) => Ok(()),
+            other => other
+                .with_context(|| format!("making {destination}/{prefix} reachable"))
+                .map(drop),
+        }
     }
 
     /// Sends `message` and reads the kernel's answer: the acknowledgement
@@ -280,10 +293,14 @@ impl Netlink {
     }
 }
 
-/// A new route of `kind` in the main table, to a destination of `prefix`
-/// bits (its attributes follow).
-fn route_message(prefix: u8, kind: u8) -> Message {
-    let mut message = Message::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+/// A route of `kind` in the main table, to a destination of `prefix` bits,
+/// to add or delete (`request`; its attributes follow).
+fn route_message(request: u16, prefix: u8, kind: u8) -> Message {
+    let flags = match request {
+        RTM_NEWROUTE => NLM_F_CREATE | NLM_F_EXCL,
+        _ => 0,
+    };
+    let mut message = Message::new(request, flags);
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope,
     // type, flags.
     message.bytes(&[

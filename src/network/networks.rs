@@ -78,6 +78,15 @@ impl NetworkRecord {
     }
 }
 
+/// What a container is called on its networks, as docker names it: its
+/// name, its aliases, and its short id.
+pub fn dns_names(name: &str, aliases: &[String], id: &str) -> Vec<String> {
+    let mut names = vec![name.to_string()];
+    names.extend(aliases.iter().cloned());
+    names.push(id[..12].to_string());
+    names
+}
+
 /// What `network create` asks for.
 #[derive(Debug, Default)]
 pub struct NewNetwork {
@@ -206,6 +215,17 @@ impl Networks {
         )
         .with_context(|| format!("writing the network {}", record.name))?;
         Ok(record)
+    }
+
+    /// The subnets of every network but `network`: a container on it is
+    /// kept from them (see `AttachRequest::isolated`).
+    pub fn others_subnets(&self, network: &NetworkRecord) -> Result<Vec<Ipv4Network>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|other| other.id != network.id)
+            .map(|other| other.subnet)
+            .collect())
     }
 
     /// Removes the network's definition; the caller has checked that no

@@ -13,6 +13,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::{getgid, getuid, Pid};
 
 use crate::cgroups::ContainerCgroup;
+use crate::container::connected::{self, Connection};
 use crate::container::live_dir::LiveDir;
 use crate::container::logfile::LogWriter;
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
@@ -20,7 +21,7 @@ use crate::host::dirs::Dirs;
 use crate::host::userns;
 use crate::network::keeper::client::KeeperConnection;
 use crate::network::keeper::protocol::{AttachRequest, Endpoint};
-use crate::network::networks::Networks;
+use crate::network::networks::{dns_names, Networks};
 use crate::network::slirp::{Slirp, Target};
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan::{self, GeneratedFiles, MountOp};
@@ -33,10 +34,6 @@ use crate::runtime::supervise::{self, BlockedSignals, Supervised};
 use crate::runtime::{init, namespaces};
 use crate::spec::{ContainerSpec, NetworkMode, Rootfs};
 use crate::sys::{self, Forked};
-
-/// A container on a user-defined network keeps its /etc/hosts in its
-/// store dir (see `LiveDir::write_etc_files`).
-const SHARED_HOSTS_FILE: &str = "hosts";
 
 /// Where the container's stdout and stderr go.
 pub enum Output {
@@ -154,24 +151,24 @@ fn run_container(
     if let Some(program) = seccomp {
         live_dir.write_seccomp(&program.to_bytes())?;
     }
-    let (endpoint, shared_hosts) = match (&spec.network, &held.keeper) {
+    let (endpoints, shared_hosts) = match (&spec.network, &held.keeper) {
         (NetworkMode::Bridge { network, aliases }, Some(keeper)) => {
-            let hosts = crate::container::record::Containers::open(dirs)?
-                .dir(&spec.id)
-                .join(SHARED_HOSTS_FILE);
-            let endpoint = attach(
-                keeper,
-                spec,
-                name,
-                (network, aliases),
-                dirs,
-                (live_dir, &hosts),
-            )?;
-            (Some(endpoint), Some(hosts))
+            let dir = crate::container::record::Containers::open(dirs)?.dir(&spec.id);
+            // Its own network first (eth0), then those `network connect`
+            // added.
+            let mut wanted = vec![Connection {
+                network: network.clone(),
+                aliases: aliases.clone(),
+            }];
+            wanted.extend(connected::read(&dir)?);
+            let hosts = dir.join(super::SHARED_HOSTS_FILE);
+            let endpoints = attach(keeper, spec, name, &wanted, dirs, &hosts)?;
+            live_dir.write_endpoints(&endpoints)?;
+            (endpoints, Some(hosts))
         }
-        _ => (None, None),
+        _ => (vec![], None),
     };
-    let files = live_dir.write_etc_files(spec, endpoint.as_ref(), shared_hosts.as_deref())?;
+    let files = live_dir.write_etc_files(spec, endpoints.first(), shared_hosts.as_deref())?;
     let mounts = plan::plan(spec, &files);
     let mut pipes = match output {
         // Without -t, the container must not hold our terminal.
@@ -309,47 +306,48 @@ fn clone_container(
     }
 }
 
-/// Reserves the container's place on its user-defined network `network`
-/// and joins the keeper's user namespace, where the container is then made
-/// (see `network::keeper`). Returns the container's endpoint.
+/// Reserves the container's place on each of its user-defined networks
+/// (`wanted`) and joins the keeper's user namespace, where the container is
+/// then made (see `network::keeper`). Returns the container's endpoints.
 fn attach(
     keeper: &KeeperConnection,
     spec: &ContainerSpec,
     name: &str,
-    (network, aliases): (&str, &[String]),
+    wanted: &[Connection],
     dirs: &Dirs,
-    (live_dir, hosts): (&LiveDir, &Path),
-) -> Result<Endpoint> {
+    hosts: &Path,
+) -> Result<Vec<Endpoint>> {
     let networks = Networks::open(&dirs.data)?;
-    let record = networks.get(network)?.with_context(|| {
-        format!("the network {network} is gone: rocker network create {network}")
-    })?;
-    let isolated = networks
-        .list()?
-        .into_iter()
-        .filter(|other| other.id != record.id)
-        .map(|other| other.subnet)
-        .collect();
-    // docker's names for a container on a network: its name, its
-    // aliases, and its short id.
-    let mut names = vec![name.to_string()];
-    names.extend(aliases.iter().cloned());
-    names.push(spec.id[..12].to_string());
-    let request = AttachRequest {
-        container_id: spec.id.clone(),
-        names,
-        network: record,
-        hosts: hosts.to_path_buf(),
-        ports: spec.ports.clone(),
-        isolated,
-    };
-    let (endpoint, userns) = keeper
-        .attach(request)
-        .with_context(|| format!("attaching the container to the network {network}"))?;
-    nix::sched::setns(&userns, CloneFlags::CLONE_NEWUSER)
-        .context("joining the network keeper's user namespace")?;
-    live_dir.write_endpoints(std::slice::from_ref(&endpoint))?;
-    Ok(endpoint)
+    let mut endpoints = vec![];
+    let mut keepers_namespace = None;
+    for connection in wanted {
+        let network = &connection.network;
+        let record = networks.get(network)?.with_context(|| {
+            format!("the network {network} is gone: rocker network create {network}")
+        })?;
+        let request = AttachRequest {
+            container_id: spec.id.clone(),
+            names: dns_names(name, &connection.aliases, &spec.id),
+            isolated: networks.others_subnets(&record)?,
+            network: record,
+            hosts: hosts.to_path_buf(),
+            // Published ports go through the first network's way out.
+            ports: match endpoints.is_empty() {
+                true => spec.ports.clone(),
+                false => vec![],
+            },
+        };
+        let (endpoint, userns) = keeper
+            .attach(request)
+            .with_context(|| format!("attaching the container to the network {network}"))?;
+        endpoints.push(endpoint);
+        keepers_namespace = Some(userns);
+    }
+    if let Some(userns) = keepers_namespace {
+        nix::sched::setns(&userns, CloneFlags::CLONE_NEWUSER)
+            .context("joining the network keeper's user namespace")?;
+    }
+    Ok(endpoints)
 }
 
 fn open_network_namespace(pid: Pid) -> Result<std::os::fd::OwnedFd> {

@@ -32,12 +32,11 @@ impl KeeperConnection {
         let dir = dir(runtime);
         crate::host::dirs::ensure_private_dir(&dir)?;
         let _lock = FileLock::exclusive(&dir.join(START_LOCK))?;
-        if let Some(connection) = KeeperConnection::connect(&dir)? {
+        if let Some(connection) = KeeperConnection::open(&dir)? {
             return Ok(connection);
         }
         start_keeper(&dir)?;
-        KeeperConnection::connect(&dir)?
-            .context("the network keeper started but takes no connection")
+        KeeperConnection::open(&dir)?.context("the network keeper started but takes no connection")
     }
 
     /// Connects to the keeper if one runs.
@@ -47,10 +46,10 @@ impl KeeperConnection {
             return Ok(None);
         }
         let _lock = FileLock::exclusive(&dir.join(START_LOCK))?;
-        KeeperConnection::connect(&dir)
+        KeeperConnection::open(&dir)
     }
 
-    fn connect(dir: &Path) -> Result<Option<KeeperConnection>> {
+    fn open(dir: &Path) -> Result<Option<KeeperConnection>> {
         let socket = socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -111,8 +110,35 @@ impl KeeperConnection {
     /// Plugs the reserved endpoints into the network namespace `netns`.
     pub fn plug(&self, netns: &OwnedFd) -> Result<()> {
         match self.ask(&Request::Plug, &[netns.as_raw_fd()])? {
-            (Reply::Plugged, _) => Ok(()),
+            (Reply::Done, _) => Ok(()),
             _ => bail!("the network keeper answered a plug strangely"),
+        }
+    }
+
+    /// Attaches the running container whose network namespace is `netns`
+    /// and PID 1 `pidfd` (see `Request::Connect`).
+    pub fn connect(
+        &self,
+        request: AttachRequest,
+        netns: &OwnedFd,
+        pidfd: &OwnedFd,
+    ) -> Result<Endpoint> {
+        let fds = [netns.as_raw_fd(), pidfd.as_raw_fd()];
+        match self.ask(&Request::Connect(Box::new(request)), &fds)? {
+            (Reply::Attached(endpoint), _) => Ok(endpoint),
+            _ => bail!("the network keeper answered a connect strangely"),
+        }
+    }
+
+    /// Takes the container off the network.
+    pub fn disconnect(&self, container_id: &str, network_id: &str) -> Result<()> {
+        let request = Request::Disconnect {
+            container_id: container_id.to_string(),
+            network_id: network_id.to_string(),
+        };
+        match self.ask(&request, &[])? {
+            (Reply::Done, _) => Ok(()),
+            _ => bail!("the network keeper answered a disconnect strangely"),
         }
     }
 

@@ -28,6 +28,7 @@ mod hosts;
 pub mod protocol;
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,6 +81,9 @@ struct Member {
     plugged: bool,
     /// slirp4netns's ids of its published ports.
     forwards: Vec<u64>,
+    /// A netlink socket in the container's network namespace, once
+    /// plugged: `disconnect` closes the route it opened.
+    inside: Option<Netlink>,
 }
 
 /// A network that is up: its bridge, its way out, its containers.
@@ -95,6 +99,14 @@ struct Client {
     socket: OwnedFd,
 }
 
+/// Endpoints `network connect` made, under a client id of their own: they
+/// last as long as their container's PID 1, whose pidfd turns readable
+/// when it exits.
+struct Held {
+    client: u64,
+    pidfd: OwnedFd,
+}
+
 struct Keeper {
     runtime: PathBuf,
     dir: PathBuf,
@@ -106,6 +118,7 @@ struct Keeper {
     /// runtime dir, and their network names.
     networks: BTreeMap<String, Bridge>,
     clients: Vec<Client>,
+    held: Vec<Held>,
     next_client: u64,
 }
 
@@ -152,6 +165,7 @@ pub fn serve(runtime: &Path) -> Result<()> {
         netlink,
         networks: BTreeMap::new(),
         clients: vec![],
+        held: vec![],
         next_client: 0,
     };
     keeper.serve(&listener)
@@ -184,12 +198,17 @@ fn make_network_namespace() -> Result<(OwnedFd, Netlink)> {
 impl Keeper {
     fn serve(&mut self, listener: &OwnedFd) -> Result<()> {
         loop {
-            let idle = self.clients.is_empty();
+            let idle = self.clients.is_empty() && self.held.is_empty();
             let mut polled = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
             polled.extend(
                 self.clients
                     .iter()
                     .map(|c| PollFd::new(c.socket.as_fd(), PollFlags::POLLIN)),
+            );
+            polled.extend(
+                self.held
+                    .iter()
+                    .map(|h| PollFd::new(h.pidfd.as_fd(), PollFlags::POLLIN)),
             );
             // Idle, it retries its exit every 50 ms (the start lock may be
             // held by a run about to connect).
@@ -209,7 +228,17 @@ impl Keeper {
                 .filter(|(fd, _)| ready(fd))
                 .map(|(_, client)| client.id)
                 .collect();
+            let ended: Vec<u64> = polled[1 + self.clients.len()..]
+                .iter()
+                .zip(&self.held)
+                .filter(|(fd, _)| ready(fd))
+                .map(|(_, held)| held.client)
+                .collect();
             drop(polled);
+            for client in ended {
+                self.held.retain(|h| h.client != client);
+                self.detach(client);
+            }
             if accept {
                 if let Ok(socket) = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
                     self.next_client += 1;
@@ -224,7 +253,7 @@ impl Keeper {
                 self.answer(id);
             }
             reap_exited_children();
-            if self.clients.is_empty() && self.may_exit(listener)? {
+            if self.clients.is_empty() && self.held.is_empty() && self.may_exit(listener)? {
                 return Ok(());
             }
         }
@@ -257,9 +286,25 @@ impl Keeper {
             Request::Plug => match fds.into_iter().next() {
                 None => Reply::Error("plugging needs the container's network namespace".into()),
                 Some(netns) => match self.plug(id, &netns) {
-                    Ok(()) => Reply::Plugged,
+                    Ok(()) => Reply::Done,
                     Err(err) => Reply::Error(format!("{err:#}")),
                 },
+            },
+            Request::Connect(request) => match <[OwnedFd; 2]>::try_from(fds) {
+                Err(_) => Reply::Error(
+                    "connecting needs the container's network namespace and PID 1".into(),
+                ),
+                Ok([netns, pidfd]) => match self.connect(*request, netns, pidfd) {
+                    Ok(endpoint) => Reply::Attached(endpoint),
+                    Err(err) => Reply::Error(format!("{err:#}")),
+                },
+            },
+            Request::Disconnect {
+                container_id,
+                network_id,
+            } => match self.disconnect(&container_id, &network_id) {
+                Ok(()) => Reply::Done,
+                Err(err) => Reply::Error(format!("{err:#}")),
             },
             Request::Status => Reply::Status(
                 self.networks
@@ -283,14 +328,18 @@ impl Keeper {
             let bridge = self.bring_up(&request.network)?;
             self.networks.insert(id.clone(), bridge);
         }
-        let interface = format!(
-            "eth{}",
-            self.networks
-                .values()
-                .flat_map(|n| &n.members)
-                .filter(|m| m.client == client)
-                .count()
-        );
+        // The container's lowest free ethN, whoever attached the others.
+        let taken: Vec<&str> = self
+            .networks
+            .values()
+            .flat_map(|n| &n.members)
+            .filter(|m| m.endpoint.container_id == request.container_id)
+            .map(|m| m.endpoint.interface.as_str())
+            .collect();
+        let interface = (0..)
+            .map(|n| format!("eth{n}"))
+            .find(|name| !taken.contains(&name.as_str()))
+            .expect("a free name");
         let bridge = self.networks.get_mut(&id).expect("brought up");
         let result = reserve(bridge, client, &request, interface);
         if result.is_err() {
@@ -348,30 +397,110 @@ impl Keeper {
     /// Puts the client's reserved endpoints into the container's network
     /// namespace `netns`: a veth each, its address and route, its ports.
     fn plug(&mut self, client: u64, netns: &OwnedFd) -> Result<()> {
-        let mut inside = Netlink::open_in(netns.as_fd())?;
-        let ids: Vec<String> = self.networks.keys().cloned().collect();
-        for id in ids {
+        // eth0 first: its routes are the ones later interfaces adjust.
+        let mut waiting: Vec<(String, String)> = self
+            .networks
+            .iter()
+            .flat_map(|(id, bridge)| {
+                bridge
+                    .members
+                    .iter()
+                    .filter(|m| m.client == client && !m.plugged)
+                    .map(move |m| (m.endpoint.interface.clone(), id.clone()))
+            })
+            .collect();
+        waiting.sort_by_key(|(interface, _)| interface[3..].parse::<u32>().unwrap_or(u32::MAX));
+        for (_, id) in waiting {
             let bridge = self.networks.get_mut(&id).expect("listed");
             let name = bridge.record.name.clone();
-            let mut changed = false;
-            for member in bridge.members.iter_mut() {
-                if member.client != client || member.plugged {
-                    continue;
+            let member = bridge
+                .members
+                .iter_mut()
+                .find(|m| m.client == client && !m.plugged)
+                .expect("waiting");
+            plug_member(
+                &mut self.netlink,
+                bridge.index,
+                bridge.slirp.as_ref(),
+                member,
+                netns,
+            )
+            .with_context(|| format!("attaching the container to the network {name}"))?;
+            rewrite_hosts(bridge);
+        }
+        Ok(())
+    }
+
+    /// `network connect`: attaches and plugs at once, for as long as the
+    /// container's PID 1 lives.
+    fn connect(
+        &mut self,
+        request: AttachRequest,
+        netns: OwnedFd,
+        pidfd: OwnedFd,
+    ) -> Result<Endpoint> {
+        self.next_client += 1;
+        let client = self.next_client;
+        let result = self
+            .attach(client, request)
+            .and_then(|endpoint| self.plug(client, &netns).map(|()| endpoint));
+        match result {
+            Ok(endpoint) => {
+                self.held.push(Held { client, pidfd });
+                Ok(endpoint)
+            }
+            Err(err) => {
+                self.detach(client);
+                let refused = err.chain().any(|cause| {
+                    cause.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EPERM)
+                });
+                match refused {
+                    true => Err(err.context(
+                        "only a container started on a user-defined network (--network NAME) \
+                         can join another while it runs; start it with --network NAME, or connect \
+                         it while it is stopped",
+                    )),
+                    false => Err(err),
                 }
-                plug_member(
-                    &mut self.netlink,
-                    &mut inside,
-                    bridge.index,
-                    bridge.slirp.as_ref(),
-                    member,
-                    netns,
-                )
-                .with_context(|| format!("attaching the container to the network {name}"))?;
-                changed = true;
             }
-            if changed {
-                rewrite_hosts(bridge);
-            }
+        }
+    }
+
+    /// `network disconnect`: the container's endpoint on the network goes,
+    /// whoever attached it.
+    fn disconnect(&mut self, container_id: &str, network_id: &str) -> Result<()> {
+        let bridge = self
+            .networks
+            .get_mut(network_id)
+            .context("the container is not on that network")?;
+        let position = bridge
+            .members
+            .iter()
+            .position(|m| m.endpoint.container_id == container_id)
+            .context("the container is not on that network")?;
+        let mut member = bridge.members.remove(position);
+        remove_member(&mut self.netlink, bridge, &member);
+        // Kept from the network again, as before it joined.
+        if let Some(inside) = member.inside.as_mut() {
+            let subnet = bridge.record.subnet;
+            let _ = inside.add_unreachable_route(subnet.address, subnet.prefix);
+        }
+        // Its own file loses the network's section.
+        if let Ok(text) = std::fs::read_to_string(&member.hosts) {
+            let _ = hosts::rewrite_in_place(
+                &member.hosts,
+                &hosts::with_peers(&text, &bridge.record.name, &[]),
+            );
+        }
+        rewrite_hosts(bridge);
+        let client = member.client;
+        self.take_down_if_unused(network_id);
+        let attached = self
+            .networks
+            .values()
+            .any(|n| n.members.iter().any(|m| m.client == client));
+        if !attached {
+            self.held.retain(|h| h.client != client);
         }
         Ok(())
     }
@@ -391,14 +520,7 @@ impl Keeper {
                 continue;
             }
             for member in &leaving {
-                if let Some(slirp) = &bridge.slirp {
-                    for forward in &member.forwards {
-                        let _ = slirp.unpublish(*forward);
-                    }
-                }
-                if member.plugged {
-                    let _ = self.netlink.delete_link(&member.veth);
-                }
+                remove_member(&mut self.netlink, bridge, member);
             }
             rewrite_hosts(bridge);
             self.take_down_if_unused(&network);
@@ -507,13 +629,13 @@ fn reserve(
         ),
         plugged: false,
         forwards: vec![],
+        inside: None,
     });
     Ok(endpoint)
 }
 
 fn plug_member(
     netlink: &mut Netlink,
-    inside: &mut Netlink,
     bridge: i32,
     slirp: Option<&Slirp>,
     member: &mut Member,
@@ -538,14 +660,23 @@ fn plug_member(
     member.plugged = true;
     let near = netlink.link_index(&member.veth)?;
     netlink.set_up(near, None)?;
+    let inside = member.inside.insert(Netlink::open_in(netns.as_fd())?);
     let index = inside.link_index(&endpoint.interface)?;
     inside.set_up(index, None)?;
+    let subnet = (endpoint.address, endpoint.prefix);
+    // A container on a network already is kept from this one by a route
+    // (see `isolated`), which goes now.
+    inside.delete_unreachable_route(network_address(subnet.0, subnet.1), subnet.1)?;
     inside.add_address(index, endpoint.address, endpoint.prefix)?;
-    if let Some(gateway) = endpoint.gateway {
-        inside.add_default_route(gateway)?;
-    }
-    for subnet in &member.isolated {
-        inside.add_unreachable_route(subnet.address, subnet.prefix)?;
+    // The first network is the way out; those connected later only reach
+    // their own subnet.
+    if endpoint.interface == FIRST_INTERFACE {
+        if let Some(gateway) = endpoint.gateway {
+            inside.add_default_route(gateway)?;
+        }
+        for other in &member.isolated {
+            inside.add_unreachable_route(other.address, other.prefix)?;
+        }
     }
     for port in &member.ports {
         let slirp = slirp.with_context(|| {
@@ -561,6 +692,17 @@ fn plug_member(
     Ok(())
 }
 
+/// The interface of the network a container was made on.
+const FIRST_INTERFACE: &str = "eth0";
+
+fn network_address(address: Ipv4Addr, prefix: u8) -> Ipv4Addr {
+    let mask = match prefix {
+        0 => 0,
+        prefix => u32::MAX << (32 - prefix),
+    };
+    Ipv4Addr::from(u32::from(address) & mask)
+}
+
 fn parse_mac(text: &str) -> Result<[u8; 6]> {
     let bytes: Vec<u8> = text
         .split(':')
@@ -570,6 +712,19 @@ fn parse_mac(text: &str) -> Result<[u8; 6]> {
     bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("{text} is not a MAC address"))
+}
+
+/// Undoes what was made for `member`, which has left `bridge`: its
+/// published ports and its veth (which its namespace's end goes with).
+fn remove_member(netlink: &mut Netlink, bridge: &Bridge, member: &Member) {
+    if let Some(slirp) = &bridge.slirp {
+        for forward in &member.forwards {
+            let _ = slirp.unpublish(*forward);
+        }
+    }
+    if member.plugged {
+        let _ = netlink.delete_link(&member.veth);
+    }
 }
 
 /// Gives every plugged container of the network the others' names. A
@@ -582,10 +737,10 @@ fn rewrite_hosts(bridge: &Bridge) {
         };
         let peers: Vec<_> = plugged
             .iter()
-            .filter(|peer| peer.client != member.client)
+            .filter(|peer| peer.endpoint.container_id != member.endpoint.container_id)
             .map(|peer| (peer.endpoint.address, peer.endpoint.names.as_slice()))
             .collect();
-        let content = hosts::with_peers(hosts::without_peers(&text), &peers);
+        let content = hosts::with_peers(&text, &bridge.record.name, &peers);
         if content != text {
             let _ = hosts::rewrite_in_place(&member.hosts, &content);
         }

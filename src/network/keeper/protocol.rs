@@ -29,6 +29,15 @@ pub enum Request {
     /// Plug the reserved endpoints into the container's network namespace,
     /// which comes with the message.
     Plug,
+    /// `network connect`: attach a running container made in the keeper's
+    /// user namespace, whose network namespace and PID 1 (a pidfd) come
+    /// with the message; the endpoint lasts as long as that process.
+    Connect(Box<AttachRequest>),
+    /// `network disconnect`: take a container off a network.
+    Disconnect {
+        container_id: String,
+        network_id: String,
+    },
     /// What is attached where.
     Status,
 }
@@ -68,7 +77,7 @@ pub struct Endpoint {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
     Attached(Endpoint),
-    Plugged,
+    Done,
     Status(Vec<Endpoint>),
     Error(String),
 }
