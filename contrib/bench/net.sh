@@ -8,6 +8,14 @@
 #   upload    SIZE_MB sent from the host into the container through a
 #             published port (-p 127.0.0.1:PORT:5000, nc listening inside)
 #   download  the same the other way: the container serves, the host reads
+#   c2c       SIZE_MB from one container to another: on a user-defined
+#             network (by name, over its bridge), and for comparison with
+#             the default network, where a container reaches another only
+#             through the other's published port on the host
+#             (allow_host_loopback, 10.0.2.2:PORT)
+#
+# A user-defined network is timed cold (the first container starts the
+# keeper and its slirp4netns) and warm (another container holds it up).
 #
 # Podman runs with port_handler=slirp4netns (as rocker does) and, when its
 # rootlessport helper is installed, also with its default rootlesskit
@@ -51,6 +59,11 @@ start_row() { # start_row LABEL COMMAND
 }
 start_row "rocker --network none" "$rocker_cmd run --rm --network none $image true"
 start_row "rocker (slirp4netns)" "$rocker_cmd run --rm $image true"
+rocker network create bench >/dev/null
+start_row "rocker --network bench (cold)" "$rocker_cmd run --rm --network bench $image true"
+holder=$(rocker run -d --network bench "$image" sleep 3600)
+start_row "rocker --network bench (warm)" "$rocker_cmd run --rm --network bench $image true"
+rocker rm -f "$holder" >/dev/null
 if [ "$have_podman" = yes ]; then
     start_row "podman --network none" "$podman_cmd run --rm --network none $image true"
     start_row "podman --network slirp4netns" "$podman_cmd run --rm --network slirp4netns $image true"
@@ -106,6 +119,7 @@ throughput_row() { # throughput_row LABEL COMMAND NETWORK-FLAGS
     printf '%-44s %12s %12s\n' "$1" "$(throughput "$2" "$3" up)" "$(throughput "$2" "$3" down)"
 }
 throughput_row "rocker (slirp4netns API)" "$rocker_cmd" ""
+throughput_row "rocker --network bench" "$rocker_cmd" "--network bench"
 if [ "$have_podman" = yes ]; then
     throughput_row "podman slirp4netns:port_handler=slirp4netns" "$podman_cmd" \
         "--network slirp4netns:port_handler=slirp4netns"
@@ -117,5 +131,46 @@ if [ "$have_podman" = yes ]; then
 else
     echo "(podman is not installed: apt-get install podman runc for its rows)"
 fi
+# c2c_transfer SERVER-FLAGS CLIENT-FLAGS ADDRESS PUBLISH -> "start end" of
+# one download of SIZE_MB by a client container from a server container's
+# busybox httpd (a file on its tmpfs), reached at ADDRESS:80 (with
+# PUBLISH=yes, at ADDRESS:PORT, the server's port 80 published on the
+# host). Busybox nc is no sender for this: it stops reading a pipe early.
+c2c_transfer() {
+    local server port=80 published="" got start end
+    if [ "$4" = yes ]; then
+        port=$(free_port)
+        published="-p 127.0.0.1:$port:80"
+    fi
+    # shellcheck disable=SC2086 # flags are meant to split
+    server=$(rocker run -d $1 $published --tmpfs /srv:size=$((SIZE_MB + 16))m "$image" \
+        sh -c "dd if=/dev/zero of=/srv/big bs=1M count=$SIZE_MB 2>/dev/null && touch /srv/ready && exec httpd -f -p 80 -h /srv")
+    for _ in $(seq 300); do
+        rocker exec "$server" test -e /srv/ready 2>/dev/null && break
+        sleep 0.1
+    done
+    sleep 0.3
+    start=$EPOCHREALTIME
+    # shellcheck disable=SC2086
+    got=$(rocker run --rm $2 "$image" sh -c "wget -qO- http://$3:$port/big | wc -c") ||
+        die "the c2c client failed ($2)"
+    end=$EPOCHREALTIME
+    rocker rm -f "$server" >/dev/null
+    [ "$got" = "$((SIZE_MB * 1048576))" ] || die "c2c: $got of $SIZE_MB MB arrived ($2)"
+    echo "$start $end"
+}
+
+c2c_row() { # c2c_row LABEL SERVER-FLAGS CLIENT-FLAGS ADDRESS PUBLISH
+    local rate
+    rate=$(for _ in $(seq "$TRANSFERS"); do c2c_transfer "$2" "$3" "$4" "$5"; done |
+        awk -v mb="$SIZE_MB" '{ printf "%.0f\n", mb / ($2 - $1) }' | median)
+    printf '%-44s %12s\n' "$1" "$rate"
+}
+
+printf '\n%-44s %12s\n' "container to container ($SIZE_MB MB)" "MB/s"
+c2c_row "rocker --network bench (by name)" "--network bench --name c2c-server" \
+    "--network bench" c2c-server no
+c2c_row "rocker default network (via -p on the host)" "" \
+    "--network slirp4netns:allow_host_loopback=true" 10.0.2.2 yes
 echo "start: $RUNS runs each after 2 warm-ups; throughput: median of $TRANSFERS;" \
     "$(nproc) cores; $(uname -r)"

@@ -120,6 +120,8 @@ struct Keeper {
     clients: Vec<Client>,
     held: Vec<Held>,
     next_client: u64,
+    /// Numbers the veths.
+    attachments: u64,
 }
 
 /// Runs the keeper (the hidden verb). The process started hands over to
@@ -167,6 +169,7 @@ pub fn serve(runtime: &Path) -> Result<()> {
         clients: vec![],
         held: vec![],
         next_client: 0,
+        attachments: 0,
     };
     keeper.serve(&listener)
 }
@@ -341,7 +344,8 @@ impl Keeper {
             .find(|name| !taken.contains(&name.as_str()))
             .expect("a free name");
         let bridge = self.networks.get_mut(&id).expect("brought up");
-        let result = reserve(bridge, client, &request, interface);
+        self.attachments += 1;
+        let result = reserve(bridge, (client, self.attachments), &request, interface);
         if result.is_err() {
             self.take_down_if_unused(&id);
         }
@@ -350,7 +354,11 @@ impl Keeper {
 
     fn bring_up(&mut self, record: &NetworkRecord) -> Result<Bridge> {
         let name = record.bridge_name();
-        self.netlink.add_bridge(&name, MTU)?;
+        // Left by `take_down_if_unused` when the keeper seemed done.
+        if self.netlink.add_bridge(&name, MTU).is_err() {
+            self.netlink.delete_link(&name)?;
+            self.netlink.add_bridge(&name, MTU)?;
+        }
         let index = self.netlink.link_index(&name)?;
         let slirp = match record.internal {
             true => None,
@@ -479,7 +487,7 @@ impl Keeper {
             .position(|m| m.endpoint.container_id == container_id)
             .context("the container is not on that network")?;
         let mut member = bridge.members.remove(position);
-        remove_member(&mut self.netlink, bridge, &member);
+        remove_member(&mut self.netlink, bridge, &member, true);
         // Kept from the network again, as before it joined.
         if let Some(inside) = member.inside.as_mut() {
             let subnet = bridge.record.subnet;
@@ -520,22 +528,23 @@ impl Keeper {
                 continue;
             }
             for member in &leaving {
-                remove_member(&mut self.netlink, bridge, member);
+                remove_member(&mut self.netlink, bridge, member, false);
             }
             rewrite_hosts(bridge);
             self.take_down_if_unused(&network);
         }
     }
 
-    fn take_down_if_unused(&mut self, name: &str) {
-        if self
-            .networks
-            .get(name)
-            .is_some_and(|n| n.members.is_empty())
-        {
-            let bridge = self.networks.remove(name).expect("present");
+    fn take_down_if_unused(&mut self, id: &str) {
+        if self.networks.get(id).is_some_and(|n| n.members.is_empty()) {
+            let bridge = self.networks.remove(id).expect("present");
             drop(bridge.slirp);
-            let _ = self.netlink.delete_link(&bridge.record.bridge_name());
+            // The last network of a keeper about to exit goes with its
+            // idspace, in the background: removing it here would keep
+            // the next run waiting while the kernel unregisters it.
+            if !self.networks.is_empty() || !self.clients.is_empty() || !self.held.is_empty() {
+                let _ = self.netlink.delete_link(&bridge.record.bridge_name());
+            }
             let _ = crate::util::fs::remove_tree(&self.dir.join(&bridge.record.id[..12]));
         }
     }
@@ -577,7 +586,7 @@ fn reap_exited_children() {
 /// Picks the container's address: the lowest free one of the subnet.
 fn reserve(
     bridge: &mut Bridge,
-    client: u64,
+    (client, attachment): (u64, u64),
     request: &AttachRequest,
     interface: String,
 ) -> Result<Endpoint> {
@@ -622,10 +631,13 @@ fn reserve(
         hosts: request.hosts.clone(),
         ports: request.ports.clone(),
         isolated: request.isolated.clone(),
+        // The container's id and the attachment's number: a container
+        // started again gets a new name while the kernel may still be
+        // removing the old veth with the old namespace.
         veth: format!(
-            "vr{}{}",
-            &request.container_id[..10],
-            endpoint.interface.trim_start_matches("eth")
+            "v{}{:05x}",
+            &request.container_id[..8],
+            attachment & 0xfffff
         ),
         plugged: false,
         forwards: vec![],
@@ -715,14 +727,18 @@ fn parse_mac(text: &str) -> Result<[u8; 6]> {
 }
 
 /// Undoes what was made for `member`, which has left `bridge`: its
-/// published ports and its veth (which its namespace's end goes with).
-fn remove_member(netlink: &mut Netlink, bridge: &Bridge, member: &Member) {
+/// published ports and, while its container lives on (`disconnect`), its
+/// veth. A container that ended takes its veth along: the kernel removes
+/// both ends with its network namespace, in the background, whereas a
+/// removal here would hold the keeper (and the next run) for the 10-20 ms
+/// the kernel takes to unregister a device.
+fn remove_member(netlink: &mut Netlink, bridge: &Bridge, member: &Member, lives_on: bool) {
     if let Some(slirp) = &bridge.slirp {
         for forward in &member.forwards {
             let _ = slirp.unpublish(*forward);
         }
     }
-    if member.plugged {
+    if member.plugged && lives_on {
         let _ = netlink.delete_link(&member.veth);
     }
 }
