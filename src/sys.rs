@@ -554,3 +554,16 @@ pub fn join_new_session_keyring() -> nix::Result<()> {
     };
     Errno::result(result).map(drop)
 }
+
+nix::ioctl_none!(ns_get_parent, 0xb7, 0x2);
+
+/// The parent of the user namespace `ns` names (the NS_GET_PARENT ioctl of
+/// linux/nsfs.h), as a new descriptor.
+pub fn user_namespace_parent(ns: BorrowedFd<'_>) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: NS_GET_PARENT takes no argument and only reads the
+    // descriptor, which `ns` keeps open for the call.
+    let parent = unsafe { ns_get_parent(ns.as_raw_fd()) }?;
+    // SAFETY: the ioctl returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(parent) })
+}

@@ -462,3 +462,30 @@ fn network_connect_joins_a_running_container_and_disconnect_takes_it_off() {
     );
     ok(n.rocker(&["rm", "-f", "web", "client", "plain"]));
 }
+
+#[test]
+fn a_container_on_another_containers_network_sees_its_interfaces() {
+    let n = Net::new("networks-shared");
+    ok(n.rocker(&["network", "create", "app"]));
+    for (name, network) in [("bridged", "app"), ("plain", "slirp4netns")] {
+        n.detach(&["--name", name, "--network", network], &serve(name));
+        let theirs = ok(n.rocker(&["exec", name, "ip", "-o", "-4", "addr", "show", "eth0"]));
+        let target = format!("container:{name}");
+        let ours = ok(n.run(
+            &["--rm", "--network", &target],
+            &format!("ip -o -4 addr show eth0; {}", fetch("http://127.0.0.1/", 5)),
+        ));
+        assert_eq!(ours, format!("{theirs}{name}\n"));
+        // exec joins the shared network too.
+        let joined = format!("{name}-joined");
+        n.detach(&["--name", &joined, "--network", &target], "exec sleep 300");
+        let exec = ok(n.rocker(&["exec", &joined, "ip", "-o", "-4", "addr", "show", "eth0"]));
+        assert_eq!(exec, theirs);
+        let mode = n.inspect("{{.HostConfig.NetworkMode}}", &joined);
+        let id = n.inspect("{{.Id}}", name);
+        assert_eq!(mode, format!("container:{id}"));
+        ok(n.rocker(&["rm", "-f", &joined, name]));
+    }
+    let publish = n.run(&["--rm", "--network", "container:nosuch"], "true");
+    assert_eq!(code(&publish), 125, "{}", stderr(&publish));
+}

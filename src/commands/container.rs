@@ -975,6 +975,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         crate::network::NetworkMode::Host => "host",
         crate::network::NetworkMode::None => "none",
         crate::network::NetworkMode::Bridge { network, .. } => network,
+        crate::network::NetworkMode::Container { .. } => "",
     };
     let (gateway, prefix) = match &record.network {
         crate::network::NetworkMode::Slirp4netns(options) => {
@@ -997,6 +998,8 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
                 })
                 .collect()
         }
+        // docker lists no network of its own for a shared one.
+        crate::network::NetworkMode::Container { .. } => serde_json::Map::new(),
         _ => serde_json::Map::from_iter([(
             network_name.to_string(),
             json!({

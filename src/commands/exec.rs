@@ -61,6 +61,10 @@ pub fn exec_command(args: ExecArgs) -> Result<i32> {
         init_pid: live.init.pid,
         cgroup: live.cgroup.clone(),
         namespaces: namespaces(&record),
+        shared_network: matches!(
+            record.network,
+            crate::network::NetworkMode::Container { .. }
+        ),
         user: args
             .process
             .user

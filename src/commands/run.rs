@@ -51,6 +51,15 @@ pub fn create(args: RunArgs) -> Result<i32> {
 fn run_or_create(mut args: RunArgs, create_only: bool) -> Result<i32> {
     let dirs = Dirs::discover()?;
     let mut extras = RunExtras::of(&args, create_only)?;
+    // docker keeps the other container's id: a rename does not break it.
+    if let Some(NetworkMode::Container { container }) = &mut args.network {
+        let record = crate::container::record::Containers::open(&dirs)?
+            .find(container)
+            .map_err(|err| {
+                StatusError::new(125, format!("--network container:{container}: {err:#}"))
+            })?;
+        *container = record.id;
+    }
     // First of all: on a systemd host this may start rocker again in a
     // delegated scope, and a host without cgroups fails a run with limits.
     let limits = limits_of(&args)?;
@@ -1120,6 +1129,10 @@ fn network_and_ports(
         NetworkMode::None if !ports.is_empty() => {
             bail!("-p needs a network to forward to, and --network none has none")
         }
+        NetworkMode::Container { .. } if !ports.is_empty() => bail!(
+            "-p cannot publish into another container's network: publish the ports on that \
+             container (docker: conflicting options)"
+        ),
         NetworkMode::Host if !ports.is_empty() => {
             eprintln!(
                 "rocker: warning: published ports are discarded with --network host \

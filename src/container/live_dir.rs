@@ -109,14 +109,20 @@ impl LiveDir {
     /// and go, so the container binds it as it is rather than a confined
     /// copy (see `mount::confine_generated_files`), and it belongs on disk,
     /// with the container's other writes, not in the small runtime dir.
+    ///
+    /// On another container's network, the files it starts from are that
+    /// container's, read below `peer_root` (its /proc/PID/root), not the
+    /// host's.
     pub fn write_etc_files(
         &self,
         spec: &ContainerSpec,
         endpoint: Option<&Endpoint>,
         shared_hosts: Option<&Path>,
+        peer_root: Option<&Path>,
     ) -> Result<GeneratedFiles> {
-        let host_hosts = std::fs::read_to_string("/etc/hosts").ok();
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").ok();
+        let root = peer_root.unwrap_or(Path::new("/"));
+        let host_hosts = std::fs::read_to_string(root.join("etc/hosts")).ok();
+        let host_resolv = std::fs::read_to_string(root.join("etc/resolv.conf")).ok();
         let mut files = GeneratedFiles::in_dir(self.path.join("etc"));
         if let Some(path) = shared_hosts {
             files.hosts = path.to_path_buf();

@@ -33,6 +33,9 @@ pub enum NetworkMode {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         aliases: Vec<String>,
     },
+    /// The network namespace of another container (`container:NAME`; its
+    /// id once the container is made), shared.
+    Container { container: String },
 }
 
 /// Without `--network`: slirp4netns with its defaults, as podman gives
@@ -51,6 +54,7 @@ impl std::fmt::Display for NetworkMode {
             NetworkMode::Host => "host",
             NetworkMode::Slirp4netns(_) => "slirp4netns",
             NetworkMode::Bridge { network, .. } => network,
+            NetworkMode::Container { container } => return write!(f, "container:{container}"),
         })
     }
 }
@@ -70,6 +74,9 @@ impl NetworkMode {
             None if text == "none" => Ok(NetworkMode::None),
             None if text == "host" => Ok(NetworkMode::Host),
             None if text == "slirp4netns" => Ok(NetworkMode::Slirp4netns(SlirpOptions::default())),
+            Some(("container", name)) if !name.is_empty() => Ok(NetworkMode::Container {
+                container: name.to_string(),
+            }),
             Some(("slirp4netns", options)) => Ok(NetworkMode::Slirp4netns(
                 SlirpOptions::parse(options).with_context(|| format!("--network {text}"))?,
             )),
@@ -84,15 +91,15 @@ impl NetworkMode {
                 })
             }
             _ => bail!(
-                "unknown network {text:?}: use none, host, slirp4netns[:OPTION=VALUE,...] \
-                 or the name of a network (rocker network ls)"
+                "unknown network {text:?}: use none, host, slirp4netns[:OPTION=VALUE,...], \
+                 container:NAME or the name of a network (rocker network ls)"
             ),
         }
     }
 
     /// Whether the container gets a network namespace of its own.
     pub fn is_own_namespace(&self) -> bool {
-        !matches!(self, NetworkMode::Host)
+        !matches!(self, NetworkMode::Host | NetworkMode::Container { .. })
     }
 }
 
@@ -258,6 +265,9 @@ mod tests {
                 aliases: vec![]
             }
         );
+        let shared = NetworkMode::parse("container:web").unwrap();
+        assert_eq!(shared.to_string(), "container:web");
+        assert!(!shared.is_own_namespace());
         let err = NetworkMode::parse("no/such").unwrap_err().to_string();
         assert!(err.contains("none, host, slirp4netns"), "{err}");
     }

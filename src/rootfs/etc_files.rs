@@ -10,8 +10,9 @@ pub fn hostname_file(hostname: &str) -> String {
 }
 
 /// With its own network the container gets a fresh hosts file; on the host
-/// network it sees the host's entries, plus its own name (at its slirp4netns
-/// address when it has one, or at its `endpoint` on a user-defined network).
+/// network it sees the host's entries (on another container's, that one's,
+/// passed as `host_hosts`), plus its own name (at its slirp4netns address
+/// when it has one, or at its `endpoint` on a user-defined network).
 pub fn hosts_file(
     hostname: &str,
     network: &NetworkMode,
@@ -20,7 +21,7 @@ pub fn hosts_file(
     names: &NameSettings,
 ) -> String {
     let base = match (network, host_hosts) {
-        (NetworkMode::Host, Some(text)) => text.to_string(),
+        (NetworkMode::Host | NetworkMode::Container { .. }, Some(text)) => text.to_string(),
         _ => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string(),
     };
     let mut text = base;
@@ -107,7 +108,8 @@ fn usual_resolv_conf(
             .collect()
     };
     match network {
-        NetworkMode::Host => host.to_string(),
+        // On another container's network, that one's (passed as the host's).
+        NetworkMode::Host | NetworkMode::Container { .. } => host.to_string(),
         NetworkMode::None => kept(&|line| !is_loopback_nameserver(line)),
         NetworkMode::Slirp4netns(options) => {
             let mut text = kept(&|line| nameserver_of(line).is_none());

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use nix::mount::MsFlags;
 
-use crate::spec::{ContainerSpec, NetworkMode, UserMount};
+use crate::spec::{ContainerSpec, UserMount};
 
 /// One step of the layout, applied in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,8 +291,11 @@ fn sys(spec: &ContainerSpec) -> Vec<MountOp> {
         true => MsFlags::empty(),
         false => MsFlags::MS_RDONLY,
     };
-    let mut ops = vec![match spec.network {
-        NetworkMode::Host => bind("/sys", "/sys", true, !spec.privileged),
+    // sysfs can be mounted only by the owner of the network namespace: not
+    // on the host's network, nor on another container's.
+    let shared_network = !spec.network.is_own_namespace();
+    let mut ops = vec![match shared_network {
+        true => bind("/sys", "/sys", true, !spec.privileged),
         _ => filesystem("sysfs", "/sys", SECURE | read_only, ""),
     }];
     // A container with limits has a cgroup of its own, the root of its
@@ -305,8 +308,8 @@ fn sys(spec: &ContainerSpec) -> Vec<MountOp> {
             SECURE | MsFlags::MS_RDONLY,
             "",
         ));
-    } else if spec.network == NetworkMode::Host {
-        // The host's /sys, bound for the host network, would show the
+    } else if shared_network {
+        // The host's /sys, bound for a shared network, would show the
         // host's cgroup tree: hide it behind an empty read-only tmpfs.
         ops.push(filesystem(
             "tmpfs",
@@ -361,7 +364,7 @@ fn user_mount(mount: &UserMount) -> Vec<MountOp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{ContainerUser, ProcessSpec, TmpfsOptions};
+    use crate::spec::{ContainerUser, NetworkMode, ProcessSpec, TmpfsOptions};
 
     fn spec(network: NetworkMode, mounts: Vec<UserMount>) -> ContainerSpec {
         ContainerSpec {

@@ -40,6 +40,9 @@ pub struct ExecSpec {
     /// The namespaces to join (not the network one of a `--network host`
     /// container: that is the caller's own).
     pub namespaces: CloneFlags,
+    /// On another container's network (`--network container:NAME`),
+    /// joined first (see `namespaces::join_shared_network`).
+    pub shared_network: bool,
     /// The command, as `run` describes its own; `process.user` is the
     /// only user the container's user namespace maps, the one it was
     /// started as.
@@ -79,6 +82,9 @@ fn join(channel: &ChildEnd, spec: &ExecSpec) -> Result<Prepared> {
     // roots our view at the container's cgroup, as the container's is.
     if let Some(leaf) = &spec.cgroup {
         cgroups::enter(leaf).context("joining the container's cgroup (and its limits)")?;
+    }
+    if spec.shared_network {
+        namespaces::join_shared_network(spec.init_pid)?;
     }
     namespaces::join(&spec.init, spec.init_pid, spec.namespaces)?;
     prctl::set_dumpable(false).context("marking the process non-dumpable")?;

@@ -5,7 +5,7 @@
 //! in reverse order of acquisition.
 
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -168,7 +168,20 @@ fn run_container(
         }
         _ => (vec![], None),
     };
-    let files = live_dir.write_etc_files(spec, endpoints.first(), shared_hosts.as_deref())?;
+    // On another container's network: its namespaces, joined below.
+    let peer = match &spec.network {
+        NetworkMode::Container { container } => Some(peer_init(dirs, container)?),
+        _ => None,
+    };
+    let peer_root = peer
+        .as_ref()
+        .map(|(_, pid)| PathBuf::from(format!("/proc/{pid}/root")));
+    let files = live_dir.write_etc_files(
+        spec,
+        endpoints.first(),
+        shared_hosts.as_deref(),
+        peer_root.as_deref(),
+    )?;
     let mounts = plan::plan(spec, &files);
     let mut pipes = match output {
         // Without -t, the container must not hold our terminal.
@@ -187,6 +200,16 @@ fn run_container(
             )?)
         }
     };
+    if let Some((pidfd, pid)) = &peer {
+        // Its user namespace first, which owns its network namespace:
+        // the container's own user namespace is then made inside it.
+        namespaces::join(
+            pidfd,
+            *pid,
+            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET,
+        )
+        .context("joining the other container's network")?;
+    }
     let mask = &*held.mask.insert(BlockedSignals::for_supervision()?);
     let (channel, pid) =
         clone_container(spec, seccomp, cgroup, &files, &mounts, pipes.as_mut(), mask)?;
@@ -348,6 +371,28 @@ fn attach(
             .context("joining the network keeper's user namespace")?;
     }
     Ok(endpoints)
+}
+
+/// The PID 1 (a pidfd, and its pid) of the running container `id`, whose
+/// network a container shares (`--network container:NAME`).
+fn peer_init(dirs: &Dirs, id: &str) -> Result<(std::os::fd::OwnedFd, i32)> {
+    let containers = crate::container::record::Containers::open(dirs)?;
+    let not_running = || {
+        StatusError::new(
+            EXIT_ROCKER_FAILED,
+            format!(
+                "cannot join the network of container {}: it is not running",
+                &id[..12]
+            ),
+        )
+    };
+    match containers.state(id)? {
+        crate::container::record::State::Running(live) => {
+            let pidfd = live.init.open().ok_or_else(not_running)?;
+            Ok((pidfd, live.init.pid))
+        }
+        _ => Err(not_running().into()),
+    }
 }
 
 fn open_network_namespace(pid: Pid) -> Result<std::os::fd::OwnedFd> {

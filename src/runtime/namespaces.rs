@@ -43,3 +43,28 @@ pub fn join(init: &OwnedFd, init_pid: i32, namespaces: CloneFlags) -> Result<()>
         .context("the container's PID 1 cannot be joined and has no child to join through")?;
     nix::sched::setns(&command, namespaces).context(context)
 }
+
+/// For a container on another container's network (`--network
+/// container:NAME`): joins the user namespace its own was made in (the
+/// other container's, which owns the network namespace) and then that
+/// network namespace, as its monitor did before making it. `join` takes it
+/// from there into the container's own user namespace (a child of this
+/// one) without the network namespace.
+pub fn join_shared_network(init_pid: i32) -> Result<()> {
+    let context = "joining the network the container shares";
+    let open = |kind: &str| {
+        let path = format!("/proc/{init_pid}/ns/{kind}");
+        nix::fcntl::open(
+            path.as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {path}"))
+    };
+    let own = open("user")?;
+    let network = open("net")?;
+    let parent = crate::sys::user_namespace_parent(std::os::fd::AsFd::as_fd(&own))
+        .context("finding the user namespace the container's was made in")?;
+    nix::sched::setns(&parent, CloneFlags::CLONE_NEWUSER).context(context)?;
+    nix::sched::setns(&network, CloneFlags::CLONE_NEWNET).context(context)
+}
