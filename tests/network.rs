@@ -267,6 +267,44 @@ fn a_published_tcp_port_serves_from_the_container() {
 }
 
 #[test]
+fn an_ipv6_host_address_publishes_over_ipv6_through_rockers_forwarder() {
+    let port = free_port();
+    let published = format!("[::1]:{port}:80");
+    let rocker = spawn(
+        &["--init", "-p", &published],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/www6 && echo over-ipv6 > /tmp/www6/index.html && \
+             exec httpd -f -p 80 -h /tmp/www6",
+        ],
+    );
+    let start = Instant::now();
+    let mut last = String::new();
+    while !last.contains("over-ipv6") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no answer over [::1]:{port}: {last:?}"
+        );
+        if let Ok(mut stream) = TcpStream::connect(("::1", port)) {
+            let _ = stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+            last.clear();
+            let _ = stream.read_to_string(&mut last);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let forwarder = wait_for_process("/proc/self/exe port-forwarder", Duration::from_secs(5));
+    kill(Pid::from_raw(rocker.id() as i32), Signal::SIGTERM).unwrap();
+    let out = wait_output(rocker, Duration::from_secs(20));
+    assert_eq!(code(&out), 143, "{}", stderr(&out));
+    exits_within_seconds(forwarder, "the port forwarder");
+    assert!(
+        TcpListener::bind(("::1", port)).is_ok(),
+        "[::1]:{port} stayed bound"
+    );
+}
+
+#[test]
 fn free_host_ports_for_p_without_one_and_for_publish_all() {
     require("/usr/bin/slirp4netns", "slirp4netns");
     let h = harness();

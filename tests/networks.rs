@@ -246,6 +246,8 @@ fn ports_published_from_a_network_serve_on_the_host() {
     ok(n.rocker(&["network", "create", "app"]));
     let fixed = free_port();
     let fixed_text = format!("127.0.0.1:{fixed}:80");
+    let six = free_port();
+    let six_text = format!("[::1]:{six}:80");
     n.detach(
         &[
             "--name",
@@ -256,6 +258,8 @@ fn ports_published_from_a_network_serve_on_the_host() {
             &fixed_text,
             "-p",
             "80",
+            "-p",
+            &six_text,
         ],
         &serve("published"),
     );
@@ -263,13 +267,21 @@ fn ports_published_from_a_network_serve_on_the_host() {
     let picked: Vec<u16> = picked
         .lines()
         .filter_map(|line| line.rsplit(':').next()?.parse().ok())
-        .filter(|port| *port != fixed)
+        .filter(|port| *port != fixed && *port != six)
         .collect();
     assert_eq!(picked.len(), 1, "{picked:?}");
     for port in [fixed, picked[0]] {
         let answer = http_get_until(port, "published");
         assert!(answer.contains("published"), "{answer}");
     }
+    // And over IPv6, through rocker's own forwarder.
+    let mut stream = TcpStream::connect(("::1", six)).unwrap();
+    stream
+        .write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("published"), "{answer}");
     ok(n.rocker(&["rm", "-f", "pub"]));
     // The forward went with the container: the port is free again.
     wait_until("the published port freed", Duration::from_secs(10), || {

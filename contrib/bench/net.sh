@@ -83,43 +83,48 @@ transfer() {
     # shellcheck disable=SC2016 # expanded by the inner bash
     as_user bash -c '
         set -e
-        cmd=$1 net=$2 direction=$3 port=$4 mb=$5 image=$6
+        cmd=$1 net=$2 direction=$3 port=$4 mb=$5 image=$6 host=${7:-127.0.0.1}
+        publish=$host
+        case $host in *:*) publish="[$host]" ;; esac
         bytes=$((mb * 1048576))
         if [ "$direction" = up ]; then
             inner="echo up; nc -l -p 5000 | wc -c"
         else
             inner="echo up; dd if=/dev/zero bs=1M count=$mb 2>/dev/null | nc -l -p 5000"
         fi
-        coproc container { exec $cmd run --rm $net -p 127.0.0.1:$port:5000 $image sh -c "$inner" 2>&1; }
+        coproc container { exec $cmd run --rm $net -p $publish:$port:5000 $image sh -c "$inner" 2>&1; }
         read -r line <&"${container[0]}"
         [ "$line" = up ] || { echo "the container said: $line" >&2; exit 1; }
         sleep 0.5
         start=$EPOCHREALTIME
         if [ "$direction" = up ]; then
-            dd if=/dev/zero bs=1M count="$mb" 2>/dev/null >/dev/tcp/127.0.0.1/"$port"
+            dd if=/dev/zero bs=1M count="$mb" 2>/dev/null >/dev/tcp/"$host"/"$port"
             read -r got <&"${container[0]}"
         else
-            got=$(cat </dev/tcp/127.0.0.1/"$port" | wc -c)
+            got=$(cat </dev/tcp/"$host"/"$port" | wc -c)
         fi
         end=$EPOCHREALTIME
         wait "$container_PID"
         [ "$got" = "$bytes" ] || { echo "$got of $bytes bytes arrived" >&2; exit 1; }
-        echo "$start $end"' bench "$1" "$2" "$3" "$(free_port)" "$SIZE_MB" "$image"
+        echo "$start $end"' bench "$1" "$2" "$3" "$(free_port)" "$SIZE_MB" "$image" "${4:-}"
 }
 
-# throughput COMMAND NETWORK-FLAGS DIRECTION -> median MB/s of TRANSFERS.
+# throughput COMMAND NETWORK-FLAGS DIRECTION [HOST] -> median MB/s of
+# TRANSFERS (HOST: the published address, 127.0.0.1 by default).
 throughput() {
     for _ in $(seq "$TRANSFERS"); do
-        transfer "$1" "$2" "$3" || die "a transfer failed: $1 run $2 ($3)"
+        transfer "$1" "$2" "$3" "${4:-}" || die "a transfer failed: $1 run $2 ($3)"
     done | awk -v mb="$SIZE_MB" '{ printf "%.0f\n", mb / ($2 - $1) }' | median
 }
 
 printf '\n%-44s %12s %12s\n' "through -p ($SIZE_MB MB)" "upload MB/s" "download MB/s"
-throughput_row() { # throughput_row LABEL COMMAND NETWORK-FLAGS
-    printf '%-44s %12s %12s\n' "$1" "$(throughput "$2" "$3" up)" "$(throughput "$2" "$3" down)"
+throughput_row() { # throughput_row LABEL COMMAND NETWORK-FLAGS [HOST]
+    printf '%-44s %12s %12s\n' "$1" "$(throughput "$2" "$3" up "${4:-}")" \
+        "$(throughput "$2" "$3" down "${4:-}")"
 }
 throughput_row "rocker (slirp4netns API)" "$rocker_cmd" ""
 throughput_row "rocker --network bench" "$rocker_cmd" "--network bench"
+throughput_row "rocker -p [::1] (rocker's forwarder)" "$rocker_cmd" "" ::1
 if [ "$have_podman" = yes ]; then
     throughput_row "podman slirp4netns:port_handler=slirp4netns" "$podman_cmd" \
         "--network slirp4netns:port_handler=slirp4netns"

@@ -129,6 +129,13 @@ pub enum Command {
     /// user-defined network, gone with the last such container
     #[command(name = "network-keeper", hide = true)]
     NetworkKeeper,
+    /// (internal) Relay a container's IPv6-published ports: started by its
+    /// monitor, gone with it
+    #[command(name = "port-forwarder", hide = true)]
+    PortForwarder {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

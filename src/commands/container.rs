@@ -785,15 +785,22 @@ fn remove(
         end_restarts(containers, record, monitor)?;
     }
     if let State::Running(live) = state {
-        if !force {
-            bail!(
-                "container {} is running: stop it first, or use rm -f",
-                record.name
-            );
+        if live.init.is_alive() {
+            if !force {
+                bail!(
+                    "container {} is running: stop it first, or use rm -f",
+                    record.name
+                );
+            }
+            containers.request_stop(&record.id)?;
+            kill_and_await(&live)?;
+        } else {
+            // Its command has ended and its monitor is recording that (an
+            // `attach` or `wait` returns as soon as the command ends):
+            // wait for the record, as an `rm` right after expects.
+            await_end(&live)?;
         }
-        containers.request_stop(&record.id)?;
-        kill_and_await(&live)?;
-        // Killed with -d --rm: its monitor has removed it already.
+        // Ended with -d --rm: its monitor has removed it already.
         if containers.find(&record.id).is_err() {
             return Ok(());
         }

@@ -37,6 +37,7 @@ pub fn execute(command: Command) -> Result<i32> {
             container::unpause_command(args)
         }
         Command::Info(args) => info::run(args),
+        Command::PortForwarder { args } => crate::network::forwarder::serve(&args).map(|()| 0),
         Command::NetworkKeeper => {
             let dirs = crate::host::dirs::Dirs::discover()?;
             crate::network::keeper::serve(dirs.ensure_runtime()?).map(|()| 0)

@@ -1,8 +1,10 @@
 //! Container networking: which network a container gets (`--network`), the
 //! ports it publishes (`-p`), the slirp4netns process that connects a
 //! network namespace to the host's without privileges, and user-defined
-//! networks (`networks`), built by a `keeper` over `netlink`.
+//! networks (`networks`), built by a `keeper` over `netlink`, and rocker's
+//! own port `forwarder` for what slirp4netns cannot publish.
 
+pub mod forwarder;
 pub mod keeper;
 pub mod netlink;
 pub mod networks;

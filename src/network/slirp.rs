@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::net::{IpAddr, TcpListener, UdpSocket};
+use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
@@ -325,9 +325,6 @@ fn why_unbindable(port: &PortMapping) -> String {
             format!("{ip} is not an address of this host")
         }
         Err(err) => format!("binding {ip}:{number}/{protocol} fails: {err}"),
-        Ok(()) if matches!(ip, IpAddr::V6(_)) => {
-            "IPv6 host addresses need slirp4netns's IPv6 support".to_string()
-        }
         Ok(()) => "slirp4netns refused it".to_string(),
     }
 }

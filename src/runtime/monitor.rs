@@ -19,6 +19,7 @@ use crate::container::logfile::LogWriter;
 use crate::error::{StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::host::userns;
+use crate::network::forwarder::{needs_forwarder, Forwarder};
 use crate::network::keeper::client::KeeperConnection;
 use crate::network::keeper::protocol::{AttachRequest, Endpoint};
 use crate::network::networks::{dns_names, Networks};
@@ -67,6 +68,8 @@ struct Held {
     network: Option<Slirp>,
     /// On a user-defined network: closing it detaches the container.
     keeper: Option<KeeperConnection>,
+    /// Relays the ports slirp4netns cannot publish.
+    forwarder: Option<Forwarder>,
 }
 
 impl Drop for Held {
@@ -77,6 +80,7 @@ impl Drop for Held {
         if let Some(processes) = self.processes.take() {
             processes.kill_all();
         }
+        drop(self.forwarder.take());
         drop(self.network.take());
         drop(self.keeper.take());
         drop(self.fuse.take());
@@ -241,18 +245,26 @@ fn run_container(
                 let slirp = network.insert(slirp);
                 spec.ports
                     .iter()
+                    .filter(|port| !needs_forwarder(port))
                     .try_for_each(|port| slirp.publish(port, None).map(drop))
             });
         if let Err(err) = started {
             return Err(childs_error_or(err, &channel));
         }
+        match forward_ports(spec, options.container_address(), pid, live_dir) {
+            Ok(forwarder) => held.forwarder = forwarder,
+            Err(err) => return Err(childs_error_or(err, &channel)),
+        }
         channel.network_ready()?;
     }
 
     if let Some(keeper) = &held.keeper {
-        let plugged = open_network_namespace(pid).and_then(|netns| keeper.plug(&netns));
-        if let Err(err) = plugged {
-            return Err(childs_error_or(err, &channel));
+        let plugged = open_network_namespace(pid)
+            .and_then(|netns| keeper.plug(&netns))
+            .and_then(|()| forward_ports(spec, endpoints[0].address, pid, live_dir));
+        match plugged {
+            Ok(forwarder) => held.forwarder = forwarder,
+            Err(err) => return Err(childs_error_or(err, &channel)),
         }
         channel.network_ready()?;
     }
@@ -354,9 +366,15 @@ fn attach(
             isolated: networks.others_subnets(&record)?,
             network: record,
             hosts: hosts.to_path_buf(),
-            // Published ports go through the first network's way out.
+            // Published ports go through the first network's way out (but
+            // those rocker's forwarder relays).
             ports: match endpoints.is_empty() {
-                true => spec.ports.clone(),
+                true => spec
+                    .ports
+                    .iter()
+                    .filter(|port| !needs_forwarder(port))
+                    .cloned()
+                    .collect(),
                 false => vec![],
             },
         };
@@ -371,6 +389,26 @@ fn attach(
             .context("joining the network keeper's user namespace")?;
     }
     Ok(endpoints)
+}
+
+/// Starts rocker's forwarder for the ports slirp4netns cannot publish (see
+/// `network::forwarder`), relaying to the container's `address`.
+fn forward_ports(
+    spec: &ContainerSpec,
+    address: std::net::Ipv4Addr,
+    pid: Pid,
+    live_dir: &LiveDir,
+) -> Result<Option<Forwarder>> {
+    let ports: Vec<_> = spec
+        .ports
+        .iter()
+        .filter(|p| needs_forwarder(p))
+        .cloned()
+        .collect();
+    if ports.is_empty() {
+        return Ok(None);
+    }
+    Forwarder::start(&ports, address.into(), pid, live_dir.path()).map(Some)
 }
 
 /// The PID 1 (a pidfd, and its pid) of the running container `id`, whose
