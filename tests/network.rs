@@ -99,28 +99,6 @@ fn gone(pid: u32) -> bool {
     !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Asks `127.0.0.1:port` for / over HTTP until the answer contains
-/// `expect` (the forward is bound before the server inside listens).
-fn http_get_until(port: u16, expect: &str) -> String {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let _ = stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
-            last.clear();
-            let _ = stream.read_to_string(&mut last);
-            if last.contains(expect) {
-                return last;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("no answer with {expect:?} on port {port}; last: {last:?}");
-}
-
 #[test]
 fn the_default_network_is_slirp4netns_with_eth0_and_its_resolver() {
     let out = ok(run(&[

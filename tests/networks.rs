@@ -289,27 +289,6 @@ fn ports_published_from_a_network_serve_on_the_host() {
     });
 }
 
-/// Asks `127.0.0.1:port` for / until the answer contains `expect`.
-fn http_get_until(port: u16, expect: &str) -> String {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let _ = stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
-            last.clear();
-            let _ = stream.read_to_string(&mut last);
-            if last.contains(expect) {
-                return last;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("no answer with {expect:?} on port {port}; last: {last:?}");
-}
-
 #[test]
 fn ten_containers_joining_at_once_get_ten_addresses() {
     let n = Net::new("networks-ten");

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::filters::{label_matches, name_matches, Filters};
-use super::output::{confirm, write_removed, write_table};
+use super::output::{confirm, remove_each, write_removed, write_table};
 use crate::cli::args::{
     Format, NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkInspectArgs,
     NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs,
@@ -252,26 +252,16 @@ fn in_use(network: &NetworkRecord, endpoints: &[&Endpoint]) -> StatusError {
 pub fn rm_command(args: NetworkRmArgs) -> Result<i32> {
     let store = open()?;
     let _lock = store.networks.lock()?;
-    let mut status = 0;
-    for name in &args.networks {
-        let outcome = match store.networks.find(name) {
+    Ok(remove_each(&args.networks, |name| {
+        match store.networks.find(name) {
             Err(_) if args.force => Ok(false),
             Err(err) => Err(err),
             Ok(network) => match store.endpoints(&network) {
                 endpoints if !endpoints.is_empty() => Err(in_use(&network, &endpoints).into()),
                 _ => store.networks.remove(&network).map(|()| true),
             },
-        };
-        match outcome {
-            Ok(true) => println!("{name}"),
-            Ok(false) => {}
-            Err(err) => {
-                eprintln!("rocker: {err:#}");
-                status = 1;
-            }
         }
-    }
-    Ok(status)
+    }))
 }
 
 pub fn prune_command(args: NetworkPruneArgs) -> Result<i32> {
@@ -347,7 +337,7 @@ pub fn connect_command(args: NetworkConnectArgs) -> Result<i32> {
             .init
             .open()
             .with_context(|| format!("container {} has just stopped", record.name))?;
-        let netns = std::fs::File::open(format!("/proc/{}/ns/net", live.init.pid))
+        let netns = crate::host::proc_ns::open(live.init.pid, "net")
             .with_context(|| format!("opening the network namespace of {}", record.name))?;
         let runtime = containers.runtime_of(&record.id);
         let keeper = KeeperConnection::if_running(&runtime)?.with_context(|| {
@@ -365,7 +355,7 @@ pub fn connect_command(args: NetworkConnectArgs) -> Result<i32> {
             ports: vec![],
         };
         let endpoint = keeper
-            .connect(request, &netns.into(), &pidfd)
+            .connect(request, &netns, &pidfd)
             .with_context(|| format!("connecting {} to {}", record.name, network.name))?;
         let mut endpoints = live_dir::read_endpoints(&runtime, &record.id);
         endpoints.push(endpoint);

@@ -20,6 +20,24 @@ pub fn confirm(warning: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
+/// docker's `rm` of named things (volumes, networks): `remove` each, whose
+/// answer says whether it was there to remove; each removed one's name on
+/// stdout, each failure on stderr. Status 1 if any failed.
+pub fn remove_each(names: &[String], mut remove: impl FnMut(&str) -> anyhow::Result<bool>) -> i32 {
+    let mut status = 0;
+    for name in names {
+        match remove(name) {
+            Ok(true) => println!("{name}"),
+            Ok(false) => {}
+            Err(err) => {
+                eprintln!("rocker: {err:#}");
+                status = 1;
+            }
+        }
+    }
+    status
+}
+
 /// A prune's section, as docker prints it: `heading`, each item on a
 /// line, a blank line; nothing when nothing went.
 pub fn write_removed(

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use super::filters::{label_matches, name_matches, Filters};
-use super::output::{confirm, human_size, write_removed, write_table};
+use super::output::{confirm, human_size, remove_each, write_removed, write_table};
 use crate::cli::args::{
     Format, ImageVolumeMode, VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs,
     VolumeRmArgs,
@@ -301,9 +301,8 @@ pub fn rm_command(args: VolumeRmArgs) -> Result<i32> {
     let store = open()?;
     let lock = store.volumes.lock_exclusive()?;
     let users = claims::users(&store.containers);
-    let mut status = 0;
-    for name in &args.names {
-        let outcome = match store.volumes.get(name) {
+    Ok(remove_each(&args.names, |name| {
+        match store.volumes.get(name) {
             Ok(None) if args.force => Ok(false),
             Ok(None) => Err(store.volumes.find(name).unwrap_err()),
             Ok(Some(volume)) => check_unused(&volume, &users)
@@ -311,17 +310,8 @@ pub fn rm_command(args: VolumeRmArgs) -> Result<i32> {
                 .and_then(|()| store.volumes.remove(&volume, &lock))
                 .map(|()| true),
             Err(err) => Err(err),
-        };
-        match outcome {
-            Ok(true) => println!("{name}"),
-            Ok(false) => {}
-            Err(err) => {
-                eprintln!("rocker: {err:#}");
-                status = 1;
-            }
         }
-    }
-    Ok(status)
+    }))
 }
 
 /// Removes the volumes no container claims: anonymous ones, or with `all`

@@ -69,12 +69,7 @@ impl Forwarder {
                 .with_context(|| format!("cannot publish {port}"))?;
             listeners.push((listener, port.container_port));
         }
-        let open = |kind: &str| -> Result<OwnedFd> {
-            let path = format!("/proc/{pid}/ns/{kind}");
-            Ok(std::fs::File::open(&path)
-                .with_context(|| format!("opening {path}"))?
-                .into())
-        };
+        let open = |kind: &str| crate::host::proc_ns::open(pid.as_raw(), kind);
         let (userns, netns) = (open("user")?, open("net")?);
         let (exit_read, exit_write) =
             pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;

@@ -259,7 +259,7 @@ fn run_container(
     }
 
     if let Some(keeper) = &held.keeper {
-        let plugged = open_network_namespace(pid)
+        let plugged = crate::host::proc_ns::open(pid.as_raw(), "net")
             .and_then(|netns| keeper.plug(&netns))
             .and_then(|()| forward_ports(spec, endpoints[0].address, pid, live_dir));
         match plugged {
@@ -431,16 +431,6 @@ fn peer_init(dirs: &Dirs, id: &str) -> Result<(std::os::fd::OwnedFd, i32)> {
         }
         _ => Err(not_running().into()),
     }
-}
-
-fn open_network_namespace(pid: Pid) -> Result<std::os::fd::OwnedFd> {
-    let path = format!("/proc/{pid}/ns/net");
-    nix::fcntl::open(
-        path.as_str(),
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .with_context(|| format!("opening {path}"))
 }
 
 /// Maps the container's user onto the caller's uid and gid, the one pair

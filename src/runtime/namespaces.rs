@@ -52,15 +52,7 @@ pub fn join(init: &OwnedFd, init_pid: i32, namespaces: CloneFlags) -> Result<()>
 /// one) without the network namespace.
 pub fn join_shared_network(init_pid: i32) -> Result<()> {
     let context = "joining the network the container shares";
-    let open = |kind: &str| {
-        let path = format!("/proc/{init_pid}/ns/{kind}");
-        nix::fcntl::open(
-            path.as_str(),
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .with_context(|| format!("opening {path}"))
-    };
+    let open = |kind: &str| crate::host::proc_ns::open(init_pid, kind);
     let own = open("user")?;
     let network = open("net")?;
     let parent = crate::sys::user_namespace_parent(std::os::fd::AsFd::as_fd(&own))

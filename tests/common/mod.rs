@@ -366,6 +366,30 @@ pub fn ok(output: Output) -> String {
     stdout(&output)
 }
 
+/// Asks `127.0.0.1:port` for /index.html over HTTP until the answer
+/// contains `expect` (a forward is bound before the server inside
+/// listens), within 20 s.
+pub fn http_get_until(port: u16, expect: &str) -> String {
+    use std::io::Write;
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let _ = stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+            last.clear();
+            let _ = stream.read_to_string(&mut last);
+            if last.contains(expect) {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no answer with {expect:?} on port {port}; last: {last:?}");
+}
+
 /// Pids of live processes whose command line starts with `marker` (so the
 /// rocker process that carries the same words in its arguments is not one).
 pub fn processes_with(marker: &str) -> Vec<u32> {
