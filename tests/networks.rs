@@ -480,3 +480,31 @@ fn a_container_on_another_containers_network_sees_its_interfaces() {
     let publish = n.run(&["--rm", "--network", "container:nosuch"], "true");
     assert_eq!(code(&publish), 125, "{}", stderr(&publish));
 }
+
+#[test]
+fn a_killed_keeper_leaves_nothing_the_next_run_trips_on() {
+    let n = Net::with_own_keeper("networks-killed-keeper");
+    ok(n.rocker(&["network", "create", "app"]));
+    n.detach(
+        &["--name", "orphaned", "--network", "app"],
+        "exec sleep 300",
+    );
+    let keeper = n.keeper().expect("a keeper runs");
+    let helpers = Net::helpers(keeper);
+    kill(Pid::from_raw(keeper as i32), Signal::SIGKILL).unwrap();
+    wait_until(
+        "the killed keeper's slirp4netns gone",
+        Duration::from_secs(10),
+        || helpers.iter().all(|pid| gone(*pid)),
+    );
+    // Its socket is still there, dead: the next run starts a new keeper.
+    let again = ok(n.run(
+        &["--rm", "--network", "app"],
+        "ip -4 -o addr show eth0 | grep -c 10.89.0",
+    ));
+    assert_eq!(again.trim(), "1");
+    ok(n.rocker(&["rm", "-f", "orphaned"]));
+    wait_until("the new keeper gone", Duration::from_secs(10), || {
+        n.keeper().is_none()
+    });
+}

@@ -383,6 +383,9 @@ impl Keeper {
     /// slirp4netns for the network, its tap device on the bridge.
     fn way_out(&mut self, record: &NetworkRecord, bridge: i32) -> Result<Slirp> {
         let work = self.dir.join(&record.id[..12]);
+        // What a killed keeper left (slirp4netns's socket would be in the
+        // way of the new one's).
+        let _ = crate::util::fs::remove_tree(&work);
         std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
         let tap = format!("tp-{}", &record.id[..12]);
         let options = SlirpOptions {
