@@ -25,7 +25,8 @@
 #   RUNS=11 SIZE_MB=256 contrib/bench/net.sh
 #
 # Needs: docker-registry skopeo debootstrap curl jq busybox-static
-# slirp4netns python3 (and podman with runc for its rows). Run as root; the
+# slirp4netns python3 (passt for the pasta rows, podman with runc for its
+# rows). Run as root; the
 # contenders run as the unprivileged user BENCH_USER. All traffic stays on
 # loopback and in the containers' namespaces.
 set -euo pipefail
@@ -59,6 +60,9 @@ start_row() { # start_row LABEL COMMAND
 }
 start_row "rocker --network none" "$rocker_cmd run --rm --network none $image true"
 start_row "rocker (slirp4netns)" "$rocker_cmd run --rm $image true"
+if command -v pasta >/dev/null; then
+    start_row "rocker --network pasta" "$rocker_cmd run --rm --network pasta $image true"
+fi
 rocker network create bench >/dev/null
 start_row "rocker --network bench (cold)" "$rocker_cmd run --rm --network bench $image true"
 holder=$(rocker run -d --network bench "$image" sleep 3600)
@@ -125,6 +129,11 @@ throughput_row() { # throughput_row LABEL COMMAND NETWORK-FLAGS [HOST]
 throughput_row "rocker (slirp4netns API)" "$rocker_cmd" ""
 throughput_row "rocker --network bench" "$rocker_cmd" "--network bench"
 throughput_row "rocker -p [::1] (rocker's forwarder)" "$rocker_cmd" "" ::1
+if command -v pasta >/dev/null; then
+    throughput_row "rocker --network pasta" "$rocker_cmd" "--network pasta"
+else
+    echo "(pasta is not installed: apt-get install passt for its rows)"
+fi
 if [ "$have_podman" = yes ]; then
     throughput_row "podman slirp4netns:port_handler=slirp4netns" "$podman_cmd" \
         "--network slirp4netns:port_handler=slirp4netns"

@@ -983,6 +983,7 @@ fn container_report(containers: &Containers, record: &ContainerRecord) -> Result
         crate::network::NetworkMode::None => "none",
         crate::network::NetworkMode::Bridge { network, .. } => network,
         crate::network::NetworkMode::Container { .. } => "",
+        crate::network::NetworkMode::Pasta { .. } => "pasta",
     };
     let (gateway, prefix) = match &record.network {
         crate::network::NetworkMode::Slirp4netns(options) => {

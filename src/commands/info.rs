@@ -22,6 +22,8 @@ struct Report {
     fuse_overlayfs: Check,
     dev_fuse: Check,
     slirp4netns: Check,
+    /// `--network pasta` (not the default: see the README's benchmark).
+    pasta: Check,
     dev_net_tun: Check,
     cgroups: Cgroups,
     security: Security,
@@ -93,6 +95,7 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         fuse_overlayfs: probe::program("fuse-overlayfs", "fuse-overlayfs"),
         dev_fuse: probe::device("/dev/fuse"),
         slirp4netns: probe::program("slirp4netns", "slirp4netns"),
+        pasta: probe::program("pasta", "passt"),
         dev_net_tun: probe::device("/dev/net/tun"),
         cgroups: crate::cgroups::report::report(),
         security: security(),
@@ -162,6 +165,7 @@ fn print_text(report: &Report) {
     );
     println!("Networking:");
     line("slirp4netns", &report.slirp4netns);
+    line("pasta", &report.pasta);
     line("/dev/net/tun", &report.dev_net_tun);
     println!("Resource limits (cgroups {}):", report.cgroups.layout);
     line("systemd user manager", &report.cgroups.systemd_user_manager);

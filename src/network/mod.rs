@@ -8,6 +8,7 @@ pub mod forwarder;
 pub mod keeper;
 pub mod netlink;
 pub mod networks;
+pub mod pasta;
 pub mod ports;
 pub mod slirp;
 
@@ -38,6 +39,14 @@ pub enum NetworkMode {
     /// The network namespace of another container (`container:NAME`; its
     /// id once the container is made), shared.
     Container { container: String },
+    /// A network namespace of its own, connected by pasta, with pasta's own
+    /// `options` after rocker's.
+    Pasta {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        options: Vec<String>,
+        #[serde(default)]
+        allow_host_loopback: bool,
+    },
 }
 
 /// Without `--network`: slirp4netns with its defaults, as podman gives
@@ -57,6 +66,7 @@ impl std::fmt::Display for NetworkMode {
             NetworkMode::Slirp4netns(_) => "slirp4netns",
             NetworkMode::Bridge { network, .. } => network,
             NetworkMode::Container { container } => return write!(f, "container:{container}"),
+            NetworkMode::Pasta { .. } => "pasta",
         })
     }
 }
@@ -76,6 +86,21 @@ impl NetworkMode {
             None if text == "none" => Ok(NetworkMode::None),
             None if text == "host" => Ok(NetworkMode::Host),
             None if text == "slirp4netns" => Ok(NetworkMode::Slirp4netns(SlirpOptions::default())),
+            None if text == "pasta" => Ok(NetworkMode::Pasta {
+                options: vec![],
+                allow_host_loopback: false,
+            }),
+            Some(("pasta", options)) => {
+                // rocker's own option, in slirp4netns's spelling; the rest
+                // are pasta's.
+                let mut options = pasta::parse_options(options);
+                let before = options.len();
+                options.retain(|o| o != "allow_host_loopback=true");
+                Ok(NetworkMode::Pasta {
+                    allow_host_loopback: options.len() != before,
+                    options,
+                })
+            }
             Some(("container", name)) if !name.is_empty() => Ok(NetworkMode::Container {
                 container: name.to_string(),
             }),
@@ -94,7 +119,7 @@ impl NetworkMode {
             }
             _ => bail!(
                 "unknown network {text:?}: use none, host, slirp4netns[:OPTION=VALUE,...], \
-                 container:NAME or the name of a network (rocker network ls)"
+                 pasta[:OPTION,...], container:NAME or the name of a network (rocker network ls)"
             ),
         }
     }
@@ -265,6 +290,13 @@ mod tests {
             NetworkMode::Bridge {
                 network: "app".into(),
                 aliases: vec![]
+            }
+        );
+        assert_eq!(
+            NetworkMode::parse("pasta:--mtu,1500,allow_host_loopback=true").unwrap(),
+            NetworkMode::Pasta {
+                options: vec!["--mtu".into(), "1500".into()],
+                allow_host_loopback: true
             }
         );
         let shared = NetworkMode::parse("container:web").unwrap();

@@ -156,6 +156,31 @@ pub fn assign_free_ports(ports: &mut [PortMapping]) -> Result<()> {
     Ok(())
 }
 
+/// Why `port` cannot be bound on the host (helpers such as slirp4netns and
+/// pasta do not say): binding it here tells. None when it can be.
+pub fn why_unbindable(port: &PortMapping) -> Option<String> {
+    let address = (port.host_ip, port.host_port);
+    let result = match port.protocol {
+        Protocol::Tcp => std::net::TcpListener::bind(address).map(drop),
+        Protocol::Udp => std::net::UdpSocket::bind(address).map(drop),
+    };
+    let (ip, number, protocol) = (port.host_ip, port.host_port, port.protocol);
+    match result {
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => Some(format!(
+            "host port {number}/{protocol} on {ip} is already in use"
+        )),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => Some(format!(
+            "host port {number} is privileged here; use a port from \
+             net.ipv4.ip_unprivileged_port_start (cat /proc/sys/net/ipv4/ip_unprivileged_port_start) up"
+        )),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            Some(format!("{ip} is not an address of this host"))
+        }
+        Err(err) => Some(format!("binding {ip}:{number}/{protocol} fails: {err}")),
+        Ok(()) => None,
+    }
+}
+
 /// One `--expose PORT[-PORT][/tcp|/udp]`: docker's `80/tcp` keys.
 pub fn parse_exposed(text: &str) -> Result<Vec<String>> {
     let (ports, protocol) = match text.rsplit_once('/') {

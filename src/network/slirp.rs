@@ -13,7 +13,6 @@
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
@@ -26,7 +25,7 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{pipe2, Pid};
 
-use super::ports::{PortMapping, Protocol};
+use super::ports::PortMapping;
 use super::SlirpOptions;
 use crate::host::which;
 use crate::util::wait;
@@ -258,7 +257,7 @@ impl Slirp {
             let desc = error["desc"].as_str().unwrap_or("no reason given");
             bail!(
                 "cannot publish {port}: {} (slirp4netns: {desc})",
-                why_unbindable(port)
+                super::ports::why_unbindable(port).unwrap_or("slirp4netns refused it".into())
             );
         }
         reply["return"]["id"]
@@ -302,30 +301,6 @@ impl Slirp {
             .read_to_string(&mut reply)
             .context("reading the reply")?;
         serde_json::from_str(&reply).with_context(|| format!("a reply that is not JSON: {reply:?}"))
-    }
-}
-
-/// slirp4netns does not say why a port failed; binding it ourselves does.
-fn why_unbindable(port: &PortMapping) -> String {
-    let address = (port.host_ip, port.host_port);
-    let result = match port.protocol {
-        Protocol::Tcp => TcpListener::bind(address).map(drop),
-        Protocol::Udp => UdpSocket::bind(address).map(drop),
-    };
-    let (ip, number, protocol) = (port.host_ip, port.host_port, port.protocol);
-    match result {
-        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-            format!("host port {number}/{protocol} on {ip} is already in use")
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => format!(
-            "host port {number} is privileged here; use a port from \
-             net.ipv4.ip_unprivileged_port_start (cat /proc/sys/net/ipv4/ip_unprivileged_port_start) up"
-        ),
-        Err(err) if err.kind() == std::io::ErrorKind::AddrNotAvailable => {
-            format!("{ip} is not an address of this host")
-        }
-        Err(err) => format!("binding {ip}:{number}/{protocol} fails: {err}"),
-        Ok(()) => "slirp4netns refused it".to_string(),
     }
 }
 

@@ -110,7 +110,11 @@ fn usual_resolv_conf(
     match network {
         // On another container's network, that one's (passed as the host's).
         NetworkMode::Host | NetworkMode::Container { .. } => host.to_string(),
-        NetworkMode::None => kept(&|line| !is_loopback_nameserver(line)),
+        // pasta gives no forwarder: the host's servers are reached as the
+        // host reaches them, but its loopback ones are the container's own.
+        NetworkMode::None | NetworkMode::Pasta { .. } => {
+            kept(&|line| !is_loopback_nameserver(line))
+        }
         NetworkMode::Slirp4netns(options) => {
             let mut text = kept(&|line| nameserver_of(line).is_none());
             text.push_str(&format!("nameserver {}\n", options.nameserver()));

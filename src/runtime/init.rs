@@ -69,7 +69,9 @@ fn prepare(
     if spec.network.is_own_namespace() {
         sys::set_loopback_up().context("bringing up the loopback interface")?;
     }
-    if let NetworkMode::Slirp4netns(_) | NetworkMode::Bridge { .. } = spec.network {
+    if let NetworkMode::Slirp4netns(_) | NetworkMode::Bridge { .. } | NetworkMode::Pasta { .. } =
+        spec.network
+    {
         // The monitor starts slirp4netns (or has the keeper plug the
         // container into its network) meanwhile; the command must find the
         // network (and its published ports) ready.

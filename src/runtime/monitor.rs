@@ -23,6 +23,7 @@ use crate::network::forwarder::{needs_forwarder, Forwarder};
 use crate::network::keeper::client::KeeperConnection;
 use crate::network::keeper::protocol::{AttachRequest, Endpoint};
 use crate::network::networks::{dns_names, Networks};
+use crate::network::pasta::Pasta;
 use crate::network::slirp::{Slirp, Target};
 use crate::rootfs::backing::fuse_overlayfs::FuseOverlay;
 use crate::rootfs::plan::{self, GeneratedFiles, MountOp};
@@ -70,6 +71,7 @@ struct Held {
     keeper: Option<KeeperConnection>,
     /// Relays the ports slirp4netns cannot publish.
     forwarder: Option<Forwarder>,
+    pasta: Option<Pasta>,
 }
 
 impl Drop for Held {
@@ -81,6 +83,7 @@ impl Drop for Held {
             processes.kill_all();
         }
         drop(self.forwarder.take());
+        drop(self.pasta.take());
         drop(self.network.take());
         drop(self.keeper.take());
         drop(self.fuse.take());
@@ -258,6 +261,23 @@ fn run_container(
         channel.network_ready()?;
     }
 
+    if let NetworkMode::Pasta {
+        options,
+        allow_host_loopback,
+    } = &spec.network
+    {
+        match Pasta::start(
+            pid,
+            &spec.ports,
+            *allow_host_loopback,
+            options,
+            live_dir.path(),
+        ) {
+            Ok(pasta) => held.pasta = Some(pasta),
+            Err(err) => return Err(childs_error_or(err, &channel)),
+        }
+        channel.network_ready()?;
+    }
     if let Some(keeper) = &held.keeper {
         let plugged = crate::host::proc_ns::open(pid.as_raw(), "net")
             .and_then(|netns| keeper.plug(&netns))
