@@ -154,6 +154,22 @@ fn host_loopback_opens_only_when_allowed() {
         open.contains("from-the-host") && open.contains("status=0"),
         "{open}"
     );
+    // By podman's and docker's names for the host too, and host-gateway.
+    let by_name = format!(
+        "timeout 10 wget -qO- http://host.containers.internal:{port}/; \
+         timeout 10 wget -qO- http://host.docker.internal:{port}/; \
+         timeout 10 wget -qO- http://mine:{port}/"
+    );
+    let named = ok(harness().run(&[
+        "--network",
+        "pasta:allow_host_loopback=true",
+        "--add-host",
+        "mine:host-gateway",
+        "sh",
+        "-c",
+        &by_name,
+    ]));
+    assert_eq!(named, "from-the-hostfrom-the-hostfrom-the-host");
     // Closed by default: pasta is told not to map the gateway to the
     // host. (Trying it would send the connection to the host's real
     // gateway, off this machine.)

@@ -145,46 +145,57 @@ if [ "$have_podman" = yes ]; then
 else
     echo "(podman is not installed: apt-get install podman runc for its rows)"
 fi
-# c2c_transfer SERVER-FLAGS CLIENT-FLAGS ADDRESS PUBLISH -> "start end" of
+# c2c_transfer TOOL SERVER-FLAGS CLIENT-FLAGS ADDRESS PUBLISH -> "start end" of
 # one download of SIZE_MB by a client container from a server container's
 # busybox httpd (a file on its tmpfs), reached at ADDRESS:80 (with
 # PUBLISH=yes, at ADDRESS:PORT, the server's port 80 published on the
-# host). Busybox nc is no sender for this: it stops reading a pipe early.
+# host); TOOL is rocker or podman_. Busybox nc is no sender for this: it
+# stops reading a pipe early.
 c2c_transfer() {
-    local server port=80 published="" got start end
+    local tool=$1 server port=80 published="" got start end
+    shift
     if [ "$4" = yes ]; then
         port=$(free_port)
         published="-p 127.0.0.1:$port:80"
     fi
     # shellcheck disable=SC2086 # flags are meant to split
-    server=$(rocker run -d $1 $published --tmpfs /srv:size=$((SIZE_MB + 16))m "$image" \
+    server=$($tool run -d $1 $published --tmpfs /srv:size=$((SIZE_MB + 16))m "$image" \
         sh -c "dd if=/dev/zero of=/srv/big bs=1M count=$SIZE_MB 2>/dev/null && touch /srv/ready && exec httpd -f -p 80 -h /srv")
     for _ in $(seq 300); do
-        rocker exec "$server" test -e /srv/ready 2>/dev/null && break
+        $tool exec "$server" test -e /srv/ready 2>/dev/null && break
         sleep 0.1
     done
     sleep 0.3
     start=$EPOCHREALTIME
     # shellcheck disable=SC2086
-    got=$(rocker run --rm $2 "$image" sh -c "wget -qO- http://$3:$port/big | wc -c") ||
+    got=$($tool run --rm $2 "$image" sh -c "wget -qO- http://$3:$port/big | wc -c") ||
         die "the c2c client failed ($2)"
     end=$EPOCHREALTIME
-    rocker rm -f "$server" >/dev/null
+    $tool rm -f "$server" >/dev/null
     [ "$got" = "$((SIZE_MB * 1048576))" ] || die "c2c: $got of $SIZE_MB MB arrived ($2)"
     echo "$start $end"
 }
 
-c2c_row() { # c2c_row LABEL SERVER-FLAGS CLIENT-FLAGS ADDRESS PUBLISH
+c2c_row() { # c2c_row LABEL TOOL SERVER-FLAGS CLIENT-FLAGS ADDRESS PUBLISH
     local rate
-    rate=$(for _ in $(seq "$TRANSFERS"); do c2c_transfer "$2" "$3" "$4" "$5"; done |
+    rate=$(for _ in $(seq "$TRANSFERS"); do c2c_transfer "$2" "$3" "$4" "$5" "$6"; done |
         awk -v mb="$SIZE_MB" '{ printf "%.0f\n", mb / ($2 - $1) }' | median)
     printf '%-44s %12s\n' "$1" "$rate"
 }
 
 printf '\n%-44s %12s\n' "container to container ($SIZE_MB MB)" "MB/s"
-c2c_row "rocker --network bench (by name)" "--network bench --name c2c-server" \
+c2c_row "rocker --network bench (by name)" rocker "--network bench --name c2c-server" \
     "--network bench" c2c-server no
-c2c_row "rocker default network (via -p on the host)" "" \
+c2c_row "rocker default network (via -p on the host)" rocker "" \
     "--network slirp4netns:allow_host_loopback=true" 10.0.2.2 yes
+if [ "$have_podman" = yes ]; then
+    podman_ network create bench >/dev/null 2>&1 || true
+    if podman_ run --rm --network bench "$image" true >/dev/null 2>"$work/podman-net.err"; then
+        c2c_row "podman --network bench (by name)" podman_ \
+            "--network bench --name c2c-server" "--network bench" c2c-server no
+    else
+        echo "(podman's rootless user-defined network does not run here: $(tail -1 "$work/podman-net.err"))"
+    fi
+fi
 echo "start: $RUNS runs each after 2 warm-ups; throughput: median of $TRANSFERS;" \
     "$(nproc) cores; $(uname -r)"

@@ -939,9 +939,14 @@ fn name_settings(args: &RunArgs, network: &NetworkMode) -> Result<crate::spec::N
         let address = match (address, network) {
             ("host-gateway", NetworkMode::Slirp4netns(options)) => options.gateway().to_string(),
             ("host-gateway", NetworkMode::Host) => "127.0.0.1".to_string(),
+            ("host-gateway", NetworkMode::Pasta { .. }) => crate::network::pasta::host_gateway()
+                .with_context(|| {
+                    format!("--add-host {entry}: this host has no default route for pasta to copy")
+                })?
+                .to_string(),
             ("host-gateway", _) => bail!(
-                "--add-host {entry}: host-gateway needs the default network (slirp4netns) or \
-                 --network host"
+                "--add-host {entry}: host-gateway needs the default network (slirp4netns), \
+                 pasta or --network host"
             ),
             (address, _) => {
                 address

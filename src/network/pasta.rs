@@ -45,6 +45,24 @@ pub fn parse_options(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The gateway a pasta container sees: the host's own default gateway
+/// (pasta copies the host's routes), which reaches the host itself when
+/// pasta maps it (`allow_host_loopback=true`). From /proc/net/route, whose
+/// addresses are hexadecimal in the kernel's byte order.
+pub fn host_gateway() -> Option<std::net::Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "00000000", gateway, ..] => {
+                let raw = u32::from_str_radix(gateway, 16).ok()?;
+                Some(std::net::Ipv4Addr::from(raw.to_le_bytes()))
+            }
+            _ => None,
+        }
+    })
+}
+
 /// pasta's spelling of a published port: `[ADDRESS/]PORT:TARGET`.
 fn port_spec(port: &PortMapping) -> String {
     match port.host_ip {

@@ -35,14 +35,19 @@ pub fn hosts_file(
     };
     text.push_str(&format!("{own_address}\t{hostname}\n"));
     // podman's and docker's names for the host, where the gateway reaches
-    // it: slirp4netns with allow_host_loopback.
-    if let NetworkMode::Slirp4netns(options) = network {
-        if options.allow_host_loopback {
-            text.push_str(&format!(
-                "{}\thost.containers.internal host.docker.internal\n",
-                options.gateway()
-            ));
-        }
+    // it: slirp4netns or pasta with allow_host_loopback.
+    let host = match network {
+        NetworkMode::Slirp4netns(options) if options.allow_host_loopback => Some(options.gateway()),
+        NetworkMode::Pasta {
+            allow_host_loopback: true,
+            ..
+        } => crate::network::pasta::host_gateway(),
+        _ => None,
+    };
+    if let Some(host) = host {
+        text.push_str(&format!(
+            "{host}\thost.containers.internal host.docker.internal\n"
+        ));
     }
     // --add-host lines, after the container's own, as docker writes them.
     for (name, address) in &names.extra_hosts {
