@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 fn run(args: &[&str]) -> Output {
@@ -36,26 +35,6 @@ fn spawn(options: &[&str], command: &[&str]) -> Child {
         .arg(&h.rootfs)
         .args(command);
     spawn_collecting(rocker)
-}
-
-/// An HTTP server on the host's 127.0.0.1 answering every request with
-/// `body`; returns its port.
-fn host_http_server(body: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut stream = stream;
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request);
-            let _ = write!(
-                stream,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
 }
 
 /// The children of `parent` whose command is `name`.
@@ -93,10 +72,6 @@ fn wait_for_child(parent: u32, name: &str) -> u32 {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn gone(pid: u32) -> bool {
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[test]
@@ -351,23 +326,6 @@ fn a_port_in_use_fails_the_run_before_the_command() {
     let out = run(&["--network", "none", "-p", "8080:80", "true"]);
     assert_eq!(code(&out), 125);
     assert!(stderr(&out).contains("--network none"), "{}", stderr(&out));
-}
-
-/// Waits until `pid` has exited and been reaped: by rocker, or else by
-/// this process, its subreaper. It neither lives on nor stays a zombie.
-fn exits_within_seconds(pid: u32, what: &str) {
-    let start = Instant::now();
-    // ECHILD: rocker reaped it itself.
-    while let Ok(WaitStatus::StillAlive) =
-        waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what} is still running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone(pid), "{what}");
 }
 
 #[test]

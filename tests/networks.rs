@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -275,12 +273,7 @@ fn ports_published_from_a_network_serve_on_the_host() {
         assert!(answer.contains("published"), "{answer}");
     }
     // And over IPv6, through rocker's own forwarder.
-    let mut stream = TcpStream::connect(("::1", six)).unwrap();
-    stream
-        .write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = http_get_until_at("::1", six, "published");
     assert!(answer.contains("published"), "{answer}");
     ok(n.rocker(&["rm", "-f", "pub"]));
     // The forward went with the container: the port is free again.

@@ -8,14 +8,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 fn require_pasta() {
@@ -71,42 +69,6 @@ fn pasta_of(parent: u32) -> u32 {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Waits until `pid` has exited and been reaped (by rocker, or by this
-/// process, its subreaper).
-fn exits_within_seconds(pid: u32, what: &str) {
-    let start = Instant::now();
-    while let Ok(WaitStatus::StillAlive) =
-        waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what} is still running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "{what}"
-    );
-}
-
-fn host_http_server(body: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request);
-            let _ = write!(
-                stream,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
 }
 
 #[test]
@@ -199,12 +161,7 @@ fn published_ports_serve_over_ipv4_and_ipv6_and_pasta_ends_with_the_container() 
     let pasta = pasta_of(rocker.id());
     let answer = http_get_until(four, "through-pasta");
     assert!(answer.contains(" 200 OK"), "{answer}");
-    let mut stream = TcpStream::connect(("::1", six)).unwrap();
-    stream
-        .write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = http_get_until_at("::1", six, "through-pasta");
     assert!(answer.contains("through-pasta"), "{answer}");
     kill(Pid::from_raw(rocker.id() as i32), Signal::SIGTERM).unwrap();
     let out = wait_output(rocker, Duration::from_secs(20));

@@ -12,14 +12,13 @@
 //! quit by itself when a namespace named through /proc ends, so that kill
 //! is what ends it.
 
-use std::io::Read;
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 use nix::unistd::{pipe2, Pid};
 
@@ -128,41 +127,25 @@ impl Pasta {
         // Only pasta may hold the write end: its death reads as end of file.
         drop(ready_write);
         let mut pasta = Pasta { child };
-        pasta.wait_until_ready(ready_read).map_err(|err| {
-            // pasta's own words for a port it could not bind are terse.
-            if let Some(why) = ports.iter().find_map(super::ports::why_unbindable) {
-                return anyhow::anyhow!("cannot publish a port through pasta: {why}");
-            }
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let detail: Vec<&str> = log
-                .lines()
-                .filter(|line| !line.contains("syslog") && !line.trim().is_empty())
-                .collect();
-            match detail.is_empty() {
-                true => err,
-                false => err.context(format!("pasta says: {}", detail.join("; "))),
-            }
-        })?;
+        // pasta writes its pid once the interface is up and the ports bound.
+        wait::helper_ready(&mut pasta.child, ready_read, READY_DEADLINE, "pasta").map_err(
+            |err| {
+                // pasta's own words for a port it could not bind are terse.
+                if let Some(why) = ports.iter().find_map(super::ports::why_unbindable) {
+                    return anyhow::anyhow!("cannot publish a port through pasta: {why}");
+                }
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let detail: Vec<&str> = log
+                    .lines()
+                    .filter(|line| !line.contains("syslog") && !line.trim().is_empty())
+                    .collect();
+                match detail.is_empty() {
+                    true => err,
+                    false => err.context(format!("pasta says: {}", detail.join("; "))),
+                }
+            },
+        )?;
         Ok(pasta)
-    }
-
-    /// pasta writes its pid once the interface is up and the ports bound.
-    fn wait_until_ready(&mut self, ready: OwnedFd) -> Result<()> {
-        if !wait::readable(ready.as_fd(), READY_DEADLINE).context("waiting for pasta")? {
-            bail!(
-                "pasta did not configure the network within {} s",
-                READY_DEADLINE.as_secs()
-            );
-        }
-        let mut pid = [0u8; 16];
-        let read = std::fs::File::from(ready)
-            .read(&mut pid)
-            .context("reading pasta's pid file")?;
-        if read == 0 {
-            let status = self.child.wait().context("waiting for pasta")?;
-            bail!("pasta failed to set up the network ({status})");
-        }
-        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -202,36 +202,20 @@ impl Slirp {
             exit_fd: Some(exit_write),
             live_dir: live_dir.to_path_buf(),
         };
-        slirp.wait_until_ready(ready_read).map_err(|err| {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let detail: Vec<&str> = log
-                .lines()
-                .filter(|line| !line.contains("seccomp is experimental"))
-                .collect();
-            match detail.is_empty() {
-                true => err,
-                false => err.context(format!("slirp4netns says: {}", detail.join("; "))),
-            }
-        })?;
+        wait::helper_ready(&mut slirp.child, ready_read, READY_DEADLINE, "slirp4netns").map_err(
+            |err| {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let detail: Vec<&str> = log
+                    .lines()
+                    .filter(|line| !line.contains("seccomp is experimental"))
+                    .collect();
+                match detail.is_empty() {
+                    true => err,
+                    false => err.context(format!("slirp4netns says: {}", detail.join("; "))),
+                }
+            },
+        )?;
         Ok(slirp)
-    }
-
-    fn wait_until_ready(&mut self, ready: OwnedFd) -> Result<()> {
-        if !wait::readable(ready.as_fd(), READY_DEADLINE).context("waiting for slirp4netns")? {
-            bail!(
-                "slirp4netns did not configure the network within {} s",
-                READY_DEADLINE.as_secs()
-            );
-        }
-        let mut byte = [0u8; 1];
-        let read = std::fs::File::from(ready)
-            .read(&mut byte)
-            .context("reading slirp4netns's ready fd")?;
-        if read == 0 {
-            let status = self.child.wait().context("waiting for slirp4netns")?;
-            bail!("slirp4netns failed to set up the network ({status})");
-        }
-        Ok(())
     }
 
     /// Publishes `port` on the host, to `guest` (or the container's

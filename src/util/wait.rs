@@ -121,6 +121,38 @@ pub fn readable(fd: BorrowedFd<'_>, limit: Duration) -> nix::Result<bool> {
     }
 }
 
+/// Waits, at most `limit`, until the helper process `child` says it is
+/// ready by writing to `ready` (a pipe whose write end only it holds);
+/// `what` names it in errors. End of file on the pipe means it died
+/// first: its exit status is given then.
+pub fn helper_ready(
+    child: &mut std::process::Child,
+    ready: std::os::fd::OwnedFd,
+    limit: Duration,
+    what: &str,
+) -> anyhow::Result<()> {
+    use anyhow::{bail, Context};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    if !readable(ready.as_fd(), limit).with_context(|| format!("waiting for {what}"))? {
+        bail!(
+            "{what} did not configure the network within {} s",
+            limit.as_secs()
+        );
+    }
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::from(ready)
+        .read(&mut bytes)
+        .with_context(|| format!("reading {what}'s ready signal"))?;
+    if read == 0 {
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for {what}"))?;
+        bail!("{what} failed to set up the network ({status})");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

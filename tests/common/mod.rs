@@ -370,11 +370,16 @@ pub fn ok(output: Output) -> String {
 /// contains `expect` (a forward is bound before the server inside
 /// listens), within 20 s.
 pub fn http_get_until(port: u16, expect: &str) -> String {
+    http_get_until_at("127.0.0.1", port, expect)
+}
+
+/// The same at `host` (`::1` for IPv6).
+pub fn http_get_until_at(host: &str, port: u16, expect: &str) -> String {
     use std::io::Write;
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < Duration::from_secs(20) {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(mut stream) = std::net::TcpStream::connect((host, port)) {
             stream
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
@@ -387,7 +392,47 @@ pub fn http_get_until(port: u16, expect: &str) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("no answer with {expect:?} on port {port}; last: {last:?}");
+    panic!("no answer with {expect:?} on {host} port {port}; last: {last:?}");
+}
+
+/// An HTTP server on the host's 127.0.0.1 answering every request with
+/// `body`; returns its port.
+pub fn host_http_server(body: &'static str) -> u16 {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// Waits until `pid` has exited and been reaped: by rocker, or else by
+/// this process, its subreaper (which the test made itself). It neither
+/// lives on nor stays a zombie.
+pub fn exits_within_seconds(pid: u32, what: &str) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let start = Instant::now();
+    // ECHILD: rocker reaped it itself.
+    while let Ok(WaitStatus::StillAlive) = waitpid(
+        nix::unistd::Pid::from_raw(pid as i32),
+        Some(WaitPidFlag::WNOHANG),
+    ) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what} is still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "{what}");
 }
 
 /// Pids of live processes whose command line starts with `marker` (so the
