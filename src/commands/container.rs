@@ -154,8 +154,9 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
     let now = time::now_nanos();
     let mut rows = vec![];
     // Newest first; list() gives them oldest first.
-    for record in containers.list()?.into_iter().rev() {
-        let (status, state) = containers.status_and_state(&record.id);
+    let records: Vec<ContainerRecord> = containers.list()?.into_iter().rev().collect();
+    let statuses = containers.statuses_and_states(&records);
+    for (record, (status, state)) in records.into_iter().zip(statuses) {
         if !all && !matches!(state, State::Running(_)) {
             continue;
         }

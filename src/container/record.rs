@@ -400,16 +400,20 @@ impl Containers {
                 return Err(err).with_context(|| format!("reading {}", self.store.display()))
             }
         };
-        for entry in entries.flatten() {
+        let dirs: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
+        // Several threads for a large store: the kernel's part of reading
+        // thousands of small files is most of `ps -a`'s time.
+        let read = crate::util::parallel::map(&dirs, |dir| read_record(dir));
+        for (dir, result) in dirs.iter().zip(read) {
             // A dir without config.json is a container being created (or
             // one whose creation was killed): not a container yet.
-            match read_record(&entry.path()) {
+            match result {
                 Ok(Some(record)) => records.push(record),
                 Ok(None) => {}
                 // One damaged record (a power cut) must not hide the rest.
                 Err(err) => eprintln!(
                     "rocker: warning: {err:#}; remove {} to drop it",
-                    entry.path().display()
+                    dir.display()
                 ),
             }
         }
@@ -644,6 +648,12 @@ impl Containers {
     /// A container's status and state; a status file that cannot be read
     /// (a power cut can leave one empty) makes a `Damaged` state, not an
     /// error, so that one bad file never stops `ps` or `rm`.
+    /// `status_and_state` of each of `records`, read by several threads for
+    /// a large store.
+    pub fn statuses_and_states(&self, records: &[ContainerRecord]) -> Vec<(Status, State)> {
+        crate::util::parallel::map(records, |record| self.status_and_state(&record.id))
+    }
+
     pub fn status_and_state(&self, id: &str) -> (Status, State) {
         match self.status(id) {
             Ok(status) => {

@@ -143,8 +143,18 @@ impl std::io::Read for FileRange<'_> {
 
 /// The text of `path`, or None when there is no such file (a missing
 /// settings file or record means "the defaults", not an error).
+///
+/// Read without asking the file's size first (`fs::read_to_string` does,
+/// one `statx` more per file): rocker's records are small, and `ps -a`
+/// over a full store reads thousands of them.
 pub fn read_if_present(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
+    use std::io::Read;
+    let read = std::fs::File::open(path).and_then(|file| {
+        let mut text = String::with_capacity(8192);
+        // Through `take`, which gives no size hint, so none is looked up.
+        file.take(u64::MAX).read_to_string(&mut text).map(|_| text)
+    });
+    match read {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
