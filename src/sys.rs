@@ -18,10 +18,12 @@ pub enum Forked {
 }
 
 /// Forking is only sound while the process has one thread: a second thread
-/// could hold the allocator lock and leave the child deadlocked.
-/// Threads that were joined a moment ago (a pull's workers) can still be
-/// listed while the kernel finishes their exit, so wait a little for them.
-fn ensure_single_threaded() -> nix::Result<()> {
+/// could hold the allocator lock and leave the child deadlocked; and the
+/// kernel lets only a single-threaded process join a user namespace.
+/// Threads that were joined a moment ago (a pull's workers, a large
+/// store's readers) can still be listed while the kernel finishes their
+/// exit, so wait a little for them.
+pub fn ensure_single_threaded() -> nix::Result<()> {
     for _ in 0..1000 {
         match std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()) {
             Ok(threads) if threads > 1 => std::thread::sleep(std::time::Duration::from_millis(1)),

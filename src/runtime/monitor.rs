@@ -405,8 +405,9 @@ fn attach(
         keepers_namespace = Some(userns);
     }
     if let Some(userns) = keepers_namespace {
-        nix::sched::setns(&userns, CloneFlags::CLONE_NEWUSER)
-            .context("joining the network keeper's user namespace")?;
+        let context = "joining the network keeper's user namespace";
+        crate::sys::ensure_single_threaded().context(context)?;
+        nix::sched::setns(&userns, CloneFlags::CLONE_NEWUSER).context(context)?;
     }
     Ok(endpoints)
 }

@@ -32,6 +32,7 @@ pub fn flags(network: &NetworkMode, host: HostNamespaces) -> CloneFlags {
 /// join the rest.
 pub fn join(init: &OwnedFd, init_pid: i32, namespaces: CloneFlags) -> Result<()> {
     let context = "joining the container's namespaces (Linux 5.8 or later is needed)";
+    crate::sys::ensure_single_threaded().context(context)?;
     match nix::sched::setns(init, namespaces) {
         Err(Errno::EPERM) => {}
         other => return other.context(context),
@@ -57,6 +58,7 @@ pub fn join_shared_network(init_pid: i32) -> Result<()> {
     let network = open("net")?;
     let parent = crate::sys::user_namespace_parent(std::os::fd::AsFd::as_fd(&own))
         .context("finding the user namespace the container's was made in")?;
+    crate::sys::ensure_single_threaded().context(context)?;
     nix::sched::setns(&parent, CloneFlags::CLONE_NEWUSER).context(context)?;
     nix::sched::setns(&network, CloneFlags::CLONE_NEWNET).context(context)
 }
