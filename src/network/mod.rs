@@ -150,20 +150,41 @@ impl Ipv4Network {
             .ok()
             .filter(|p| *p <= 32)
             .with_context(|| format!("{prefix:?} is not a prefix length (0 to 32)"))?;
-        let host_bits = u32::MAX >> prefix;
-        if u32::from(address) & host_bits != 0 {
+        let network = Ipv4Network::containing(address, prefix);
+        if network.address != address {
             bail!(
                 "{text} has host bits set: did you mean {}/{prefix}?",
-                Ipv4Addr::from(u32::from(address) & !host_bits)
+                network.address
             );
         }
-        Ok(Ipv4Network { address, prefix })
+        Ok(network)
+    }
+
+    /// The network of `prefix` bits that `address` is in.
+    pub fn containing(address: Ipv4Addr, prefix: u8) -> Ipv4Network {
+        Ipv4Network {
+            address: Ipv4Addr::from(u32::from(address) & mask(prefix)),
+            prefix,
+        }
+    }
+
+    /// Whether the two share any address.
+    pub fn overlaps(&self, other: &Ipv4Network) -> bool {
+        let shorter = self.prefix.min(other.prefix);
+        Ipv4Network::containing(self.address, shorter)
+            == Ipv4Network::containing(other.address, shorter)
     }
 
     /// The address `offset` into the network.
     pub fn host(&self, offset: u32) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.address) + offset)
     }
+}
+
+/// The network part of an address: `prefix` one bits from the top (none
+/// for /0, which a plain shift by 32 would overflow on).
+fn mask(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
 }
 
 impl fmt::Display for Ipv4Network {
@@ -332,6 +353,7 @@ mod tests {
             ("slirp4netns:allow_host_loopback=yes", "true or false"),
             ("slirp4netns:cidr=10.0.3.0/28", "/25 or larger"),
             ("slirp4netns:cidr=10.0.3.1/24", "did you mean 10.0.3.0/24"),
+            ("slirp4netns:cidr=10.0.3.1/32", "/25 or larger"),
             ("slirp4netns:mtu", "needs a value"),
         ] {
             let err = format!("{:#}", NetworkMode::parse(text).unwrap_err());

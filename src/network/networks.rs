@@ -187,7 +187,7 @@ impl Networks {
         let subnet = match new.subnet {
             Some(subnet) => {
                 check_subnet(&subnet)?;
-                if let Some(other) = taken.iter().find(|t| overlaps(t, &subnet)) {
+                if let Some(other) = taken.iter().find(|t| t.overlaps(&subnet)) {
                     bail!("the subnet {subnet} overlaps {other}, which another network has");
                 }
                 subnet
@@ -197,7 +197,7 @@ impl Networks {
                     address: Ipv4Addr::new(10, 89, n, 0),
                     prefix: 24,
                 })
-                .find(|candidate| !taken.iter().any(|t| overlaps(t, candidate)))
+                .find(|candidate| !taken.iter().any(|t| t.overlaps(candidate)))
                 .context("every 10.89.N.0/24 is taken; give the network a --subnet")?,
         };
         let record = NetworkRecord {
@@ -242,16 +242,6 @@ fn check_subnet(subnet: &Ipv4Network) -> Result<()> {
         bail!("the subnet {subnet} must be a /8 to a /28");
     }
     Ok(())
-}
-
-fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
-    let prefix = a.prefix.min(b.prefix);
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix)
-    };
-    u32::from(a.address) & mask == u32::from(b.address) & mask
 }
 
 #[cfg(test)]

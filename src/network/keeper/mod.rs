@@ -28,7 +28,6 @@ mod hosts;
 pub mod protocol;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -678,10 +677,10 @@ fn plug_member(
     let inside = member.inside.insert(Netlink::open_in(netns.as_fd())?);
     let index = inside.link_index(&endpoint.interface)?;
     inside.set_up(index, None)?;
-    let subnet = (endpoint.address, endpoint.prefix);
     // A container on a network already is kept from this one by a route
     // (see `isolated`), which goes now.
-    inside.delete_unreachable_route(network_address(subnet.0, subnet.1), subnet.1)?;
+    let subnet = Ipv4Network::containing(endpoint.address, endpoint.prefix);
+    inside.delete_unreachable_route(subnet.address, subnet.prefix)?;
     inside.add_address(index, endpoint.address, endpoint.prefix)?;
     // The first network is the way out; those connected later only reach
     // their own subnet.
@@ -709,14 +708,6 @@ fn plug_member(
 
 /// The interface of the network a container was made on.
 const FIRST_INTERFACE: &str = "eth0";
-
-fn network_address(address: Ipv4Addr, prefix: u8) -> Ipv4Addr {
-    let mask = match prefix {
-        0 => 0,
-        prefix => u32::MAX << (32 - prefix),
-    };
-    Ipv4Addr::from(u32::from(address) & mask)
-}
 
 fn parse_mac(text: &str) -> Result<[u8; 6]> {
     let bytes: Vec<u8> = text
