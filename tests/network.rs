@@ -309,19 +309,7 @@ fn free_host_ports_for_p_without_one_and_for_publish_all() {
 
 #[test]
 fn a_port_in_use_fails_the_run_before_the_command() {
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let published = format!("127.0.0.1:{port}:80");
-    let out = run(&["-p", &published, "echo", "should-not-run"]);
-    assert_eq!(code(&out), 125, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!(
-            "host port {port}/tcp on 127.0.0.1 is already in use"
-        )),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(stdout(&out), "");
+    assert_a_port_in_use_fails_the_run(run);
 
     let out = run(&["--network", "none", "-p", "8080:80", "true"]);
     assert_eq!(code(&out), 125);

@@ -395,6 +395,25 @@ pub fn http_get_until_at(host: &str, port: u16, expect: &str) -> String {
     panic!("no answer with {expect:?} on {host} port {port}; last: {last:?}");
 }
 
+/// A run (`run` takes its arguments after `--rootfs`) publishing a host
+/// port something already holds fails with status 125, naming the port,
+/// before its command prints anything.
+pub fn assert_a_port_in_use_fails_the_run(run: impl Fn(&[&str]) -> Output) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let published = format!("127.0.0.1:{port}:80");
+    let out = run(&["-p", &published, "echo", "should-not-run"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "host port {port}/tcp on 127.0.0.1 is already in use"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+}
+
 /// An HTTP server on the host's 127.0.0.1 answering every request with
 /// `body`; returns its port.
 pub fn host_http_server(body: &'static str) -> u16 {
