@@ -307,6 +307,23 @@ pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// Closes every descriptor from `first` up: for a forked child that runs
+/// on after its parent and must not keep the parent's pipes and sockets
+/// open (their readers would wait for it). The child must not drop the
+/// objects that owned them afterwards.
+pub fn close_from(first: RawFd) -> nix::Result<()> {
+    // SAFETY: close_range takes no pointers; the caller owns what it closes.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// `struct mount_attr` from linux/mount.h.
 #[repr(C)]
 struct MountAttr {

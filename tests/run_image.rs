@@ -211,6 +211,102 @@ fn every_rootfs_mode_runs_images_with_whiteouts_and_ephemeral_writes() {
     }
 }
 
+/// What `--rm` runs moved aside for their removal (see
+/// `container::removal`), in the data dir and the runtime dir.
+fn removed_entries(data: &Path, runtime: &Path) -> Vec<PathBuf> {
+    [data, runtime]
+        .iter()
+        .flat_map(|dir| {
+            std::fs::read_dir(dir.join("rocker/removed"))
+                .into_iter()
+                .flatten()
+        })
+        .flatten()
+        .map(|entry| entry.path())
+        .collect()
+}
+
+fn wait_until_swept(data: &Path, runtime: &Path) {
+    let start = std::time::Instant::now();
+    while !removed_entries(data, runtime).is_empty() {
+        let left = removed_entries(data, runtime);
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never swept: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A sweep cut short: a container's dir half deleted, with a dir no one
+/// may enter (overlay's work dir has one).
+fn leave_half_removed(data: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = data.join("rocker/removed").join("ab".repeat(32));
+    std::fs::create_dir_all(dir.join("upper/var/lib")).unwrap();
+    std::fs::write(dir.join("upper/var/lib/state"), "x").unwrap();
+    std::fs::create_dir_all(dir.join("work/work")).unwrap();
+    harness().give_tree(&dir);
+    std::fs::set_permissions(
+        dir.join("work/work"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    dir
+}
+
+/// `--rm` hands back the exit status before its container's files are
+/// deleted: they leave the store at once (the name is free for the next
+/// run at once), a detached sweep deletes them, holding no pipe of the
+/// caller's open (else this test's output capture would wait on it), and
+/// what a sweep cut short left goes with the next `--rm` run or with
+/// `container prune`.
+#[test]
+fn a_rm_run_leaves_the_store_at_once_and_its_files_soon_after() {
+    let image = busybox("rm-sweep:1", json!({}));
+    for mode in MODES {
+        let data = harness().scratch(&format!("rm-sweep-data-{mode}"));
+        let runtime = harness().scratch(&format!("rm-sweep-run-{mode}"));
+        let run = |args: &[&str]| {
+            let mut command = harness().rocker_with_runtime(&runtime);
+            command
+                .env("XDG_DATA_HOME", &data)
+                .env("ROCKER_ROOTFS", mode)
+                .args(args);
+            output_within(command, Duration::from_secs(120))
+        };
+        let script = "mkdir -p /var/lib/app && seq 1 300 | while read n; do echo $n > /var/lib/app/$n; done; exit 7";
+        for _ in 0..2 {
+            let out = run(&[
+                "run",
+                "--rm",
+                "--name",
+                "once",
+                "--network",
+                "none",
+                &image,
+                "sh",
+                "-c",
+                script,
+            ]);
+            assert_eq!(code(&out), 7, "{mode}: {}", stderr(&out));
+            assert_eq!(containers(&data), Vec::<PathBuf>::new(), "{mode}");
+            assert!(ok(run(&["ps", "-aq"])).is_empty(), "{mode}");
+        }
+        wait_until_swept(&data, &runtime);
+        // A sweep cut short: the next --rm run finishes it...
+        let half = leave_half_removed(&data);
+        ok(run(&["run", "--rm", "--network", "none", &image, "true"]));
+        wait_until_swept(&data, &runtime);
+        assert!(!half.exists(), "{mode}");
+        // ...and so does container prune, before it returns.
+        let half = leave_half_removed(&data);
+        ok(run(&["container", "prune"]));
+        assert!(!half.exists(), "{mode}");
+        assert_nothing_left(&data);
+    }
+}
+
 #[test]
 fn a_long_layer_chain_mounts() {
     let mut layers = vec![gzip(oci::tar_of_dir(&harness().rootfs))];

@@ -830,6 +830,8 @@ pub fn prune_stopped(containers: &Containers) -> Result<Vec<String>> {
         image::UNRECORDED_GRACE,
     );
     drop(lock);
+    // What `--rm` runs moved aside and a sweep of theirs left.
+    containers.sweep_removed()?;
     for record in containers.list()? {
         let state = containers.state(&record.id)?;
         if matches!(state, State::Running(_) | State::Restarting { .. })

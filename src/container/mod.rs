@@ -1,8 +1,9 @@
 //! Containers as things that last: their records and names (`record`,
 //! `names`, and `name_index`, which finds a name's holder at once), the processes behind them (`identity`: pid plus start time),
 //! their live dirs in the runtime dir (`live_dir`), the logs of detached
-//! ones (`logfile`), their processes stopped for a while (`freeze`), and
-//! the networks connected to them (`connected`).
+//! ones (`logfile`), their processes stopped for a while (`freeze`), the
+//! networks connected to them (`connected`), and `--rm`'s removal after
+//! the exit status (`removal`).
 
 pub mod connected;
 pub mod freeze;
@@ -12,3 +13,4 @@ pub mod logfile;
 pub mod name_index;
 pub mod names;
 pub mod record;
+pub mod removal;

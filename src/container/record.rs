@@ -602,6 +602,13 @@ impl Containers {
         )
     }
 
+    /// A monitor that was killed left its container's cgroups behind.
+    pub(super) fn remove_leftover_cgroup(&self, id: &str) {
+        if let Some(leaf) = self.live_state(id).and_then(|live| live.cgroup) {
+            crate::cgroups::remove(&leaf);
+        }
+    }
+
     fn live_state(&self, id: &str) -> Option<LiveState> {
         self.live_state_of(id, self.status(id).ok().as_ref())
     }
@@ -752,10 +759,7 @@ impl Containers {
     }
 
     fn remove_files(&self, id: &str, _lock: &ContainersLock) -> Result<()> {
-        // A monitor that was killed left its container's cgroups behind.
-        if let Some(leaf) = self.live_state(id).and_then(|live| live.cgroup) {
-            crate::cgroups::remove(&leaf);
-        }
+        self.remove_leftover_cgroup(id);
         remove_tree(&self.live_dir(id))?;
         // The record last: a removal cut short leaves the container listed
         // (rm again finishes it), never a dir no one sees that pins layers.

@@ -264,11 +264,14 @@ fn finish(
     let removed = match remove {
         true => containers
             .lock()
-            .and_then(|lock| containers.remove_with_volumes(&record.id, &lock))
+            .and_then(|lock| remove_finished(containers, record, started.is_some(), &lock))
             .map_err(|err| eprintln!("rocker: warning: {err:#}"))
             .is_ok(),
         false => false,
     };
+    if removed && started.is_some() {
+        sweep_in_background(containers);
+    }
     if let (Some(mut status), false) = (started, removed) {
         status.finished = Some(time::now_nanos());
         status.oom_killed = oom_killed;
@@ -281,6 +284,34 @@ fn finish(
         }
     }
     result
+}
+
+/// Removes a container this command is done with: one that ran is moved
+/// aside, for a sweep after the exit status (`container::removal`); one
+/// that never started, and one with volumes to settle, go in line.
+fn remove_finished(
+    containers: &Containers,
+    record: &ContainerRecord,
+    ran: bool,
+    lock: &crate::container::record::ContainersLock,
+) -> Result<()> {
+    if ran && containers.retire(record, lock)? {
+        return Ok(());
+    }
+    containers.remove_with_volumes(&record.id, lock)
+}
+
+/// Deletes what `--rm` moved aside, in a detached child so the caller has
+/// its exit status now; in line if no child can be made.
+fn sweep_in_background(containers: &Containers) {
+    let sweep = || {
+        let _ = containers.sweep_removed();
+    };
+    if !crate::util::background::run_detached(sweep) {
+        if let Err(err) = containers.sweep_removed() {
+            eprintln!("rocker: warning: {err:#}");
+        }
+    }
 }
 
 /// One detached container's runs, for its restart policy.

@@ -1,4 +1,5 @@
-//! Small helpers with no knowledge of containers: files written by rename,
+//! Small helpers with no knowledge of containers: work left to a detached
+//! child (`background`), files written by rename,
 //! read if present, and trees removed whatever their modes (`fs`), file
 //! locks (`lock`), waits with a deadline (`wait`), times as rocker records
 //! and shows them (`time`), extended attributes (`xattr`), typed fields
@@ -7,6 +8,7 @@
 //! objects (`names`), and scratch dirs for unit tests.
 
 pub mod as_text;
+pub mod background;
 pub mod fs;
 pub mod lock;
 pub mod names;
