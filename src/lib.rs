@@ -39,12 +39,10 @@ pub mod sys;
 pub mod util;
 pub mod volume;
 
-use clap::Parser;
-
 /// Parses the command line, runs the command and returns the exit status.
 pub fn main() -> i32 {
     use std::io::Write;
-    let cli = match cli::args::Cli::try_parse() {
+    let cli = match cli::quick::parse_from(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
