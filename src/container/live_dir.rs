@@ -151,9 +151,13 @@ impl LiveDir {
                 ),
             ),
         ];
+        let mut written = vec![];
         for (path, content) in contents {
-            std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, &content)
+                .with_context(|| format!("writing {}", path.display()))?;
+            written.push((path.clone(), content));
         }
+        files.written = written;
         Ok(files)
     }
 }

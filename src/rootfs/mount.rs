@@ -42,7 +42,11 @@ const GENERATED_FILES_ROOM: usize = 1 << 20;
 pub fn confine_generated_files(files: &GeneratedFiles) -> Result<()> {
     let mut contents = vec![];
     for path in files.in_own_dir() {
-        let content = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let known = files.written.iter().find(|(written, _)| written == path);
+        let content = match known {
+            Some((_, content)) => content.clone().into_bytes(),
+            None => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        };
         contents.push((path, content));
     }
     let size = contents.iter().map(|(_, c)| c.len()).sum::<usize>() + GENERATED_FILES_ROOM;

@@ -119,6 +119,9 @@ pub struct GeneratedFiles {
     pub hosts: PathBuf,
     pub hostname: PathBuf,
     pub resolv_conf: PathBuf,
+    /// What was written to them, so the container's side, a copy of this
+    /// process, need not read them back (see `confine_generated_files`).
+    pub written: Vec<(PathBuf, String)>,
 }
 
 impl GeneratedFiles {
@@ -129,6 +132,7 @@ impl GeneratedFiles {
             hostname: dir.join("hostname"),
             resolv_conf: dir.join("resolv.conf"),
             dir,
+            written: vec![],
         }
     }
 
