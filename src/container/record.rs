@@ -10,6 +10,7 @@
 //! Every file is written by rename. Creating and removing records (where
 //! names must stay unique) happens under `containers.lock`.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -28,7 +29,7 @@ use crate::rootfs::backing::container_dir::CONTAINERS_DIR;
 use crate::rootfs::backing::mode::RootfsMode;
 pub use crate::spec::LogDriver;
 use crate::spec::{parse_signal, ContainerUser};
-use crate::util::fs::{read_json, remove_tree, replace_file};
+use crate::util::fs::{read_json, read_json_at, remove_tree, replace_file};
 use crate::util::lock::FileLock;
 
 const CONFIG_FILE: &str = "config.json";
@@ -330,6 +331,8 @@ pub struct Containers {
     /// rocker's data dir, where the name index lives.
     data: PathBuf,
     store: PathBuf,
+    /// The store, open: records and statuses are read relative to it.
+    store_dir: std::fs::File,
     runtime: PathBuf,
     lock_path: PathBuf,
 }
@@ -342,8 +345,14 @@ impl Containers {
         crate::host::dirs::ensure_private_dir(&dirs.data)?;
         let store = dirs.data.join(CONTAINERS_DIR);
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
+        let store_dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_PATH | libc::O_CLOEXEC)
+            .open(&store)
+            .with_context(|| format!("opening {}", store.display()))?;
         Ok(Containers {
             data: dirs.data.clone(),
+            store_dir,
             store,
             runtime: dirs.runtime.clone(),
             lock_path: dirs.data.join("containers.lock"),
@@ -403,7 +412,7 @@ impl Containers {
         let dirs: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
         // Several threads for a large store: the kernel's part of reading
         // thousands of small files is most of `ps -a`'s time.
-        let read = crate::util::parallel::map(&dirs, |dir| read_record(dir));
+        let read = crate::util::parallel::map(&dirs, |dir| self.read_record_of(dir));
         for (dir, result) in dirs.iter().zip(read) {
             // A dir without config.json is a container being created (or
             // one whose creation was killed): not a container yet.
@@ -573,7 +582,9 @@ impl Containers {
     }
 
     pub fn status(&self, id: &str) -> Result<Status> {
-        Ok(read_json(&self.dir(id).join(STATUS_FILE))?.unwrap_or_default())
+        let name = Path::new(id).join(STATUS_FILE);
+        let shown = self.store.join(&name);
+        Ok(read_json_at(&self.store_dir, &name, &shown)?.unwrap_or_default())
     }
 
     pub fn write_status(&self, id: &str, status: &Status) -> Result<()> {
@@ -599,6 +610,19 @@ impl Containers {
         write_json(
             &live_dir::path(&self.runtime, id).join(live_dir::STATE_FILE),
             state,
+        )
+    }
+
+    /// `read_record` of container dir `dir` in the store, relative to the
+    /// open store.
+    fn read_record_of(&self, dir: &Path) -> Result<Option<ContainerRecord>> {
+        let Some(id) = dir.file_name() else {
+            return read_record(dir);
+        };
+        let name = Path::new(id).join(CONFIG_FILE);
+        checked_record(
+            dir,
+            read_json_at(&self.store_dir, &name, &dir.join(CONFIG_FILE))?,
         )
     }
 
@@ -794,7 +818,12 @@ impl Containers {
 /// The record in container dir `dir`, checked: it must name the dir (its
 /// id, 64 hex digits), or it is damaged; None when there is no record.
 fn read_record(dir: &Path) -> Result<Option<ContainerRecord>> {
-    let Some(record) = read_json::<ContainerRecord>(&dir.join(CONFIG_FILE))? else {
+    checked_record(dir, read_json::<ContainerRecord>(&dir.join(CONFIG_FILE))?)
+}
+
+/// `record`, read from container dir `dir`, checked as `read_record` says.
+fn checked_record(dir: &Path, record: Option<ContainerRecord>) -> Result<Option<ContainerRecord>> {
+    let Some(record) = record else {
         return Ok(None);
     };
     let named = dir
