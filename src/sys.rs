@@ -291,6 +291,16 @@ pub fn fork() -> nix::Result<Forked> {
     }
 }
 
+/// `fork(2)` if the process has one thread now, without waiting for
+/// others to end (None then): for work the caller can as well do itself,
+/// while a thread may block for long (one reading the caller's stdin).
+pub fn fork_if_single_threaded() -> nix::Result<Option<Forked>> {
+    match std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()) {
+        Ok(1) => fork().map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// Marks every descriptor from `first` up close-on-exec, so that only what
 /// the caller dup'ed below it reaches the next program (CVE-2024-21626).
 pub fn cloexec_from(first: RawFd) -> nix::Result<()> {

@@ -8,23 +8,25 @@ use std::os::fd::AsFd;
 use crate::sys::{self, Forked};
 
 /// Runs `work` in a detached child and returns at once. False when no
-/// child could be made (the process has threads, or fork failed): then
-/// the caller does the work itself.
+/// child could be made (the process has another thread, such as one
+/// blocked on the caller's stdin under `-i`, or fork failed): then the
+/// caller does the work itself.
 pub fn run_detached(work: impl FnOnce()) -> bool {
-    match sys::fork() {
-        Ok(Forked::Parent(_)) => true,
-        Ok(Forked::Child) => {
+    match sys::fork_if_single_threaded() {
+        Ok(Some(Forked::Parent(_))) => true,
+        Ok(Some(Forked::Child)) => {
             // Nothing the parent owned is dropped here: the child ends in
-            // exit_now, never returning into the parent's frames.
+            // exit_now, never returning (nor unwinding) into the parent's
+            // frames.
             let detached = sys::close_from(3).is_ok()
                 && nix::unistd::setsid().is_ok()
                 && stdio_to_null().is_ok();
             if detached {
-                work();
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
             }
             sys::exit_now(0)
         }
-        Err(_) => false,
+        Ok(None) | Err(_) => false,
     }
 }
 
