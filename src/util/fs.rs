@@ -148,13 +148,7 @@ impl std::io::Read for FileRange<'_> {
 /// one `statx` more per file): rocker's records are small, and `ps -a`
 /// over a full store reads thousands of them.
 pub fn read_if_present(path: &Path) -> Result<Option<String>> {
-    use std::io::Read;
-    let read = std::fs::File::open(path).and_then(|file| {
-        let mut text = String::with_capacity(8192);
-        // Through `take`, which gives no size hint, so none is looked up.
-        file.take(u64::MAX).read_to_string(&mut text).map(|_| text)
-    });
-    match read {
+    match std::fs::File::open(path).and_then(read_text) {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
@@ -175,21 +169,23 @@ pub fn read_json_at<T: DeserializeOwned>(
     name: &Path,
     shown: &Path,
 ) -> Result<Option<T>> {
-    use std::io::Read;
     let text = match openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
-        Ok(fd) => {
-            let mut text = String::with_capacity(8192);
-            // Through `take`, which gives no size hint, so none is looked up.
-            std::fs::File::from(fd)
-                .take(u64::MAX)
-                .read_to_string(&mut text)
-                .with_context(|| format!("reading {}", shown.display()))?;
-            Some(text)
-        }
+        Ok(fd) => Some(
+            read_text(std::fs::File::from(fd))
+                .with_context(|| format!("reading {}", shown.display()))?,
+        ),
         Err(Errno::ENOENT) => None,
         Err(err) => return Err(err).with_context(|| format!("reading {}", shown.display())),
     };
     parse_json(text, shown)
+}
+
+/// All of `file` as text, without asking its size first.
+fn read_text(file: std::fs::File) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(8192);
+    // Through `take`, which gives no size hint, so none is looked up.
+    file.take(u64::MAX).read_to_string(&mut text).map(|_| text)
 }
 
 fn parse_json<T: DeserializeOwned>(text: Option<String>, path: &Path) -> Result<Option<T>> {
