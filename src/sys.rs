@@ -25,12 +25,20 @@ pub enum Forked {
 /// exit, so wait a little for them.
 pub fn ensure_single_threaded() -> nix::Result<()> {
     for _ in 0..1000 {
-        match std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()) {
-            Ok(threads) if threads > 1 => std::thread::sleep(std::time::Duration::from_millis(1)),
+        match thread_count() {
+            Some(threads) if threads > 1 => std::thread::sleep(std::time::Duration::from_millis(1)),
+            // One thread, or /proc unreadable: nothing known in the way.
             _ => return Ok(()),
         }
     }
     Err(Errno::EBUSY)
+}
+
+/// The threads /proc lists for this process, None if it cannot be read.
+fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()
+        .map(|tasks| tasks.count())
 }
 
 /// For a spawned helper, between fork and exec: be killed when the parent
@@ -283,21 +291,26 @@ fn join_cgroup(cgroup: BorrowedFd<'_>, pid: Pid) -> nix::Result<()> {
 /// Plain `fork(2)`, for the `--init` reaper and for host probes.
 pub fn fork() -> nix::Result<Forked> {
     ensure_single_threaded()?;
-    // SAFETY: the process has a single thread (checked above), so the child
-    // cannot inherit a lock held by another thread.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
-        nix::unistd::ForkResult::Child => Ok(Forked::Child),
-    }
+    fork_single_threaded()
 }
 
 /// `fork(2)` if the process has one thread now, without waiting for
 /// others to end (None then): for work the caller can as well do itself,
 /// while a thread may block for long (one reading the caller's stdin).
 pub fn fork_if_single_threaded() -> nix::Result<Option<Forked>> {
-    match std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count()) {
-        Ok(1) => fork().map(Some),
+    match thread_count() {
+        Some(1) => fork_single_threaded().map(Some),
         _ => Ok(None),
+    }
+}
+
+/// The fork itself, once the caller has found no other thread.
+fn fork_single_threaded() -> nix::Result<Forked> {
+    // SAFETY: the process has a single thread (both callers check), so the
+    // child cannot inherit a lock held by another thread.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
     }
 }
 
@@ -305,16 +318,7 @@ pub fn fork_if_single_threaded() -> nix::Result<Option<Forked>> {
 /// the caller dup'ed below it reaches the next program (CVE-2024-21626).
 pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: close_range only changes descriptor flags; no memory is passed.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first as libc::c_uint,
-            libc::c_uint::MAX,
-            CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    Errno::result(ret).map(drop)
+    close_range(first, CLOSE_RANGE_CLOEXEC)
 }
 
 /// Closes every descriptor from `first` up: for a forked child that runs
@@ -322,13 +326,19 @@ pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
 /// open (their readers would wait for it). The child must not drop the
 /// objects that owned them afterwards.
 pub fn close_from(first: RawFd) -> nix::Result<()> {
-    // SAFETY: close_range takes no pointers; the caller owns what it closes.
+    close_range(first, 0)
+}
+
+/// `close_range(first, ~0, flags)`.
+fn close_range(first: RawFd, flags: libc::c_uint) -> nix::Result<()> {
+    // SAFETY: close_range takes no pointers; it only closes descriptors or
+    // changes their flags, and the callers own those they name.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
             libc::c_uint::MAX,
-            0 as libc::c_uint,
+            flags,
         )
     };
     Errno::result(ret).map(drop)
