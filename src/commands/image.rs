@@ -57,14 +57,12 @@ impl ImageContext {
     /// An image by name (normalized: `alpine` finds
     /// `docker.io/library/alpine:latest`) or by an id prefix.
     pub fn find(&self, text: &str) -> Result<Vec<ImageRecord>> {
-        let images = self.store.images()?;
         if let Ok(reference) = Reference::parse(text) {
-            let name = reference.to_string();
-            let by_name: Vec<_> = images.iter().filter(|i| i.name == name).cloned().collect();
-            if !by_name.is_empty() {
-                return Ok(by_name);
+            if let Some(record) = self.store.image_named(&reference.to_string())? {
+                return Ok(vec![record]);
             }
         }
+        let images = self.store.images()?;
         let hex = text.strip_prefix("sha256:").unwrap_or(text);
         if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(images

@@ -9,6 +9,7 @@ pub mod config_changes;
 pub mod digest;
 pub mod distribution;
 pub mod layer;
+pub mod lookup_cache;
 pub mod manifest;
 pub mod pull;
 pub mod push;

@@ -6,6 +6,7 @@
 //! layer-blobs/HEX.json the compressed copies kept of layer HEX (a diff_id)
 //! layer-blobs/HEX.owners.json  the owners its files have in the image
 //! images.json          the index of names -> manifest, config, layers
+//! image-cache/HEX.json one name's record, as the index had it (lookup_cache)
 //! tmp/PID-N-WHAT/      work in progress, renamed into place when verified
 //! store.lock           shared by pulls, exclusive for garbage collection
 //! index.lock           held while images.json is rewritten
@@ -25,6 +26,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
+use super::lookup_cache::{stamp_of, LookupCache};
 use super::manifest::Compression;
 use crate::util::fs::{read_if_present, read_json, remove_tree, write_atomic};
 use crate::util::lock::FileLock;
@@ -96,6 +98,10 @@ impl ImageRecord {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
+    /// New at every rewrite, and written first: the lookup cache's answers
+    /// hold while images.json begins with the stamp they were kept under.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    stamp: String,
     images: Vec<ImageRecord>,
 }
 
@@ -319,7 +325,8 @@ impl Store {
             .with_context(|| format!("{} is corrupt; remove it and pull again", path.display()))
     }
 
-    fn write_index(&self, index: &Index) -> Result<()> {
+    fn write_index(&self, index: &mut Index) -> Result<()> {
+        index.stamp = crate::util::random::hex_id()?;
         write_atomic(
             &self.index_path(),
             &serde_json::to_vec_pretty(index)?,
@@ -329,6 +336,23 @@ impl Store {
 
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
         Ok(self.read_index()?.images)
+    }
+
+    /// The image indexed as `name` (normalized, as `Reference` prints it).
+    /// Answered from the lookup cache while the index has not changed since
+    /// the answer was kept; otherwise from the index, and kept.
+    pub fn image_named(&self, name: &str) -> Result<Option<ImageRecord>> {
+        let cache = LookupCache::new(&self.root);
+        let cached = stamp_of(&self.index_path()).and_then(|stamp| cache.get(&stamp, name));
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let index = self.read_index()?;
+        let found = index.images.into_iter().find(|image| image.name == name);
+        if let Some(record) = found.as_ref().filter(|_| !index.stamp.is_empty()) {
+            cache.put(&index.stamp, record);
+        }
+        Ok(found)
     }
 
     /// Adds or replaces the image named `record.name`.
@@ -345,7 +369,7 @@ impl Store {
             .images
             .retain(|image| !records.iter().any(|record| record.name == image.name));
         index.images.extend(records);
-        self.write_index(&index)
+        self.write_index(&mut index)
     }
 
     /// Removes the images `matches` selects; returns them.
@@ -358,7 +382,7 @@ impl Store {
         let (removed, kept): (Vec<_>, Vec<_>) =
             index.images.into_iter().partition(|image| matches(image));
         index.images = kept;
-        self.write_index(&index)?;
+        self.write_index(&mut index)?;
         Ok(removed)
     }
 
@@ -417,6 +441,9 @@ impl Store {
             }
         }
         self.sweep_temp();
+        // Stale answers are never used, but each name ever looked up has
+        // one: they go with the rest of the garbage.
+        LookupCache::new(&self.root).clear();
         Ok((layers, blobs))
     }
 }
