@@ -11,7 +11,9 @@
 #   podman   podman run --rm --network none --runtime runc IMAGE true
 #
 # Each line has its ratio to the floor. Then the store's weight: the image
-# run and `ps -a` with KEPT stopped containers (default 300) in the store.
+# run and `ps -a` with KEPT stopped containers (default 300) and IMAGES
+# more images (default 200, each committed from a container of its own, so
+# a layer and a config apiece) in the store.
 #
 # for a busybox image (our stand-in for alpine: no internet here) and a
 # debootstrap'd Debian. Each runs RUNS times after two warm-up runs; the
@@ -92,18 +94,25 @@ done
 
 # --- the store's weight -------------------------------------------------------
 KEPT=${KEPT:-300}
+IMAGES=${IMAGES:-200}
 image=$registry/bench/busybox:1
 read -r empty_run _ < <(time_runs "$rocker_cmd run --rm --network none $image true")
 read -r empty_ps _ < <(time_runs "$rocker_cmd ps -a")
 echo "keeping $KEPT stopped containers ..." >&2
 as_user bash -c 'for ((i = 0; i < $2; i++)); do $1 >/dev/null || exit 1; done' bench \
     "$rocker_cmd run --network none $image true" "$KEPT"
+echo "adding $IMAGES images ..." >&2
+as_user bash -c 'for ((i = 0; i < $3; i++)); do
+        $1 run --name bench-commit --network none $2 sh -c "echo $i >/n" >/dev/null &&
+        $1 commit bench-commit bench/committed-$i:1 >/dev/null &&
+        $1 rm bench-commit >/dev/null || exit 1
+    done' bench "$rocker_cmd" "$image" "$IMAGES"
 read -r full_run _ < <(time_runs "$rocker_cmd run --rm --network none $image true")
 read -r full_ps _ < <(time_runs "$rocker_cmd ps -a")
-printf '\n%-34s %10s %10s %8s\n' "median ms" "empty" "$KEPT kept" ratio
+printf '\n%-34s %10s %14s %8s\n' "median ms" "empty" "+$KEPT ctr $IMAGES img" ratio
 for row in "run --rm --network none:$empty_run:$full_run" "ps -a:$empty_ps:$full_ps"; do
     IFS=: read -r what a b <<<"$row"
-    printf '%-34s %10s %10s %8s\n' "$what" "$a" "$b" \
+    printf '%-34s %10s %14s %8s\n' "$what" "$a" "$b" \
         "$(awk -v a="$b" -v b="$a" 'BEGIN { printf "%.2f", a / b }')"
 done
 [ "$have_podman" = yes ] || echo "(podman is not installed: apt-get install podman runc for its column)"
