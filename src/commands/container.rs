@@ -18,6 +18,7 @@ use crate::commands::filters::{label_matches, name_matches, Filters};
 use crate::commands::image;
 use crate::commands::output::{human_size, printable, write_table};
 use crate::container::freeze;
+use crate::container::listing::{ContainerSummary, Listed};
 use crate::container::live_dir;
 use crate::container::logfile::{self, Entry, Follower, Stream};
 use crate::container::record::{
@@ -58,7 +59,7 @@ impl Sizes {
         Ok(Sizes { images })
     }
 
-    fn words(&self, containers: &Containers, record: &ContainerRecord) -> String {
+    fn words(&self, containers: &Containers, record: &ContainerSummary) -> String {
         let dir = containers.dir(&record.id);
         let written = ["upper", "rootfs"]
             .iter()
@@ -103,7 +104,7 @@ fn status_words(state: &State, started: Option<u64>, now: u64) -> String {
     }
 }
 
-fn ports_text(record: &ContainerRecord) -> String {
+fn ports_text(record: &ContainerSummary) -> String {
     record
         .ports
         .iter()
@@ -113,7 +114,7 @@ fn ports_text(record: &ContainerRecord) -> String {
 }
 
 /// Whether `record` (in `state`) passes `ps`'s filters, as docker's.
-fn passes(filters: &Filters, record: &ContainerRecord, state: &State) -> bool {
+fn passes(filters: &Filters, record: &ContainerSummary, state: &State) -> bool {
     let image_id = record.image_id.as_deref().unwrap_or("");
     filters.allows("name", |f| name_matches(f, &record.name))
         && filters.allows("id", |f| record.id.starts_with(f))
@@ -153,10 +154,13 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
     let containers = open()?;
     let now = time::now_nanos();
     let mut rows = vec![];
-    // Newest first; list() gives them oldest first.
-    let records: Vec<ContainerRecord> = containers.list()?.into_iter().rev().collect();
-    let statuses = containers.statuses_and_states(&records);
-    for (record, (status, state)) in records.into_iter().zip(statuses) {
+    // Newest first; the listing gives them oldest first.
+    for listed in containers.listing()?.into_iter().rev() {
+        let Listed {
+            summary: record,
+            status,
+            state,
+        } = listed;
         if !all && !matches!(state, State::Running(_)) {
             continue;
         }
@@ -169,11 +173,11 @@ pub fn ps_command(args: PsArgs) -> Result<i32> {
         rows.truncate(n);
     }
     let sizes = args.size.then(Sizes::measure).transpose()?;
-    let size_of = |record: &ContainerRecord| match &sizes {
+    let size_of = |record: &ContainerSummary| match &sizes {
         Some(sizes) => sizes.words(&containers, record),
         None => "N/A".to_string(),
     };
-    let id_of = |record: &ContainerRecord| match args.no_trunc {
+    let id_of = |record: &ContainerSummary| match args.no_trunc {
         true => record.id.clone(),
         false => record.id[..12].to_string(),
     };

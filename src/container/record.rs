@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::identity::ProcessId;
@@ -401,10 +402,24 @@ impl Containers {
 
     /// Every container with a record, oldest first.
     pub fn list(&self) -> Result<Vec<ContainerRecord>> {
-        let mut records = vec![];
+        let mut records: Vec<ContainerRecord> = self.read_each(|dir| self.read_record_of(dir))?;
+        // By reference: a key that clones the id would allocate per comparison.
+        records.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(records)
+    }
+
+    /// What `read` makes of each container dir in the store, in no order.
+    /// A dir it has nothing for (no config.json: a container being
+    /// created, or one whose creation was killed) is not a container yet;
+    /// one it fails on is named in a warning and left out.
+    pub(super) fn read_each<R: Send>(
+        &self,
+        read: impl Fn(&Path) -> Result<Option<R>> + Sync,
+    ) -> Result<Vec<R>> {
+        let mut found = vec![];
         let entries = match std::fs::read_dir(&self.store) {
             Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(records),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(found),
             Err(err) => {
                 return Err(err).with_context(|| format!("reading {}", self.store.display()))
             }
@@ -412,12 +427,10 @@ impl Containers {
         let dirs: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
         // Several threads for a large store: the kernel's part of reading
         // thousands of small files is most of `ps -a`'s time.
-        let read = crate::util::parallel::map(&dirs, |dir| self.read_record_of(dir));
+        let read = crate::util::parallel::map(&dirs, |dir| read(dir));
         for (dir, result) in dirs.iter().zip(read) {
-            // A dir without config.json is a container being created (or
-            // one whose creation was killed): not a container yet.
             match result {
-                Ok(Some(record)) => records.push(record),
+                Ok(Some(item)) => found.push(item),
                 Ok(None) => {}
                 // One damaged record (a power cut) must not hide the rest.
                 Err(err) => eprintln!(
@@ -426,9 +439,7 @@ impl Containers {
                 ),
             }
         }
-        // By reference: a key that clones the id would allocate per comparison.
-        records.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        Ok(records)
+        Ok(found)
     }
 
     /// The container a user means by `query`: its name, its id, or a
@@ -614,10 +625,13 @@ impl Containers {
     }
 
     /// `read_record` of container dir `dir` in the store, relative to the
-    /// open store.
-    fn read_record_of(&self, dir: &Path) -> Result<Option<ContainerRecord>> {
+    /// open store; as the whole record or the part of it `R` has.
+    pub(super) fn read_record_of<R: DeserializeOwned + Identified>(
+        &self,
+        dir: &Path,
+    ) -> Result<Option<R>> {
         let Some(id) = dir.file_name() else {
-            return read_record(dir);
+            return checked_record(dir, read_json(&dir.join(CONFIG_FILE))?);
         };
         let name = Path::new(id).join(CONFIG_FILE);
         checked_record(
@@ -679,12 +693,6 @@ impl Containers {
     /// A container's status and state; a status file that cannot be read
     /// (a power cut can leave one empty) makes a `Damaged` state, not an
     /// error, so that one bad file never stops `ps` or `rm`.
-    /// `status_and_state` of each of `records`, read by several threads for
-    /// a large store.
-    pub fn statuses_and_states(&self, records: &[ContainerRecord]) -> Vec<(Status, State)> {
-        crate::util::parallel::map(records, |record| self.status_and_state(&record.id))
-    }
-
     pub fn status_and_state(&self, id: &str) -> (Status, State) {
         match self.status(id) {
             Ok(status) => {
@@ -821,20 +829,29 @@ fn read_record(dir: &Path) -> Result<Option<ContainerRecord>> {
     checked_record(dir, read_json::<ContainerRecord>(&dir.join(CONFIG_FILE))?)
 }
 
+/// A record, whole or in part: what `checked_record` checks it by.
+pub(super) trait Identified {
+    fn id(&self) -> &str;
+}
+
+impl Identified for ContainerRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// `record`, read from container dir `dir`, checked as `read_record` says.
-fn checked_record(dir: &Path, record: Option<ContainerRecord>) -> Result<Option<ContainerRecord>> {
+fn checked_record<R: Identified>(dir: &Path, record: Option<R>) -> Result<Option<R>> {
     let Some(record) = record else {
         return Ok(None);
     };
-    let named = dir
-        .file_name()
-        .is_some_and(|name| name == record.id.as_str());
-    let well_formed = record.id.len() == 64 && record.id.bytes().all(|b| b.is_ascii_hexdigit());
+    let id = record.id();
+    let named = dir.file_name().is_some_and(|name| name == id);
+    let well_formed = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
     if !named || !well_formed {
         bail!(
-            "{} is damaged: its id {:?} is not its directory's name",
+            "{} is damaged: its id {id:?} is not its directory's name",
             dir.join(CONFIG_FILE).display(),
-            record.id
         );
     }
     Ok(Some(record))
