@@ -9,6 +9,7 @@
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -17,7 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::container::running;
 use crate::cli::args::AttachArgs;
-use crate::container::record::{ContainerRecord, Containers};
+use crate::container::record::{ContainerRecord, Containers, State};
 use crate::error::StatusError;
 use crate::host::dirs::Dirs;
 use crate::runtime::attach_server::{
@@ -26,6 +27,18 @@ use crate::runtime::attach_server::{
 };
 use crate::runtime::console::{caller_window_size, RawMode};
 use crate::runtime::supervise::FORWARDED;
+
+/// The monitor tells its clients the exit status before it records the
+/// end in the status file. As docker's CLI waits for the daemon's state,
+/// wait (a few milliseconds; at most 5 s, should the monitor hang) until
+/// the record no longer says running, so that a `ps` or `inspect` right
+/// after this attach sees the container ended (or restarting).
+fn await_recorded_end(containers: &Containers, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while matches!(containers.state(id), Ok(State::Running(_))) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
 
 /// How this client attaches.
 pub struct AttachOptions {
@@ -95,6 +108,7 @@ pub fn attach_to(
         // What the greeting's read brought along comes first.
         while let Some((kind, data)) = take_frame(&mut inbox)? {
             if let Some(code) = deliver(kind, data)? {
+                await_recorded_end(containers, &record.id);
                 return Ok(code);
             }
         }
