@@ -11,10 +11,12 @@
 //! [fuse] wait_for_rootfs_wanted()  <--  rootfs_wanted() (mount point shared)
 //! [fuse] start it, rootfs_mounted() -->  wait_for_rootfs_mounted()
 //! [slirp] start it, publish ports,
-//!         network_ready()          -->  wait_for_network()
+//!         network_ready()          -->  [-t] wait_for_network()
 //! [-t] wait_for_console()          <--  send_console(pty master)
 //! [-t] set window size, console_sized() -->  wait_for_console_sized()
-//!                                        caps, no_new_privs, execve
+//!                                        caps, no_new_privs
+//!                                        [no -t] wait_for_network()
+//!                                        execve
 //! wait_for_exec(): EOF means exec  <--  (socket is close-on-exec)
 //!                  Failed{..} means the child failed and why
 //! ```

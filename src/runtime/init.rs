@@ -10,7 +10,8 @@ use nix::unistd::sethostname;
 
 use super::channel::ChildEnd;
 use super::process::{
-    become_user, enter_working_directory, fail, open_console, restrict_privileges, start, Prepared,
+    become_user, enter_working_directory, fail, open_console, restrict_privileges_then, start,
+    Prepared,
 };
 use super::seccomp::Program;
 use crate::rootfs::backing::mode;
@@ -69,12 +70,16 @@ fn prepare(
     if spec.network.is_own_namespace() {
         sys::set_loopback_up().context("bringing up the loopback interface")?;
     }
-    if let NetworkMode::Slirp4netns(_) | NetworkMode::Bridge { .. } | NetworkMode::Pasta { .. } =
-        spec.network
-    {
-        // The monitor starts slirp4netns (or has the keeper plug the
-        // container into its network) meanwhile; the command must find the
-        // network (and its published ports) ready.
+    // The monitor starts slirp4netns (or has the keeper plug the container
+    // into its network) meanwhile; the command must find the network (and
+    // its published ports) ready. A terminal's handshake follows the
+    // network's on the monitor's side, so with -t the wait comes first;
+    // without, the rest of the setup overlaps the network's start.
+    let network_to_wait_for = matches!(
+        spec.network,
+        NetworkMode::Slirp4netns(_) | NetworkMode::Bridge { .. } | NetworkMode::Pasta { .. }
+    );
+    if network_to_wait_for && spec.process.terminal {
         channel.wait_for_network()?;
     }
     // The pty comes from the container's own devpts, so `tty` inside names it.
@@ -94,7 +99,12 @@ fn prepare(
         seccomp.cloned(),
     )?;
     prepared.ulimits = spec.ulimits.clone();
-    restrict_privileges(&spec.process.capabilities)?;
+    restrict_privileges_then(&spec.process.capabilities, || {
+        match network_to_wait_for && !spec.process.terminal {
+            true => channel.wait_for_network(),
+            false => Ok(()),
+        }
+    })?;
     Ok(prepared)
 }
 

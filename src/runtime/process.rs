@@ -137,9 +137,22 @@ impl Prepared {
 /// The last step before exec: the capabilities a container keeps, no way
 /// to gain more, and no access to this process from the container.
 pub fn restrict_privileges(keep: &CapsHashSet) -> Result<()> {
+    restrict_privileges_then(keep, || Ok(()))
+}
+
+/// As `restrict_privileges`, with `meanwhile` run once the capabilities
+/// are gone and before the process is made non-dumpable: until then the
+/// monitor's helpers can still open its /proc/PID/ns files (slirp4netns
+/// joins the container's namespaces by them), and no other process of the
+/// container exists yet to reach its /proc/PID/exe.
+pub fn restrict_privileges_then(
+    keep: &CapsHashSet,
+    meanwhile: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     leave_the_callers_keyring()?;
     capabilities::restrict_to(keep)?;
     prctl::set_no_new_privs().context("setting no_new_privs")?;
+    meanwhile()?;
     // Until exec replaces it, this process is rocker's binary: keep its
     // /proc/PID/exe out of reach of the container (CVE-2019-5736). Changing
     // capabilities above also cleared the parent-death signal: set it again.
