@@ -213,6 +213,10 @@ pub enum Rootfs {
         dir: PathBuf,
         layers: usize,
         mount_point: PathBuf,
+        /// Mounted `volatile`: for a `--rm` container, whose writes no one
+        /// keeps (see `container_dir::overlay_options`).
+        #[serde(default)]
+        volatile: bool,
     },
     /// Image layers under fuse-overlayfs, which the monitor starts inside
     /// the container's namespaces before the container goes on.

@@ -307,6 +307,52 @@ fn a_rm_run_leaves_the_store_at_once_and_its_files_soon_after() {
     }
 }
 
+/// A `--rm` container's kernel overlay is volatile: no sync of the whole
+/// upper file system when it goes away at the exit, and no fsync from
+/// inside; one that is kept (and may start again, which a volatile upper
+/// dir would refuse) is not.
+#[test]
+fn only_a_rm_containers_overlay_skips_syncs() {
+    let image = busybox("volatile:1", json!({}));
+    let data = harness().scratch("volatile-data");
+    let root_options = "awk '$2 == \"/\" { print $4 }' /proc/mounts";
+    let removed = ok(rocker(
+        &data,
+        "overlay",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &image,
+            "sh",
+            "-c",
+            root_options,
+        ],
+    ));
+    assert!(removed.contains("volatile"), "{removed}");
+    let kept = ok(rocker(
+        &data,
+        "overlay",
+        &[
+            "run",
+            "--name",
+            "kept",
+            "--network",
+            "none",
+            &image,
+            "sh",
+            "-c",
+            root_options,
+        ],
+    ));
+    assert!(!kept.contains("volatile"), "{kept}");
+    // Started again on the same upper dir.
+    let again = ok(rocker(&data, "overlay", &["start", "-a", "kept"]));
+    assert!(!again.contains("volatile"), "{again}");
+    ok(rocker(&data, "overlay", &["rm", "kept"]));
+}
+
 #[test]
 fn a_long_layer_chain_mounts() {
     let mut layers = vec![gzip(oci::tar_of_dir(&harness().rootfs))];

@@ -492,7 +492,7 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     drop(lock);
 
     let mount_point = live_dir::rootfs_mount_point(dirs.ensure_runtime()?, &id);
-    let (rootfs, accounts) = image_rootfs(choice.mode, &files, layers, mount_point)?;
+    let (rootfs, accounts) = image_rootfs(choice.mode, &files, layers, mount_point, args.rm)?;
     let resources = extras.resources.clone();
     let spec = build_spec(
         args,
@@ -589,6 +589,7 @@ fn image_rootfs(
     files: &ContainerFiles,
     mut layers: Vec<PathBuf>,
     mount_point: PathBuf,
+    removed_at_exit: bool,
 ) -> Result<(Rootfs, Accounts)> {
     if mode == RootfsMode::Copy {
         let dir = files.rootfs();
@@ -605,6 +606,7 @@ fn image_rootfs(
             dir: files.dir.clone(),
             layers: layers.len(),
             mount_point,
+            volatile: removed_at_exit,
         },
         _ => Rootfs::FuseOverlay {
             dir: files.dir.clone(),

@@ -95,7 +95,8 @@ pub fn mount_backing(source: &Rootfs, await_fuse_mount: impl FnOnce() -> Result<
             dir,
             layers,
             mount_point,
-        } => mount_overlay(dir, *layers, mount_point),
+            volatile,
+        } => mount_overlay(dir, *layers, mount_point, *volatile),
         Rootfs::FuseOverlay { mount_point, .. } => {
             receive_fuse_mount(mount_point, await_fuse_mount)
         }
@@ -172,9 +173,9 @@ fn root_is_initramfs(text: &str) -> bool {
 /// `mount_point`. The options name the layers by short relative links
 /// (`lN`), so the working directory must be the container's dir while
 /// mounting.
-pub fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path) -> Result<()> {
+pub fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path, volatile: bool) -> Result<()> {
     chdir(dir).with_context(|| format!("entering {}", dir.display()))?;
-    let options = container_dir::overlay_options(layers);
+    let options = container_dir::overlay_options(layers, volatile);
     mount(
         Some("overlay"),
         mount_point,

@@ -107,7 +107,8 @@ pub fn with_mounted_root(
             None::<&str>,
         )
         .context("making the mounts private")?;
-        mount_overlay(dir, layers, mount_point)?;
+        // Not volatile: the container mounts this upper dir again when it starts.
+        mount_overlay(dir, layers, mount_point, false)?;
         work(open_dir(mount_point)?.as_fd())
     })
 }

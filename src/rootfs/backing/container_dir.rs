@@ -141,12 +141,17 @@ pub fn lower_count(dir: &Path) -> Result<usize> {
 }
 
 /// The overlay options for a container dir holding `layers` lower links,
-/// relative to that dir (the caller changes into it first).
-pub fn overlay_options(layers: usize) -> String {
+/// relative to that dir (the caller changes into it first). `volatile`
+/// (Linux 5.10) drops every sync of the upper dir's file system, above all
+/// the `syncfs` of the whole of it when the overlay goes away at the
+/// container's exit; the kernel then refuses to mount that upper dir
+/// again, which suits a container nothing keeps (`--rm`) and no other.
+pub fn overlay_options(layers: usize, volatile: bool) -> String {
     // overlay lists the top layer first.
     let lower: Vec<String> = (0..layers).rev().map(lower_name).collect();
+    let volatile = if volatile { ",volatile" } else { "" };
     format!(
-        "lowerdir={},upperdir=upper,workdir=work,userxattr",
+        "lowerdir={},upperdir=upper,workdir=work,userxattr{volatile}",
         lower.join(":")
     )
 }
@@ -216,11 +221,15 @@ mod tests {
     #[test]
     fn options_list_the_top_layer_first_and_stay_short() {
         assert_eq!(
-            overlay_options(3),
+            overlay_options(3, false),
             "lowerdir=l2:l1:l0,upperdir=upper,workdir=work,userxattr"
         );
+        assert_eq!(
+            overlay_options(1, true),
+            "lowerdir=l0,upperdir=upper,workdir=work,userxattr,volatile"
+        );
         // 128 layers fit in the page the kernel accepts.
-        assert!(overlay_options(128).len() < 4096);
+        assert!(overlay_options(128, true).len() < 4096);
     }
 
     #[test]
