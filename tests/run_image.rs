@@ -351,6 +351,26 @@ fn only_a_rm_containers_overlay_skips_syncs() {
     let again = ok(rocker(&data, "overlay", &["start", "-a", "kept"]));
     assert!(!again.contains("volatile"), "{again}");
     ok(rocker(&data, "overlay", &["rm", "kept"]));
+
+    // A --rm container whose start failed before its command ran stays,
+    // and mounts its volatile upper dir again at the next start.
+    let id = ok(rocker(
+        &data,
+        "overlay",
+        &[
+            "create",
+            "--rm",
+            "--network",
+            "none",
+            &image,
+            "/no/such/command",
+        ],
+    ));
+    for _ in 0..2 {
+        let out = rocker(&data, "overlay", &["start", "-a", id.trim()]);
+        assert_eq!(code(&out), 127, "{}", stderr(&out));
+    }
+    ok(rocker(&data, "overlay", &["rm", id.trim()]));
 }
 
 #[test]

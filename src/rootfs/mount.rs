@@ -23,6 +23,10 @@ use crate::sys;
 
 const NONE: Option<&str> = None;
 
+/// What a volatile overlay mount leaves in the container dir (see
+/// `mount_overlay`).
+const VOLATILE_MARK: &str = "work/work/incompat";
+
 /// Makes every mount of this (new) mount namespace private: nothing
 /// mounted from here on may propagate back to the caller's.
 pub fn make_mounts_private() -> Result<()> {
@@ -175,6 +179,15 @@ fn root_is_initramfs(text: &str) -> bool {
 /// mounting.
 pub fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path, volatile: bool) -> Result<()> {
     chdir(dir).with_context(|| format!("entering {}", dir.display()))?;
+    if volatile {
+        // A volatile mount leaves `incompat/volatile` in the work dir, and
+        // the kernel refuses to mount that upper dir again while it is
+        // there. A `--rm` container starts again only after a start that
+        // failed before its command ran (`create --rm`, then `start`
+        // twice): what the first left may go.
+        crate::util::fs::remove_tree(&dir.join(VOLATILE_MARK))
+            .context("clearing the mark of an earlier volatile mount")?;
+    }
     let options = container_dir::overlay_options(layers, volatile);
     mount(
         Some("overlay"),
