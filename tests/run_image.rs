@@ -369,6 +369,9 @@ fn only_a_rm_containers_overlay_skips_syncs() {
     for _ in 0..2 {
         let out = rocker(&data, "overlay", &["start", "-a", id.trim()]);
         assert_eq!(code(&out), 127, "{}", stderr(&out));
+        // And `cp` mounts it (not volatile) in between.
+        let dest = format!("{}:/etc/copied", id.trim());
+        ok(rocker(&data, "overlay", &["cp", "/etc/hostname", &dest]));
     }
     ok(rocker(&data, "overlay", &["rm", id.trim()]));
 }

@@ -179,15 +179,13 @@ fn root_is_initramfs(text: &str) -> bool {
 /// mounting.
 pub fn mount_overlay(dir: &Path, layers: usize, mount_point: &Path, volatile: bool) -> Result<()> {
     chdir(dir).with_context(|| format!("entering {}", dir.display()))?;
-    if volatile {
-        // A volatile mount leaves `incompat/volatile` in the work dir, and
-        // the kernel refuses to mount that upper dir again while it is
-        // there. A `--rm` container starts again only after a start that
-        // failed before its command ran (`create --rm`, then `start`
-        // twice): what the first left may go.
-        crate::util::fs::remove_tree(&dir.join(VOLATILE_MARK))
-            .context("clearing the mark of an earlier volatile mount")?;
-    }
+    // A volatile mount leaves `incompat/volatile` in the work dir, and the
+    // kernel refuses to mount that upper dir again while it is there. Only
+    // a `--rm` container is mounted so, and it is mounted again only after
+    // a start that failed before its command ran (`create --rm`, then
+    // `start` twice, or `cp` in between): what the first mount left may go.
+    crate::util::fs::remove_tree(&dir.join(VOLATILE_MARK))
+        .context("clearing the mark of an earlier volatile mount")?;
     let options = container_dir::overlay_options(layers, volatile);
     mount(
         Some("overlay"),
