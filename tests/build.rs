@@ -202,6 +202,29 @@ fn a_containerfile_builds_an_image_that_runs_with_what_each_instruction_set() {
     );
 }
 
+/// A RUN step's container is mounted volatile (no syncs: it is committed
+/// and removed), and what it wrote is committed whole all the same.
+#[test]
+fn a_run_steps_overlay_skips_syncs_and_its_writes_are_committed() {
+    let b = Build::new(
+        "build-volatile",
+        &[(
+            "Containerfile",
+            "FROM BUSYBOX\nRUN awk '$2 == \"/\" { print $4 }' /proc/mounts > /root-options && seq 1 500 > /numbers && sync\n",
+        )],
+    );
+    let context = b.context.to_string_lossy().to_string();
+    let mut command = harness().rocker_in(&b.data);
+    command
+        .env("ROCKER_ROOTFS", "overlay")
+        .args(["build", "-t", "volatile:1", &context]);
+    ok(output_within(command, Duration::from_secs(300)));
+    let options = ok(b.rocker(&["run", "--rm", "volatile:1", "cat", "/root-options"]));
+    assert!(options.contains("volatile"), "{options}");
+    let numbers = ok(b.rocker(&["run", "--rm", "volatile:1", "wc", "-l", "/numbers"]));
+    assert!(numbers.trim().starts_with("500"), "{numbers}");
+}
+
 #[test]
 fn a_second_build_runs_nothing_and_a_change_reruns_from_its_step() {
     let b = Build::new("build-cache", &app_files());

@@ -974,6 +974,11 @@ pub struct RunArgs {
           default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]
     pub rm: bool,
 
+    /// (internal) The root's overlay unsynced, as under --rm: for a build
+    /// step's container, committed and removed, never started again
+    #[arg(long = "volatile-root", hide = true)]
+    pub volatile_root: bool,
+
     /// Run in the background and print the container's id
     #[arg(short = 'd', long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value = "false", action = ArgAction::Set, value_parser = bool_flag)]

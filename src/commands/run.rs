@@ -492,7 +492,8 @@ fn run_image(mut args: RunArgs, extras: RunExtras, dirs: &Dirs) -> Result<i32> {
     drop(lock);
 
     let mount_point = live_dir::rootfs_mount_point(dirs.ensure_runtime()?, &id);
-    let (rootfs, accounts) = image_rootfs(choice.mode, &files, layers, mount_point, args.rm)?;
+    let volatile = args.rm || args.volatile_root;
+    let (rootfs, accounts) = image_rootfs(choice.mode, &files, layers, mount_point, volatile)?;
     let resources = extras.resources.clone();
     let spec = build_spec(
         args,

@@ -111,6 +111,9 @@ impl Builder<'_> {
             // writes there is kept, as BuildKit keeps it.
             "--image-volume".into(),
             "ignore".into(),
+            // Committed, then removed: no sync of its writes is of use (as
+            // buildah mounts its steps), and dpkg's fsyncs cost a RUN dear.
+            "--volatile-root".into(),
         ];
         for entry in &env {
             words.extend(["-e".to_string(), entry.clone()]);
