@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -34,10 +34,9 @@ use crate::runtime::supervise::FORWARDED;
 /// the record no longer says running, so that a `ps` or `inspect` right
 /// after this attach sees the container ended (or restarting).
 fn await_recorded_end(containers: &Containers, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while matches!(containers.state(id), Ok(State::Running(_))) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let _ = crate::util::wait::until(Duration::from_secs(5), Duration::from_millis(2), || {
+        (!matches!(containers.state(id), Ok(State::Running(_)))).then_some(())
+    });
 }
 
 /// How this client attaches.
