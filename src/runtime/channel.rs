@@ -130,13 +130,23 @@ impl Socket {
         let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (length, fd) = {
             let mut iov = [IoSliceMut::new(&mut buffer)];
-            let received = recvmsg::<()>(
-                self.0.as_raw_fd(),
-                &mut iov,
-                Some(&mut control[..]),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            )
-            .context("reading from the sync socket")?;
+            // A side that closes its end with a message of ours still unread
+            // (a child failing before it waited for NetworkReady) leaves
+            // ECONNRESET pending here, and the kernel reports that before the
+            // packets queued ahead of it: its `Failed`. Reading the error
+            // clears it, so the next read returns that packet, or the end.
+            let mut reset_seen = false;
+            let received = loop {
+                match recvmsg::<()>(
+                    self.0.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut control[..]),
+                    MsgFlags::MSG_CMSG_CLOEXEC,
+                ) {
+                    Err(nix::errno::Errno::ECONNRESET) if !reset_seen => reset_seen = true,
+                    other => break other.context("reading from the sync socket")?,
+                }
+            };
             let mut fd = None;
             for cmsg in received.cmsgs()? {
                 if let ControlMessageOwned::ScmRights(fds) = cmsg {
@@ -303,6 +313,19 @@ mod tests {
         let err = parent.wait_for_exec().unwrap_err();
         assert_eq!(crate::error::exit_status_of(&err), 127);
         drop(child);
+        parent.wait_for_exec().unwrap();
+    }
+
+    #[test]
+    fn a_failure_is_read_even_when_the_child_left_a_message_unread() {
+        // The race CI hit: the monitor's NetworkReady arrives after the
+        // child failed, and the child exits without reading it.
+        let (parent, child) = pair().unwrap();
+        parent.network_ready().unwrap();
+        child.failed(127, "not found".into()).unwrap();
+        drop(child);
+        let err = parent.wait_for_exec().unwrap_err();
+        assert_eq!(crate::error::exit_status_of(&err), 127, "{err:#}");
         parent.wait_for_exec().unwrap();
     }
 
