@@ -4,6 +4,13 @@
 //! would read every record to find a free name, and `run` would slow down
 //! as the store fills (3000 kept containers: 17 ms a run).
 //!
+//! The link holds the id in base64 (43 characters) rather than as its 64
+//! hex digits: ext4 keeps a target under 60 bytes in the inode itself,
+//! while a longer one gets a data block of its own, which costs its
+//! allocation when the link is made and its release (a discard, on a file
+//! system mounted with it) when it goes: 0.3 ms of every `run --rm`'s exit,
+//! against 0.01. A link made by an older rocker (the hex id) reads as before.
+//!
 //! The record stays the truth: a link whose container is gone, or whose
 //! record names the container otherwise (a removal or rename cut short),
 //! is stale and taken over. Changes happen under the containers lock.
@@ -11,6 +18,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 pub const NAMES_DIR: &str = "container-names";
 
@@ -50,13 +59,14 @@ impl NameIndex {
             return None;
         }
         let target = std::fs::read_link(self.dir.join(name)).ok()?;
-        target.to_str().map(str::to_string)
+        target.to_str().map(id_of_target)
     }
 
     /// Points `name` at `id`, replacing a stale link; the caller has
     /// checked that the name is free (under the lock).
     pub fn set(&self, name: &str, id: &str) -> Result<()> {
         let link = self.dir.join(name);
+        let id = &target_of_id(id);
         match std::os::unix::fs::symlink(id, &link) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -75,6 +85,32 @@ impl NameIndex {
         if self.holder(name).as_deref() == Some(id) {
             let _ = std::fs::remove_file(self.dir.join(name));
         }
+    }
+}
+
+/// What a link to `id` holds: a 64-hex-digit id in base64, short enough
+/// for ext4 to keep in the inode; anything else as it is.
+fn target_of_id(id: &str) -> String {
+    // Lower case only, so that decoding gives the id back as it was.
+    let is_hex_id = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !is_hex_id {
+        return id.to_string();
+    }
+    let bytes: Vec<u8> = (0..64)
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&id[i..i + 2], 16).ok())
+        .collect();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The id a link's `target` stands for (see `target_of_id`); a 64-digit hex
+/// target, as older rockers made them, is the id itself.
+fn id_of_target(target: &str) -> String {
+    match URL_SAFE_NO_PAD.decode(target) {
+        Ok(bytes) if target.len() == 43 && bytes.len() == 32 => {
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+        _ => target.to_string(),
     }
 }
 
@@ -100,5 +136,29 @@ mod tests {
         assert_eq!(index.holder("web"), None);
         assert_eq!(index.holder("../etc"), None);
         assert!(NameIndex::existing(&base).is_some());
+    }
+
+    #[test]
+    fn a_full_id_is_kept_in_a_target_ext4_stores_inline_and_reads_back_whole() {
+        let base = ScratchDir::new("names-short");
+        let index = NameIndex::build(&base, std::iter::empty()).unwrap();
+        let id = crate::util::random::hex_id().unwrap();
+        index.set("web", &id).unwrap();
+        let target = std::fs::read_link(base.join(NAMES_DIR).join("web")).unwrap();
+        assert!(target.as_os_str().len() < 60, "{target:?}");
+        assert_eq!(index.holder("web").as_deref(), Some(id.as_str()));
+        // Taken over, as a stale link is, and released by its holder only.
+        let other = crate::util::random::hex_id().unwrap();
+        index.set("web", &other).unwrap();
+        index.release("web", &id);
+        assert_eq!(index.holder("web"), Some(other.clone()));
+        index.release("web", &other);
+        assert_eq!(index.holder("web"), None);
+        // A link an older rocker made holds the hex id itself.
+        std::os::unix::fs::symlink(&id, base.join(NAMES_DIR).join("db")).unwrap();
+        assert_eq!(index.holder("db"), Some(id.clone()));
+        // Upper-case hex is not an id rocker makes: kept as it is.
+        let upper = id.to_uppercase();
+        assert_eq!(id_of_target(&target_of_id(&upper)), upper);
     }
 }
