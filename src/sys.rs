@@ -321,23 +321,51 @@ pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
     close_range(first, CLOSE_RANGE_CLOEXEC)
 }
 
-/// Closes every descriptor from `first` up: for a forked child that runs
-/// on after its parent and must not keep the parent's pipes and sockets
-/// open (their readers would wait for it). The child must not drop the
-/// objects that owned them afterwards.
-pub fn close_from(first: RawFd) -> nix::Result<()> {
-    close_range(first, 0)
+/// Closes every descriptor from `first` up but those in `keep`: for a
+/// forked child that runs on after its parent and must not keep the
+/// parent's pipes and sockets open (their readers would wait for it). The
+/// child must not drop the objects that owned them afterwards.
+pub fn close_from_but(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
+    gaps_between(first, keep)
+        .into_iter()
+        .try_for_each(|(from, to)| close_range_between(from, to, 0))
+}
+
+/// The ranges (inclusive; the last one ends at RawFd::MAX) from `first` up
+/// that hold none of `keep`.
+fn gaps_between(first: RawFd, keep: &[RawFd]) -> Vec<(RawFd, RawFd)> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= first).collect();
+    keep.sort_unstable();
+    let mut gaps = vec![];
+    let mut next = first;
+    for fd in keep {
+        if fd > next {
+            gaps.push((next, fd - 1));
+        }
+        next = next.max(fd + 1);
+    }
+    gaps.push((next, RawFd::MAX));
+    gaps
 }
 
 /// `close_range(first, ~0, flags)`.
 fn close_range(first: RawFd, flags: libc::c_uint) -> nix::Result<()> {
+    close_range_between(first, RawFd::MAX, flags)
+}
+
+/// `close_range(first, last, flags)`.
+fn close_range_between(first: RawFd, last: RawFd, flags: libc::c_uint) -> nix::Result<()> {
     // SAFETY: close_range takes no pointers; it only closes descriptors or
     // changes their flags, and the callers own those they name.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
-            libc::c_uint::MAX,
+            if last == RawFd::MAX {
+                libc::c_uint::MAX
+            } else {
+                last as libc::c_uint
+            },
             flags,
         )
     };
@@ -605,4 +633,17 @@ pub fn user_namespace_parent(ns: BorrowedFd<'_>) -> nix::Result<std::os::fd::Own
     let parent = unsafe { ns_get_parent(ns.as_raw_fd()) }?;
     // SAFETY: the ioctl returned a new descriptor that nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(parent) })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_descriptors_kept_are_left_out_of_the_ranges_closed() {
+        use super::gaps_between;
+        let max = std::os::fd::RawFd::MAX;
+        assert_eq!(gaps_between(3, &[]), vec![(3, max)]);
+        assert_eq!(gaps_between(3, &[7, 5]), vec![(3, 4), (6, 6), (8, max)]);
+        // Next to each other, below `first`, at `first`, twice.
+        assert_eq!(gaps_between(3, &[1, 3, 4, 4, 9]), vec![(5, 8), (10, max)]);
+    }
 }

@@ -238,6 +238,30 @@ fn wait_until_swept(data: &Path, runtime: &Path) {
     }
 }
 
+/// The descriptors and processes that hold `namespace` (as its /proc link
+/// reads, `mnt:[INODE]`): every process's open files and namespaces.
+fn holders_of(namespace: &str) -> Vec<PathBuf> {
+    let links = |dir: PathBuf| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    links(PathBuf::from("/proc"))
+        .into_iter()
+        .filter(|process| {
+            process
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().parse::<u32>().is_ok())
+        })
+        .flat_map(|process| {
+            let mut held = links(process.join("fd"));
+            held.push(process.join("ns/mnt"));
+            held
+        })
+        .filter(|link| std::fs::read_link(link).is_ok_and(|target| target.as_os_str() == namespace))
+        .collect()
+}
+
 /// A sweep cut short: a container's dir half deleted, with a dir no one
 /// may enter (overlay's work dir has one).
 fn leave_half_removed(data: &Path) -> PathBuf {
@@ -275,7 +299,8 @@ fn a_rm_run_leaves_the_store_at_once_and_its_files_soon_after() {
                 .args(args);
             output_within(command, Duration::from_secs(120))
         };
-        let script = "mkdir -p /var/lib/app && seq 1 300 | while read n; do echo $n > /var/lib/app/$n; done; exit 7";
+        let script = "readlink /proc/self/ns/mnt; mkdir -p /var/lib/app && seq 1 300 | while read n; do echo $n > /var/lib/app/$n; done; exit 7";
+        let mut namespaces = vec![];
         for _ in 0..2 {
             let out = run(&[
                 "run",
@@ -290,10 +315,17 @@ fn a_rm_run_leaves_the_store_at_once_and_its_files_soon_after() {
                 script,
             ]);
             assert_eq!(code(&out), 7, "{mode}: {}", stderr(&out));
+            namespaces.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
             assert_eq!(containers(&data), Vec::<PathBuf>::new(), "{mode}");
             assert!(ok(run(&["ps", "-aq"])).is_empty(), "{mode}");
         }
         wait_until_swept(&data, &runtime);
+        // The sweep held each container's mount namespace, so that its
+        // teardown came after rocker's exit; it let go of them first.
+        for namespace in &namespaces {
+            assert!(namespace.starts_with("mnt:["), "{mode}: {namespace}");
+            assert_eq!(holders_of(namespace), Vec::<PathBuf>::new(), "{mode}");
+        }
         // A sweep cut short: the next --rm run finishes it...
         let half = leave_half_removed(&data);
         ok(run(&["run", "--rm", "--network", "none", &image, "true"]));

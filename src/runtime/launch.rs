@@ -14,17 +14,17 @@ use nix::sys::stat::Mode;
 use nix::unistd::{setsid, Pid};
 
 use crate::container::identity::ProcessId;
-use crate::container::live_dir::LiveDir;
 use crate::container::logfile::LogWriter;
 use crate::container::record::{ContainerRecord, Containers, LiveState, LogDriver, Status};
 use crate::error::{exit_status_of, StatusError, EXIT_ROCKER_FAILED};
 use crate::host::dirs::Dirs;
 use crate::rootfs::backing::container_dir::ContainerFiles;
-use crate::runtime::monitor::{self, Exit, Output};
+use crate::runtime::monitor::{self, Exit, Output, Remains};
 use crate::runtime::seccomp::Program;
 use crate::runtime::start_report::{self, Outcome, Reporter};
 use crate::spec::{ContainerSpec, Rootfs};
 use crate::sys::{self, Forked};
+use crate::util::background;
 use crate::util::fs::stdin_from_null;
 use crate::util::time;
 
@@ -180,7 +180,7 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
         ..
     } = launch;
     let mut started = None;
-    let mut live_dir = None;
+    let mut remains = Remains::default();
     let seccomp = seccomp.as_ref();
     let result = monitor::run(
         &spec,
@@ -192,10 +192,18 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
             started = Some(record_start(containers, &record.id, pid, cgroup, 0)?);
             Ok(())
         },
-        &mut live_dir,
+        &mut remains,
     );
-    let status = finish(containers, &record, started, result, files, how);
-    drop(live_dir);
+    let status = finish(
+        containers,
+        &record,
+        started,
+        result,
+        files,
+        how,
+        &mut remains,
+    );
+    drop(remains);
     status
 }
 
@@ -229,7 +237,10 @@ fn record_start(
 /// After the monitor: how the container ended (`started` is the status
 /// `record_start` wrote, if the command ran), and its removal under `--rm`
 /// (or when it never started: then it leaves nothing). A container about
-/// to be removed gets no final status, unless the removal fails.
+/// to be removed gets no final status, unless the removal fails. Its mount
+/// namespace (in `remains`) goes to the sweep of a removed container; any
+/// other's is closed before its end is recorded, so that whoever starts it
+/// again never meets its last root still mounted.
 fn finish(
     containers: &Containers,
     record: &ContainerRecord,
@@ -237,6 +248,7 @@ fn finish(
     result: Result<Exit>,
     mut files: ContainerFiles,
     how: How,
+    remains: &mut Remains,
 ) -> Result<i32> {
     let oom_killed = matches!(
         result,
@@ -261,6 +273,12 @@ fn finish(
         None => how.fresh,
         Some(_) => record.auto_remove,
     };
+    // Kept for the sweep of a container that ran and goes; any other lets
+    // go of it now, before its files go or its end is recorded.
+    let mount_namespace = remains
+        .mount_namespace
+        .take()
+        .filter(|_| remove && started.is_some());
     let removed = match remove {
         true => containers
             .lock()
@@ -270,7 +288,9 @@ fn finish(
         false => false,
     };
     if removed && started.is_some() {
-        sweep_in_background(containers);
+        sweep_in_background(containers, mount_namespace);
+    } else {
+        drop(mount_namespace);
     }
     if let (Some(mut status), false) = (started, removed) {
         status.finished = Some(time::now_nanos());
@@ -302,12 +322,17 @@ fn remove_finished(
 }
 
 /// Deletes what `--rm` moved aside, in a detached child so the caller has
-/// its exit status now; in line if no child can be made.
-fn sweep_in_background(containers: &Containers) {
+/// its exit status now; in line if no child can be made. The container's
+/// mount namespace goes first, in the child after this process's exit.
+fn sweep_in_background(containers: &Containers, mount_namespace: Option<OwnedFd>) {
     let sweep = || {
         let _ = containers.sweep_removed();
     };
-    if !crate::util::background::run_detached(sweep) {
+    let detached = match mount_namespace {
+        Some(namespace) => background::run_detached_after_exit(namespace, sweep),
+        None => background::run_detached(sweep),
+    };
+    if !detached {
         if let Err(err) = containers.sweep_removed() {
             eprintln!("rocker: warning: {err:#}");
         }
@@ -338,7 +363,7 @@ impl Run<'_> {
         output: &mut dyn FnMut() -> Result<Output>,
         started: &mut Option<Status>,
         on_start: &mut dyn FnMut(),
-        live_dir: &mut Option<LiveDir>,
+        remains: &mut Remains,
     ) -> Result<Exit> {
         let id = &self.record.id;
         let mut count = 0;
@@ -346,7 +371,7 @@ impl Run<'_> {
         loop {
             let began = Instant::now();
             // The last run's, kept until its end was recorded below.
-            *live_dir = None;
+            *remains = Remains::default();
             let result = monitor::run(
                 self.spec,
                 &self.record.name,
@@ -358,7 +383,7 @@ impl Run<'_> {
                     on_start();
                     Ok(())
                 },
-                live_dir,
+                remains,
             );
             let (Ok(exit), Some(status)) = (&result, started.as_ref()) else {
                 return result;
@@ -369,6 +394,8 @@ impl Run<'_> {
             }
             // Between runs: the end recorded, and this monitor named as the
             // one that waits, so that ps says Restarting and stop reaches it.
+            // The run's mount namespace goes first, as `finish` has it.
+            remains.mount_namespace = None;
             let mut waiting = status.clone();
             waiting.finished = Some(time::now_nanos());
             waiting.exit_code = Some(exit.code);
@@ -456,7 +483,7 @@ fn detached_monitor(
     } = launch;
     let record = &record;
     let mut started = None;
-    let mut live_dir = None;
+    let mut remains = Remains::default();
     let result = detach_from_caller(containers, &record.id).and_then(|()| {
         let mut output = || -> Result<Output> {
             if record.log_driver == LogDriver::None {
@@ -475,7 +502,7 @@ fn detached_monitor(
             record,
             dirs,
         };
-        run.with_restarts(&mut output, &mut started, &mut on_start, &mut live_dir)
+        run.with_restarts(&mut output, &mut started, &mut on_start, &mut remains)
     });
     // Kept apart: `finish` takes the result, and the caller hears of a
     // failure only once the monitor has cleaned up.
@@ -483,9 +510,17 @@ fn detached_monitor(
         .as_ref()
         .err()
         .map(|err| anyhow::Error::from(StatusError::new(exit_status_of(err), format!("{err:#}"))));
-    let status =
-        finish(containers, record, started, result, files, how).unwrap_or(EXIT_ROCKER_FAILED);
-    drop(live_dir);
+    let status = finish(
+        containers,
+        record,
+        started,
+        result,
+        files,
+        how,
+        &mut remains,
+    )
+    .unwrap_or(EXIT_ROCKER_FAILED);
+    drop(remains);
     if let Some(err) = failure {
         if !reporter.failed(&err) {
             eprintln!("rocker: {err:#}");

@@ -4,7 +4,7 @@
 //! way out kills the container, reaps it and removes its live directory,
 //! in reverse order of acquisition.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,12 +55,28 @@ pub struct Exit {
     pub oom_killed: bool,
 }
 
+/// What of a container outlives `run`, for the caller to let go of once it
+/// has recorded the end.
+#[derive(Default)]
+pub struct Remains {
+    /// Its live dir: until it goes, the live state names this monitor.
+    pub live_dir: Option<LiveDir>,
+    /// Its mount namespace, open from the clone on. Without it the kernel
+    /// tears the namespace down (the root's unmount and its 28 other
+    /// mounts, then a wait for an RCU grace period) inside the container's
+    /// exit, before the monitor hears of it: 0.3-0.6 ms of every run on
+    /// the way to the exit status. Held, that waits for this descriptor's
+    /// last close, which `--rm` leaves to its sweep after rocker's exit.
+    pub mount_namespace: Option<OwnedFd>,
+}
+
 /// What the monitor holds for a container, released by `Drop` in an
 /// order written out there, not left to the order of declarations.
 #[derive(Default)]
 struct Held {
     cgroup: Option<ContainerCgroup>,
     live_dir: Option<LiveDir>,
+    mount_namespace: Option<OwnedFd>,
     mask: Option<BlockedSignals>,
     container: Option<Supervised>,
     /// `--pid host`: the rest of the container, killed after its command.
@@ -96,10 +112,11 @@ impl Drop for Held {
 
 /// Runs the container to completion and returns how it ended. `started`
 /// is called with the container's PID 1 (and its cgroup, if it has one of
-/// its own) once its command runs. The container's live dir is handed
-/// back in `live_dir` (whatever happened) for the caller to remove once it
-/// has recorded the end: until then, the container's live state says its
-/// monitor answers for it, and no one sees it stopped without an end.
+/// its own) once its command runs. The container's live dir and mount
+/// namespace are handed back in `remains` (whatever happened) for the
+/// caller to let go of once it has recorded the end: until then, the
+/// container's live state says its monitor answers for it, and no one sees
+/// it stopped without an end.
 /// `name` is the container's, which its peers on a user-defined network
 /// know it by.
 pub fn run(
@@ -109,11 +126,12 @@ pub fn run(
     dirs: &Dirs,
     output: Output,
     started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
-    live_dir: &mut Option<LiveDir>,
+    remains: &mut Remains,
 ) -> Result<Exit> {
     let mut held = Held::default();
     let result = run_container(&mut held, spec, name, seccomp, dirs, output, started);
-    *live_dir = held.live_dir.take();
+    remains.live_dir = held.live_dir.take();
+    remains.mount_namespace = held.mount_namespace.take();
     drop(held);
     result.map_err(|err| {
         // A Ctrl-C (or TERM) during setup, held pending by the blocked
@@ -226,6 +244,10 @@ fn run_container(
     }
 
     write_id_maps(pid, spec)?;
+    // Before the child goes on (it makes itself non-dumpable, which closes
+    // its /proc/PID/ns to us). Only a speed-up: without it, the namespace
+    // goes at the container's exit, as it always did.
+    held.mount_namespace = crate::host::proc_ns::open(pid.as_raw(), "mnt").ok();
     channel.mapping_written()?;
     if let Rootfs::FuseOverlay {
         dir,
