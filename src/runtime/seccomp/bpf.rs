@@ -4,9 +4,16 @@
 //!
 //! The program: refuse a foreign architecture (ENOSYS: an i386 binary on
 //! x86_64 sees clean errors, not a killed process) and x32 syscalls; find
-//! the syscall in a binary tree of its number; then try its rules in order,
-//! each a list of argument checks with an action; the first rule whose
-//! checks all hold answers, and the filter's default answers the rest.
+//! the syscall's number in a binary search over the ranges of numbers that
+//! share an answer (most of a profile allows runs of neighbours, so there
+//! are far fewer ranges than syscalls); then try its rules in order, each a
+//! list of argument checks with an action; the first rule whose checks all
+//! hold answers, and the filter's default answers the rest.
+//!
+//! The kernel converts and JIT-compiles the program when the container
+//! installs it, in the container's start: docker's profile took 712
+//! instructions as a tree of syscalls (0.2-0.26 ms to install) and takes
+//! about half as many as ranges.
 
 use std::collections::BTreeMap;
 
@@ -125,8 +132,8 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const ENOSYS: u16 = 38;
 /// The kernel takes at most this many instructions.
 const MAX_INSTRUCTIONS: usize = 4096;
-/// Syscalls per leaf of the dispatch tree, searched one after another.
-const LEAF_SIZE: usize = 8;
+/// How far ahead a conditional jump reaches.
+const MAX_JUMP: usize = 255;
 
 /// A jump target, resolved once the program is laid out.
 type Label = usize;
@@ -276,21 +283,23 @@ pub fn compile(filter: &Filter) -> Result<Vec<Instruction>> {
     for rule in &filter.rules {
         by_syscall.entry(rule.nr).or_default().push(rule);
     }
-    // A syscall answered whatever its arguments needs no body: its leaf
-    // returns the answer itself.
+    // A syscall whose first rule has no checks is answered by it whatever
+    // its arguments (the rules after it never get a turn): it needs no
+    // body, and it can share a range with its neighbours.
     let mut bodies = vec![];
-    let syscalls: Vec<(u32, Target)> = by_syscall
-        .iter()
-        .map(|(nr, rules)| match rules.as_slice() {
-            [only] if only.checks.is_empty() => (*nr, Target::Answer(only.action)),
+    let mut ranges = Ranges::new(filter.default);
+    for (nr, rules) in &by_syscall {
+        let target = match rules.as_slice() {
+            [first, ..] if first.checks.is_empty() => Target::Answer(first.action),
             _ => {
                 let body = asm.label();
                 bodies.push((body, rules));
-                (*nr, Target::Body(body))
+                Target::Body(body)
             }
-        })
-        .collect();
-    dispatch(&mut asm, &syscalls, filter.default);
+        };
+        ranges.set(*nr, target);
+    }
+    dispatch(&mut asm, &ranges.0);
     for (body, rules) in bodies {
         asm.place(body);
         for rule in rules.iter() {
@@ -302,63 +311,82 @@ pub fn compile(filter: &Filter) -> Result<Vec<Instruction>> {
 }
 
 /// Where the search sends a syscall.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Target {
     Answer(Action),
     /// Its rules, placed after the search.
     Body(Label),
 }
 
-/// A binary search over the (sorted) syscall numbers, with the number in
-/// the accumulator. A leaf compares a few numbers one after another and
-/// holds the answers they jump to (the default's among them), so that most
-/// syscalls are answered within their leaf.
-fn dispatch(asm: &mut Assembler, syscalls: &[(u32, Target)], default: Action) {
-    if syscalls.len() <= LEAF_SIZE {
-        let mut answers: Vec<(Action, Label)> = vec![];
-        let mut to_bodies: Vec<(Label, Label)> = vec![];
-        for (nr, target) in syscalls {
-            let to = match target {
-                Target::Answer(action) => match answers.iter().find(|(a, _)| a == action) {
-                    Some((_, label)) => *label,
-                    None => {
-                        let label = asm.label();
-                        answers.push((*action, label));
-                        label
-                    }
-                },
-                Target::Body(body) => {
-                    let label = asm.label();
-                    to_bodies.push((label, *body));
-                    label
-                }
-            };
-            let next = asm.label();
-            asm.jump(BPF_JMP_JEQ_K, *nr, to, next);
-            asm.place(next);
-        }
-        asm.ret(default);
-        for (action, label) in answers {
-            asm.place(label);
-            asm.ret(action);
-        }
-        for (label, body) in to_bodies {
-            asm.place(label);
-            asm.always(body);
-        }
-        return;
+/// Every syscall number's target, as ranges: each starts at its number and
+/// runs up to the next one's start; the first starts at 0, the last runs to
+/// the end. Neighbours never share a target.
+struct Ranges(Vec<(u32, Target)>);
+
+impl Ranges {
+    fn new(default: Action) -> Ranges {
+        Ranges(vec![(0, Target::Answer(default))])
     }
-    let (low, high) = syscalls.split_at(syscalls.len() / 2);
-    let to_high = asm.label();
-    let to_low = asm.label();
-    let high_half = asm.label();
-    asm.jump(BPF_JMP_JGE_K, high[0].0, to_high, to_low);
-    asm.place(to_high);
-    asm.always(high_half);
-    asm.place(to_low);
-    dispatch(asm, low, default);
-    asm.place(high_half);
-    dispatch(asm, high, default);
+
+    /// Gives `nr` its `target`; numbers must come in rising order, each
+    /// above the last one set.
+    fn set(&mut self, nr: u32, target: Target) {
+        let (_, after) = *self.0.last().expect("ranges start with one");
+        self.start(nr, target);
+        if let Some(next) = nr.checked_add(1) {
+            self.start(next, after);
+        }
+    }
+
+    /// A range from `at` with `target`, merged with the one before when
+    /// they agree; one starting at `at` already is replaced.
+    fn start(&mut self, at: u32, target: Target) {
+        if self.0.last().is_some_and(|(start, _)| *start == at) {
+            self.0.pop();
+        }
+        if self.0.last().map(|(_, t)| *t) != Some(target) {
+            self.0.push((at, target));
+        }
+    }
+}
+
+/// A binary search over `ranges` (see `Ranges`), with the number in the
+/// accumulator: each node asks whether the number is at or above the upper
+/// half's first start; each leaf answers, or jumps to its syscall's rules.
+fn dispatch(asm: &mut Assembler, ranges: &[(u32, Target)]) {
+    let [(_, target)] = ranges else {
+        let (low, high) = ranges.split_at(ranges.len() / 2);
+        let to_low = asm.label();
+        let high_half = asm.label();
+        if search_size(low) <= MAX_JUMP {
+            asm.jump(BPF_JMP_JGE_K, high[0].0, high_half, to_low);
+        } else {
+            let to_high = asm.label();
+            asm.jump(BPF_JMP_JGE_K, high[0].0, to_high, to_low);
+            asm.place(to_high);
+            asm.always(high_half);
+        }
+        asm.place(to_low);
+        dispatch(asm, low);
+        asm.place(high_half);
+        dispatch(asm, high);
+        return;
+    };
+    match target {
+        Target::Answer(action) => asm.ret(*action),
+        Target::Body(body) => asm.always(*body),
+    }
+}
+
+/// How many instructions `dispatch` lays out for `ranges`.
+fn search_size(ranges: &[(u32, Target)]) -> usize {
+    if ranges.len() <= 1 {
+        return ranges.len();
+    }
+    let (low, high) = ranges.split_at(ranges.len() / 2);
+    let low_size = search_size(low);
+    let far = usize::from(low_size > MAX_JUMP);
+    1 + far + low_size + search_size(high)
 }
 
 /// One rule: its checks in a row, each jumping to the next rule when it
@@ -483,6 +511,36 @@ pub fn action_of(value: u32) -> Action {
     }
 }
 
+/// What `filter` answers for `data`, read straight from its rules: the
+/// reference the compiled program is held to in tests.
+#[cfg(test)]
+pub fn answer_by_rules(filter: &Filter, data: &SyscallData) -> Action {
+    if data.arch != NATIVE_ARCH {
+        return Action::Errno(ENOSYS);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if data.nr >= X32_SYSCALL_BIT {
+        return Action::Errno(ENOSYS);
+    }
+    let holds = |check: &ArgCheck| {
+        let arg = data.args[usize::from(check.index)];
+        match check.op {
+            Op::Eq => arg == check.value,
+            Op::Ne => arg != check.value,
+            Op::Lt => arg < check.value,
+            Op::Le => arg <= check.value,
+            Op::Gt => arg > check.value,
+            Op::Ge => arg >= check.value,
+            Op::MaskedEq(mask) => arg & mask == check.value,
+        }
+    };
+    filter
+        .rules
+        .iter()
+        .find(|rule| rule.nr == data.nr && rule.checks.iter().all(holds))
+        .map_or(filter.default, |rule| rule.action)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,6 +629,68 @@ mod tests {
                 _ => Action::Errno(1),
             };
             assert_eq!(call(&program, nr, [0; 6]), want, "{nr}");
+        }
+    }
+
+    #[test]
+    fn neighbours_with_one_answer_share_a_range() {
+        // 0-299 allowed but for 100 and 200 (rules of their own) and 150
+        // (not listed): five ranges and two bodies, not 300 comparisons.
+        let mut rules: Vec<Rule> = (0..300)
+            .filter(|nr| ![100, 150, 200].contains(nr))
+            .map(|nr| rule(nr, vec![], Action::Allow))
+            .collect();
+        rules.push(rule(100, vec![check(0, Op::Eq, 1)], Action::Allow));
+        rules.push(rule(200, vec![], Action::Errno(0)));
+        // Never reached: the rule above answers 200 whatever its arguments.
+        rules.push(rule(200, vec![check(0, Op::Eq, 1)], Action::Allow));
+        let filter = Filter {
+            default: Action::Errno(1),
+            rules,
+        };
+        let program = compile(&filter).unwrap();
+        assert!(program.len() < 40, "{} instructions", program.len());
+        for nr in 0..1000 {
+            for arg in [0, 1] {
+                let data = SyscallData {
+                    nr,
+                    arch: NATIVE_ARCH,
+                    args: [arg, 0, 0, 0, 0, 0],
+                };
+                let got = action_of(run(&program, &data).unwrap());
+                assert_eq!(got, answer_by_rules(&filter, &data), "{nr}({arg})");
+            }
+        }
+    }
+
+    #[test]
+    fn a_search_too_big_for_one_jump_still_reaches_every_range() {
+        // Numbers in pairs, a rule each: 600 ranges, whose upper halves lie
+        // more than 255 instructions past the nodes near the root.
+        let rules: Vec<Rule> = (0..600)
+            .filter(|nr| nr % 2 == 0)
+            .flat_map(|nr| {
+                [
+                    rule(nr, vec![check(1, Op::Eq, u64::from(nr))], Action::Allow),
+                    rule(nr + 1, vec![], Action::Errno(nr as u16)),
+                ]
+            })
+            .collect();
+        let filter = Filter {
+            default: Action::KillProcess,
+            rules,
+        };
+        let program = compile(&filter).unwrap();
+        for nr in 0..1000 {
+            for arg in [0, 450, u64::from(nr)] {
+                let data = SyscallData {
+                    nr,
+                    arch: NATIVE_ARCH,
+                    args: [0, arg, 0, 0, 0, 0],
+                };
+                let got = action_of(run(&program, &data).unwrap());
+                assert_eq!(got, answer_by_rules(&filter, &data), "{nr}({arg})");
+            }
         }
     }
 

@@ -179,6 +179,46 @@ mod tests {
     }
 
     #[test]
+    fn compiled_programs_answer_as_their_rules_read() {
+        let caps = default_caps();
+        let target = profile::Target {
+            caps: &caps,
+            kernel: (6, 1),
+        };
+        for filter in [
+            docker_default().resolve(&target),
+            builtin::profile().resolve(&target),
+        ] {
+            let program = Program(bpf::compile(&filter).unwrap());
+            for (name, args) in probes() {
+                let data = bpf::SyscallData {
+                    nr: profile::syscall_number(name).unwrap(),
+                    arch: bpf::NATIVE_ARCH,
+                    args,
+                };
+                assert_eq!(
+                    program.answer(name, args).unwrap(),
+                    bpf::answer_by_rules(&filter, &data),
+                    "{name}({:#x})",
+                    args[0]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_builtin_program_stays_small() {
+        // The kernel converts and compiles it in every container's start:
+        // 712 instructions as a tree of syscalls, 0.2-0.26 ms to install.
+        for emulate_root in [false, true] {
+            let program = program(&Policy::Builtin, &default_caps(), emulate_root)
+                .unwrap()
+                .unwrap();
+            assert!(program.0.len() < 400, "{} instructions", program.0.len());
+        }
+    }
+
+    #[test]
     fn the_default_refuses_what_a_container_has_no_business_with() {
         let program = program(&Policy::Builtin, &default_caps(), false)
             .unwrap()
