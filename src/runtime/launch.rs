@@ -64,6 +64,9 @@ const STARTABLE: &str = "launch.json";
 struct How {
     detach: bool,
     fresh: bool,
+    /// A `--rm` sweep forked while the container ran waits for this
+    /// process's exit (see `start_now`).
+    sweep_waiting: bool,
 }
 
 fn save_startable(containers: &Containers, launch: &Launch) -> Result<()> {
@@ -93,6 +96,7 @@ pub fn launch(mut launch: Launch, dirs: &Dirs) -> Result<i32> {
     let how = How {
         detach: launch.record.detached,
         fresh: true,
+        sweep_waiting: false,
     };
     start_now(launch, &containers, dirs, how)
 }
@@ -163,6 +167,7 @@ pub fn start(record: ContainerRecord, restart: Restart, dirs: &Dirs) -> Result<i
     let how = How {
         detach: !restart.attach,
         fresh: false,
+        sweep_waiting: false,
     };
     start_now(launch, &containers, dirs, how)
 }
@@ -181,6 +186,7 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
     } = launch;
     let mut started = None;
     let mut remains = Remains::default();
+    let mut sweep_waiting = false;
     let seccomp = seccomp.as_ref();
     let result = monitor::run(
         &spec,
@@ -188,12 +194,29 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
         seccomp,
         dirs,
         Output::Inherit,
-        &mut |pid, cgroup| {
-            started = Some(record_start(containers, &record.id, pid, cgroup, 0)?);
+        &mut |run| {
+            started = Some(record_start(
+                containers, &record.id, run.init, run.cgroup, 0,
+            )?);
+            // The --rm sweep is forked now, while the monitor has nothing
+            // to do but wait, rather than after the exit, on the way to
+            // the caller's exit status (a fork's 0.2-0.3 ms). It waits for
+            // this process's exit, by which time the container's dirs are
+            // in removed/.
+            if record.auto_remove {
+                let namespace = run
+                    .mount_namespace
+                    .and_then(|fd| fd.try_clone_to_owned().ok());
+                sweep_waiting = background::run_detached_after_exit(namespace, sweep(containers));
+            }
             Ok(())
         },
         &mut remains,
     );
+    let how = How {
+        sweep_waiting,
+        ..how
+    };
     let status = finish(
         containers,
         &record,
@@ -287,10 +310,10 @@ fn finish(
             .is_ok(),
         false => false,
     };
-    if removed && started.is_some() {
-        sweep_in_background(containers, mount_namespace);
-    } else {
-        drop(mount_namespace);
+    match removed && started.is_some() && !how.sweep_waiting {
+        true => sweep_in_background(containers, mount_namespace),
+        // A waiting sweep holds its own copy of the namespace.
+        false => drop(mount_namespace),
     }
     if let (Some(mut status), false) = (started, removed) {
         status.finished = Some(time::now_nanos());
@@ -325,17 +348,20 @@ fn remove_finished(
 /// its exit status now; in line if no child can be made. The container's
 /// mount namespace goes first, in the child after this process's exit.
 fn sweep_in_background(containers: &Containers, mount_namespace: Option<OwnedFd>) {
-    let sweep = || {
-        let _ = containers.sweep_removed();
-    };
-    let detached = match mount_namespace {
-        Some(namespace) => background::run_detached_after_exit(namespace, sweep),
-        None => background::run_detached(sweep),
-    };
+    let detached = background::run_detached_after_exit(mount_namespace, sweep(containers))
+        || background::run_detached(sweep(containers));
     if !detached {
         if let Err(err) = containers.sweep_removed() {
             eprintln!("rocker: warning: {err:#}");
         }
+    }
+}
+
+/// The sweep of what `--rm` moved aside, as detached work: errors have no
+/// one to go to there, and what is left is swept next time.
+fn sweep(containers: &Containers) -> impl FnOnce() + '_ {
+    move || {
+        let _ = containers.sweep_removed();
     }
 }
 
@@ -378,8 +404,14 @@ impl Run<'_> {
                 self.seccomp,
                 self.dirs,
                 output()?,
-                &mut |pid, cgroup| {
-                    *started = Some(record_start(self.containers, id, pid, cgroup, count)?);
+                &mut |run| {
+                    *started = Some(record_start(
+                        self.containers,
+                        id,
+                        run.init,
+                        run.cgroup,
+                        count,
+                    )?);
                     on_start();
                     Ok(())
                 },

@@ -4,7 +4,7 @@
 //! way out kills the container, reaps it and removes its live directory,
 //! in reverse order of acquisition.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,6 +53,18 @@ pub struct Exit {
     pub code: i32,
     /// The kernel's OOM killer killed one of its processes (`--memory`).
     pub oom_killed: bool,
+}
+
+/// What `run` tells its `started` callback once the container's command
+/// runs.
+pub struct Started<'a> {
+    /// The container's PID 1.
+    pub init: Pid,
+    /// Its cgroup's leaf, if it has a cgroup of its own.
+    pub cgroup: Option<&'a Path>,
+    /// Its mount namespace (see `Remains`), for a process forked now to
+    /// hold as well.
+    pub mount_namespace: Option<BorrowedFd<'a>>,
 }
 
 /// What of a container outlives `run`, for the caller to let go of once it
@@ -111,8 +123,8 @@ impl Drop for Held {
 }
 
 /// Runs the container to completion and returns how it ended. `started`
-/// is called with the container's PID 1 (and its cgroup, if it has one of
-/// its own) once its command runs. The container's live dir and mount
+/// is called with the container's PID 1, its cgroup and its mount
+/// namespace (`Started`) once its command runs. The container's live dir and mount
 /// namespace are handed back in `remains` (whatever happened) for the
 /// caller to let go of once it has recorded the end: until then, the
 /// container's live state says its monitor answers for it, and no one sees
@@ -125,7 +137,7 @@ pub fn run(
     seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
-    started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
+    started: &mut dyn FnMut(&Started) -> Result<()>,
     remains: &mut Remains,
 ) -> Result<Exit> {
     let mut held = Held::default();
@@ -155,7 +167,7 @@ fn run_container(
     seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
-    started: &mut dyn FnMut(Pid, Option<&Path>) -> Result<()>,
+    started: &mut dyn FnMut(&Started) -> Result<()>,
 ) -> Result<Exit> {
     // Before the cgroup: a keeper started now must not stay in the
     // container's, which goes with the container.
@@ -319,7 +331,13 @@ fn run_container(
         spec.process.terminal,
         spec.process.stdin,
         pipes.as_mut(),
-        &mut || started(pid, leaf.as_deref()),
+        &mut || {
+            started(&Started {
+                init: pid,
+                cgroup: leaf.as_deref(),
+                mount_namespace: held.mount_namespace.as_ref().map(AsFd::as_fd),
+            })
+        },
     )?;
     // Before the output drains: what is left of a --pid host container
     // would hold its pipes open.

@@ -4,7 +4,6 @@
 //! its end of file without waiting for it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::Duration;
 
 use crate::sys::{self, Forked};
 
@@ -25,26 +24,31 @@ pub fn run_detached(work: impl FnOnce()) -> bool {
     }
 }
 
-/// As `run_detached`, with `held` (a namespace, say) open in the child
-/// until this process has exited, and closed before `work` runs: the last
-/// close, and whatever the kernel does at it, falls to the child once the
-/// caller has its exit status, not to this process's exit. When no child
-/// can be made, `held` is closed before this returns false.
-pub fn run_detached_after_exit(held: OwnedFd, work: impl FnOnce()) -> bool {
+/// Forks a detached child that waits until this process has exited, then
+/// closes `held` (a namespace, say) and does `work`; returns at once. So
+/// the child can be forked early (while a container runs, when the caller
+/// is idle) and still find what this process leaves behind; and `held`'s
+/// last close, with whatever the kernel does at it, falls to the child
+/// after the caller has its exit status. False when no such child can be
+/// made (no pidfd to wait on, before Linux 5.3; another thread; fork
+/// failed): then `held` is closed before this returns.
+pub fn run_detached_after_exit(held: Option<OwnedFd>, work: impl FnOnce()) -> bool {
     // Taken before the fork: once this process is gone, the child's
     // getppid() names whoever reaps orphans.
-    let this_process = sys::pidfd_open(nix::unistd::getpid()).ok();
+    let Ok(this_process) = sys::pidfd_open(nix::unistd::getpid()) else {
+        return false;
+    };
     match sys::fork_if_single_threaded() {
         Ok(Some(Forked::Parent(_))) => true,
         Ok(Some(Forked::Child)) => {
-            let mut keep = vec![held.as_raw_fd()];
-            keep.extend(this_process.as_ref().map(AsRawFd::as_raw_fd));
+            let mut keep = vec![this_process.as_raw_fd()];
+            keep.extend(held.as_ref().map(AsRawFd::as_raw_fd));
             if detach(&keep) {
-                // Without a pidfd (Linux < 5.3) the close may come first;
-                // the work is the same, only who pays for it differs.
-                if let Some(parent) = &this_process {
-                    let _ = crate::util::wait::readable(parent.as_fd(), PARENTS_EXIT);
-                }
+                // The caller may have had signals blocked for its own
+                // handling; this one is an ordinary process, killable.
+                let _ = nix::sys::signal::SigSet::all().thread_unblock();
+                let _ = nix::sys::prctl::set_name(c"rocker-sweep");
+                wait_for_exit(&this_process);
                 drop(held);
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
             }
@@ -54,9 +58,19 @@ pub fn run_detached_after_exit(held: OwnedFd, work: impl FnOnce()) -> bool {
     }
 }
 
-/// How long a detached child waits for its parent's exit: the parent is on
-/// its way out when it forks, so this bounds only a stuck exit.
-const PARENTS_EXIT: Duration = Duration::from_secs(60);
+/// Blocks until the process `pidfd` refers to has exited (its pidfd turns
+/// readable): as long as a container may run, so in one poll, not in
+/// slices that would wake the machine ten times a second.
+fn wait_for_exit(pidfd: &OwnedFd) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}
 
 /// Cuts a forked child off the caller: a session of its own, stdio on
 /// /dev/null, and every descriptor closed but those in `keep`. Nothing the
