@@ -383,6 +383,34 @@ fn an_already_delegated_cgroup_is_used_as_it_is() {
     assert_eq!(read(&leaf.join("memory.max")), (64u64 << 20).to_string());
     ok(rocker(&data, &["rm", "-f", "inside"]));
     assert!(!leaf.exists());
+
+    // A --rm run in a delegated scope leaves nothing in it once it returns:
+    // no container cgroup, no monitor leaf held by a waiting sweep.
+    let unit = format!("rocker-test-rm-{}.scope", std::process::id());
+    let script = format!(
+        "{} run --rm --memory 64m --network none --rootfs {root} true && \
+         scope=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup) && find \"$(dirname \"$scope\")\" -mindepth 1 -maxdepth 1 -type d -printf '%f\\n'",
+        harness().binary.display()
+    );
+    let mut command = Command::new("systemd-run");
+    command
+        .args([
+            "--user",
+            "--scope",
+            "--quiet",
+            "-p",
+            "Delegate=yes",
+            "--unit",
+            &unit,
+        ])
+        .args(["--", "sh", "-c", &script])
+        .env("XDG_DATA_HOME", &data);
+    let left = ok(output_within(command, Duration::from_secs(120)));
+    assert_eq!(
+        left.split_whitespace().collect::<Vec<_>>(),
+        ["init"],
+        "{left}"
+    );
 }
 
 #[test]

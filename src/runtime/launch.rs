@@ -202,8 +202,10 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
             // to do but wait, rather than after the exit, on the way to
             // the caller's exit status (a fork's 0.2-0.3 ms). It waits for
             // this process's exit, by which time the container's dirs are
-            // in removed/.
-            if record.auto_remove {
+            // in removed/. Not when the container has a cgroup: the
+            // monitor stands in that cgroup's `monitor` leaf now, which it
+            // removes at the end, and a sweep waiting in it would keep it.
+            if record.auto_remove && run.cgroup.is_none() {
                 let namespace = run
                     .mount_namespace
                     .and_then(|fd| fd.try_clone_to_owned().ok());
