@@ -62,10 +62,13 @@ impl ImageContext {
                 return Ok(vec![record]);
             }
         }
-        let images = self.store.images()?;
+        // Only a text that can be an id prefix reads the whole index (a
+        // name that is not there costs one read of it, not two).
         let hex = text.strip_prefix("sha256:").unwrap_or(text);
         if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(images
+            return Ok(self
+                .store
+                .images()?
                 .into_iter()
                 .filter(|i| i.id().hex().starts_with(hex))
                 .collect());
