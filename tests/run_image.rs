@@ -321,10 +321,20 @@ fn a_rm_run_leaves_the_store_at_once_and_its_files_soon_after() {
         }
         wait_until_swept(&data, &runtime);
         // The sweep held each container's mount namespace, so that its
-        // teardown came after rocker's exit; it let go of them first.
+        // teardown came after rocker's exit, and lets go of it once rocker
+        // has gone. (Another run's sweep may have deleted the dirs first,
+        // so the dirs being gone does not mean this one has woken yet.)
         for namespace in &namespaces {
             assert!(namespace.starts_with("mnt:["), "{mode}: {namespace}");
-            assert_eq!(holders_of(namespace), Vec::<PathBuf>::new(), "{mode}");
+            let start = std::time::Instant::now();
+            while !holders_of(namespace).is_empty() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "{mode}: {namespace} still held by {:?}",
+                    holders_of(namespace)
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         // A sweep cut short: the next --rm run finishes it...
         let half = leave_half_removed(&data);
