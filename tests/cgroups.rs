@@ -345,6 +345,25 @@ fn assert_delegated() {
     );
 }
 
+/// Runs the shell `script` in a new scope `unit` that systemd delegates to
+/// the test user, with rocker's store at `data`.
+fn in_delegated_scope(unit: &str, script: &str, data: &Path) -> std::process::Output {
+    let mut command = Command::new("systemd-run");
+    command
+        .args([
+            "--user",
+            "--scope",
+            "--quiet",
+            "-p",
+            "Delegate=yes",
+            "--unit",
+            unit,
+        ])
+        .args(["--", "sh", "-c", script])
+        .env("XDG_DATA_HOME", data);
+    output_within(command, Duration::from_secs(120))
+}
+
 #[test]
 #[ignore = "needs a host that delegates cgroup v2 to the test user: tests/vm/run.sh runs it"]
 fn an_already_delegated_cgroup_is_used_as_it_is() {
@@ -359,20 +378,7 @@ fn an_already_delegated_cgroup_is_used_as_it_is() {
         harness().binary.display()
     );
     let script = format!("{rocker_line} >/dev/null && cat /proc/self/cgroup");
-    let mut command = Command::new("systemd-run");
-    command
-        .args([
-            "--user",
-            "--scope",
-            "--quiet",
-            "-p",
-            "Delegate=yes",
-            "--unit",
-            &unit,
-        ])
-        .args(["--", "sh", "-c", &script])
-        .env("XDG_DATA_HOME", &data);
-    let shell_cgroup = ok(output_within(command, Duration::from_secs(120)));
+    let shell_cgroup = ok(in_delegated_scope(&unit, &script, &data));
     assert!(
         shell_cgroup.trim_end().ends_with(&format!("/{unit}/init")),
         "{shell_cgroup}"
@@ -392,20 +398,7 @@ fn an_already_delegated_cgroup_is_used_as_it_is() {
          scope=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup) && find \"$(dirname \"$scope\")\" -mindepth 1 -maxdepth 1 -type d -printf '%f\\n'",
         harness().binary.display()
     );
-    let mut command = Command::new("systemd-run");
-    command
-        .args([
-            "--user",
-            "--scope",
-            "--quiet",
-            "-p",
-            "Delegate=yes",
-            "--unit",
-            &unit,
-        ])
-        .args(["--", "sh", "-c", &script])
-        .env("XDG_DATA_HOME", &data);
-    let left = ok(output_within(command, Duration::from_secs(120)));
+    let left = ok(in_delegated_scope(&unit, &script, &data));
     assert_eq!(
         left.split_whitespace().collect::<Vec<_>>(),
         ["init"],
