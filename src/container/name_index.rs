@@ -21,6 +21,8 @@ use anyhow::{Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use crate::util::hex;
+
 pub const NAMES_DIR: &str = "container-names";
 
 pub struct NameIndex {
@@ -91,25 +93,19 @@ impl NameIndex {
 /// What a link to `id` holds: a 64-hex-digit id in base64, short enough
 /// for ext4 to keep in the inode; anything else as it is.
 fn target_of_id(id: &str) -> String {
-    // Lower case only, so that decoding gives the id back as it was.
-    let is_hex_id = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !is_hex_id {
-        return id.to_string();
+    // Lower case only (`hex::decode`), so that decoding gives the id back
+    // as it was.
+    match hex::decode(id) {
+        Some(bytes) if bytes.len() == 32 => URL_SAFE_NO_PAD.encode(bytes),
+        _ => id.to_string(),
     }
-    let bytes: Vec<u8> = (0..64)
-        .step_by(2)
-        .filter_map(|i| u8::from_str_radix(&id[i..i + 2], 16).ok())
-        .collect();
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The id a link's `target` stands for (see `target_of_id`); a 64-digit hex
 /// target, as older rockers made them, is the id itself.
 fn id_of_target(target: &str) -> String {
     match URL_SAFE_NO_PAD.decode(target) {
-        Ok(bytes) if target.len() == 43 && bytes.len() == 32 => {
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
+        Ok(bytes) if target.len() == 43 && bytes.len() == 32 => hex::encode(&bytes),
         _ => target.to_string(),
     }
 }

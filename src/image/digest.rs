@@ -38,14 +38,14 @@ impl Digest {
 
     pub fn of(bytes: &[u8]) -> Digest {
         Digest {
-            hex: hex_of(&Sha256::digest(bytes)),
+            hex: crate::util::hex::encode(&Sha256::digest(bytes)),
         }
     }
 
     /// The digest a hasher has reached.
     pub fn from_sha256(hasher: Sha256) -> Digest {
         Digest {
-            hex: hex_of(&hasher.finalize()),
+            hex: crate::util::hex::encode(&hasher.finalize()),
         }
     }
 
@@ -77,10 +77,6 @@ impl<'de> serde::Deserialize<'de> for Digest {
         let text = String::deserialize(d)?;
         Digest::parse(&text).map_err(serde::de::Error::custom)
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hashes and counts everything read through it; `finish` says whether it

@@ -9,7 +9,7 @@ pub fn hex_id() -> Result<String> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut urandom| std::io::Read::read_exact(&mut urandom, &mut bytes))
         .context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(super::hex::encode(&bytes))
 }
 
 #[cfg(test)]
