@@ -361,11 +361,8 @@ fn close_range_between(first: RawFd, last: RawFd, flags: libc::c_uint) -> nix::R
         libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
-            if last == RawFd::MAX {
-                libc::c_uint::MAX
-            } else {
-                last as libc::c_uint
-            },
+            // No descriptor is above RawFd::MAX: as the bound, it is ~0.
+            last as libc::c_uint,
             flags,
         )
     };
