@@ -13,7 +13,7 @@
 //! The kernel converts and JIT-compiles the program when the container
 //! installs it, in the container's start: docker's profile took 712
 //! instructions as a tree of syscalls (0.2-0.26 ms to install) and takes
-//! about half as many as ranges.
+//! 253 as ranges (0.11-0.16 ms).
 
 use std::collections::BTreeMap;
 
@@ -354,28 +354,28 @@ impl Ranges {
 /// accumulator: each node asks whether the number is at or above the upper
 /// half's first start; each leaf answers, or jumps to its syscall's rules.
 fn dispatch(asm: &mut Assembler, ranges: &[(u32, Target)]) {
-    let [(_, target)] = ranges else {
-        let (low, high) = ranges.split_at(ranges.len() / 2);
-        let to_low = asm.label();
-        let high_half = asm.label();
-        if search_size(low) <= MAX_JUMP {
-            asm.jump(BPF_JMP_JGE_K, high[0].0, high_half, to_low);
-        } else {
-            let to_high = asm.label();
-            asm.jump(BPF_JMP_JGE_K, high[0].0, to_high, to_low);
-            asm.place(to_high);
-            asm.always(high_half);
+    if let [(_, target)] = ranges {
+        match target {
+            Target::Answer(action) => asm.ret(*action),
+            Target::Body(body) => asm.always(*body),
         }
-        asm.place(to_low);
-        dispatch(asm, low);
-        asm.place(high_half);
-        dispatch(asm, high);
         return;
-    };
-    match target {
-        Target::Answer(action) => asm.ret(*action),
-        Target::Body(body) => asm.always(*body),
     }
+    let (low, high) = ranges.split_at(ranges.len() / 2);
+    let to_low = asm.label();
+    let high_half = asm.label();
+    if search_size(low) <= MAX_JUMP {
+        asm.jump(BPF_JMP_JGE_K, high[0].0, high_half, to_low);
+    } else {
+        let to_high = asm.label();
+        asm.jump(BPF_JMP_JGE_K, high[0].0, to_high, to_low);
+        asm.place(to_high);
+        asm.always(high_half);
+    }
+    asm.place(to_low);
+    dispatch(asm, low);
+    asm.place(high_half);
+    dispatch(asm, high);
 }
 
 /// How many instructions `dispatch` lays out for `ranges`.
