@@ -227,12 +227,21 @@ fn removed_entries(data: &Path, runtime: &Path) -> Vec<PathBuf> {
 }
 
 fn wait_until_swept(data: &Path, runtime: &Path) {
+    wait_until_none_left("never swept", || removed_entries(data, runtime));
+}
+
+/// Waits, at most 30 s, until `left` finds nothing; fails with `what` and
+/// what is left.
+fn wait_until_none_left<T: std::fmt::Debug>(what: &str, left: impl Fn() -> Vec<T>) {
     let start = std::time::Instant::now();
-    while !removed_entries(data, runtime).is_empty() {
-        let left = removed_entries(data, runtime);
+    loop {
+        let found = left();
+        if found.is_empty() {
+            return;
+        }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "never swept: {left:?}"
+            "{what}: {found:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -326,15 +335,8 @@ fn a_rm_run_leaves_the_store_at_once_and_its_files_soon_after() {
         // so the dirs being gone does not mean this one has woken yet.)
         for namespace in &namespaces {
             assert!(namespace.starts_with("mnt:["), "{mode}: {namespace}");
-            let start = std::time::Instant::now();
-            while !holders_of(namespace).is_empty() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "{mode}: {namespace} still held by {:?}",
-                    holders_of(namespace)
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            let what = format!("{mode}: {namespace} still held by");
+            wait_until_none_left(&what, || holders_of(namespace));
         }
         // A sweep cut short: the next --rm run finishes it...
         let half = leave_half_removed(&data);
