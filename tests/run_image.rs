@@ -359,37 +359,17 @@ fn a_rm_run_leaves_the_store_at_once_and_its_files_soon_after() {
 fn only_a_rm_containers_overlay_skips_syncs() {
     let image = busybox("volatile:1", json!({}));
     let data = harness().scratch("volatile-data");
-    let root_options = "awk '$2 == \"/\" { print $4 }' /proc/mounts";
-    let removed = ok(rocker(
-        &data,
-        "overlay",
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &image,
-            "sh",
-            "-c",
-            root_options,
-        ],
-    ));
+    // The root's mount options, as a container run with `flags` sees them.
+    let root_options = |flags: &[&str]| {
+        let mut args = vec!["run", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend([image.as_str(), "sh", "-c"]);
+        args.push("awk '$2 == \"/\" { print $4 }' /proc/mounts");
+        ok(rocker(&data, "overlay", &args))
+    };
+    let removed = root_options(&["--rm"]);
     assert!(removed.contains("volatile"), "{removed}");
-    let kept = ok(rocker(
-        &data,
-        "overlay",
-        &[
-            "run",
-            "--name",
-            "kept",
-            "--network",
-            "none",
-            &image,
-            "sh",
-            "-c",
-            root_options,
-        ],
-    ));
+    let kept = root_options(&["--name", "kept"]);
     assert!(!kept.contains("volatile"), "{kept}");
     // Started again on the same upper dir.
     let again = ok(rocker(&data, "overlay", &["start", "-a", "kept"]));
