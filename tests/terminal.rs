@@ -284,7 +284,9 @@ fn without_t_the_terminal_is_relayed_not_handed_over() {
 fn without_t_end_of_file_on_the_terminal_reaches_the_container() {
     let mut session =
         OnTerminal::start(&["-i", "--init", "sh", "-c", "echo ready; cat; echo done-$?"]);
-    session.wait_for("ready");
+    // The whole line: the shell's echo may write its newline apart, and
+    // the terminal's echo of what we type must not land in between.
+    session.wait_for("ready\n");
     session.type_bytes(b"typed\n");
     session.wait_for("typed\ntyped");
     session.type_bytes(b"\x04");
