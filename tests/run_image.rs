@@ -275,6 +275,14 @@ fn holders_of(namespace: &str) -> Vec<PathBuf> {
 /// may enter (overlay's work dir has one).
 fn leave_half_removed(data: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
+    // Under the sweepers' lock: a sweep still going (it takes whatever
+    // turns up while it runs) would otherwise delete the entry while it is
+    // made, where the tests run as rocker's own user, as in the VM.
+    let lock = std::fs::File::open(data.join("rocker/removed.lock"))
+        .expect("the runs before made the sweep lock");
+    let _sweeping = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, err)| err)
+        .expect("taking the sweep lock");
     let dir = data.join("rocker/removed").join("ab".repeat(32));
     std::fs::create_dir_all(dir.join("upper/var/lib")).unwrap();
     std::fs::write(dir.join("upper/var/lib/state"), "x").unwrap();
