@@ -3,9 +3,9 @@
 //! both can, and has the linker lay out the functions of the start path
 //! together in a release build.
 //!
-//! Relocations: rocker is a position-independent executable with about 13,000
-//! relative relocations, which the loader reads from a 317 KB table at
-//! every start; packed, the table is about 4 KB, and every command starts
+//! Relocations: rocker is a position-independent executable with about
+//! 13,000 relative relocations, which the loader reads from a 317 KB table
+//! at every start; packed, the table is about 4 KB, and every command starts
 //! about 0.3 ms sooner (`rocker ps`: 2.0 ms to 1.75 ms on Debian 12). The
 //! packed form needs glibc 2.36 and binutils 2.38 (or lld 15); a binary
 //! packed for an older glibc would not start at all, so the flag is used
@@ -21,8 +21,8 @@
 //! order. The names carry hashes of the toolchain, Cargo.lock and the
 //! profile, so the list fits only the release build it was made from:
 //! `tests/start_order.rs` fails once too few of its names are left. The
-//! flag is passed only when the linker rustc uses takes it (LLD, rustc's
-//! default here, and mold do; GNU ld does not).
+//! flag is passed only when the linker rustc uses takes it (LLD, which
+//! rustc links with by default on x86_64 Linux, does; GNU ld does not).
 //!
 //! A cross build (another target than the host) is left as it is.
 
@@ -59,16 +59,23 @@ fn main() {
     if var("PROFILE") == "release" {
         let order = PathBuf::from(var("CARGO_MANIFEST_DIR")).join(ORDER);
         let flags = ordering_flags(&order);
-        if order.is_file() && rustc_links_with(&out, &flags) {
-            for flag in flags {
-                println!("cargo:rustc-link-arg-bins={flag}");
-            }
+        let why_not = if !order.is_file() {
+            Some(format!("{ORDER} is missing"))
+        } else if !rustc_links_with(&out, &flags) {
+            Some("the linker does not take --symbol-ordering-file; LLD does".to_string())
         } else {
-            println!(
-                "cargo:warning=the start path's functions are not laid out together (the \
-                 linker does not take --symbol-ordering-file; LLD and mold do): rocker \
-                 works, each start a little slower"
-            );
+            None
+        };
+        match why_not {
+            None => {
+                for flag in flags {
+                    println!("cargo:rustc-link-arg-bins={flag}");
+                }
+            }
+            Some(why) => println!(
+                "cargo:warning=the start path's functions are not laid out together ({why}): \
+                 rocker works, each start a little slower"
+            ),
         }
     }
 }
