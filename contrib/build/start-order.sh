@@ -9,9 +9,9 @@
 #
 #   cargo build --release && sudo contrib/build/start-order.sh
 #
-# Regenerate it when CI's check (contrib/build/check-start-order.sh) says
-# the list is stale: the names carry hashes of the toolchain and of
-# Cargo.lock, and new code on the start path is missing from an old list.
+# Regenerate it when tests/start_order.rs says the list is stale: the
+# names carry hashes of the toolchain and of Cargo.lock, and new code on
+# the start path is missing from an old list.
 #
 # How: a uprobe on every function of the binary (tracefs, hence root), the
 # commands run as an unprivileged user (ORDER_USER, default nobody) on a
@@ -114,8 +114,9 @@ echo "reading the trace ..." >&2
 {
     echo "# The functions rocker's everyday commands run, in the order they first"
     echo "# ran; made by contrib/build/start-order.sh, used by contrib/build/link.rs."
-    awk '$1 !~ /^#/ { sub(/:$/, "", $(NF-1)); print $(NF-1) }' "$tracing/trace" |
-        awk '!seen[$0]++ { sub(/^f/, ""); print }' |
+    # A trace line ends "f123: (0xADDRESS)": the probe's index, first hits only.
+    awk '$1 !~ /^#/ { probe = $(NF-1); sub(/^f/, "", probe); sub(/:$/, "", probe)
+                      if (!seen[probe]++) print probe }' "$tracing/trace" |
         while read -r index; do echo "${names[$index]}"; done
 } >"$out.tmp"
 mv "$out.tmp" "$out"
