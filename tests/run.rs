@@ -367,6 +367,46 @@ fn generated_etc_files_leave_the_rootfs_untouched() {
 }
 
 #[test]
+fn inspect_names_the_generated_etc_files_as_the_container_has_them() {
+    // rocker writes these copies after the container is cloned, while it
+    // sets up: they must be there once `run -d` has returned.
+    let h = harness();
+    let data = h.scratch("etc-paths-data");
+    let rootfs = h.rootfs.to_string_lossy().to_string();
+    let in_data = |args: &[&str]| {
+        let mut command = h.rocker_in(&data);
+        command.args(args);
+        ok(output_within(command, Duration::from_secs(60)))
+    };
+    in_data(&[
+        "run",
+        "-d",
+        "--name",
+        "paths",
+        "--hostname",
+        "web",
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs,
+        "sleep",
+        "600",
+    ]);
+    for (field, file) in [
+        ("HostsPath", "/etc/hosts"),
+        ("HostnamePath", "/etc/hostname"),
+        ("ResolvConfPath", "/etc/resolv.conf"),
+    ] {
+        let path = in_data(&["inspect", "-f", &format!("{{{{.{field}}}}}"), "paths"]);
+        let on_host = std::fs::read_to_string(path.trim())
+            .unwrap_or_else(|err| panic!("{field} {}: {err}", path.trim()));
+        let inside = in_data(&["exec", "paths", "cat", file]);
+        assert_eq!(on_host, inside, "{field}");
+    }
+    in_data(&["rm", "-f", "paths"]);
+}
+
+#[test]
 fn nothing_is_left_behind() {
     let h = harness();
     let runtime = h.scratch("leftover-runtime");

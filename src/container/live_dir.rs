@@ -90,30 +90,28 @@ impl LiveDir {
         &self.path
     }
 
-    /// Keeps the container's compiled syscall filter, which every `exec`
-    /// into it installs too.
-    pub fn write_seccomp(&self, program: &[u8]) -> Result<()> {
-        let path = self.path.join(SECCOMP_FILE);
-        std::fs::write(&path, program).with_context(|| format!("writing {}", path.display()))
-    }
-
     /// Keeps where the container is on user-defined networks, for
     /// `inspect`.
     pub fn write_endpoints(&self, endpoints: &[Endpoint]) -> Result<()> {
         write_endpoints_in(&self.path, endpoints)
     }
 
-    /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for `spec`,
-    /// at its `endpoint` on a user-defined network. There the hosts file
-    /// goes to `shared_hosts` instead: the keeper rewrites it as peers come
-    /// and go, so the container binds it as it is rather than a confined
-    /// copy (see `mount::confine_generated_files`), and it belongs on disk,
-    /// with the container's other writes, not in the small runtime dir.
+    /// Composes /etc/hosts, /etc/hostname and /etc/resolv.conf for
+    /// `spec`, at its `endpoint` on a user-defined network, and makes the
+    /// directory the container confines them to (see
+    /// `mount::confine_generated_files`), which writes them from memory:
+    /// their copies here, which `inspect` names, are written by
+    /// `keep_for_later_commands`, after the clone, while the container sets
+    /// up. On a user-defined network the hosts file goes to `shared_hosts`
+    /// instead, written now: the keeper rewrites it as peers come and go,
+    /// so the container binds it as it is rather than a confined copy, and
+    /// it belongs on disk, with the container's other writes, not in the
+    /// small runtime dir.
     ///
     /// On another container's network, the files it starts from are that
     /// container's, read below `peer_root` (its /proc/PID/root), not the
     /// host's.
-    pub fn write_etc_files(
+    pub fn compose_etc_files(
         &self,
         spec: &ContainerSpec,
         endpoint: Option<&Endpoint>,
@@ -131,7 +129,7 @@ impl LiveDir {
             .with_context(|| format!("creating {}", files.dir.display()))?;
         let contents = [
             (
-                &files.hosts,
+                files.hosts.clone(),
                 etc_files::hosts_file(
                     &spec.hostname,
                     &spec.network,
@@ -140,9 +138,12 @@ impl LiveDir {
                     &spec.names,
                 ),
             ),
-            (&files.hostname, etc_files::hostname_file(&spec.hostname)),
             (
-                &files.resolv_conf,
+                files.hostname.clone(),
+                etc_files::hostname_file(&spec.hostname),
+            ),
+            (
+                files.resolv_conf.clone(),
                 etc_files::resolv_conf(
                     &spec.network,
                     endpoint,
@@ -151,14 +152,36 @@ impl LiveDir {
                 ),
             ),
         ];
-        let mut written = vec![];
         for (path, content) in contents {
-            std::fs::write(path, &content)
-                .with_context(|| format!("writing {}", path.display()))?;
-            written.push((path.clone(), content));
+            match path.starts_with(&files.dir) {
+                true => files.confined.push((path, content)),
+                false => std::fs::write(&path, &content)
+                    .with_context(|| format!("writing {}", path.display()))?,
+            }
         }
-        files.written = written;
         Ok(files)
+    }
+
+    /// Writes what the container holds in memory and later commands read
+    /// here: the syscall filter every `exec` installs, and the copies of
+    /// the generated /etc files. The monitor calls it once the container is
+    /// cloned, before it is reported started: nothing may look for these
+    /// files earlier (`exec` finds a container by its state, written then),
+    /// and meanwhile the container mounts its root on the other core.
+    pub fn keep_for_later_commands(
+        &self,
+        seccomp: Option<&[u8]>,
+        files: &GeneratedFiles,
+    ) -> Result<()> {
+        if let Some(program) = seccomp {
+            let path = self.path.join(SECCOMP_FILE);
+            std::fs::write(&path, program)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        for (path, content) in &files.confined {
+            std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
     }
 }
 

@@ -37,23 +37,14 @@ pub fn make_mounts_private() -> Result<()> {
 /// Room the container has to grow its generated /etc files.
 const GENERATED_FILES_ROOM: usize = 1 << 20;
 
-/// The generated /etc files live in the runtime dir, often a small tmpfs
+/// The generated /etc files belong to the runtime dir, often a small tmpfs
 /// shared with the user's session: the container must not fill it. They
-/// move onto a tmpfs of their own, a little larger than they are, mounted
-/// over their directory in the container's mount namespace alone (call
-/// after `make_mounts_private`); the binds of the plan then take them
-/// from there.
+/// are written, from the contents composed before the clone, onto a tmpfs
+/// of their own, a little larger than they are, mounted over their
+/// directory in the container's mount namespace alone (call after
+/// `make_mounts_private`); the binds of the plan then take them from there.
 pub fn confine_generated_files(files: &GeneratedFiles) -> Result<()> {
-    let mut contents = vec![];
-    for path in files.in_own_dir() {
-        let known = files.written.iter().find(|(written, _)| written == path);
-        let content = match known {
-            Some((_, content)) => content.clone().into_bytes(),
-            None => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-        };
-        contents.push((path, content));
-    }
-    let size = contents.iter().map(|(_, c)| c.len()).sum::<usize>() + GENERATED_FILES_ROOM;
+    let size = files.confined.iter().map(|(_, c)| c.len()).sum::<usize>() + GENERATED_FILES_ROOM;
     mount(
         Some("tmpfs"),
         &files.dir,
@@ -62,7 +53,7 @@ pub fn confine_generated_files(files: &GeneratedFiles) -> Result<()> {
         Some(format!("size={size},mode=0755").as_str()),
     )
     .with_context(|| format!("mounting a tmpfs on {}", files.dir.display()))?;
-    for (path, content) in contents {
+    for (path, content) in &files.confined {
         std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

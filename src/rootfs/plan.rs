@@ -119,9 +119,10 @@ pub struct GeneratedFiles {
     pub hosts: PathBuf,
     pub hostname: PathBuf,
     pub resolv_conf: PathBuf,
-    /// What was written to them, so the container's side, a copy of this
-    /// process, need not read them back (see `confine_generated_files`).
-    pub written: Vec<(PathBuf, String)>,
+    /// The files of `dir` and their contents, which the container's side,
+    /// a copy of this process, writes from memory (see
+    /// `confine_generated_files`).
+    pub confined: Vec<(PathBuf, String)>,
 }
 
 impl GeneratedFiles {
@@ -132,21 +133,8 @@ impl GeneratedFiles {
             hostname: dir.join("hostname"),
             resolv_conf: dir.join("resolv.conf"),
             dir,
-            written: vec![],
+            confined: vec![],
         }
-    }
-
-    pub fn paths(&self) -> [&PathBuf; 3] {
-        [&self.hosts, &self.hostname, &self.resolv_conf]
-    }
-
-    /// The files in `dir`: all of them, but a hosts file kept elsewhere
-    /// (on a user-defined network, where the keeper rewrites it).
-    pub fn in_own_dir(&self) -> Vec<&PathBuf> {
-        self.paths()
-            .into_iter()
-            .filter(|path| path.starts_with(&self.dir))
-            .collect()
     }
 }
 

@@ -30,5 +30,5 @@ pub mod stdio_pipes;
 pub mod supervise;
 
 /// A container on a user-defined network keeps its /etc/hosts in its
-/// store dir (see `LiveDir::write_etc_files`), where the keeper rewrites it.
+/// store dir (see `LiveDir::compose_etc_files`), where the keeper rewrites it.
 pub const SHARED_HOSTS_FILE: &str = "hosts";

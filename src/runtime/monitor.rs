@@ -185,9 +185,6 @@ fn run_container(
     let live_dir = &*held
         .live_dir
         .insert(LiveDir::create(dirs.ensure_runtime()?, spec)?);
-    if let Some(program) = seccomp {
-        live_dir.write_seccomp(&program.to_bytes())?;
-    }
     let (endpoints, shared_hosts) = match (&spec.network, &held.keeper) {
         (NetworkMode::Bridge { network, aliases }, Some(keeper)) => {
             let dir = crate::container::record::Containers::open(dirs)?.dir(&spec.id);
@@ -213,7 +210,7 @@ fn run_container(
     let peer_root = peer
         .as_ref()
         .map(|(_, pid)| PathBuf::from(format!("/proc/{pid}/root")));
-    let files = live_dir.write_etc_files(
+    let files = live_dir.compose_etc_files(
         spec,
         endpoints.first(),
         shared_hosts.as_deref(),
@@ -261,6 +258,10 @@ fn run_container(
     // goes at the container's exit, as it always did.
     held.mount_namespace = crate::host::proc_ns::open(pid.as_raw(), "mnt").ok();
     channel.mapping_written()?;
+    // While the container mounts its root: nothing reads these before it
+    // is reported started.
+    let program = seccomp.map(Program::to_bytes);
+    live_dir.keep_for_later_commands(program.as_deref(), &files)?;
     if let Rootfs::FuseOverlay {
         dir,
         lowers,
