@@ -33,8 +33,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
+    recv, recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -126,27 +126,28 @@ impl Socket {
                 Err(err) => return Err(err).context("waiting on the sync socket"),
             }
         }
-        let mut buffer = vec![0u8; MAX_MESSAGE];
+        let length = self.next_length()?;
+        if length == 0 {
+            return Ok(None);
+        }
+        if length > MAX_MESSAGE {
+            bail!(
+                "a sync message of {length} bytes is more than the {MAX_MESSAGE} this side reads"
+            );
+        }
+        // Sized to the message: a buffer of MAX_MESSAGE, zeroed, cost both
+        // sides sixteen page faults for messages of a few bytes.
+        let mut buffer = vec![0u8; length];
         let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (length, fd) = {
             let mut iov = [IoSliceMut::new(&mut buffer)];
-            // A side that closes its end with a message of ours still unread
-            // (a child failing before it waited for NetworkReady) leaves
-            // ECONNRESET pending here, and the kernel reports that before the
-            // packets queued ahead of it: its `Failed`. Reading the error
-            // clears it, so the next read returns that packet, or the end.
-            let mut reset_seen = false;
-            let received = loop {
-                match recvmsg::<()>(
-                    self.0.as_raw_fd(),
-                    &mut iov,
-                    Some(&mut control[..]),
-                    MsgFlags::MSG_CMSG_CLOEXEC,
-                ) {
-                    Err(nix::errno::Errno::ECONNRESET) if !reset_seen => reset_seen = true,
-                    other => break other.context("reading from the sync socket")?,
-                }
-            };
+            let received = recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut control[..]),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )
+            .context("reading from the sync socket")?;
             let mut fd = None;
             for cmsg in received.cmsgs()? {
                 if let ControlMessageOwned::ScmRights(fds) = cmsg {
@@ -158,16 +159,30 @@ impl Socket {
                 }
             }
             if received.flags.contains(MsgFlags::MSG_TRUNC) {
-                bail!("a sync message longer than {MAX_MESSAGE} bytes came in cut");
+                bail!("a sync message longer than the {length} bytes announced came in cut");
             }
             (received.bytes, fd)
         };
-        if length == 0 {
-            return Ok(None);
-        }
         let message =
             serde_json::from_slice(&buffer[..length]).context("a malformed sync message")?;
         Ok(Some((message, fd)))
+    }
+
+    /// The length of the next packet, without taking it (0 at the end of
+    /// the stream: no side sends an empty packet). Peeking with no room
+    /// for control data installs none of a packet's descriptors.
+    fn next_length(&self) -> Result<usize> {
+        let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
+        // A side that closes its end with a message of ours still unread
+        // (a child failing before it waited for NetworkReady) leaves
+        // ECONNRESET pending here, and the kernel reports that before the
+        // packets queued ahead of it: its `Failed`. Reading the error
+        // clears it, so the next read returns that packet, or the end.
+        match recv(self.0.as_raw_fd(), &mut [], peek) {
+            Err(nix::errno::Errno::ECONNRESET) => recv(self.0.as_raw_fd(), &mut [], peek),
+            other => other,
+        }
+        .context("reading from the sync socket")
     }
 }
 
