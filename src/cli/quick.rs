@@ -36,10 +36,31 @@ const QUICK_VERBS: [(&str, AddFlags); 11] = [
 /// The command line `args` (the program's name first), parsed as the
 /// whole tree would parse it.
 pub fn parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    if let Some(answer) = version_answer(&args) {
+        return Err(answer);
+    }
     if let Some(cli) = quick_parse(&args) {
         return Ok(cli);
     }
     Cli::try_parse_from(args)
+}
+
+/// `rocker --version` (or `-V`) alone, which scripts ask before anything
+/// else: clap's answer (an "error" of kind `DisplayVersion`, printed to
+/// stdout, status 0) from a command holding the name and version only.
+/// The whole tree took 1.5 ms more for it, building all 40 verbs.
+fn version_answer(args: &[OsString]) -> Option<clap::Error> {
+    let [_, flag] = args else {
+        return None;
+    };
+    if flag != "--version" && flag != "-V" {
+        return None;
+    }
+    let answer = clap::Command::new("rocker")
+        .version(env!("CARGO_PKG_VERSION"))
+        .try_get_matches_from(args)
+        .err()?;
+    (answer.kind() == clap::error::ErrorKind::DisplayVersion).then_some(answer)
 }
 
 fn quick_parse(args: &[OsString]) -> Option<Cli> {
@@ -109,6 +130,20 @@ mod tests {
             let quick = quick_parse(&words(line)).expect(line);
             let whole = Cli::try_parse_from(words(line)).unwrap();
             assert_eq!(format!("{quick:?}"), format!("{whole:?}"), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_version_is_the_whole_trees_word_for_word() {
+        for line in ["rocker --version", "rocker -V"] {
+            let ours = version_answer(&words(line)).expect(line);
+            let whole = Cli::try_parse_from(words(line)).unwrap_err();
+            assert_eq!(ours.kind(), whole.kind(), "{line}");
+            assert_eq!(ours.to_string(), whole.to_string(), "{line}");
+            assert!(!ours.use_stderr(), "{line}");
+        }
+        for line in ["rocker --version ps", "rocker ps --version", "rocker -v"] {
+            assert!(version_answer(&words(line)).is_none(), "{line}");
         }
     }
 
