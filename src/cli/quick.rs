@@ -4,7 +4,8 @@
 //! run's start-up, cold, for the 40 verbs. Here the verb's own flags alone
 //! are built and parsed; anything they do not parse cleanly (help, an
 //! unknown flag, a bad value) is parsed again by the whole tree, so what a
-//! user sees is clap's usual help and errors, word for word.
+//! user sees is clap's usual help and errors, word for word. A lone
+//! `--version` is answered the same way, by a command with no verbs.
 
 use std::ffi::OsString;
 
