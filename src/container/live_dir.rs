@@ -178,10 +178,7 @@ impl LiveDir {
             std::fs::write(&path, program)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        for (path, content) in &files.confined {
-            std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
-        }
-        Ok(())
+        crate::rootfs::mount::write_confined_files(files)
     }
 }
 

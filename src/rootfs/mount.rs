@@ -53,6 +53,13 @@ pub fn confine_generated_files(files: &GeneratedFiles) -> Result<()> {
         Some(format!("size={size},mode=0755").as_str()),
     )
     .with_context(|| format!("mounting a tmpfs on {}", files.dir.display()))?;
+    write_confined_files(files)
+}
+
+/// Writes the generated files of their own dir: in the container's mount
+/// namespace onto its tmpfs (above), in the monitor's the copies that
+/// `inspect` names. One writer for both, so the two cannot differ.
+pub fn write_confined_files(files: &GeneratedFiles) -> Result<()> {
     for (path, content) in &files.confined {
         std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
     }
