@@ -167,9 +167,16 @@ fn keep_capabilities_across_exec(last_cap: u32) -> std::io::Result<()> {
 }
 
 /// Makes `command`'s child inherit `fds` at the same numbers (they are
-/// close-on-exec here, so no other child gets them) and ask to be killed
-/// when its parent dies.
-pub fn inherit_fds_on_spawn(command: &mut std::process::Command, fds: Vec<RawFd>) {
+/// close-on-exec here, so no other child gets them), join the user
+/// namespace `user_namespace` names when one is given (every capability
+/// there, kept across exec only where the child is uid 0), and ask to be
+/// killed when its parent dies. The descriptors must stay open until the
+/// spawn.
+pub fn inherit_fds_on_spawn(
+    command: &mut std::process::Command,
+    fds: Vec<RawFd>,
+    user_namespace: Option<RawFd>,
+) {
     use std::os::unix::process::CommandExt;
     let hook = move || -> std::io::Result<()> {
         for fd in &fds {
@@ -178,10 +185,17 @@ pub fn inherit_fds_on_spawn(command: &mut std::process::Command, fds: Vec<RawFd>
                 return Err(std::io::Error::last_os_error());
             }
         }
+        if let Some(fd) = user_namespace {
+            // SAFETY: setns only reads its two integer arguments.
+            if unsafe { libc::setns(fd, libc::CLONE_NEWUSER) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         die_with_parent()
     };
     // SAFETY: the hook runs in the forked child before exec and makes only
-    // async-signal-safe system calls (fcntl, prctl); it allocates nothing.
+    // async-signal-safe system calls (fcntl, setns, prctl); it allocates
+    // nothing.
     unsafe {
         command.pre_exec(hook);
     }

@@ -104,6 +104,24 @@ fn the_default_network_is_slirp4netns_with_eth0_and_its_resolver() {
 }
 
 #[test]
+fn the_command_starts_with_its_default_route_in_place() {
+    // The command may start before slirp4netns is ready, but never before
+    // its interface is configured: read at once, without a shell's start
+    // to give slirp4netns time (without the wait, 3 runs in 5 read no
+    // route here).
+    for _ in 0..5 {
+        let table = ok(run(&["cat", "/proc/net/route"]));
+        // Destination 0.0.0.0, gateway 10.0.2.2 (in the kernel's order).
+        assert!(
+            table
+                .lines()
+                .any(|line| line.starts_with("eth0\t00000000\t0202000A\t")),
+            "{table}"
+        );
+    }
+}
+
+#[test]
 fn host_loopback_is_closed_by_default_and_opens_when_allowed() {
     let port = host_http_server("from-the-host");
     let fetch = format!("timeout 10 wget -qO- http://10.0.2.2:{port}/; echo status=$?");
@@ -342,4 +360,105 @@ fn slirp4netns_never_outlives_its_container() {
     rocker.wait().unwrap();
     exits_within_seconds(slirp, "slirp4netns after rocker was SIGKILLed");
     exits_within_seconds(container, "the container after rocker was SIGKILLed");
+}
+
+/// The namespace of `kind` process `pid` is in, as its /proc link reads.
+fn namespace_of(pid: &str, kind: &str) -> String {
+    let link = format!("/proc/{pid}/ns/{kind}");
+    std::fs::read_link(&link)
+        .unwrap_or_else(|err| panic!("{link}: {err}"))
+        .display()
+        .to_string()
+}
+
+/// A line of /proc/PID/status once slirp4netns has installed its filter
+/// (it does so last, just before it says it is ready).
+fn filtered_status(pid: u32) -> String {
+    let start = Instant::now();
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        if status.contains("Seccomp:\t2\n") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "slirp4netns never installed its syscall filter:\n{status}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn slirp4netns_is_confined_and_joins_the_containers_user_namespace_only_for_its_sandbox() {
+    // Root in the container: slirp4netns is started in the container's
+    // user namespace, and its sandbox (a mount namespace of its own) keeps
+    // no capability but binding low ports.
+    let mut rocker = spawn(&[], &["sleep", "60"]);
+    let slirp = wait_for_child(rocker.id(), "slirp4netns");
+    let container = wait_for_child(rocker.id(), "sleep");
+    let status = filtered_status(slirp);
+    let (slirp, container) = (slirp.to_string(), container.to_string());
+    assert_eq!(
+        namespace_of(&slirp, "user"),
+        namespace_of(&container, "user")
+    );
+    let mount = namespace_of(&slirp, "mnt");
+    assert_ne!(mount, namespace_of("self", "mnt"));
+    assert_ne!(mount, namespace_of(&container, "mnt"));
+    assert!(status.contains("CapEff:\t0000000000000400\n"), "{status}");
+    rocker.kill().unwrap();
+    rocker.wait().unwrap();
+
+    // Another container user: no uid 0 to build the sandbox with, so
+    // slirp4netns stays where rocker is, holding nothing over the
+    // container, and only its filter confines it.
+    let mut rocker = spawn(&["-u", "1000:1000"], &["sleep", "60"]);
+    let slirp = wait_for_child(rocker.id(), "slirp4netns");
+    let status = filtered_status(slirp);
+    let slirp = slirp.to_string();
+    assert_eq!(namespace_of(&slirp, "user"), namespace_of("self", "user"));
+    assert_eq!(namespace_of(&slirp, "mnt"), namespace_of("self", "mnt"));
+    assert!(status.contains("CapEff:\t0000000000000000\n"), "{status}");
+    rocker.kill().unwrap();
+    rocker.wait().unwrap();
+}
+
+#[test]
+fn a_slirp4netns_failing_after_it_configured_the_interface_stops_the_container() {
+    let h = harness();
+    require("/usr/bin/slirp4netns", "slirp4netns");
+    // The real one, but its API socket cannot be made: it configures the
+    // interface (the command may start), then gives up.
+    let bin = h.scratch("failing-slirp-bin");
+    let wrapper = bin.join("slirp4netns");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nexec /usr/bin/slirp4netns \"$@\" --api-socket=/nonexistent/api.sock\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    h.give_tree(&bin);
+    let data = h.scratch("failing-slirp-data");
+    let mut command = h.rocker_in(&data);
+    command
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .args(["run", "--rootfs"])
+        .arg(&h.rootfs)
+        .args(["sleep", "1034"]);
+    let start = Instant::now();
+    let out = output_within(command, Duration::from_secs(60));
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("slirp4netns"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("api_bindlisten"), "{}", stderr(&out));
+    // The container went with it, and left no record.
+    assert!(processes_with("sleep 1034").is_empty());
+    let mut ps = h.rocker_in(&data);
+    ps.args(["ps", "-aq"]);
+    assert_eq!(ok(output_within(ps, Duration::from_secs(30))), "");
 }

@@ -93,7 +93,7 @@ impl Forwarder {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        crate::sys::inherit_fds_on_spawn(&mut command, inherited);
+        crate::sys::inherit_fds_on_spawn(&mut command, inherited, None);
         let child = command
             .spawn()
             .context("starting rocker's port forwarder")?;

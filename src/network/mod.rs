@@ -130,6 +130,19 @@ impl NetworkMode {
     }
 }
 
+/// Whether a container's command may start as soon as its network
+/// namespace has a default route, rather than when the monitor says the
+/// network is up. slirp4netns configures the interface (up, MTU, address,
+/// the default route last) in a child, then hands the tap device to its
+/// main process, which builds its sandbox and compiles its syscall filter
+/// before it says it is ready: a millisecond or two that the command's
+/// start overlaps. Packets sent meanwhile wait in the tap device's queue.
+/// Not with published ports, which are bound only once slirp4netns is
+/// ready, nor with IPv6, whose address comes after the route.
+pub fn starts_on_default_route(network: &NetworkMode, ports: &[ports::PortMapping]) -> bool {
+    matches!(network, NetworkMode::Slirp4netns(options) if !options.enable_ipv6) && ports.is_empty()
+}
+
 /// An IPv4 network, such as 10.0.2.0/24.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Network {

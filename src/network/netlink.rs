@@ -23,6 +23,7 @@ use nix::sys::socket::{
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 // linux/rtnetlink.h
@@ -32,6 +33,9 @@ const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
+const RTM_GETROUTE: u16 = 26;
+/// The multicast group of IPv4 route changes (RTMGRP_IPV4_ROUTE).
+const IPV4_ROUTE_GROUP: u32 = 0x40;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
 const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -293,6 +297,76 @@ impl Netlink {
     }
 }
 
+/// Waits until the calling thread's network namespace has an IPv4 default
+/// route in its main table (one already there counts). Unprivileged: any
+/// process may read routes and follow their changes.
+pub fn wait_for_default_route() -> Result<()> {
+    let socket = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )
+    .context("opening a netlink socket")?;
+    bind(socket.as_raw_fd(), &NetlinkAddr::new(0, IPV4_ROUTE_GROUP))
+        .context("following the route changes")?;
+    // Subscribed first, then the table: a route added before the dump is
+    // in it, one added after comes as a notification.
+    let ask_for_the_table = || {
+        let mut dump = Message::new(RTM_GETROUTE, NLM_F_DUMP);
+        // struct rtmsg, all zero but the family.
+        dump.bytes(&[AF_INET, 0, 0, 0, 0, 0, 0, 0]);
+        dump.bytes(&0u32.to_ne_bytes());
+        sendto(
+            socket.as_raw_fd(),
+            &dump.finish(1),
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )
+        .context("asking for the routes")
+        .map(drop)
+    };
+    ask_for_the_table()?;
+    let mut buffer = vec![0u8; 16384];
+    loop {
+        match recv(socket.as_raw_fd(), &mut buffer, MsgFlags::empty()) {
+            Ok(length) if holds_a_default_route(&buffer[..length]) => return Ok(()),
+            Ok(_) | Err(Errno::EINTR) => {}
+            // Notifications were dropped for want of room: read the table
+            // again rather than miss the one awaited.
+            Err(Errno::ENOBUFS) => ask_for_the_table()?,
+            Err(err) => return Err(err).context("reading the route changes"),
+        }
+    }
+}
+
+/// Whether these netlink messages (a datagram of them) announce an IPv4
+/// unicast route to 0.0.0.0/0 in the main table.
+fn holds_a_default_route(mut messages: &[u8]) -> bool {
+    while messages.len() >= 16 {
+        let length = u32::from_ne_bytes(messages[0..4].try_into().expect("four bytes")) as usize;
+        if length < 16 || length > messages.len() {
+            return false;
+        }
+        let kind = u16::from_ne_bytes([messages[4], messages[5]]);
+        // struct rtmsg: family, dst_len, src_len, tos, table, protocol,
+        // scope, type.
+        if let (RTM_NEWROUTE, Some(route)) = (kind, messages.get(16..24)) {
+            if route[0] == AF_INET
+                && route[1] == 0
+                && route[4] == RT_TABLE_MAIN
+                && route[7] == RTN_UNICAST
+            {
+                return true;
+            }
+        }
+        // Each message starts on a 4-byte boundary.
+        let next = (length + 3) & !3;
+        messages = messages.get(next..).unwrap_or_default();
+    }
+    false
+}
+
 /// A route of `kind` in the main table, to a destination of `prefix` bits,
 /// to add or delete (`request`; its attributes follow).
 fn route_message(request: u16, prefix: u8, kind: u8) -> Message {
@@ -397,6 +471,30 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_ipv4_unicast_default_route_in_the_main_table_counts() {
+        let route = |prefix: u8, kind: u8| route_message(RTM_NEWROUTE, prefix, kind).finish(1);
+        assert!(holds_a_default_route(&route(0, RTN_UNICAST)));
+        assert!(!holds_a_default_route(&route(24, RTN_UNICAST)));
+        assert!(!holds_a_default_route(&route(0, RTN_UNREACHABLE)));
+        assert!(!holds_a_default_route(
+            &route_message(RTM_DELROUTE, 0, RTN_UNICAST).finish(1)
+        ));
+        // Found after another message in the same datagram, whose length
+        // is not a multiple of four.
+        let mut link = Message::new(RTM_NEWLINK, 0);
+        link.link_header(0, 0);
+        link.bytes(&[1, 2]);
+        let mut both = link.finish(1);
+        while both.len() % 4 != 0 {
+            both.push(0);
+        }
+        both.extend(route(0, RTN_UNICAST));
+        assert!(holds_a_default_route(&both));
+        // A truncated message ends the search.
+        assert!(!holds_a_default_route(&route(0, RTN_UNICAST)[..20]));
+    }
 
     #[test]
     fn attributes_are_padded_and_nested_lengths_cover_their_children() {

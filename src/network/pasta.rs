@@ -120,7 +120,7 @@ impl Pasta {
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("duplicating the log fd")?)
             .stderr(log);
-        crate::sys::inherit_fds_on_spawn(&mut command, vec![ready_write.as_raw_fd()]);
+        crate::sys::inherit_fds_on_spawn(&mut command, vec![ready_write.as_raw_fd()], None);
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;

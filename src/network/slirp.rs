@@ -43,13 +43,28 @@ pub const INTERFACE: &str = "eth0";
 
 /// The network namespace slirp4netns serves.
 pub enum Target<'a> {
-    /// A container's, entered through its PID 1 (user namespace first);
-    /// slirp4netns configures its tap device as the container's eth0.
-    /// `root_mapped` says whether the container's user namespace maps uid
-    /// and gid 0: slirp4netns's sandbox (a mount namespace of its own,
-    /// pivoted into an empty root) becomes root there to make itself, and
-    /// fails where it cannot.
-    Container { pid: Pid, root_mapped: bool },
+    /// A container's: slirp4netns configures its tap device as the
+    /// container's eth0. `root_mapped` says whether the container's user
+    /// namespace maps uid and gid 0: slirp4netns's sandbox (a mount
+    /// namespace of its own, pivoted into an empty root) becomes root there
+    /// to make itself, and cannot where it is not.
+    ///
+    /// With the sandbox, slirp4netns is started inside the container's
+    /// user namespace (`user`, as podman starts it inside its own) and
+    /// finds the network namespace by descriptor (`net`); it then never
+    /// looks the container up by `pid`. Otherwise its sandbox would open
+    /// `/proc/PID/ns/user` only after the interface is configured, by
+    /// which time a container started on its default route (see
+    /// `network::starts_on_default_route`) may have made itself
+    /// non-dumpable, or exited. Without the sandbox only its configuring
+    /// child joins, through `pid`, before it configures anything, and
+    /// slirp4netns holds no capability over the container.
+    Container {
+        pid: Pid,
+        root_mapped: bool,
+        user: BorrowedFd<'a>,
+        net: BorrowedFd<'a>,
+    },
     /// One this process is privileged over (rocker's network namespace,
     /// from inside its user namespace), by descriptor; the tap device
     /// `tap` is left unconfigured for a bridge to take.
@@ -153,9 +168,23 @@ impl Slirp {
             Target::Container { root_mapped, .. } => root_mapped,
             Target::Bridge { .. } => true,
         };
+        let hardening: Vec<&str> = known_hardening_flags(&program, runtime)
+            .into_iter()
+            .filter(|flag| root_mapped || *flag != "--enable-sandbox")
+            .collect();
+        let sandboxed = hardening.contains(&"--enable-sandbox");
         let mut command = Command::new(&program);
         let mut inherited = vec![ready_write.as_raw_fd(), exit_read.as_raw_fd()];
+        let mut user_namespace = None;
         match target {
+            Target::Container { user, net, .. } if sandboxed => {
+                inherited.push(net.as_raw_fd());
+                user_namespace = Some(user.as_raw_fd());
+                command.args(["--configure", "--netns-type=path"]).args([
+                    format!("/proc/self/fd/{}", net.as_raw_fd()),
+                    INTERFACE.into(),
+                ])
+            }
             Target::Container { pid, .. } => command
                 .arg("--configure")
                 .args([pid.to_string(), INTERFACE.into()]),
@@ -173,11 +202,7 @@ impl Slirp {
             .arg(format!("--ready-fd={}", ready_write.as_raw_fd()))
             .arg(format!("--exit-fd={}", exit_read.as_raw_fd()))
             .arg(format!("--api-socket={API_SOCKET}"))
-            .args(
-                known_hardening_flags(&program, runtime)
-                    .into_iter()
-                    .filter(|flag| root_mapped || *flag != "--enable-sandbox"),
-            );
+            .args(hardening);
         if !options.allow_host_loopback {
             command.arg("--disable-host-loopback");
         }
@@ -189,7 +214,7 @@ impl Slirp {
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("duplicating the log fd")?)
             .stderr(log);
-        crate::sys::inherit_fds_on_spawn(&mut command, inherited);
+        crate::sys::inherit_fds_on_spawn(&mut command, inherited, user_namespace);
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;

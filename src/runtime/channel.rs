@@ -12,6 +12,8 @@
 //! [fuse] start it, rootfs_mounted() -->  wait_for_rootfs_mounted()
 //! [slirp] start it, publish ports,
 //!         network_ready()          -->  [-t] wait_for_network()
+//!   (no ports, no IPv6: not sent;        (then it waits for its default
+//!    see network::starts_on_default_route)  route instead, the same way)
 //! [-t] wait_for_console()          <--  send_console(pty master)
 //! [-t] set window size, console_sized() -->  wait_for_console_sized()
 //!                                        caps, no_new_privs

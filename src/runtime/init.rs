@@ -79,8 +79,14 @@ fn prepare(
         spec.network,
         NetworkMode::Slirp4netns(_) | NetworkMode::Bridge { .. } | NetworkMode::Pasta { .. }
     );
+    let wait_for_network =
+        || match crate::network::starts_on_default_route(&spec.network, &spec.ports) {
+            true => crate::network::netlink::wait_for_default_route()
+                .context("waiting for the network's default route"),
+            false => channel.wait_for_network(),
+        };
     if network_to_wait_for && spec.process.terminal {
-        channel.wait_for_network()?;
+        wait_for_network()?;
     }
     // The pty comes from the container's own devpts, so `tty` inside names it.
     let console = match spec.process.terminal {
@@ -101,7 +107,7 @@ fn prepare(
     prepared.ulimits = spec.ulimits.clone();
     restrict_privileges_then(&spec.process.capabilities, || {
         match network_to_wait_for && !spec.process.terminal {
-            true => channel.wait_for_network(),
+            true => wait_for_network(),
             false => Ok(()),
         }
     })?;

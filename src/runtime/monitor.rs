@@ -257,6 +257,16 @@ fn run_container(
     // its /proc/PID/ns to us). Only a speed-up: without it, the namespace
     // goes at the container's exit, as it always did.
     held.mount_namespace = crate::host::proc_ns::open(pid.as_raw(), "mnt").ok();
+    // For slirp4netns, which then never has to find the container by its
+    // pid (see `slirp::Target`).
+    let slirp_namespaces = match &spec.network {
+        NetworkMode::Slirp4netns(_) => Some(
+            crate::host::proc_ns::open(pid.as_raw(), "user")
+                .and_then(|user| Ok((user, crate::host::proc_ns::open(pid.as_raw(), "net")?)))
+                .map_err(|err| childs_error_or(err, &channel))?,
+        ),
+        _ => None,
+    };
     channel.mapping_written()?;
     // While the container mounts its root: nothing reads these before it
     // is reported started.
@@ -272,11 +282,15 @@ fn run_container(
         held.fuse = Some(FuseOverlay::start(pid, dir, lowers, mount_point)?);
         channel.rootfs_mounted()?;
     }
-    if let NetworkMode::Slirp4netns(options) = &spec.network {
+    if let (NetworkMode::Slirp4netns(options), Some((user, net))) =
+        (&spec.network, &slirp_namespaces)
+    {
         let network = &mut held.network;
         let target = Target::Container {
             pid,
             root_mapped: spec.process.user.uid == 0 && spec.process.user.gid == 0,
+            user: user.as_fd(),
+            net: net.as_fd(),
         };
         let started = Slirp::start(target, options, dirs.ensure_runtime()?, live_dir.path())
             .and_then(|slirp| {
@@ -293,8 +307,12 @@ fn run_container(
             Ok(forwarder) => held.forwarder = forwarder,
             Err(err) => return Err(childs_error_or(err, &channel)),
         }
-        channel.network_ready()?;
+        // Else the command started once its default route was there.
+        if !crate::network::starts_on_default_route(&spec.network, &spec.ports) {
+            channel.network_ready()?;
+        }
     }
+    drop(slirp_namespaces);
 
     if let NetworkMode::Pasta {
         options,
