@@ -505,7 +505,9 @@ fn a_missing_fuse_overlayfs_is_named_and_leaves_nothing() {
     command
         .env("ROCKER_ROOTFS", "fuse-overlayfs")
         .env("PATH", "/nonexistent")
-        .args(["run", "--rm", &image, "true"]);
+        // (No slirp4netns to find either: with a network, rocker would
+        // name whichever it starts first.)
+        .args(["run", "--rm", "--network", "none", &image, "true"]);
     let out = output_within(command, Duration::from_secs(120));
     assert_eq!(code(&out), 125);
     assert!(

@@ -132,6 +132,7 @@ fn run_in(spec: &ExecSpec, started: &mut dyn FnMut() -> Result<()>) -> Result<i3
         spec.process.terminal,
         spec.process.stdin,
         pipes.as_mut(),
+        None,
         started,
     )?;
     if let Some(pipes) = pipes.as_mut() {

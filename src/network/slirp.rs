@@ -13,12 +13,12 @@
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{open, OFlag};
@@ -76,6 +76,9 @@ pub struct Slirp {
     /// Closing this ends slirp4netns.
     exit_fd: Option<OwnedFd>,
     live_dir: PathBuf,
+    /// Its ready pipe, until it has answered on it (by `ready_by`).
+    ready: Option<OwnedFd>,
+    ready_by: Instant,
 }
 
 /// slirp4netns's confinement (0.4.0 and later): libslirp has had
@@ -153,6 +156,19 @@ impl Slirp {
         runtime: &Path,
         live_dir: &Path,
     ) -> Result<Slirp> {
+        let mut slirp = Slirp::spawn(target, options, runtime, live_dir)?;
+        slirp.wait_until_ready()?;
+        Ok(slirp)
+    }
+
+    /// Starts slirp4netns as `start` does, without waiting for it: see
+    /// `wait_until_ready`, and `Awaited` for the monitor's watch.
+    pub fn spawn(
+        target: Target<'_>,
+        options: &SlirpOptions,
+        runtime: &Path,
+        live_dir: &Path,
+    ) -> Result<Slirp> {
         let program = which::find_in_path("slirp4netns").context(
             "slirp4netns is not installed, and containers get their network from it: \
              sudo apt-get install slirp4netns (or run with --network none for no network)",
@@ -222,25 +238,37 @@ impl Slirp {
         // end of file on the ready pipe.
         drop(ready_write);
         drop(exit_read);
-        let mut slirp = Slirp {
+        Ok(Slirp {
             child,
             exit_fd: Some(exit_write),
             live_dir: live_dir.to_path_buf(),
+            ready: Some(ready_read),
+            ready_by: Instant::now() + READY_DEADLINE,
+        })
+    }
+
+    /// Waits until slirp4netns is ready (it has configured the interface,
+    /// built its sandbox and installed its filter), or fails.
+    pub fn wait_until_ready(&mut self) -> Result<()> {
+        let Some(ready) = self.ready.take() else {
+            return Ok(());
         };
-        wait::helper_ready(&mut slirp.child, ready_read, READY_DEADLINE, "slirp4netns").map_err(
-            |err| {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let detail: Vec<&str> = log
-                    .lines()
-                    .filter(|line| !line.contains("seccomp is experimental"))
-                    .collect();
-                match detail.is_empty() {
-                    true => err,
-                    false => err.context(format!("slirp4netns says: {}", detail.join("; "))),
-                }
-            },
-        )?;
-        Ok(slirp)
+        let left = self.ready_by.saturating_duration_since(Instant::now());
+        wait::helper_ready(&mut self.child, ready, left, "slirp4netns")
+            .map_err(|err| self.with_its_log(err))
+    }
+
+    /// `err`, with what slirp4netns wrote in its log.
+    fn with_its_log(&self, err: anyhow::Error) -> anyhow::Error {
+        let log = std::fs::read_to_string(self.live_dir.join(LOG_FILE)).unwrap_or_default();
+        let detail: Vec<&str> = log
+            .lines()
+            .filter(|line| !line.contains("seccomp is experimental"))
+            .collect();
+        match detail.is_empty() {
+            true => err,
+            false => err.context(format!("slirp4netns says: {}", detail.join("; "))),
+        }
     }
 
     /// Publishes `port` on the host, to `guest` (or the container's
@@ -310,6 +338,32 @@ impl Slirp {
             .read_to_string(&mut reply)
             .context("reading the reply")?;
         serde_json::from_str(&reply).with_context(|| format!("a reply that is not JSON: {reply:?}"))
+    }
+}
+
+/// A container's command may start before slirp4netns is ready (see
+/// `network::starts_on_default_route`); its monitor then watches it thus.
+impl crate::runtime::supervise::Awaited for Slirp {
+    /// While slirp4netns has not said it is ready: the descriptor that
+    /// becomes readable when it does (or dies), and by when it must.
+    fn pending(&self) -> Option<(BorrowedFd<'_>, Instant)> {
+        self.ready.as_ref().map(|fd| (fd.as_fd(), self.ready_by))
+    }
+
+    /// Once `pending`'s descriptor is readable (`answered`) or its time
+    /// has come: Ok if slirp4netns said it is ready, else why not.
+    fn settle(&mut self, answered: bool) -> Result<()> {
+        let Some(ready) = self.ready.take() else {
+            return Ok(());
+        };
+        let answered = match answered {
+            true => wait::helper_has_answered(&mut self.child, ready, "slirp4netns"),
+            false => Err(anyhow::anyhow!(
+                "slirp4netns did not configure the network within {} s",
+                READY_DEADLINE.as_secs()
+            )),
+        };
+        answered.map_err(|err| self.with_its_log(err))
     }
 }
 

@@ -191,6 +191,13 @@ impl Socket {
 /// The parent's end: the monitor's, or `rocker exec`'s.
 pub struct ParentEnd(Socket);
 
+/// Readable when the child has news: a message, or its exec (the end).
+impl AsFd for ParentEnd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0 .0.as_fd()
+    }
+}
+
 impl ParentEnd {
     /// Waits for `want`; a `Failed` from the child becomes the error to
     /// report, with its exit status.

@@ -268,6 +268,25 @@ fn run_container(
         _ => None,
     };
     channel.mapping_written()?;
+    // slirp4netns first: its start (its exec and libraries, its child that
+    // configures the interface) is the longest way to the command's
+    // network, and what follows overlaps it.
+    if let (NetworkMode::Slirp4netns(options), Some((user, net))) =
+        (&spec.network, &slirp_namespaces)
+    {
+        let target = Target::Container {
+            pid,
+            root_mapped: spec.process.user.uid == 0 && spec.process.user.gid == 0,
+            user: user.as_fd(),
+            net: net.as_fd(),
+        };
+        match Slirp::spawn(target, options, dirs.ensure_runtime()?, live_dir.path()) {
+            Ok(slirp) => held.network = Some(slirp),
+            Err(err) => return Err(childs_error_or(err, &channel)),
+        }
+    }
+    // slirp4netns has its own copies.
+    drop(slirp_namespaces);
     // While the container mounts its root: nothing reads these before it
     // is reported started.
     let program = seccomp.map(Program::to_bytes);
@@ -282,37 +301,31 @@ fn run_container(
         held.fuse = Some(FuseOverlay::start(pid, dir, lowers, mount_point)?);
         channel.rootfs_mounted()?;
     }
-    if let (NetworkMode::Slirp4netns(options), Some((user, net))) =
-        (&spec.network, &slirp_namespaces)
+    if let (NetworkMode::Slirp4netns(options), Some(slirp)) = (&spec.network, held.network.as_mut())
     {
-        let network = &mut held.network;
-        let target = Target::Container {
-            pid,
-            root_mapped: spec.process.user.uid == 0 && spec.process.user.gid == 0,
-            user: user.as_fd(),
-            net: net.as_fd(),
-        };
-        let started = Slirp::start(target, options, dirs.ensure_runtime()?, live_dir.path())
-            .and_then(|slirp| {
-                let slirp = network.insert(slirp);
+        if crate::network::starts_on_default_route(&spec.network, &spec.ports) {
+            // The child goes on once its default route is there; what
+            // is left of slirp4netns's start is watched while it runs.
+            if let Err(err) = ready_or_child_on_its_way(slirp, &channel) {
+                return Err(childs_error_or(err, &channel));
+            }
+        } else {
+            let published = slirp.wait_until_ready().and_then(|()| {
                 spec.ports
                     .iter()
                     .filter(|port| !needs_forwarder(port))
                     .try_for_each(|port| slirp.publish(port, None).map(drop))
             });
-        if let Err(err) = started {
-            return Err(childs_error_or(err, &channel));
-        }
-        match forward_ports(spec, options.container_address(), pid, live_dir) {
-            Ok(forwarder) => held.forwarder = forwarder,
-            Err(err) => return Err(childs_error_or(err, &channel)),
-        }
-        // Else the command started once its default route was there.
-        if !crate::network::starts_on_default_route(&spec.network, &spec.ports) {
+            if let Err(err) = published {
+                return Err(childs_error_or(err, &channel));
+            }
+            match forward_ports(spec, options.container_address(), pid, live_dir) {
+                Ok(forwarder) => held.forwarder = forwarder,
+                Err(err) => return Err(childs_error_or(err, &channel)),
+            }
             channel.network_ready()?;
         }
     }
-    drop(slirp_namespaces);
 
     if let NetworkMode::Pasta {
         options,
@@ -350,6 +363,9 @@ fn run_container(
         spec.process.terminal,
         spec.process.stdin,
         pipes.as_mut(),
+        held.network
+            .as_mut()
+            .map(|slirp| slirp as &mut dyn supervise::Awaited),
         &mut || {
             started(&Started {
                 init: pid,
@@ -375,6 +391,24 @@ fn run_container(
     }
     let oom_killed = cgroup.is_some_and(ContainerCgroup::oom_killed);
     Ok(Exit { code, oom_killed })
+}
+
+/// Waits until slirp4netns is ready or the child has news (it has gone on
+/// to exec, or to its console's handshake, or failed), whichever comes
+/// first: a child started on its default route (see
+/// `network::starts_on_default_route`) need not wait for the rest. An
+/// error if slirp4netns failed, or was not ready in time, first.
+fn ready_or_child_on_its_way(slirp: &mut Slirp, channel: &ParentEnd) -> Result<()> {
+    use supervise::Awaited;
+    let Some((ready, by)) = slirp.pending() else {
+        return Ok(());
+    };
+    let left = by.saturating_duration_since(std::time::Instant::now());
+    match crate::util::wait::first_readable(&[ready, channel.as_fd()], left) {
+        Ok(Some(1)) => Ok(()),
+        Ok(answered) => slirp.settle(answered.is_some()),
+        Err(err) => Err(err).context("waiting for slirp4netns"),
+    }
 }
 
 /// Clones the container's PID 1 into its namespaces (and its cgroup's
@@ -533,8 +567,12 @@ fn write_id_maps(pid: Pid, spec: &ContainerSpec) -> Result<()> {
 /// namespaces are gone.
 fn childs_error_or(err: anyhow::Error, channel: &ParentEnd) -> anyhow::Error {
     if channel.has_news_within(Duration::from_millis(200)) {
+        // Its own report of a failure; a message of its setup (it wants
+        // its fuse mount) says nothing about this one.
         if let Err(childs) = channel.wait_for_exec() {
-            return childs;
+            if childs.downcast_ref::<StatusError>().is_some() {
+                return childs;
+            }
         }
     }
     err

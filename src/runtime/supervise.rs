@@ -2,7 +2,8 @@
 //! its terminal is relayed, its output logged. The monitor supervises the
 //! container's PID 1 this way, and `exec` the process that joined it.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -28,9 +29,22 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGWINCH,
 ];
 
+/// A helper the container's command did not wait for (slirp4netns still
+/// building its sandbox when the command starts): watched while the
+/// command runs, and its failure ends the run.
+pub trait Awaited {
+    /// While it has not answered: the descriptor readable when it does,
+    /// and by when it must.
+    fn pending(&self) -> Option<(BorrowedFd<'_>, Instant)>;
+    /// Its answer, once that descriptor is readable (`answered`) or its
+    /// time is up.
+    fn settle(&mut self, answered: bool) -> Result<()>;
+}
+
 /// The end of a start-up handshake, for `run` and `exec` alike: take the
 /// pty (with `-t`), wait until the command has been executed (`started`
-/// runs then), and supervise `child` until it exits.
+/// runs then), and supervise `child` until it exits (or `awaited` fails).
+#[allow(clippy::too_many_arguments)]
 pub fn run_to_exit(
     channel: &ParentEnd,
     child: &mut Supervised,
@@ -38,6 +52,7 @@ pub fn run_to_exit(
     terminal: bool,
     forward_input: bool,
     pipes: Option<&mut StdioPipes>,
+    awaited: Option<&mut dyn Awaited>,
     started: &mut dyn FnMut() -> Result<()>,
 ) -> Result<i32> {
     let mut pipes = pipes;
@@ -62,7 +77,14 @@ pub fn run_to_exit(
     }
     let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("creating a signalfd")?;
-    supervise(child, &signal_fd, console.as_ref(), forward_input, pipes)
+    supervise(
+        child,
+        &signal_fd,
+        console.as_ref(),
+        forward_input,
+        pipes,
+        awaited,
+    )
 }
 
 /// Waits for `child` to exit, forwarding signals to it and relaying the
@@ -73,6 +95,7 @@ fn supervise(
     console: Option<&Console>,
     forward_input: bool,
     mut pipes: Option<&mut StdioPipes>,
+    mut awaited: Option<&mut dyn Awaited>,
 ) -> Result<i32> {
     let mut output_open = console.is_some();
     let mut input_open = console.is_some() && forward_input;
@@ -92,7 +115,15 @@ fn supervise(
         if input_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        let mut timeout = PollTimeout::NONE;
+        let mut awaited_by = None;
+        if let Some((fd, by)) = awaited.as_deref().and_then(Awaited::pending) {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            let left = by.saturating_duration_since(Instant::now());
+            timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            awaited_by = Some(by);
+        }
+        match poll(&mut fds, timeout) {
             Err(nix::errno::Errno::EINTR) => continue,
             other => other.context("waiting for the container")?,
         };
@@ -101,6 +132,13 @@ fn supervise(
             .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        // Last in the set when there.
+        if let (Some(by), Some(awaited)) = (awaited_by, awaited.as_deref_mut()) {
+            let answered = ready[ready.len() - 1];
+            if answered || Instant::now() >= by {
+                awaited.settle(answered)?;
+            }
+        }
         let mut index = 1 + pipe_fds;
         if let (Some(console), true) = (console, output_open) {
             if ready[index] {

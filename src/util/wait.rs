@@ -101,6 +101,12 @@ pub fn helper_output(
 /// delivered does not cut the wait short; a termination signal pending
 /// (blocked) does, with EINTR.
 pub fn readable(fd: BorrowedFd<'_>, limit: Duration) -> nix::Result<bool> {
+    first_readable(&[fd], limit).map(|first| first.is_some())
+}
+
+/// `readable` for several descriptors: the index of one that is readable,
+/// or None when the time ran out.
+pub fn first_readable(fds: &[BorrowedFd<'_>], limit: Duration) -> nix::Result<Option<usize>> {
     let start = Instant::now();
     loop {
         if termination_pending().is_some() {
@@ -111,11 +117,18 @@ pub fn readable(fd: BorrowedFd<'_>, limit: Duration) -> nix::Result<bool> {
             .saturating_sub(start.elapsed())
             .min(Duration::from_millis(100));
         let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(0) if start.elapsed() >= limit => return Ok(false),
+        let mut polled: Vec<PollFd> = fds
+            .iter()
+            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        match poll(&mut polled, timeout) {
+            Ok(0) if start.elapsed() >= limit => return Ok(None),
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-            Ok(_) => return Ok(true),
+            Ok(_) => {
+                return Ok(polled
+                    .iter()
+                    .position(|fd| fd.revents().is_some_and(|r| !r.is_empty())))
+            }
             Err(err) => return Err(err),
         }
     }
@@ -132,7 +145,6 @@ pub fn helper_ready(
     what: &str,
 ) -> anyhow::Result<()> {
     use anyhow::{bail, Context};
-    use std::io::Read;
     use std::os::fd::AsFd;
     if !readable(ready.as_fd(), limit).with_context(|| format!("waiting for {what}"))? {
         bail!(
@@ -140,6 +152,18 @@ pub fn helper_ready(
             limit.as_secs()
         );
     }
+    helper_has_answered(child, ready, what)
+}
+
+/// The helper's answer on its ready pipe, once that is readable: Ok if it
+/// said it is ready, its failure if the pipe ended first.
+pub fn helper_has_answered(
+    child: &mut std::process::Child,
+    ready: std::os::fd::OwnedFd,
+    what: &str,
+) -> anyhow::Result<()> {
+    use anyhow::{bail, Context};
+    use std::io::Read;
     let mut bytes = [0u8; 16];
     let read = std::fs::File::from(ready)
         .read(&mut bytes)
