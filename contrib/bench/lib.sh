@@ -184,4 +184,39 @@ time_runs() {
         awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.5)] }'
 }
 
+# time_interleaved LABEL COMMAND [LABEL COMMAND ...] -> "LABEL median-ms
+# p90-ms" per command, in the order given: two warm-ups each, then RUNS
+# rounds in which every command runs once, one after the other, so that a
+# host whose speed drifts (a VM's neighbours, a file system that slows as
+# it fills) moves them all alike and their ratios hold.
+time_interleaved() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    as_user bash -c '
+        runs=$1; shift
+        for i in 1 2; do
+            for ((c = 2; c <= $#; c += 2)); do
+                ${!c} >/dev/null 2>&1 || { echo "failed: ${!c}" >&2; ${!c}; exit 1; }
+            done
+        done
+        for ((i = 0; i < runs; i++)); do
+            for ((c = 2; c <= $#; c += 2)); do
+                l=$((c - 1))
+                start=$EPOCHREALTIME
+                ${!c} >/dev/null 2>&1 || { echo "failed: ${!c}" >&2; exit 1; }
+                echo "${!l} $start $EPOCHREALTIME"
+            done
+        done' bench "$RUNS" "$@" |
+        awk '{ ms[$1] = ms[$1] " " sprintf("%.2f", ($3 - $2) * 1000) }
+             END { for (l in ms) print l ms[l] }' |
+        while read -r label times; do
+            # shellcheck disable=SC2086 # one time per word
+            printf '%s\n' $times | sort -n |
+                awk -v l="$label" '{ v[NR] = $1 }
+                    END { print l, v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.5)] }'
+        done |
+        awk -v order="$(for ((c = 1; c <= $#; c += 2)); do printf '%s ' "${!c}"; done)" '
+            { line[$1] = $0 }
+            END { n = split(order, o, " "); for (i = 1; i <= n; i++) print line[o[i]] }'
+}
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

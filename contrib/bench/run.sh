@@ -10,7 +10,8 @@
 #   slirp    rocker run --rm IMAGE true (the default network, slirp4netns)
 #   podman   podman run --rm --network none --runtime runc IMAGE true
 #
-# Each line has its ratio to the floor. Then the store's weight: the image
+# Each line has its ratio to the floor; an image's contenders but podman
+# take turns, run by run (see time_interleaved in lib.sh). Then the store's weight: the image
 # run and `ps -a` with KEPT stopped containers (default 300) and IMAGES
 # more images (default 200, each committed from a container of its own, so
 # a layer and a config apiece) in the store.
@@ -76,20 +77,33 @@ contender() {
     esac
 }
 
-# measure TOOL IMAGE -> "median-ms p90-ms"
-measure() { time_runs "$(contender "$1" "$2")"; }
-
 printf '\n%-8s %-8s %10s %8s %9s\n' image tool "median ms" "p90 ms" "x floor"
-tools="floor bwrap rootfs rocker nofilter slirp"
-[ "$have_podman" = yes ] && tools="$tools podman"
+# What the set-up wrote (the pulls, the trees' copies) is on disk first, as
+# a user's images are: writeback under way slows every new inode on a file
+# system like this one's (an image run was 16 ms instead of 8 without).
+sync
+row() { # IMAGE TOOL MEDIAN P90 FLOOR
+    printf '%-8s %-8s %10s %8s %9s\n' "$1" "$2" "$3" "$4" \
+        "$(awk -v a="$3" -v b="$5" 'BEGIN { printf "%.2f", a / b }')"
+}
 for image in busybox debian; do
-    floor=
-    for tool in $tools; do
-        read -r med p90 < <(measure "$tool" "$image")
-        [ -n "$floor" ] || floor=$med
-        printf '%-8s %-8s %10s %8s %9s\n' "$image" "$tool" "$med" "$p90" \
-            "$(awk -v a="$med" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')"
+    # An image's contenders in one interleaved series; podman on its own
+    # after it, since its cleanup goes on after each run returns and would
+    # slow whichever run came next.
+    series=()
+    for tool in floor bwrap rootfs rocker nofilter slirp; do
+        series+=("$tool" "$(contender "$tool" "$image")")
     done
+    floor=
+    while read -r tool med p90; do
+        [ -n "$floor" ] || floor=$med
+        row "$image" "$tool" "$med" "$p90" "$floor"
+    done < <(time_interleaved "${series[@]}")
+    if [ "$have_podman" = yes ]; then
+        read -r med p90 < <(time_runs "$(contender podman "$image")")
+        row "$image" podman "$med" "$p90" "$floor"
+        sleep 2
+    fi
 done
 
 # --- the store's weight -------------------------------------------------------
@@ -107,6 +121,7 @@ as_user bash -c 'for ((i = 0; i < $3; i++)); do
         $1 commit bench-commit bench/committed-$i:1 >/dev/null &&
         $1 rm bench-commit >/dev/null || exit 1
     done' bench "$rocker_cmd" "$image" "$IMAGES"
+sync
 read -r full_run _ < <(time_runs "$rocker_cmd run --rm --network none $image true")
 read -r full_ps _ < <(time_runs "$rocker_cmd ps -a")
 printf '\n%-34s %10s %14s %8s\n' "median ms" "empty" "+$KEPT ctr $IMAGES img" ratio
