@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
@@ -41,8 +42,18 @@ pub fn start(
     forking: &str,
 ) -> ! {
     if let Some(signals) = reaper {
+        // The command waits for the reaper's filter: it must never find
+        // its PID 1 unconfined (a test read /proc/1/status too soon).
+        let (filtered_read, filtered_write) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+            Ok(ends) => ends,
+            Err(err) => fail(
+                &channel,
+                anyhow::Error::new(err).context(forking.to_string()),
+            ),
+        };
         match sys::fork() {
             Ok(Forked::Parent(command)) => {
+                drop(filtered_read);
                 // The reaper lives under the container's filter too (it
                 // only waits, forwards signals and exits). Should that
                 // fail, its end takes the command with it (parent-death
@@ -52,6 +63,7 @@ pub fn start(
                         fail(&channel, err);
                     }
                 }
+                let _ = std::fs::File::from(filtered_write).write_all(b"1");
                 // The reaper keeps nothing of the command's: with its copies
                 // of the channel and the pty closed, the monitor reads end of
                 // stream as soon as the command has exec'd, and the
@@ -60,7 +72,17 @@ pub fn start(
                 drop(prepared);
                 reaper::supervise(command, signals)
             }
-            Ok(Forked::Child) => {}
+            Ok(Forked::Child) => {
+                drop(filtered_write);
+                let mut word = [0u8; 1];
+                if std::fs::File::from(filtered_read)
+                    .read_exact(&mut word)
+                    .is_err()
+                {
+                    // The reaper failed, and has said why.
+                    sys::exit_now(crate::error::EXIT_ROCKER_FAILED);
+                }
+            }
             Err(err) => fail(
                 &channel,
                 anyhow::Error::new(err).context(forking.to_string()),
