@@ -343,7 +343,7 @@ impl Slirp {
 
 /// A container's command may start before slirp4netns is ready (see
 /// `network::starts_on_default_route`); its monitor then watches it thus.
-impl crate::runtime::supervise::Awaited for Slirp {
+impl wait::Awaited for Slirp {
     /// While slirp4netns has not said it is ready: the descriptor that
     /// becomes readable when it does (or dies), and by when it must.
     fn pending(&self) -> Option<(BorrowedFd<'_>, Instant)> {

@@ -365,7 +365,7 @@ fn run_container(
         pipes.as_mut(),
         held.network
             .as_mut()
-            .map(|slirp| slirp as &mut dyn supervise::Awaited),
+            .map(|slirp| slirp as &mut dyn crate::util::wait::Awaited),
         &mut || {
             started(&Started {
                 init: pid,
@@ -399,7 +399,7 @@ fn run_container(
 /// `network::starts_on_default_route`) need not wait for the rest. An
 /// error if slirp4netns failed, or was not ready in time, first.
 fn ready_or_child_on_its_way(slirp: &mut Slirp, channel: &ParentEnd) -> Result<()> {
-    use supervise::Awaited;
+    use crate::util::wait::Awaited;
     let Some((ready, by)) = slirp.pending() else {
         return Ok(());
     };

@@ -2,7 +2,7 @@
 //! its terminal is relayed, its output logged. The monitor supervises the
 //! container's PID 1 this way, and `exec` the process that joined it.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -16,6 +16,7 @@ use crate::error::wait_status_to_exit_code;
 use crate::runtime::channel::ParentEnd;
 use crate::runtime::console::Console;
 use crate::runtime::stdio_pipes::StdioPipes;
+use crate::util::wait::Awaited;
 
 /// Signals that, sent to `rocker run` or `rocker exec`, are meant for the
 /// container's process.
@@ -29,21 +30,10 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGWINCH,
 ];
 
-/// A helper the container's command did not wait for (slirp4netns still
-/// building its sandbox when the command starts): watched while the
-/// command runs, and its failure ends the run.
-pub trait Awaited {
-    /// While it has not answered: the descriptor readable when it does,
-    /// and by when it must.
-    fn pending(&self) -> Option<(BorrowedFd<'_>, Instant)>;
-    /// Its answer, once that descriptor is readable (`answered`) or its
-    /// time is up.
-    fn settle(&mut self, answered: bool) -> Result<()>;
-}
-
 /// The end of a start-up handshake, for `run` and `exec` alike: take the
 /// pty (with `-t`), wait until the command has been executed (`started`
-/// runs then), and supervise `child` until it exits (or `awaited` fails).
+/// runs then), and supervise `child` until it exits (or `awaited`, a
+/// helper still starting, fails).
 #[allow(clippy::too_many_arguments)]
 pub fn run_to_exit(
     channel: &ParentEnd,

@@ -134,6 +134,18 @@ pub fn first_readable(fds: &[BorrowedFd<'_>], limit: Duration) -> nix::Result<Op
     }
 }
 
+/// A helper that was let start without being waited for (slirp4netns
+/// still building its sandbox when the container's command starts): its
+/// supervisor watches it meanwhile, and its failure ends the run.
+pub trait Awaited {
+    /// While it has not answered: the descriptor readable when it does,
+    /// and by when it must.
+    fn pending(&self) -> Option<(BorrowedFd<'_>, Instant)>;
+    /// Its answer, once that descriptor is readable (`answered`) or its
+    /// time is up.
+    fn settle(&mut self, answered: bool) -> anyhow::Result<()>;
+}
+
 /// Waits, at most `limit`, until the helper process `child` says it is
 /// ready by writing to `ready` (a pipe whose write end only it holds);
 /// `what` names it in errors. End of file on the pipe means it died
