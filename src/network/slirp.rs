@@ -1,8 +1,9 @@
 //! slirp4netns: a user-mode TCP/IP stack on the host side of a tap device
 //! in the container's network namespace. rocker starts it (with
-//! `std::process`) once the id maps are written, waits on its ready fd,
-//! publishes ports through its API socket, and stops it when the container
-//! ends. It cannot outlive rocker: it exits when its exit fd (whose other
+//! `std::process`) once the id maps are written, waits on its ready fd
+//! (or, when the command need not wait for it, watches that fd while the
+//! container runs: `spawn`, `wait::Awaited`), publishes ports through its
+//! API socket, and stops it when the container ends. It cannot outlive rocker: it exits when its exit fd (whose other
 //! end only rocker holds) closes, and gets SIGKILL when rocker dies.
 //!
 //! rocker does not wait for it to finish exiting: closing the tap device
