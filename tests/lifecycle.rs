@@ -147,8 +147,8 @@ fn a_detached_container_prints_its_id_and_ps_lists_it() {
     let pid = list[0]["Pid"].as_i64().unwrap();
     assert!(pid > 0);
     // That pid is the container's PID 1: the sleep.
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(String::from_utf8_lossy(&cmdline).starts_with("sleep"));
+    let cmdline = command_line_of(pid as u32);
+    assert!(cmdline.starts_with("sleep"), "{cmdline}");
 
     assert_eq!(ok(s.rocker(&["kill", "web"])).trim(), "web");
     s.wait_state("web", "exited");

@@ -71,24 +71,6 @@ fn pasta_of(parent: u32) -> u32 {
     }
 }
 
-/// The command line of `pid`, its words joined by spaces. Read while pasta
-/// execs itself again (Debian's `passt.avx2`), it comes back empty: the
-/// new program's name is set before its arguments are, so wait for them.
-fn cmdline_of(pid: u32) -> String {
-    let start = Instant::now();
-    loop {
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-        if !cmdline.is_empty() {
-            return String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "pasta {pid} shows no command line"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn pasta_gives_an_interface_a_default_route_and_a_resolver() {
     let out = ok(run(&[
@@ -155,7 +137,7 @@ fn host_loopback_opens_only_when_allowed() {
     // gateway, off this machine.)
     let rocker = spawn(&[], &["sleep", "30"]);
     let pasta = pasta_of(rocker.id());
-    let cmdline = cmdline_of(pasta);
+    let cmdline = command_line_of(pasta);
     assert!(cmdline.contains(" --no-map-gw "), "{cmdline}");
     kill(Pid::from_raw(rocker.id() as i32), Signal::SIGKILL).unwrap();
     let _ = wait_output(rocker, Duration::from_secs(20));

@@ -525,3 +525,24 @@ impl Harness {
         })
     }
 }
+
+/// The command line of `pid`, its words joined by spaces. Read while the
+/// process execs (pasta running itself again as `passt.avx2`, a command
+/// whose exec rocker has just seen begin), it comes back empty: the new
+/// program's arguments are set up after its name and after its
+/// close-on-exec descriptors are closed, so wait for them.
+pub fn command_line_of(pid: u32) -> String {
+    let start = Instant::now();
+    loop {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_else(|err| panic!("/proc/{pid}/cmdline: {err}"));
+        if !cmdline.is_empty() {
+            return String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "process {pid} shows no command line"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
