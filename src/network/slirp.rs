@@ -3,8 +3,9 @@
 //! `std::process`) once the id maps are written, waits on its ready fd
 //! (or, when the command need not wait for it, watches that fd while the
 //! container runs: `spawn`, `wait::Awaited`), publishes ports through its
-//! API socket, and stops it when the container ends. It cannot outlive rocker: it exits when its exit fd (whose other
-//! end only rocker holds) closes, and gets SIGKILL when rocker dies.
+//! API socket, and stops it when the container ends. It cannot outlive
+//! rocker: it exits when its exit fd (whose other end only rocker holds)
+//! closes, and gets SIGKILL when rocker dies.
 //!
 //! rocker does not wait for it to finish exiting: closing the tap device
 //! makes the kernel wait out RCU grace periods and unregister the
@@ -29,7 +30,7 @@ use nix::unistd::{pipe2, Pid};
 use super::ports::PortMapping;
 use super::SlirpOptions;
 use crate::host::which;
-use crate::util::wait;
+use crate::util::wait::{self, Awaited};
 
 /// How long slirp4netns may take to configure the interface.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -251,12 +252,12 @@ impl Slirp {
     /// Waits until slirp4netns is ready (it has configured the interface,
     /// built its sandbox and installed its filter), or fails.
     pub fn wait_until_ready(&mut self) -> Result<()> {
-        let Some(ready) = self.ready.take() else {
+        let Some((ready, by)) = self.pending() else {
             return Ok(());
         };
-        let left = self.ready_by.saturating_duration_since(Instant::now());
-        wait::helper_ready(&mut self.child, ready, left, "slirp4netns")
-            .map_err(|err| self.with_its_log(err))
+        let left = by.saturating_duration_since(Instant::now());
+        let answered = wait::readable(ready, left).context("waiting for slirp4netns")?;
+        self.settle(answered)
     }
 
     /// `err`, with what slirp4netns wrote in its log.
@@ -344,7 +345,7 @@ impl Slirp {
 
 /// A container's command may start before slirp4netns is ready (see
 /// `network::starts_on_default_route`); its monitor then watches it thus.
-impl wait::Awaited for Slirp {
+impl Awaited for Slirp {
     /// While slirp4netns has not said it is ready: the descriptor that
     /// becomes readable when it does (or dies), and by when it must.
     fn pending(&self) -> Option<(BorrowedFd<'_>, Instant)> {
