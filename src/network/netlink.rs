@@ -79,16 +79,8 @@ pub struct LinkSpec<'a> {
 impl Netlink {
     /// A socket in the calling thread's network namespace.
     pub fn open() -> Result<Netlink> {
-        let socket = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkRoute,
-        )
-        .context("opening a netlink socket")?;
-        bind(socket.as_raw_fd(), &NetlinkAddr::new(0, 0)).context("binding a netlink socket")?;
         Ok(Netlink {
-            socket,
+            socket: route_socket(0)?,
             sequence: 0,
         })
     }
@@ -301,15 +293,7 @@ impl Netlink {
 /// route in its main table (one already there counts). Unprivileged: any
 /// process may read routes and follow their changes.
 pub fn wait_for_default_route() -> Result<()> {
-    let socket = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )
-    .context("opening a netlink socket")?;
-    bind(socket.as_raw_fd(), &NetlinkAddr::new(0, IPV4_ROUTE_GROUP))
-        .context("following the route changes")?;
+    let socket = route_socket(IPV4_ROUTE_GROUP).context("following the route changes")?;
     // Subscribed first, then the table: a route added before the dump is
     // in it, one added after comes as a notification.
     let ask_for_the_table = || {
@@ -338,6 +322,20 @@ pub fn wait_for_default_route() -> Result<()> {
             Err(err) => return Err(err).context("reading the route changes"),
         }
     }
+}
+
+/// An rtnetlink socket in the calling thread's network namespace, bound to
+/// the multicast `groups` (none: requests and their answers only).
+fn route_socket(groups: u32) -> Result<OwnedFd> {
+    let socket = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )
+    .context("opening a netlink socket")?;
+    bind(socket.as_raw_fd(), &NetlinkAddr::new(0, groups)).context("binding a netlink socket")?;
+    Ok(socket)
 }
 
 /// Whether these netlink messages (a datagram of them) announce an IPv4
