@@ -429,20 +429,15 @@ fn a_slirp4netns_failing_after_it_configured_the_interface_ends_the_container() 
     require("/usr/bin/slirp4netns", "slirp4netns");
     // The real one, but its API socket cannot be made: it configures the
     // interface (the command may start), then gives up.
-    let bin = h.scratch("failing-slirp-bin");
-    let wrapper = bin.join("slirp4netns");
-    std::fs::write(
-        &wrapper,
+    let path = h.path_with_script(
+        "failing-slirp-bin",
+        "slirp4netns",
         "#!/bin/sh\nexec /usr/bin/slirp4netns \"$@\" --api-socket=/nonexistent/api.sock\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    h.give_tree(&bin);
+    );
     let data = h.scratch("failing-slirp-data");
     let mut command = h.rocker_in(&data);
     command
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("PATH", path)
         .args(["run", "--rootfs"])
         .arg(&h.rootfs)
         .args(["sleep", "1034"]);

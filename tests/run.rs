@@ -593,20 +593,15 @@ fn the_process_gets_runcs_defaults_not_the_callers() {
 fn ctrl_c_during_setup_stops_the_run_cleanly() {
     let h = harness();
     // A slirp4netns that never says it is ready: setup waits on it.
-    let bin = h.scratch("stuck-slirp-bin");
-    let fake = bin.join("slirp4netns");
-    std::fs::write(
-        &fake,
+    let path = h.path_with_script(
+        "stuck-slirp-bin",
+        "slirp4netns",
         "#!/bin/sh\ncase \"$1\" in --help) exit 0;; esac\nexec sleep 1033\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    h.give_tree(&bin);
+    );
     let data = h.scratch("stuck-slirp-data");
     let mut command = h.rocker_in(&data);
     command
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("PATH", path)
         .args(["run", "--name", "stuck", "--rootfs"])
         .arg(&h.rootfs)
         .arg("true");

@@ -135,6 +135,18 @@ impl Harness {
         dir
     }
 
+    /// A PATH for the rocker user on which `program` is the shell `script`
+    /// (a stand-in for a helper such as slirp4netns), then the system's.
+    pub fn path_with_script(&self, dir: &str, program: &str, script: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.scratch(dir);
+        let path = bin.join(program);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        self.give_tree(&bin);
+        format!("{}:/usr/bin:/bin", bin.display())
+    }
+
     /// A minimal distribution: static busybox and its applets, passwd and
     /// group with root and an `app` user, empty mount points.
     pub fn build_busybox_rootfs(&self, root: &Path) {
