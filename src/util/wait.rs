@@ -108,6 +108,11 @@ pub fn readable(fd: BorrowedFd<'_>, limit: Duration) -> nix::Result<bool> {
 /// or None when the time ran out.
 pub fn first_readable(fds: &[BorrowedFd<'_>], limit: Duration) -> nix::Result<Option<usize>> {
     let start = Instant::now();
+    // Made once: each poll sets every entry's answer afresh.
+    let mut polled: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
     loop {
         if termination_pending().is_some() {
             return Err(nix::errno::Errno::EINTR);
@@ -117,10 +122,6 @@ pub fn first_readable(fds: &[BorrowedFd<'_>], limit: Duration) -> nix::Result<Op
             .saturating_sub(start.elapsed())
             .min(Duration::from_millis(100));
         let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-        let mut polled: Vec<PollFd> = fds
-            .iter()
-            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-            .collect();
         match poll(&mut polled, timeout) {
             Ok(0) if start.elapsed() >= limit => return Ok(None),
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
