@@ -61,11 +61,17 @@ pub enum Target<'a> {
     /// non-dumpable, or exited. Without the sandbox only its configuring
     /// child joins, through `pid`, before it configures anything, and
     /// slirp4netns holds no capability over the container.
+    ///
+    /// `publishes` says whether ports will be published through its API
+    /// socket; without, it gets none, so that nothing of it appears in the
+    /// live dir after rocker stopped waiting for it (a command that fails
+    /// at once has its live dir removed while slirp4netns still starts).
     Container {
         pid: Pid,
         root_mapped: bool,
         user: BorrowedFd<'a>,
         net: BorrowedFd<'a>,
+        publishes: bool,
     },
     /// One this process is privileged over (rocker's network namespace,
     /// from inside its user namespace), by descriptor; the tap device
@@ -219,8 +225,16 @@ impl Slirp {
             .arg(format!("--cidr={}", options.cidr))
             .arg(format!("--ready-fd={}", ready_write.as_raw_fd()))
             .arg(format!("--exit-fd={}", exit_read.as_raw_fd()))
-            .arg(format!("--api-socket={API_SOCKET}"))
             .args(hardening);
+        if !matches!(
+            target,
+            Target::Container {
+                publishes: false,
+                ..
+            }
+        ) {
+            command.arg(format!("--api-socket={API_SOCKET}"));
+        }
         if !options.allow_host_loopback {
             command.arg("--disable-host-loopback");
         }

@@ -279,6 +279,7 @@ fn run_container(
             root_mapped: spec.process.user.uid == 0 && spec.process.user.gid == 0,
             user: user.as_fd(),
             net: net.as_fd(),
+            publishes: spec.ports.iter().any(|port| !needs_forwarder(port)),
         };
         match Slirp::spawn(target, options, dirs.ensure_runtime()?, live_dir.path()) {
             Ok(slirp) => held.network = Some(slirp),
