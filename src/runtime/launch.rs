@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::{setsid, Pid};
+use nix::unistd::setsid;
 
 use crate::container::identity::ProcessId;
 use crate::container::logfile::LogWriter;
@@ -184,37 +184,31 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
         files,
         ..
     } = launch;
-    let mut started = None;
     let mut remains = Remains::default();
-    let mut sweep_waiting = false;
-    let seccomp = seccomp.as_ref();
+    let mut recorder = StartRecorder {
+        containers,
+        id: &record.id,
+        restart_count: 0,
+        sweep: record.auto_remove,
+        on_start: &mut || {},
+        live: None,
+        started: None,
+        sweep_waiting: false,
+    };
     let result = monitor::run(
         &spec,
         &record.name,
-        seccomp,
+        seccomp.as_ref(),
         dirs,
         Output::Inherit,
-        &mut |run| {
-            started = Some(record_start(
-                containers, &record.id, run.init, run.cgroup, 0,
-            )?);
-            // The --rm sweep is forked now, while the monitor has nothing
-            // to do but wait, rather than after the exit, on the way to
-            // the caller's exit status (a fork's 0.2-0.3 ms). It waits for
-            // this process's exit, by which time the container's dirs are
-            // in removed/. Not when the container has a cgroup: the
-            // monitor stands in that cgroup's `monitor` leaf now, which it
-            // removes at the end, and a sweep waiting in it would keep it.
-            if record.auto_remove && run.cgroup.is_none() {
-                let namespace = run
-                    .mount_namespace
-                    .and_then(|fd| fd.try_clone_to_owned().ok());
-                sweep_waiting = background::run_detached_after_exit(namespace, sweep(containers));
-            }
-            Ok(())
-        },
+        &mut recorder,
         &mut remains,
     );
+    let StartRecorder {
+        started,
+        sweep_waiting,
+        ..
+    } = recorder;
     let how = How {
         sweep_waiting,
         ..how
@@ -232,35 +226,73 @@ fn start_now(launch: Launch, containers: &Containers, dirs: &Dirs, how: How) -> 
     status
 }
 
-/// The container's command runs: note its processes and the time, and
-/// return the status written. The live state comes first, so a started
-/// container always has one to check.
-fn record_start(
-    containers: &Containers,
-    id: &str,
-    init: Pid,
-    cgroup: Option<&Path>,
+/// What a run records as its container comes up (the monitor's `Hooks`).
+struct StartRecorder<'a> {
+    containers: &'a Containers,
+    id: &'a str,
     restart_count: u32,
-) -> Result<Status> {
-    let live = LiveState {
-        monitor: ProcessId::current()?,
-        init: ProcessId::of(init)?,
-        cgroup: cgroup.map(Path::to_path_buf),
-        paused: None,
-    };
-    containers.write_started_live_state(id, &live)?;
-    let status = Status {
-        started: Some(time::now_nanos()),
-        restart_count,
-        runtime: Some(containers.runtime().to_path_buf()),
-        ..Status::default()
-    };
-    containers.write_status(id, &status)?;
-    Ok(status)
+    /// Fork the `--rm` sweep once the container is cloned (see `cloned`).
+    sweep: bool,
+    /// Called once the start is recorded.
+    on_start: &'a mut dyn FnMut(),
+    /// The container's processes, read once it is cloned.
+    live: Option<LiveState>,
+    /// The status `started` wrote, once the command runs.
+    started: Option<Status>,
+    /// A sweep was forked, which waits for this process's exit.
+    sweep_waiting: bool,
+}
+
+impl monitor::Hooks for StartRecorder<'_> {
+    /// While the child sets itself up: the processes' start times are read
+    /// (two /proc reads, the same after the exec), and the --rm sweep is
+    /// forked (0.2-0.3 ms), rather than on the way to the caller's exit
+    /// status. The sweep waits for this process's exit, by which time the
+    /// container's dirs are in removed/ (or gone, if it never started).
+    fn cloned(&mut self, container: &monitor::Started) -> Result<()> {
+        self.live = Some(LiveState {
+            monitor: ProcessId::current()?,
+            init: ProcessId::of(container.init)?,
+            cgroup: container.cgroup.map(Path::to_path_buf),
+            paused: None,
+        });
+        // Not when the container has a cgroup: the monitor stands in that
+        // cgroup's `monitor` leaf while it runs, and removes it at the
+        // end; a sweep waiting in it would keep it.
+        if self.sweep && container.cgroup.is_none() && !self.sweep_waiting {
+            let namespace = container
+                .mount_namespace
+                .and_then(|fd| fd.try_clone_to_owned().ok());
+            self.sweep_waiting =
+                background::run_detached_after_exit(namespace, sweep(self.containers));
+        }
+        Ok(())
+    }
+
+    /// The command runs: its processes and the time are recorded. The
+    /// live state comes first, so a started container always has one to
+    /// check.
+    fn started(&mut self, _: &monitor::Started) -> Result<()> {
+        let live = self
+            .live
+            .take()
+            .context("the container's processes were not read when it was cloned")?;
+        self.containers.write_started_live_state(self.id, &live)?;
+        let status = Status {
+            started: Some(time::now_nanos()),
+            restart_count: self.restart_count,
+            runtime: Some(self.containers.runtime().to_path_buf()),
+            ..Status::default()
+        };
+        self.containers.write_status(self.id, &status)?;
+        self.started = Some(status);
+        (self.on_start)();
+        Ok(())
+    }
 }
 
 /// After the monitor: how the container ended (`started` is the status
-/// `record_start` wrote, if the command ran), and its removal under `--rm`
+/// `StartRecorder` wrote, if the command ran), and its removal under `--rm`
 /// (or when it never started: then it leaves nothing). A container about
 /// to be removed gets no final status, unless the removal fails. Its mount
 /// namespace (in `remains`) goes to the sweep of a removed container; any
@@ -400,25 +432,29 @@ impl Run<'_> {
             let began = Instant::now();
             // The last run's, kept until its end was recorded below.
             *remains = Remains::default();
+            let mut recorder = StartRecorder {
+                containers: self.containers,
+                id,
+                restart_count: count,
+                // A detached monitor's exit is no one's exit status: its
+                // sweep is forked at the end (see `finish`).
+                sweep: false,
+                on_start: &mut *on_start,
+                live: None,
+                // Until this run starts, the last one's.
+                started: started.take(),
+                sweep_waiting: false,
+            };
             let result = monitor::run(
                 self.spec,
                 &self.record.name,
                 self.seccomp,
                 self.dirs,
                 output()?,
-                &mut |run| {
-                    *started = Some(record_start(
-                        self.containers,
-                        id,
-                        run.init,
-                        run.cgroup,
-                        count,
-                    )?);
-                    on_start();
-                    Ok(())
-                },
+                &mut recorder,
                 remains,
             );
+            *started = recorder.started;
             let (Ok(exit), Some(status)) = (&result, started.as_ref()) else {
                 return result;
             };

@@ -55,8 +55,19 @@ pub struct Exit {
     pub oom_killed: bool,
 }
 
-/// What `run` tells its `started` callback once the container's command
-/// runs.
+/// What `run` calls as the container comes up (see `Started`).
+pub trait Hooks {
+    /// Once the child is cloned and its ids are mapped. It then mounts its
+    /// root (a millisecond or more) while the monitor has little to do, so
+    /// work done here is off the way to the command and to its exit
+    /// status. An error ends the container before its command runs.
+    fn cloned(&mut self, container: &Started) -> Result<()>;
+    /// Once its command runs; an error ends the container.
+    fn started(&mut self, container: &Started) -> Result<()>;
+}
+
+/// What `run` tells its hooks about the container, all of it known from
+/// the clone on.
 pub struct Started<'a> {
     /// The container's PID 1.
     pub init: Pid,
@@ -65,6 +76,16 @@ pub struct Started<'a> {
     /// Its mount namespace (see `Remains`), for a process forked now to
     /// hold as well.
     pub mount_namespace: Option<BorrowedFd<'a>>,
+}
+
+impl<'a> Started<'a> {
+    fn new(init: Pid, cgroup: Option<&'a Path>, mount_namespace: Option<&'a OwnedFd>) -> Self {
+        Started {
+            init,
+            cgroup,
+            mount_namespace: mount_namespace.map(AsFd::as_fd),
+        }
+    }
 }
 
 /// What of a container outlives `run`, for the caller to let go of once it
@@ -122,9 +143,9 @@ impl Drop for Held {
     }
 }
 
-/// Runs the container to completion and returns how it ended. `started`
-/// is called with the container's PID 1, its cgroup and its mount
-/// namespace (`Started`) once its command runs. The container's live dir
+/// Runs the container to completion and returns how it ended. `hooks`
+/// are called with the container's PID 1, its cgroup and its mount
+/// namespace (`Started`) once it is cloned and once its command runs. The container's live dir
 /// and mount namespace are handed back in `remains` (whatever happened)
 /// for the caller to let go of once it has recorded the end: until then,
 /// the container's live state says its monitor answers for it, and no one
@@ -137,11 +158,11 @@ pub fn run(
     seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
-    started: &mut dyn FnMut(&Started) -> Result<()>,
+    hooks: &mut dyn Hooks,
     remains: &mut Remains,
 ) -> Result<Exit> {
     let mut held = Held::default();
-    let result = run_container(&mut held, spec, name, seccomp, dirs, output, started);
+    let result = run_container(&mut held, spec, name, seccomp, dirs, output, hooks);
     remains.live_dir = held.live_dir.take();
     remains.mount_namespace = held.mount_namespace.take();
     drop(held);
@@ -167,7 +188,7 @@ fn run_container(
     seccomp: Option<&Program>,
     dirs: &Dirs,
     output: Output,
-    started: &mut dyn FnMut(&Started) -> Result<()>,
+    hooks: &mut dyn Hooks,
 ) -> Result<Exit> {
     // Before the cgroup: a keeper started now must not stay in the
     // container's, which goes with the container.
@@ -292,6 +313,9 @@ fn run_container(
     // is reported started.
     let program = seccomp.map(Program::to_bytes);
     live_dir.keep_for_later_commands(program.as_deref(), &files)?;
+    let leaf = cgroup.map(ContainerCgroup::leaf);
+    let about = |mount_namespace| Started::new(pid, leaf.as_deref(), mount_namespace);
+    hooks.cloned(&about(held.mount_namespace.as_ref()))?;
     if let Rootfs::FuseOverlay {
         dir,
         lowers,
@@ -356,7 +380,6 @@ fn run_container(
         channel.network_ready()?;
     }
 
-    let leaf = cgroup.map(ContainerCgroup::leaf);
     let code = supervise::run_to_exit(
         &channel,
         container,
@@ -367,13 +390,7 @@ fn run_container(
         held.network
             .as_mut()
             .map(|slirp| slirp as &mut dyn crate::util::wait::Awaited),
-        &mut || {
-            started(&Started {
-                init: pid,
-                cgroup: leaf.as_deref(),
-                mount_namespace: held.mount_namespace.as_ref().map(AsFd::as_fd),
-            })
-        },
+        &mut || hooks.started(&about(held.mount_namespace.as_ref())),
     )?;
     // Before the output drains: what is left of a --pid host container
     // would hold its pipes open.
