@@ -7,7 +7,11 @@
 # in the container's child (a fork keeps no page table entries of a file
 # mapping) and in the --rm sweeper.
 #
-#   cargo build --release && sudo contrib/build/start-order.sh
+#   cargo build --release --config contrib/build/static.toml &&
+#       sudo contrib/build/start-order.sh
+#
+# (the release build as README.md's install makes it: static, in
+# target/<host>/release; its names differ from a dynamic build's.)
 #
 # Regenerate it when tests/start_order.rs says the list is stale: the
 # names carry hashes of the toolchain and of Cargo.lock, and new code on
@@ -20,14 +24,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-binary=${1:-target/release/rocker}
+# rustc names the host (under sudo it may be off the PATH: then name the
+# binary as the first argument).
+host=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p' || true)
+binary=${1:-target/${host:-HOST}/release/rocker}
 out=contrib/build/start-order.txt
 user=${ORDER_USER:-nobody}
 tracing=/sys/kernel/tracing
 
 die() { echo "start-order.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root: uprobes are set through tracefs"
-[ -x "$binary" ] || die "$binary is missing: cargo build --release"
+[ -x "$binary" ] || die "$binary is missing: cargo build --release --config contrib/build/static.toml"
 for tool in nm readelf setpriv slirp4netns; do
     command -v "$tool" >/dev/null || die "$tool is missing (binutils, util-linux, slirp4netns)"
 done
@@ -40,10 +47,14 @@ fi
 
 work=$(mktemp -d)
 buffer_kb=$(cat "$tracing/buffer_size_kb")
+# Another tracer (perf, say) may have left the ring buffer off: then no
+# probe records a hit, and the list comes out empty.
+tracing_on=$(cat "$tracing/tracing_on")
 cleanup() {
     echo 0 >"$tracing/events/order/enable" 2>/dev/null || true
     echo >"$tracing/uprobe_events"
     echo "$buffer_kb" >"$tracing/buffer_size_kb"
+    echo "$tracing_on" >"$tracing/tracing_on"
     echo >"$tracing/trace"
     rm -rf "$work"
 }
@@ -65,7 +76,10 @@ tar -C "$work/root" -cf "$work/busybox.tar" .
 chmod 0644 "$work/busybox.tar"
 as_user import "$work/busybox.tar" order:1 >/dev/null
 
-# A probe per function: its file offset in the executable segment.
+# A probe per Rust function (and main): its file offset in the executable
+# segment. Not the C library's, which a static build holds: with a probe
+# on each of its functions too, an imported blob failed its digest (its
+# hand-written string functions the likely victims; not pursued).
 # readelf -lW: Type Offset VirtAddr PhysAddr FileSiz MemSiz Flg Align, the
 # executable segment's flags reading "R E".
 read -r seg_offset seg_vaddr seg_size < <(readelf -lW "$work/rocker" |
@@ -83,11 +97,12 @@ while read -r address size _ name; do
     printf 'p:order/f%d %s:0x%x\n' "${#names[@]}" "$work/rocker" \
         $((address - seg_vaddr + seg_offset)) >>"$tracing/uprobe_events"
     names+=("$name")
-done < <(nm -S --defined-only "$work/rocker" | awk 'NF == 4 && $3 ~ /^[tTwW]$/')
+done < <(nm -S --defined-only "$work/rocker" | awk 'NF == 4 && $3 ~ /^[tTwW]$/ && $4 ~ /^(_ZN|_R|main$)/')
 echo "${#names[@]} probes" >&2
 
 # The commands, the run path first: its functions lead the list.
 echo 131072 >"$tracing/buffer_size_kb"
+echo 1 >"$tracing/tracing_on"
 echo >"$tracing/trace"
 echo 1 >"$tracing/events/order/enable"
 as_user run --rm --network none order:1 true
@@ -119,5 +134,7 @@ echo "reading the trace ..." >&2
                       if (!seen[probe]++) print probe }' "$tracing/trace" |
         while read -r index; do echo "${names[$index]}"; done
 } >"$out.tmp"
+# An empty trace would silently unorder the next build.
+[ "$(grep -vc "^#" "$out.tmp")" -gt 0 ] || { rm -f "$out.tmp"; die "no probe recorded a hit; nothing written"; }
 mv "$out.tmp" "$out"
 echo "$out: $(grep -vc '^#' "$out") functions" >&2
