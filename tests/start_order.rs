@@ -13,8 +13,8 @@ use std::process::Command;
 /// none.
 const LEAST_FOUND: f64 = 0.8;
 
-const REGENERATE: &str =
-    "cargo build --release && sudo contrib/build/start-order.sh, and commit the new list";
+const REGENERATE: &str = "cargo build --release --config contrib/build/static.toml && sudo \
+     contrib/build/start-order.sh, and commit the new list";
 
 #[test]
 fn the_release_binary_lays_out_the_start_path_together() {
@@ -64,20 +64,65 @@ fn the_release_binary_lays_out_the_start_path_together() {
     );
 }
 
-/// Builds the release binary (the list fits only that profile) into the
-/// target dir these tests were built in.
+/// The install's build (README.md, "Set up") is static: no dynamic loader
+/// at each start (see contrib/build/static.toml).
+#[test]
+fn the_release_binary_is_static() {
+    let binary = release_binary(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let out = Command::new("readelf")
+        .args(["-lW"])
+        .arg(&binary)
+        .output()
+        .expect("running readelf: install binutils");
+    assert!(out.status.success(), "readelf {} failed", binary.display());
+    let headers = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        headers.contains("LOAD") && !headers.contains("INTERP"),
+        "{} asks for a dynamic loader (contrib/build/static.toml was not taken):\n{headers}",
+        binary.display()
+    );
+}
+
+/// Builds the release binary as the install builds it (the list fits only
+/// that build) into the target dir these tests were built in, once for
+/// both tests.
 fn release_binary(root: &Path) -> PathBuf {
+    static BUILT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(binary) = built.as_ref() {
+        return binary.clone();
+    }
     let test = std::env::current_exe().unwrap();
     // target/debug/deps/start_order-HASH
     let target = test.ancestors().nth(3).unwrap().to_path_buf();
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet", "--bin", "rocker"])
+        .args(["--config", "contrib/build/static.toml"])
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(root)
         .status()
         .expect("running cargo build --release");
     assert!(status.success(), "cargo build --release failed");
-    target.join("release/rocker")
+    let binary = target.join(host()).join("release/rocker");
+    *built = Some(binary.clone());
+    binary
+}
+
+/// The host's target tuple, where a build for "host-tuple" lands, from
+/// the rustc beside the cargo running these tests.
+fn host() -> String {
+    let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("running rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc -vV names no host")
+        .to_string()
 }
 
 /// The binary's functions by name: address and size (`nm -S`).

@@ -6,6 +6,12 @@
 # The sourcing script sets NAME (for messages) before sourcing.
 
 RUNS=${RUNS:-5}
+# The install's build (static, see contrib/build/static.toml), else a
+# plain release build.
+host_tuple=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p' || true)
+if [ -z "${ROCKER:-}" ] && [ -x "target/${host_tuple:-HOST}/release/rocker" ]; then
+    ROCKER=target/$host_tuple/release/rocker
+fi
 ROCKER=${ROCKER:-target/release/rocker}
 BENCH_USER=${BENCH_USER:-rockerbench}
 BENCH_CACHE=${BENCH_CACHE:-/var/tmp/rocker-bench-cache}
@@ -21,7 +27,7 @@ need() {
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap needs it; the contenders run as $BENCH_USER)"
 need docker-registry skopeo debootstrap curl jq
-[ -x "$ROCKER" ] || die "$ROCKER is missing: cargo build --release"
+[ -x "$ROCKER" ] || die "$ROCKER is missing: cargo build --release --config contrib/build/static.toml"
 have_podman=$(command -v podman >/dev/null && echo yes || echo no)
 if [ "$have_podman" = yes ] && ! command -v runc >/dev/null; then
     die "podman needs runc on hybrid cgroups: apt-get install runc (or remove podman)"

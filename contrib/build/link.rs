@@ -24,6 +24,9 @@
 //! flag is passed only when the linker rustc uses takes it (LLD, which
 //! rustc links with by default on x86_64 Linux, does; GNU ld does not).
 //!
+//! The install's build is static (contrib/build/static.toml); both
+//! flags hold for it too, its probe linked statically to match.
+//!
 //! A cross build (another target than the host) is left as it is.
 
 use std::path::{Path, PathBuf};
@@ -48,7 +51,12 @@ fn main() {
         return;
     }
     let out = PathBuf::from(var("OUT_DIR"));
-    if probe(&out) {
+    // A static build (contrib/build/static.toml) relocates itself at its
+    // start, from the same packed table: the probe is linked the same way.
+    let static_build = var("CARGO_CFG_TARGET_FEATURE")
+        .split(',')
+        .any(|feature| feature == "crt-static");
+    if probe(&out, static_build) {
         println!("cargo:rustc-link-arg-bins={FLAG}");
     } else {
         println!(
@@ -112,8 +120,9 @@ fn rustc_links_with(out: &Path, flags: &[String]) -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
-/// Whether a program linked with the flag builds and runs on this host.
-fn probe(out: &Path) -> bool {
+/// Whether a program linked with the flag (statically, for a static
+/// build) builds and runs on this host.
+fn probe(out: &Path, static_build: bool) -> bool {
     let source = out.join("relr_probe.c");
     let program = out.join("relr_probe");
     if std::fs::write(&source, PROBE).is_err() {
@@ -121,7 +130,8 @@ fn probe(out: &Path) -> bool {
     }
     let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let built = Command::new(compiler)
-        .args(["-fPIE", "-pie", "-O1", FLAG, "-o"])
+        .args(["-fPIE", if static_build { "-static-pie" } else { "-pie" }])
+        .args(["-O1", FLAG, "-o"])
         .arg(&program)
         .arg(&source)
         .output()
