@@ -259,7 +259,7 @@ impl monitor::Hooks for StartRecorder<'_> {
         // Not when the container has a cgroup: the monitor stands in that
         // cgroup's `monitor` leaf while it runs, and removes it at the
         // end; a sweep waiting in it would keep it.
-        if self.sweep && container.cgroup.is_none() && !self.sweep_waiting {
+        if self.sweep && container.cgroup.is_none() {
             let namespace = container
                 .mount_namespace
                 .and_then(|fd| fd.try_clone_to_owned().ok());

@@ -145,11 +145,11 @@ impl Drop for Held {
 
 /// Runs the container to completion and returns how it ended. `hooks`
 /// are called with the container's PID 1, its cgroup and its mount
-/// namespace (`Started`) once it is cloned and once its command runs. The container's live dir
-/// and mount namespace are handed back in `remains` (whatever happened)
-/// for the caller to let go of once it has recorded the end: until then,
-/// the container's live state says its monitor answers for it, and no one
-/// sees it stopped without an end.
+/// namespace (`Started`) once it is cloned and once its command runs.
+/// The container's live dir and mount namespace are handed back in
+/// `remains` (whatever happened) for the caller to let go of once it has
+/// recorded the end: until then, the container's live state says its
+/// monitor answers for it, and no one sees it stopped without an end.
 /// `name` is the container's, which its peers on a user-defined network
 /// know it by.
 pub fn run(
