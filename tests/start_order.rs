@@ -69,13 +69,7 @@ fn the_release_binary_lays_out_the_start_path_together() {
 #[test]
 fn the_release_binary_is_static() {
     let binary = release_binary(Path::new(env!("CARGO_MANIFEST_DIR")));
-    let out = Command::new("readelf")
-        .args(["-lW"])
-        .arg(&binary)
-        .output()
-        .expect("running readelf: install binutils");
-    assert!(out.status.success(), "readelf {} failed", binary.display());
-    let headers = String::from_utf8_lossy(&out.stdout);
+    let headers = binutils("readelf", &["-lW"], &binary);
     assert!(
         headers.contains("LOAD") && !headers.contains("INTERP"),
         "{} asks for a dynamic loader (contrib/build/static.toml was not taken):\n{headers}",
@@ -127,13 +121,7 @@ fn host() -> String {
 
 /// The binary's functions by name: address and size (`nm -S`).
 fn functions(binary: &Path) -> HashMap<String, (u64, u64)> {
-    let out = Command::new("nm")
-        .args(["-S", "--defined-only"])
-        .arg(binary)
-        .output()
-        .expect("running nm: install binutils");
-    assert!(out.status.success(), "nm {} failed", binary.display());
-    String::from_utf8_lossy(&out.stdout)
+    binutils("nm", &["-S", "--defined-only"], binary)
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -147,4 +135,15 @@ fn functions(binary: &Path) -> HashMap<String, (u64, u64)> {
             Some((name.to_string(), (hex(address)?, hex(size)?)))
         })
         .collect()
+}
+
+/// What a binutils tool (`nm`, `readelf`) prints about `binary`.
+fn binutils(tool: &str, args: &[&str], binary: &Path) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .arg(binary)
+        .output()
+        .unwrap_or_else(|err| panic!("running {tool}: {err}: install binutils"));
+    assert!(out.status.success(), "{tool} {} failed", binary.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
