@@ -89,6 +89,9 @@ impl Profile {
     pub fn resolve(&self, target: &Target<'_>) -> Filter {
         let mut conditional = vec![];
         let mut unconditional: Vec<Rule> = vec![];
+        // The syscalls `unconditional` answers: a set, not a scan of it
+        // for each of the profile's 400-odd names.
+        let mut answered = std::collections::HashSet::new();
         for entry in self.entries.iter().filter(|e| e.applies_to(target)) {
             for name in &entry.names {
                 let Some(nr) = syscall_number(name) else {
@@ -102,7 +105,7 @@ impl Profile {
                     };
                     match rule.checks.is_empty() {
                         false => conditional.push(rule),
-                        true if unconditional.iter().any(|r| r.nr == nr) => {}
+                        true if !answered.insert(nr) => {}
                         true => unconditional.push(rule),
                     }
                 }
